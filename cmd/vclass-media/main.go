@@ -1,0 +1,205 @@
+// Command vclass-media is the WebRTC media server of a virtual class.
+//
+// With no configuration it starts on an embedded default (Open rooms,
+// anonymous joins, HTTP on :8011) and serves a browser client at /.
+// With -config it reads a deployment's mediasoup_config.json unchanged.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/vclass/vclass/config"
+	"github.com/vclass/vclass/room"
+	"github.com/vclass/vclass/sfu"
+	"github.com/vclass/vclass/signaling"
+	"github.com/vclass/vclass/web"
+)
+
+// shutdownBudget is how long SIGTERM may take, all told.
+const shutdownBudget = 10 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// exit codes
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitConfig  = 2
+)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vclass-media", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("VCLASS_MEDIA_CONFIG"), "mediasoup_config.json to load (env VCLASS_MEDIA_CONFIG); empty = embedded default")
+	checkPath := fs.String("check-config", "", "load this file, print the effective settings as JSON and exit (2 if invalid)")
+	httpAddr := fs.String("http", "", "HTTP listen address (overrides VCLASS_HTTP_ADDR and the default :8011)")
+	logDir := fs.String("log-dir", getenv("VCLASS_LOG_DIR"), "also write logs to a rotated file in this folder (env VCLASS_LOG_DIR)")
+	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
+	if *checkPath != "" {
+		return checkConfig(*checkPath, getenv, stdout, stderr)
+	}
+	cfg, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "vclass-media: %v\n", err)
+		return exitConfig
+	}
+	if *httpAddr != "" {
+		cfg.HTTPAddr = *httpAddr
+	}
+	log, closeLog, err := newLogger(cfg.LogLevel, *logDir, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "vclass-media: %v\n", err)
+		return exitConfig
+	}
+	defer closeLog()
+	if err := serve(ctx, cfg, log, stdout); err != nil {
+		log.Error("vclass-media stopped", "err", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func loadConfig(path string, getenv func(string) string) (*config.Media, error) {
+	var cfg *config.Media
+	var err error
+	if path == "" {
+		cfg = config.DefaultMedia()
+	} else if cfg, err = config.LoadMedia(path); err != nil {
+		return nil, err
+	}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func checkConfig(path string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(path, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return exitConfig
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(cfg); err != nil {
+		fmt.Fprintf(stderr, "vclass-media: %v\n", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func newLogger(level, dir string, stdout io.Writer) (*slog.Logger, func(), error) {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "none":
+		return slog.New(slog.DiscardHandler), func() {}, nil
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	handlers := []slog.Handler{slog.NewTextHandler(stdout, opts)}
+	closeFn := func() {}
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("log dir: %w", err)
+		}
+		file := &lumberjack.Logger{
+			Filename: filepath.Join(dir, "vclass-media.log"), MaxSize: 50, MaxBackups: 10, MaxAge: 30, Compress: true,
+		}
+		handlers = append(handlers, slog.NewJSONHandler(file, opts))
+		closeFn = func() { _ = file.Close() }
+	}
+	return slog.New(slog.NewMultiHandler(handlers...)), closeFn, nil
+}
+
+func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.Writer) error {
+	for _, key := range cfg.Ignored {
+		log.Info("config key ignored", "key", key)
+	}
+	engine, err := sfu.NewEngine(sfu.EngineParams{
+		RTC: cfg.RTC, Codecs: cfg.Codecs, MaxIncomingBitrate: cfg.Bitrate.MaxIncoming, Logger: log.With("part", "sfu"),
+	})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	rooms := room.NewManager(room.Params{
+		Engine: engine, ServeMode: cfg.ServeMode, EmptyGrace: 10 * time.Second, Logger: log.With("part", "room"),
+	})
+	metrics := signaling.NewMetrics(engine, rooms)
+	srv := signaling.NewServer(signaling.Params{Rooms: rooms, Metrics: metrics, Logger: log.With("part", "signaling")})
+	var ready atomic.Bool
+	httpSrv := &http.Server{
+		Handler:           signaling.NewHandler(signaling.HTTPParams{Server: srv, Metrics: metrics, Web: web.Handler(), Ready: &ready}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	ready.Store(true)
+	log.Info("vclass-media started", "http", ln.Addr().String(), "serveMode", cfg.ServeMode, "udpPorts", engine.UDPPorts(), "config", cfg.Source)
+	fmt.Fprintf(stdout, "vclass-media: open %s in a browser to join a class\n", browserURL(ln.Addr()))
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new joins; telling peers")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget-time.Second)
+	defer cancel()
+	ready.Store(false)
+	srv.BeginDrain()
+	rooms.Drain("serverShutdown")
+	srv.Wait(sctx)
+	if err := httpSrv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// browserURL is where a person on this machine opens the class page.
+func browserURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		port := 0
+		if ok {
+			port = tcp.Port
+		}
+		return fmt.Sprintf("http://localhost:%d/", port)
+	}
+	return "http://" + tcp.String() + "/"
+}

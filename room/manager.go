@@ -1,0 +1,145 @@
+package room
+
+import (
+	"errors"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vclass/vclass/config"
+	"github.com/vclass/vclass/sfu"
+)
+
+// Params configure a Manager.
+type Params struct {
+	Engine    *sfu.Engine
+	ServeMode config.ServeMode
+	// EmptyGrace is how long an empty room lives before it closes.
+	EmptyGrace time.Duration
+	Logger     *slog.Logger
+}
+
+// Manager holds the rooms of this node.
+type Manager struct {
+	engine *sfu.Engine
+	log    *slog.Logger
+	params Params
+
+	mu       sync.Mutex
+	rooms    map[string]*Room
+	draining bool
+	wg       sync.WaitGroup // room goroutines
+}
+
+// NewManager makes an empty manager.
+func NewManager(p Params) *Manager {
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	if p.ServeMode == "" {
+		p.ServeMode = config.ServeOpen
+	}
+	return &Manager{engine: p.Engine, log: p.Logger, params: p, rooms: map[string]*Room{}}
+}
+
+// PeerParams describe a peer entering a room.
+type PeerParams struct {
+	ID          string // chosen by the caller; a random one when empty
+	DisplayName string
+	Sources     []string
+	Sink        Sink
+}
+
+// Join puts a new peer in room id, creating the room on first join.
+func (m *Manager) Join(id string, p PeerParams) (*Peer, []PeerInfo, error) {
+	for {
+		peer, infos, err := m.join(id, p)
+		if !errors.Is(err, errRoomClosed) {
+			return peer, infos, err
+		}
+		// The room closed between lookup and join: make a new one.
+	}
+}
+
+func (m *Manager) join(id string, p PeerParams) (*Peer, []PeerInfo, error) {
+	m.mu.Lock()
+	if m.draining {
+		m.mu.Unlock()
+		return nil, nil, ErrShuttingDown
+	}
+	r := m.rooms[id]
+	if r == nil {
+		r = newRoom(m, id, m.params.ServeMode)
+		m.rooms[id] = r
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			r.run()
+		}()
+		m.log.Info("room created", "room", id, "mode", r.mode)
+	}
+	m.mu.Unlock()
+	return r.join(p)
+}
+
+// roomEmpty is called by a room when its last peer left; the room closes
+// after the grace period unless someone joins.
+func (m *Manager) closeIfEmpty(r *Room) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !r.closeIfEmpty() {
+		return
+	}
+	if m.rooms[r.id] == r {
+		delete(m.rooms, r.id)
+	}
+	m.log.Info("room closed", "room", r.id)
+}
+
+// Rooms lists the live rooms.
+func (m *Manager) Rooms() []*Room {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Counts reports rooms, peers, producers and consumers, for metrics.
+func (m *Manager) Counts() (rooms, peers, producers, consumers int) {
+	for _, r := range m.Rooms() {
+		p, pr, c := r.counts()
+		rooms++
+		peers += p
+		producers += pr
+		consumers += c
+	}
+	return
+}
+
+// Drain refuses new joins, closes every room with reason, and waits for
+// the rooms' goroutines.
+func (m *Manager) Drain(reason string) {
+	m.mu.Lock()
+	m.draining = true
+	rooms := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		rooms = append(rooms, r)
+	}
+	m.rooms = map[string]*Room{}
+	m.mu.Unlock()
+	for _, r := range rooms {
+		r.close(reason)
+	}
+	m.wg.Wait()
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,345 @@
+package room
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/sfu"
+)
+
+// Sink reaches a peer's client. Notify queues a message and never blocks;
+// Close ends the client's connection.
+type Sink interface {
+	Notify(method string, data any)
+	Close()
+}
+
+// Peer is one participant of a room.
+type Peer struct {
+	id          string
+	room        *Room
+	displayName string
+	sources     []string
+	joined      time.Time
+	log         *slog.Logger
+	sinkBox     atomic.Pointer[sinkHolder]
+
+	// guarded by room.mu
+	producers map[string]*Producer
+	consumers map[string]*Consumer
+	left      bool
+
+	transportMu sync.Mutex // guards pub and sub creation
+	pub         *sfu.Publisher
+	sub         *sfu.Subscriber
+	consumerTag sync.Map // consumer id -> *Consumer, read by the offer callback without locks
+}
+
+type sinkHolder struct{ Sink }
+
+// Producer is a source a peer publishes.
+type Producer struct {
+	id, source, kind, mid string
+	peer                  *Peer
+	up                    *sfu.UpTrack // nil until the first packet arrives
+	paused                bool
+	consumers             map[*Consumer]struct{}
+}
+
+// Consumer is a producer received by another peer.
+type Consumer struct {
+	id       string
+	producer *Producer
+	peer     *Peer
+	down     *sfu.DownTrack
+	paused   bool // by its own peer
+}
+
+// PeerInfo describes a peer to other peers and to the API.
+type PeerInfo struct {
+	PeerID      string         `json:"peerId"`
+	DisplayName string         `json:"displayName"`
+	Sources     []string       `json:"sources"`
+	Producers   []ProducerInfo `json:"producers"`
+	Joined      time.Time      `json:"joined"`
+}
+
+// ProducerInfo describes a producer.
+type ProducerInfo struct {
+	ProducerID string `json:"producerId"`
+	Mid        string `json:"mid,omitempty"`
+	Source     string `json:"source"`
+	Kind       string `json:"kind"`
+	Paused     bool   `json:"paused"`
+}
+
+func newPeer(r *Room, p PeerParams) *Peer {
+	id := p.ID
+	if id == "" {
+		id = newID()
+	}
+	peer := &Peer{
+		id: id, room: r, displayName: p.DisplayName, sources: p.Sources, joined: time.Now(),
+		producers: map[string]*Producer{}, consumers: map[string]*Consumer{},
+	}
+	peer.log = r.m.log.With("room", r.id, "peer", peer.id)
+	peer.sinkBox.Store(&sinkHolder{p.Sink})
+	return peer
+}
+
+// ID is the peer's id.
+func (p *Peer) ID() string { return p.id }
+
+// Room is the peer's room.
+func (p *Peer) Room() *Room { return p.room }
+
+// SetSink points the peer at a new client connection (after a reconnect).
+func (p *Peer) SetSink(s Sink) { p.sinkBox.Store(&sinkHolder{s}) }
+
+func (p *Peer) sink() Sink { return p.sinkBox.Load().Sink }
+
+func (p *Peer) notify(method string, data any) { p.sink().Notify(method, data) }
+
+func (p *Peer) declares(source string) bool { return slices.Contains(p.sources, source) }
+
+func (p *Peer) infoLocked() PeerInfo {
+	info := PeerInfo{PeerID: p.id, DisplayName: p.displayName, Sources: p.sources, Joined: p.joined, Producers: []ProducerInfo{}}
+	for _, prod := range p.producers {
+		info.Producers = append(info.Producers, prod.info())
+	}
+	return info
+}
+
+func (prod *Producer) info() ProducerInfo {
+	return ProducerInfo{ProducerID: prod.id, Mid: prod.mid, Source: prod.source, Kind: prod.kind, Paused: prod.paused}
+}
+
+// Start subscribes the peer to what its room's rules give it; the
+// signaling layer calls it once the client knows it is in the room.
+func (p *Peer) Start() {
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.left {
+		return
+	}
+	for _, o := range r.peers {
+		for _, prod := range o.producers {
+			if autoSubscribe(r.mode, p, prod) {
+				p.consumeLocked(prod)
+			}
+		}
+	}
+}
+
+// ProduceRequest names the source sent on one new m-line.
+type ProduceRequest struct {
+	Mid    string `json:"mid"`
+	Source string `json:"source"`
+}
+
+// Produce applies the client's offer for its send transport and registers
+// a producer for each new m-line named in reqs.
+func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerInfo, error) {
+	sections, err := sfu.OfferedSections(offer)
+	if err != nil {
+		return "", nil, err
+	}
+	created, err := p.addProducers(sections, reqs)
+	if err != nil {
+		return "", nil, err
+	}
+	pub, err := p.publisher()
+	if err == nil {
+		var answer string
+		answer, _, err = pub.Negotiate(offer)
+		if err == nil {
+			infos := make([]ProducerInfo, 0, len(created))
+			for _, prod := range created {
+				infos = append(infos, prod.info())
+				p.room.broadcast(p, "newProducer", map[string]any{
+					"peerId": p.id, "producerId": prod.id, "source": prod.source, "kind": prod.kind,
+				})
+			}
+			return answer, infos, nil
+		}
+	}
+	r := p.room
+	r.mu.Lock()
+	for _, prod := range created {
+		delete(p.producers, prod.id)
+	}
+	r.mu.Unlock()
+	return "", nil, err
+}
+
+func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) ([]*Producer, error) {
+	kinds := map[string]string{}
+	for _, s := range sections {
+		kinds[s.Mid] = s.Kind.String()
+	}
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.left {
+		return nil, ErrLeft
+	}
+	var created []*Producer
+	for _, req := range reqs {
+		kind, _, ok := strings.Cut(req.Source, ":")
+		if !ok || (kind != "audio" && kind != "video") {
+			return nil, fmt.Errorf("%w: source %q is not kind:name", ErrBadRequest, req.Source)
+		}
+		if kinds[req.Mid] != kind {
+			return nil, fmt.Errorf("%w: mid %q is not a sending %s m-line of the offer", ErrBadRequest, req.Mid, kind)
+		}
+		if !mayPublish(r.mode, p, req.Source) {
+			return nil, fmt.Errorf("%w: %s", ErrSourceNotAllowed, req.Source)
+		}
+		for _, prod := range p.producers {
+			if prod.source == req.Source {
+				return nil, fmt.Errorf("%w: %s", ErrSourceBusy, req.Source)
+			}
+			if prod.mid == req.Mid {
+				return nil, fmt.Errorf("%w: mid %q already carries %s", ErrBadRequest, req.Mid, prod.source)
+			}
+		}
+		prod := &Producer{id: newID(), source: req.Source, kind: kind, mid: req.Mid, peer: p, consumers: map[*Consumer]struct{}{}}
+		p.producers[prod.id] = prod
+		created = append(created, prod)
+	}
+	return created, nil
+}
+
+func (p *Peer) publisher() (*sfu.Publisher, error) {
+	p.transportMu.Lock()
+	defer p.transportMu.Unlock()
+	if p.pub != nil {
+		return p.pub, nil
+	}
+	pub, err := p.room.m.engine.NewPublisher(sfu.PublisherParams{
+		TrackID:        p.trackID,
+		OnTrack:        p.onTrack,
+		OnICECandidate: func(c *webrtc.ICECandidateInit) { p.notifyCandidate("send", c) },
+		OnStateChange: func(s webrtc.PeerConnectionState) {
+			p.log.Debug("send transport", "state", s.String())
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.pub = pub
+	return pub, nil
+}
+
+func (p *Peer) subscriber() (*sfu.Subscriber, error) {
+	p.transportMu.Lock()
+	defer p.transportMu.Unlock()
+	if p.sub != nil {
+		return p.sub, nil
+	}
+	sub, err := p.room.m.engine.NewSubscriber(sfu.SubscriberParams{
+		OnOffer:        p.onOffer,
+		OnICECandidate: func(c *webrtc.ICECandidateInit) { p.notifyCandidate("recv", c) },
+		OnStateChange: func(s webrtc.PeerConnectionState) {
+			p.log.Debug("recv transport", "state", s.String())
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.sub = sub
+	return sub, nil
+}
+
+func (p *Peer) notifyCandidate(transport string, c *webrtc.ICECandidateInit) {
+	p.notify("iceCandidate", map[string]any{"transport": transport, "candidate": c})
+}
+
+func (p *Peer) trackID(mid string) (string, bool) {
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, prod := range p.producers {
+		if prod.mid == mid {
+			return prod.id, true
+		}
+	}
+	return "", false
+}
+
+// onTrack: a producer's media started; give it to whoever the rules say.
+func (p *Peer) onTrack(mid string, up *sfu.UpTrack) {
+	r := p.room
+	r.mu.Lock()
+	prod := p.producers[up.ID()]
+	if prod == nil || p.left {
+		r.mu.Unlock()
+		return
+	}
+	prod.up = up
+	for _, o := range r.peers {
+		if autoSubscribe(r.mode, o, prod) {
+			o.consumeLocked(prod)
+		}
+	}
+	r.mu.Unlock()
+	go func() {
+		<-up.Done()
+		p.closeProducer(prod, "ended")
+	}()
+}
+
+// consumeLocked makes p receive prod. Called with the room locked.
+func (p *Peer) consumeLocked(prod *Producer) {
+	if prod.up == nil || p.left {
+		return
+	}
+	for _, c := range p.consumers {
+		if c.producer == prod {
+			return
+		}
+	}
+	sub, err := p.subscriber()
+	if err != nil {
+		p.log.Error("recv transport", "err", err)
+		return
+	}
+	c := &Consumer{id: newID(), producer: prod, peer: p}
+	c.down = sfu.NewDownTrack(prod.up, c.id, prod.peer.id)
+	if prod.paused {
+		c.down.Pause()
+	}
+	p.consumerTag.Store(c.id, c)
+	if err := sub.AddTrack(c.down); err != nil {
+		p.consumerTag.Delete(c.id)
+		p.log.Error("consume", "producer", prod.id, "err", err)
+		return
+	}
+	p.consumers[c.id] = c
+	prod.consumers[c] = struct{}{}
+}
+
+// onOffer runs under the subscriber's lock: only queue messages.
+func (p *Peer) onOffer(sdp string, version int, added []sfu.AddedTrack) {
+	for _, a := range added {
+		v, ok := p.consumerTag.Load(a.Down.ID())
+		if !ok {
+			continue
+		}
+		c := v.(*Consumer)
+		prod := c.producer
+		p.notify("newConsumer", map[string]any{
+			"consumerId": c.id, "producerId": prod.id, "peerId": prod.peer.id,
+			"source": prod.source, "kind": prod.kind, "mid": a.Mid, "paused": a.Down.Paused(),
+		})
+	}
+	p.notify("offer", map[string]any{"sdp": sdp, "version": version})
+}

@@ -1,0 +1,201 @@
+package room
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Answer applies the client's answer to the recv transport's offer.
+func (p *Peer) Answer(sdp string, version int) error {
+	p.transportMu.Lock()
+	sub := p.sub
+	p.transportMu.Unlock()
+	if sub == nil {
+		return fmt.Errorf("%w: no offer was made", ErrBadRequest)
+	}
+	return sub.SetAnswer(sdp, version)
+}
+
+// AddICECandidate adds a client candidate to transport "send" or "recv".
+func (p *Peer) AddICECandidate(transport string, c webrtc.ICECandidateInit) error {
+	p.transportMu.Lock()
+	pub, sub := p.pub, p.sub
+	p.transportMu.Unlock()
+	switch {
+	case transport == "send" && pub != nil:
+		return pub.AddICECandidate(c)
+	case transport == "recv" && sub != nil:
+		return sub.AddICECandidate(c)
+	}
+	return fmt.Errorf("%w: no %q transport", ErrBadRequest, transport)
+}
+
+// RestartICE makes the server offer fresh ICE credentials on the recv
+// transport (the client restarts its send transport itself).
+func (p *Peer) RestartICE() {
+	p.transportMu.Lock()
+	sub := p.sub
+	p.transportMu.Unlock()
+	if sub != nil {
+		sub.RestartICE()
+	}
+}
+
+// CloseProducer ends one of the peer's producers.
+func (p *Peer) CloseProducer(id string) error {
+	prod, err := p.producer(id)
+	if err != nil {
+		return err
+	}
+	p.closeProducer(prod, "closed")
+	return nil
+}
+
+func (p *Peer) producer(id string) (*Producer, error) {
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prod := p.producers[id]
+	if prod == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownProducer, id)
+	}
+	return prod, nil
+}
+
+func (p *Peer) closeProducer(prod *Producer, reason string) {
+	r := p.room
+	r.mu.Lock()
+	if p.producers[prod.id] != prod {
+		r.mu.Unlock()
+		return
+	}
+	delete(p.producers, prod.id)
+	for c := range prod.consumers {
+		c.peer.removeConsumerLocked(c)
+	}
+	r.mu.Unlock()
+	r.broadcast(nil, "producerClosed", map[string]any{"peerId": p.id, "producerId": prod.id, "reason": reason})
+}
+
+// removeConsumerLocked stops sending c to p. Called with the room locked.
+func (p *Peer) removeConsumerLocked(c *Consumer) {
+	delete(p.consumers, c.id)
+	delete(c.producer.consumers, c)
+	p.consumerTag.Delete(c.id)
+	p.transportMu.Lock()
+	sub := p.sub
+	p.transportMu.Unlock()
+	if sub != nil {
+		if err := sub.RemoveTrack(c.down); err != nil {
+			p.log.Warn("remove consumer", "consumer", c.id, "err", err)
+		}
+	}
+	p.notify("consumerClosed", map[string]any{"consumerId": c.id})
+}
+
+// SetProducerPaused pauses or resumes one of the peer's producers for
+// everyone receiving it.
+func (p *Peer) SetProducerPaused(id string, paused bool) error {
+	r := p.room
+	r.mu.Lock()
+	prod := p.producers[id]
+	if prod == nil {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrUnknownProducer, id)
+	}
+	changed := prod.paused != paused
+	prod.paused = paused
+	var notify []*Consumer
+	for c := range prod.consumers {
+		if !changed || c.paused {
+			continue
+		}
+		if paused {
+			c.down.Pause()
+		} else {
+			c.down.Resume()
+		}
+		notify = append(notify, c)
+	}
+	r.mu.Unlock()
+	method := "consumerResumed"
+	if paused {
+		method = "consumerPaused"
+	}
+	for _, c := range notify {
+		c.peer.notify(method, map[string]any{"consumerId": c.id})
+	}
+	return nil
+}
+
+// SetConsumerPaused pauses or resumes what the peer receives of one consumer.
+func (p *Peer) SetConsumerPaused(id string, paused bool) error {
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := p.consumers[id]
+	if c == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownConsumer, id)
+	}
+	c.paused = paused
+	if paused {
+		c.down.Pause()
+	} else if !c.producer.paused {
+		c.down.Resume()
+	}
+	return nil
+}
+
+// SendMessage sends a chat message to everyone in the room, the sender too.
+func (p *Peer) SendMessage(text string) {
+	p.room.broadcast(nil, "newMessage", map[string]any{
+		"peerId": p.id, "displayName": p.displayName, "text": text, "time": time.Now().UTC().Format(time.RFC3339),
+	})
+}
+
+// Leave takes the peer out of its room.
+func (p *Peer) Leave() { p.leave("left") }
+
+func (p *Peer) leave(reason string) {
+	r := p.room
+	r.mu.Lock()
+	if p.left {
+		r.mu.Unlock()
+		return
+	}
+	p.left = true
+	delete(r.peers, p.id)
+	if len(r.peers) == 0 {
+		r.emptySince = time.Now()
+	}
+	prods := make([]*Producer, 0, len(p.producers))
+	for _, prod := range p.producers {
+		prods = append(prods, prod)
+		for c := range prod.consumers {
+			c.peer.removeConsumerLocked(c)
+		}
+	}
+	p.producers = map[string]*Producer{}
+	for _, c := range p.consumers {
+		delete(c.producer.consumers, c)
+	}
+	p.consumers = map[string]*Consumer{}
+	r.mu.Unlock()
+
+	p.transportMu.Lock()
+	pub, sub := p.pub, p.sub
+	p.transportMu.Unlock()
+	if sub != nil {
+		_ = sub.Close()
+	}
+	if pub != nil {
+		_ = pub.Close()
+	}
+	for _, prod := range prods {
+		r.broadcast(p, "producerClosed", map[string]any{"peerId": p.id, "producerId": prod.id, "reason": reason})
+	}
+	r.broadcast(p, "peerLeaveRoom", map[string]any{"peerId": p.id, "reason": reason})
+	p.log.Info("peer left", "reason", reason)
+}

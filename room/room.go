@@ -1,0 +1,187 @@
+package room
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/vclass/vclass/config"
+)
+
+// speakerThreshold is the audio level (dBov, lower is louder) under which
+// a peer counts as speaking.
+const speakerThreshold = 60
+
+var errRoomClosed = errors.New("room: closed")
+
+// Room is one class: its peers and the media flowing between them. One
+// lock guards the room's peers, producers and consumers.
+type Room struct {
+	id      string
+	mode    config.ServeMode
+	m       *Manager
+	created time.Time
+
+	mu         sync.Mutex
+	peers      map[string]*Peer
+	closed     bool
+	emptySince time.Time
+	speaker    string
+	stop       chan struct{}
+}
+
+func newRoom(m *Manager, id string, mode config.ServeMode) *Room {
+	return &Room{
+		id: id, mode: mode, m: m, created: time.Now(),
+		peers: map[string]*Peer{}, emptySince: time.Now(), stop: make(chan struct{}),
+	}
+}
+
+// ID is the room's name.
+func (r *Room) ID() string { return r.id }
+
+// Mode is the room's ServeMode.
+func (r *Room) Mode() config.ServeMode { return r.mode }
+
+func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, nil, errRoomClosed
+	}
+	peer := newPeer(r, p)
+	others := r.peerListLocked()
+	infos := make([]PeerInfo, 0, len(others))
+	for _, o := range others {
+		infos = append(infos, o.infoLocked())
+	}
+	r.peers[peer.id] = peer
+	r.emptySince = time.Time{}
+	info := peer.infoLocked()
+	r.mu.Unlock()
+	for _, o := range others {
+		o.notify("peerJoinRoom", info)
+	}
+	r.m.log.Info("peer joined", "room", r.id, "peer", peer.id, "name", p.DisplayName)
+	return peer, infos, nil
+}
+
+// peerListLocked copies the peers so that they can be called without the lock.
+func (r *Room) peerListLocked() []*Peer {
+	out := make([]*Peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		out = append(out, p)
+	}
+	return out
+}
+
+// broadcast notifies every peer but except (which may be nil).
+func (r *Room) broadcast(except *Peer, method string, data any) {
+	r.mu.Lock()
+	peers := r.peerListLocked()
+	r.mu.Unlock()
+	for _, p := range peers {
+		if p != except {
+			p.notify(method, data)
+		}
+	}
+}
+
+// run watches the active speaker and closes the room when it stayed empty.
+func (r *Room) run() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		r.updateSpeaker()
+		r.mu.Lock()
+		expired := len(r.peers) == 0 && !r.emptySince.IsZero() && time.Since(r.emptySince) >= r.m.params.EmptyGrace
+		r.mu.Unlock()
+		if expired {
+			r.m.closeIfEmpty(r)
+		}
+	}
+}
+
+// closeIfEmpty marks the room closed if it has no peer; the manager holds
+// its lock so that no join races in.
+func (r *Room) closeIfEmpty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.peers) > 0 || r.closed {
+		return false
+	}
+	r.closed = true
+	close(r.stop)
+	return true
+}
+
+// close makes every peer leave with reason and ends the room.
+func (r *Room) close(reason string) {
+	r.mu.Lock()
+	peers := r.peerListLocked()
+	r.mu.Unlock()
+	for _, p := range peers {
+		p.notify("disconnect", map[string]string{"reason": reason})
+		p.leave(reason)
+		p.sink().Close()
+	}
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.stop)
+	}
+	r.mu.Unlock()
+}
+
+func (r *Room) updateSpeaker() {
+	r.mu.Lock()
+	best, bestLevel := "", float64(speakerThreshold)
+	for _, p := range r.peers {
+		for _, prod := range p.producers {
+			if prod.up == nil || prod.paused || prod.kind != "audio" {
+				continue
+			}
+			if l := prod.up.AudioLevel(); l < bestLevel {
+				best, bestLevel = p.id, l
+			}
+		}
+	}
+	changed := best != r.speaker
+	r.speaker = best
+	r.mu.Unlock()
+	if !changed {
+		return
+	}
+	data := map[string]any{"peerId": nil, "volume": -127}
+	if best != "" {
+		data = map[string]any{"peerId": best, "volume": -int(bestLevel)}
+	}
+	r.broadcast(nil, "activeSpeaker", data)
+}
+
+func (r *Room) counts() (peers, producers, consumers int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.peers {
+		peers++
+		producers += len(p.producers)
+		consumers += len(p.consumers)
+	}
+	return
+}
+
+// Peers describes the peers, for the API.
+func (r *Room) Peers() []PeerInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]PeerInfo, 0, len(r.peers))
+	for _, p := range r.peers {
+		out = append(out, p.infoLocked())
+	}
+	return out
+}

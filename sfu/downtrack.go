@@ -1,0 +1,253 @@
+package sfu
+
+import (
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// DownTrack sends one UpTrack to one subscriber. It is a webrtc.TrackLocal:
+// Pion binds it when the subscriber's answer arrives. Its Forwarder keeps
+// the outgoing numbering continuous; NACKs are answered from the UpTrack's
+// cache and keyframe requests go to the publisher, throttled there.
+type DownTrack struct {
+	id       string
+	streamID string
+	up       *UpTrack
+	stats    *Counters
+
+	mu     sync.Mutex // guards the fields below
+	fwd    *Forwarder
+	writer webrtc.TrackLocalWriter
+	ssrc   uint32
+	pt     uint8
+	closed bool
+
+	hdr    rtp.Header // used by the up track's reader only
+	rtxMu  sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
+	rtxHdr rtp.Header
+	rtxBuf [maxPacketSize]byte
+}
+
+var _ webrtc.TrackLocal = (*DownTrack)(nil)
+
+// NewDownTrack makes a down track of up. id names the consumer; streamID
+// groups the tracks of one publishing peer (the browser's MediaStream).
+func NewDownTrack(up *UpTrack, id, streamID string) *DownTrack {
+	return &DownTrack{
+		id:       id,
+		streamID: streamID,
+		up:       up,
+		stats:    &up.engine.Stats,
+		fwd:      NewForwarder(up.codec.ClockRate, up.codecKind != codecAudio),
+	}
+}
+
+// ID implements webrtc.TrackLocal.
+func (d *DownTrack) ID() string { return d.id }
+
+// RID implements webrtc.TrackLocal.
+func (d *DownTrack) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal.
+func (d *DownTrack) StreamID() string { return d.streamID }
+
+// Kind implements webrtc.TrackLocal.
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.Kind() }
+
+// UpTrack is the track this one forwards.
+func (d *DownTrack) UpTrack() *UpTrack { return d.up }
+
+// Bind implements webrtc.TrackLocal.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codec, ok := matchCodec(ctx.CodecParameters(), d.up.codec)
+	if !ok {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return webrtc.RTPCodecParameters{}, errDownTrackClosed
+	}
+	d.writer = ctx.WriteStream()
+	d.ssrc = uint32(ctx.SSRC())
+	d.pt = uint8(codec.PayloadType)
+	d.mu.Unlock()
+	d.up.addDown(d)
+	d.up.RequestKeyframe()
+	return codec, nil
+}
+
+var errDownTrackClosed = errors.New("sfu: down track closed")
+
+// Unbind implements webrtc.TrackLocal.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.up.removeDown(d)
+	d.mu.Lock()
+	d.writer = nil
+	d.mu.Unlock()
+	return nil
+}
+
+// close detaches the down track from its up track for good.
+func (d *DownTrack) close() {
+	d.up.removeDown(d)
+	d.mu.Lock()
+	d.closed = true
+	d.writer = nil
+	d.mu.Unlock()
+}
+
+// Pause stops forwarding; Resume restarts it at the next keyframe with
+// continuous numbering.
+func (d *DownTrack) Pause() {
+	d.mu.Lock()
+	d.fwd.Pause()
+	d.mu.Unlock()
+}
+
+// Resume restarts a paused down track.
+func (d *DownTrack) Resume() {
+	d.mu.Lock()
+	d.fwd.Resume()
+	d.mu.Unlock()
+	d.up.RequestKeyframe()
+}
+
+// forward sends one packet of the up track. Called by the up track's
+// reader only; never blocks (UDP writes do not, ICE-TCP drops when full).
+func (d *DownTrack) forward(p *upPacket) {
+	d.mu.Lock()
+	dec := d.fwd.Process(InPacket{ExtSeq: p.extSeq, Timestamp: p.header.Timestamp, Keyframe: p.keyframe, Arrival: p.arrival})
+	w, ssrc, pt := d.writer, d.ssrc, d.pt
+	d.mu.Unlock()
+	if dec.RequestKeyframe {
+		d.up.RequestKeyframe()
+	}
+	if !dec.Forward || w == nil {
+		return
+	}
+	h := &d.hdr
+	*h = p.header
+	h.Extension, h.Extensions = false, nil
+	h.SSRC, h.PayloadType = ssrc, pt
+	h.SequenceNumber, h.Timestamp = dec.Seq, dec.Timestamp
+	if n, err := w.WriteRTP(h, p.payload); err != nil {
+		d.stats.DroppedOut.Add(1)
+	} else {
+		d.stats.PacketsOut.Add(1)
+		d.stats.BytesOut.Add(uint64(n))
+	}
+}
+
+// retransmit resends the packet the subscriber knows as seq, if the cache
+// still has it and it belongs to the current segment.
+func (d *DownTrack) retransmit(seq uint16) bool {
+	d.mu.Lock()
+	inExt, ok := d.fwd.MapNack(seq)
+	tsOffset := d.fwd.tsOffset
+	w, ssrc, pt := d.writer, d.ssrc, d.pt
+	d.mu.Unlock()
+	if !ok || w == nil {
+		return false
+	}
+	d.rtxMu.Lock()
+	defer d.rtxMu.Unlock()
+	n := d.up.cache.get(inExt, d.rtxBuf[:])
+	if n == 0 {
+		return false
+	}
+	payload, err := parseRTP(d.rtxBuf[:n], &d.rtxHdr)
+	if err != nil {
+		return false
+	}
+	h := &d.rtxHdr
+	h.Extension, h.Extensions = false, h.Extensions[:0]
+	h.SSRC, h.PayloadType = ssrc, pt
+	h.SequenceNumber, h.Timestamp = seq, h.Timestamp-tsOffset
+	if _, err := w.WriteRTP(h, payload); err != nil {
+		return false
+	}
+	d.stats.Retransmits.Add(1)
+	return true
+}
+
+// readRTCP handles the subscriber's feedback until the sender stops.
+func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			switch p := pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.stats.PLIsIn.Add(1)
+				d.up.RequestKeyframe()
+			case *rtcp.TransportLayerNack:
+				for _, pair := range p.Nacks {
+					for _, seq := range pair.PacketList() {
+						d.stats.NacksIn.Add(1)
+						d.retransmit(seq)
+					}
+				}
+			}
+		}
+	}
+}
+
+// matchCodec finds the subscriber's codec that carries what the publisher
+// sends: the same MIME type and, for H264 and VP9, the same profile.
+func matchCodec(offered []webrtc.RTPCodecParameters, want webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var sameMime []webrtc.RTPCodecParameters
+	for _, c := range offered {
+		if strings.EqualFold(c.MimeType, want.MimeType) {
+			sameMime = append(sameMime, c)
+		}
+	}
+	for _, c := range sameMime {
+		if sameProfile(c.SDPFmtpLine, want.SDPFmtpLine, want.MimeType) {
+			return c, true
+		}
+	}
+	if len(sameMime) > 0 && codecKindOf(want.MimeType) != codecH264 {
+		return sameMime[0], true
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// sameProfile compares the fmtp parameters that change how a stream decodes.
+func sameProfile(a, b, mime string) bool {
+	fa, fb := parseFmtp(a), parseFmtp(b)
+	switch codecKindOf(mime) {
+	case codecH264:
+		pa, pb := fa["profile-level-id"], fb["profile-level-id"]
+		return fa["packetization-mode"] == fb["packetization-mode"] &&
+			len(pa) >= 2 && len(pb) >= 2 && strings.EqualFold(pa[:2], pb[:2])
+	case codecVP9:
+		return fa["profile-id"] == fb["profile-id"]
+	}
+	return true
+}
+
+func parseFmtp(line string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range strings.Split(line, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		if k != "" {
+			m[strings.ToLower(k)] = v
+		}
+	}
+	return m
+}
+
+// Paused reports whether the down track is paused.
+func (d *DownTrack) Paused() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fwd.Paused()
+}

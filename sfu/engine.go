@@ -1,0 +1,336 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/config"
+)
+
+// ErrNoPort is returned when no port of the configured range can be bound.
+var ErrNoPort = errors.New("sfu: no free port in the WebRTC port range")
+
+// EngineParams configures an Engine.
+type EngineParams struct {
+	RTC    config.RTC
+	Codecs []config.Codec
+	// MaxIncomingBitrate (bps) is announced to publishers with REMB; 0 = none.
+	MaxIncomingBitrate int
+	Logger             *slog.Logger
+}
+
+// Engine owns the media sockets and builds peer connections on them. Every
+// peer connection shares the engine's UDP (and ICE-TCP) sockets through
+// ICE muxes, so the process never opens a media socket outside the
+// configured ports, and one port holds any number of peers.
+type Engine struct {
+	log    *slog.Logger
+	params EngineParams
+	codecs []webrtc.RTPCodecParameters
+
+	shards []*apiShard
+	next   atomic.Uint32
+
+	closers   []func() error
+	closeOnce sync.Once
+
+	Stats Counters
+}
+
+// apiShard is one UDP port (per listen address) with the Pion APIs bound to it.
+type apiShard struct {
+	ports      []int
+	publisher  *webrtc.API
+	subscriber *webrtc.API
+}
+
+// Counters are the engine-wide media counters, read by /metrics.
+type Counters struct {
+	PacketsIn, BytesIn   atomic.Uint64
+	PacketsOut, BytesOut atomic.Uint64
+	NacksIn, Retransmits atomic.Uint64
+	PLIsIn, PLIsOut      atomic.Uint64
+	DroppedOut           atomic.Uint64
+}
+
+// NewEngine binds the media sockets.
+func NewEngine(p EngineParams) (*Engine, error) {
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{log: p.Logger, params: p}
+	pubCodecs, err := codecParameters(p.Codecs, true)
+	if err != nil {
+		return nil, err
+	}
+	subCodecs, err := codecParameters(p.Codecs, false)
+	if err != nil {
+		return nil, err
+	}
+	e.codecs = subCodecs
+	if err := e.listen(pubCodecs, subCodecs); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// listen binds the UDP sockets (one shard per port) and the ICE-TCP listener.
+func (e *Engine) listen(pubCodecs, subCodecs []webrtc.RTPCodecParameters) error {
+	nShards := 1
+	if !e.params.RTC.WebRtcServer {
+		nShards = min(runtime.NumCPU(), int(e.params.RTC.MaxPort)-int(e.params.RTC.MinPort)+1)
+	}
+	tcpMux, err := e.listenTCP()
+	if err != nil {
+		return err
+	}
+	taken := map[string]bool{}
+	for i := range nShards {
+		var muxes []ice.UDPMux
+		var ports []int
+		for _, l := range e.params.RTC.Listen {
+			if l.Protocol == "tcp" {
+				continue
+			}
+			conn, err := e.bindUDP(l, taken)
+			if err != nil {
+				if i > 0 && errors.Is(err, ErrNoPort) {
+					break // fewer shards than cores is fine
+				}
+				return err
+			}
+			e.closers = append(e.closers, conn.Close)
+			ports = append(ports, conn.LocalAddr().(*net.UDPAddr).Port)
+			mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{
+				UDPConn: conn,
+				Logger:  pionLoggerFactory{e.quietLog()}.NewLogger("udpmux"),
+			})
+			e.closers = append(e.closers, mux.Close)
+			muxes = append(muxes, mux)
+		}
+		if len(muxes) == 0 {
+			if i == 0 {
+				return fmt.Errorf("sfu: no UDP listen address configured")
+			}
+			break
+		}
+		var udp ice.UDPMux = muxes[0]
+		if len(muxes) > 1 {
+			udp = ice.NewMultiUDPMuxDefault(muxes...)
+		}
+		shard, err := e.newShard(udp, tcpMux, pubCodecs, subCodecs)
+		if err != nil {
+			return err
+		}
+		shard.ports = ports
+		e.shards = append(e.shards, shard)
+	}
+	e.log.Info("media sockets bound", "shards", len(e.shards), "udpPorts", e.UDPPorts(), "tcp", tcpMux != nil)
+	return nil
+}
+
+// quietLog is for Pion components whose warnings are expected in our
+// setup (a mux on an unspecified address is deliberate).
+func (e *Engine) quietLog() *slog.Logger {
+	return slog.New(levelFilter{e.log.Handler(), slog.LevelError})
+}
+
+// bindUDP binds the first port of l's range that no other shard holds.
+func (e *Engine) bindUDP(l config.Listen, taken map[string]bool) (*net.UDPConn, error) {
+	lo, hi := e.portRange(l)
+	if l.Port != 0 {
+		lo, hi = l.Port, l.Port
+	}
+	for port := int(lo); port <= int(hi); port++ {
+		key := net.JoinHostPort(l.IP, strconv.Itoa(port))
+		if taken[key] {
+			continue
+		}
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(l.IP), Port: port})
+		if err != nil {
+			continue
+		}
+		taken[key] = true
+		return conn, nil
+	}
+	return nil, fmt.Errorf("%w %d-%d on %s", ErrNoPort, lo, hi, l.IP)
+}
+
+func (e *Engine) portRange(l config.Listen) (uint16, uint16) {
+	if l.MinPort != 0 && l.MaxPort != 0 {
+		return l.MinPort, l.MaxPort
+	}
+	return e.params.RTC.MinPort, e.params.RTC.MaxPort
+}
+
+// listenTCP opens the ICE-TCP listener(s): on the fixed port in
+// WebRtcServer mode, else on the first free port of the range.
+func (e *Engine) listenTCP() (ice.TCPMux, error) {
+	var muxes []ice.TCPMux
+	for _, l := range e.params.RTC.Listen {
+		if l.Protocol == "udp" {
+			continue
+		}
+		lo, hi := e.portRange(l)
+		if l.Port != 0 {
+			lo, hi = l.Port, l.Port
+		}
+		var ln *net.TCPListener
+		for port := int(lo); port <= int(hi) && ln == nil; port++ {
+			ln, _ = net.ListenTCP("tcp", &net.TCPAddr{IP: net.ParseIP(l.IP), Port: port})
+		}
+		if ln == nil {
+			return nil, fmt.Errorf("%w %d-%d (tcp) on %s", ErrNoPort, lo, hi, l.IP)
+		}
+		mux := ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener:        ln,
+			Logger:          pionLoggerFactory{e.quietLog()}.NewLogger("tcpmux"),
+			ReadBufferSize:  32,
+			WriteBufferSize: 4 << 20, // a full buffer drops packets instead of blocking the fan-out
+		})
+		e.closers = append(e.closers, mux.Close, ln.Close)
+		muxes = append(muxes, mux)
+	}
+	switch len(muxes) {
+	case 0:
+		return nil, nil
+	case 1:
+		return muxes[0], nil
+	}
+	return ice.NewMultiTCPMuxDefault(muxes...), nil
+}
+
+func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs []webrtc.RTPCodecParameters) (*apiShard, error) {
+	se := webrtc.SettingEngine{}
+	se.LoggerFactory = pionLoggerFactory{e.log}
+	se.SetICEUDPMux(udp)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if tcp != nil {
+		se.SetICETCPMux(tcp)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
+	se.DisableActiveTCP(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetLite(false)
+	if rules := e.rewriteRules(); len(rules) > 0 {
+		if err := se.SetICEAddressRewriteRules(rules...); err != nil {
+			return nil, fmt.Errorf("sfu: announced address: %w", err)
+		}
+	}
+	// AES-GCM costs a fraction of AES-CM + HMAC per packet; keep AES-CM for
+	// peers that lack it.
+	se.SetSRTPProtectionProfiles(
+		dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80,
+	)
+
+	pub, err := e.newAPI(se, pubCodecs, true)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := e.newAPI(se, subCodecs, false)
+	if err != nil {
+		return nil, err
+	}
+	return &apiShard{publisher: pub, subscriber: sub}, nil
+}
+
+// rewriteRules puts the announced address of each listen address in the
+// candidates gathered on it.
+func (e *Engine) rewriteRules() []webrtc.ICEAddressRewriteRule {
+	var rules []webrtc.ICEAddressRewriteRule
+	for _, l := range e.params.RTC.Listen {
+		if l.AnnouncedIP == "" {
+			continue
+		}
+		rule := webrtc.ICEAddressRewriteRule{
+			External:        []string{l.AnnouncedIP},
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		}
+		if ip := net.ParseIP(l.IP); ip != nil && !ip.IsUnspecified() {
+			rule.Local = l.IP
+		}
+		rules = append(rules, rule)
+	}
+	return rules
+}
+
+// newAPI builds the Pion API of one side. Publishers get NACK generation,
+// receiver reports and TWCC feedback; subscribers get sender reports only:
+// NACKs are answered from the shared packet cache, not by a per-subscriber
+// copy of every packet.
+func (e *Engine) newAPI(se webrtc.SettingEngine, codecs []webrtc.RTPCodecParameters, publisher bool) (*webrtc.API, error) {
+	me, err := newMediaEngine(codecs, publisher)
+	if err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if publisher {
+		gen, err := nack.NewGeneratorInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		rr, err := report.NewReceiverInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		tw, err := twcc.NewSenderInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		reg.Add(gen)
+		reg.Add(rr)
+		reg.Add(tw)
+	} else {
+		sr, err := report.NewSenderInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		reg.Add(sr)
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
+}
+
+// UDPPorts lists the bound UDP ports, shard by shard.
+func (e *Engine) UDPPorts() []int {
+	var ports []int
+	for _, s := range e.shards {
+		ports = append(ports, s.ports...)
+	}
+	return ports
+}
+
+// shard picks the API shard for a new peer, round robin.
+func (e *Engine) shard() *apiShard {
+	return e.shards[int(e.next.Add(1))%len(e.shards)]
+}
+
+// Close releases every socket. Peer connections must be closed first.
+func (e *Engine) Close() error {
+	var errs []error
+	e.closeOnce.Do(func() {
+		for i := len(e.closers) - 1; i >= 0; i-- {
+			if err := e.closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,130 @@
+package sfu
+
+import "strings"
+
+// codecKind tells the forwarding path how to find keyframes in a payload.
+type codecKind uint8
+
+const (
+	codecAudio codecKind = iota
+	codecVP8
+	codecVP9
+	codecH264
+	codecAV1
+	codecOtherVideo
+)
+
+func codecKindOf(mimeType string) codecKind {
+	switch strings.ToLower(mimeType) {
+	case "video/vp8":
+		return codecVP8
+	case "video/vp9":
+		return codecVP9
+	case "video/h264":
+		return codecH264
+	case "video/av1":
+		return codecAV1
+	}
+	if strings.HasPrefix(strings.ToLower(mimeType), "video/") {
+		return codecOtherVideo
+	}
+	return codecAudio
+}
+
+// isKeyframe reports whether an RTP payload starts (or carries) a keyframe.
+func isKeyframe(kind codecKind, payload []byte) bool {
+	switch kind {
+	case codecVP8:
+		return vp8Keyframe(payload)
+	case codecVP9:
+		return vp9Keyframe(payload)
+	case codecH264:
+		return h264Keyframe(payload)
+	case codecAV1:
+		// Aggregation header bit N: the first packet of a new coded video sequence.
+		return len(payload) > 0 && payload[0]&0x08 != 0
+	}
+	return false
+}
+
+// vp8Keyframe parses the VP8 payload descriptor (RFC 7741 section 4.2)
+// and looks at the P bit of the first partition's header.
+func vp8Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	start := p[0]&0x10 != 0
+	partID := p[0] & 0x0f
+	if !start || partID != 0 {
+		return false
+	}
+	i := 1
+	if p[0]&0x80 != 0 { // X: extension byte follows
+		if len(p) <= i {
+			return false
+		}
+		ext := p[i]
+		i++
+		if ext&0x80 != 0 { // I: picture id, 7 or 15 bits
+			if len(p) <= i {
+				return false
+			}
+			if p[i]&0x80 != 0 {
+				i++
+			}
+			i++
+		}
+		if ext&0x40 != 0 { // L: TL0PICIDX
+			i++
+		}
+		if ext&0x30 != 0 { // T or K
+			i++
+		}
+	}
+	if len(p) <= i {
+		return false
+	}
+	return p[i]&0x01 == 0
+}
+
+// vp9Keyframe: not inter-predicted (P=0) and the start of a frame (B=1)
+// in the flexible or non-flexible descriptor (draft-ietf-payload-vp9).
+func vp9Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	interPredicted := p[0]&0x40 != 0
+	beginning := p[0]&0x08 != 0
+	return !interPredicted && beginning
+}
+
+// h264Keyframe finds an IDR slice or an SPS in a single NAL unit,
+// a STAP-A aggregate or the first fragment of an FU-A.
+func h264Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	switch nal := p[0] & 0x1f; nal {
+	case 5, 7:
+		return true
+	case 24: // STAP-A: 16-bit sizes followed by NAL units
+		for i := 1; i+2 < len(p); {
+			size := int(p[i])<<8 | int(p[i+1])
+			i += 2
+			if size == 0 || i+size > len(p) {
+				return false
+			}
+			if t := p[i] & 0x1f; t == 5 || t == 7 {
+				return true
+			}
+			i += size
+		}
+	case 28: // FU-A
+		if len(p) < 2 {
+			return false
+		}
+		startBit := p[1]&0x80 != 0
+		return startBit && p[1]&0x1f == 5
+	}
+	return false
+}

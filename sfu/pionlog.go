@@ -1,0 +1,48 @@
+package sfu
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// pionLogger routes Pion's scoped logs into slog. Pion's own debug chatter
+// stays at debug level; trace is dropped.
+type pionLogger struct {
+	log *slog.Logger
+}
+
+type pionLoggerFactory struct{ log *slog.Logger }
+
+func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{log: f.log.With("pion", scope)}
+}
+
+func (l pionLogger) emit(level slog.Level, msg string) {
+	l.log.Log(context.Background(), level, msg)
+}
+
+func (l pionLogger) emitf(level slog.Level, format string, a []any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, a...))
+	}
+}
+
+func (l pionLogger) Trace(string)          {}
+func (l pionLogger) Tracef(string, ...any) {}
+func (l pionLogger) Debug(msg string)      { l.emit(slog.LevelDebug, msg) }
+func (l pionLogger) Debugf(format string, a ...any) {
+	l.emitf(slog.LevelDebug, format, a)
+}
+func (l pionLogger) Info(msg string) { l.emit(slog.LevelDebug, msg) }
+func (l pionLogger) Infof(format string, a ...any) {
+	l.emitf(slog.LevelDebug, format, a)
+}
+func (l pionLogger) Warn(msg string)               { l.emit(slog.LevelWarn, msg) }
+func (l pionLogger) Warnf(format string, a ...any) { l.emitf(slog.LevelWarn, format, a) }
+func (l pionLogger) Error(msg string)              { l.emit(slog.LevelError, msg) }
+func (l pionLogger) Errorf(format string, a ...any) {
+	l.emitf(slog.LevelError, format, a)
+}

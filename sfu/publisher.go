@@ -1,0 +1,208 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// ErrBadSDP wraps every failure to parse or apply a session description.
+var ErrBadSDP = errors.New("sfu: bad SDP")
+
+// PublisherParams are the callbacks of a Publisher. They are called from
+// Pion's goroutines and must not block.
+type PublisherParams struct {
+	// TrackID names the track arriving on mid; false refuses it.
+	TrackID func(mid string) (string, bool)
+	// OnTrack is called when a track starts; the track runs until its
+	// Done channel closes.
+	OnTrack        func(mid string, t *UpTrack)
+	OnICECandidate func(c *webrtc.ICECandidateInit) // nil when gathering is complete
+	OnStateChange  func(webrtc.PeerConnectionState)
+}
+
+// MediaSection is one m-line of a negotiated description.
+type MediaSection struct {
+	Mid  string
+	Kind webrtc.RTPCodecType
+}
+
+// Publisher is the peer connection a client sends its media on; the
+// client makes the offers.
+type Publisher struct {
+	engine *Engine
+	pc     *webrtc.PeerConnection
+	params PublisherParams
+	ice    iceQueue
+	stop   chan struct{}
+	once   sync.Once
+}
+
+// NewPublisher makes the receiving side of a client.
+func (e *Engine) NewPublisher(p PublisherParams) (*Publisher, error) {
+	pc, err := e.shard().publisher.NewPeerConnection(webrtc.Configuration{
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: new publisher: %w", err)
+	}
+	pub := &Publisher{engine: e, pc: pc, params: p, stop: make(chan struct{})}
+	pub.ice.pc = pc
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if p.OnStateChange != nil {
+			p.OnStateChange(s)
+		}
+	})
+	pc.OnTrack(pub.onTrack)
+	if e.params.MaxIncomingBitrate > 0 {
+		go pub.announceMaxBitrate(e.params.MaxIncomingBitrate)
+	}
+	return pub, nil
+}
+
+func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	mid := ""
+	for _, t := range p.pc.GetTransceivers() {
+		if t.Receiver() == recv {
+			mid = t.Mid()
+		}
+	}
+	id, ok := p.params.TrackID(mid)
+	if !ok {
+		p.engine.log.Warn("track on an undeclared m-line ignored", "mid", mid, "kind", track.Kind())
+		return
+	}
+	up := newUpTrack(id, p.engine, track, recv, p.pc.WriteRTCP)
+	go up.run()
+	// Pion's interceptors (receiver reports, TWCC) need the RTCP read.
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := recv.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	p.params.OnTrack(mid, up)
+}
+
+// Negotiate applies the client's offer and returns the answer and the
+// m-lines the client sends on.
+func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
+	err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	p.ice.flush()
+	var sending []MediaSection
+	for _, t := range p.pc.GetTransceivers() {
+		if t.Mid() != "" && t.Direction() == webrtc.RTPTransceiverDirectionRecvonly {
+			sending = append(sending, MediaSection{Mid: t.Mid(), Kind: t.Kind()})
+		}
+	}
+	return p.pc.LocalDescription().SDP, sending, nil
+}
+
+// AddICECandidate adds a remote candidate, holding it until the remote
+// description is known.
+func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error { return p.ice.add(c) }
+
+// Close ends the peer connection and its tracks.
+func (p *Publisher) Close() error {
+	p.once.Do(func() { close(p.stop) })
+	return p.pc.Close()
+}
+
+// announceMaxBitrate tells the client, with REMB, the most it may send.
+func (p *Publisher) announceMaxBitrate(bps int) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		var ssrcs []uint32
+		for _, r := range p.pc.GetReceivers() {
+			if tr := r.Track(); tr != nil && tr.Kind() == webrtc.RTPCodecTypeVideo {
+				ssrcs = append(ssrcs, uint32(tr.SSRC()))
+			}
+		}
+		if len(ssrcs) == 0 {
+			continue
+		}
+		_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(bps), SSRCs: ssrcs}})
+	}
+}
+
+func candidateInit(c *webrtc.ICECandidate) *webrtc.ICECandidateInit {
+	if c == nil {
+		return nil
+	}
+	init := c.ToJSON()
+	return &init
+}
+
+// iceQueue holds remote candidates that arrive before the remote description.
+type iceQueue struct {
+	mu      sync.Mutex
+	pc      *webrtc.PeerConnection
+	pending []webrtc.ICECandidateInit
+}
+
+func (q *iceQueue) add(c webrtc.ICECandidateInit) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pc.RemoteDescription() == nil {
+		q.pending = append(q.pending, c)
+		return nil
+	}
+	return q.pc.AddICECandidate(c)
+}
+
+func (q *iceQueue) flush() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, c := range q.pending {
+		_ = q.pc.AddICECandidate(c)
+	}
+	q.pending = nil
+}
+
+// OfferedSections lists the m-lines of an offer that send media to us,
+// so that a caller can check them before applying the offer.
+func OfferedSections(offer string) ([]MediaSection, error) {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	var out []MediaSection
+	for _, m := range d.MediaDescriptions {
+		mid, _ := m.Attribute(sdp.AttrKeyMID)
+		kind := webrtc.NewRTPCodecType(m.MediaName.Media)
+		if kind == 0 || mid == "" || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		_, sendrecv := m.Attribute(sdp.AttrKeySendRecv)
+		_, sendonly := m.Attribute(sdp.AttrKeySendOnly)
+		if sendrecv || sendonly {
+			out = append(out, MediaSection{Mid: mid, Kind: kind})
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,245 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// ErrStaleVersion is returned for an answer to an offer that is not the latest.
+var ErrStaleVersion = errors.New("sfu: answer to a stale offer")
+
+// SubscriberParams are the callbacks of a Subscriber.
+type SubscriberParams struct {
+	// OnOffer delivers each offer; added lists the down tracks that
+	// appear in it for the first time, with their m-line. It is called
+	// with the subscriber locked: it must only queue messages.
+	OnOffer        func(sdp string, version int, added []AddedTrack)
+	OnICECandidate func(c *webrtc.ICECandidateInit)
+	OnStateChange  func(webrtc.PeerConnectionState)
+}
+
+// AddedTrack is a down track and the m-line it is sent on.
+type AddedTrack struct {
+	Down *DownTrack
+	Mid  string
+}
+
+// Subscriber is the peer connection a client receives media on; the
+// server makes the offers, one at a time.
+type Subscriber struct {
+	engine *Engine
+	pc     *webrtc.PeerConnection
+	params SubscriberParams
+	ice    iceQueue
+	kick   chan struct{}
+	stop   chan struct{}
+
+	mu          sync.Mutex
+	version     int
+	awaiting    bool // an offer is out and its answer has not come
+	restartICE  bool
+	dirty       bool // something changed since the last offer
+	tracks      map[*DownTrack]*webrtc.RTPTransceiver
+	unannounced []*DownTrack
+	closed      bool
+}
+
+// NewSubscriber makes the sending side of a client.
+func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
+	pc, err := e.shard().subscriber.NewPeerConnection(webrtc.Configuration{
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: new subscriber: %w", err)
+	}
+	s := &Subscriber{
+		engine: e, pc: pc, params: p,
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		tracks: map[*DownTrack]*webrtc.RTPTransceiver{},
+	}
+	s.ice.pc = pc
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if p.OnStateChange != nil {
+			p.OnStateChange(st)
+		}
+	})
+	go s.negotiator()
+	return s, nil
+}
+
+// AddTrack starts sending d; the client learns of it in the next offer.
+func (s *Subscriber) AddTrack(d *DownTrack) error {
+	codec, ok := matchCodec(s.engine.codecs, d.up.codec)
+	if !ok {
+		return fmt.Errorf("sfu: codec %s not configured: %w", d.up.codec.MimeType, webrtc.ErrUnsupportedCodec)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errDownTrackClosed
+	}
+	sender, err := s.pc.AddTrack(d)
+	if err != nil {
+		return fmt.Errorf("sfu: add track: %w", err)
+	}
+	var tr *webrtc.RTPTransceiver
+	for _, t := range s.pc.GetTransceivers() {
+		if t.Sender() == sender {
+			tr = t
+		}
+	}
+	if tr == nil {
+		return fmt.Errorf("sfu: add track: no transceiver")
+	}
+	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec}); err != nil {
+		return fmt.Errorf("sfu: codec preferences: %w", err)
+	}
+	s.tracks[d] = tr
+	s.unannounced = append(s.unannounced, d)
+	s.dirty = true
+	go d.readRTCP(sender)
+	s.signal()
+	return nil
+}
+
+// RemoveTrack stops sending d; its m-line goes inactive in the next offer.
+func (s *Subscriber) RemoveTrack(d *DownTrack) error {
+	d.close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tr, ok := s.tracks[d]
+	if !ok {
+		return nil
+	}
+	delete(s.tracks, d)
+	for i, x := range s.unannounced {
+		if x == d {
+			s.unannounced = append(s.unannounced[:i], s.unannounced[i+1:]...)
+			break
+		}
+	}
+	if s.closed {
+		return nil
+	}
+	if err := s.pc.RemoveTrack(tr.Sender()); err != nil {
+		return fmt.Errorf("sfu: remove track: %w", err)
+	}
+	s.dirty = true
+	s.signal()
+	return nil
+}
+
+// Mid is the m-line d is sent on, "" before the offer that carries it.
+func (s *Subscriber) Mid(d *DownTrack) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tr := s.tracks[d]; tr != nil {
+		return tr.Mid()
+	}
+	return ""
+}
+
+// RestartICE makes the next offer restart ICE.
+func (s *Subscriber) RestartICE() {
+	s.mu.Lock()
+	s.restartICE, s.dirty = true, true
+	s.mu.Unlock()
+	s.signal()
+}
+
+// SetAnswer applies the client's answer to offer version.
+func (s *Subscriber) SetAnswer(sdp string, version int) error {
+	s.mu.Lock()
+	if !s.awaiting || version != s.version {
+		s.mu.Unlock()
+		return ErrStaleVersion
+	}
+	s.mu.Unlock()
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	s.ice.flush()
+	s.mu.Lock()
+	s.awaiting = false
+	s.mu.Unlock()
+	s.signal() // changes made meanwhile
+	return nil
+}
+
+// AddICECandidate adds a remote candidate.
+func (s *Subscriber) AddICECandidate(c webrtc.ICECandidateInit) error { return s.ice.add(c) }
+
+// Close ends the peer connection and detaches every down track.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	tracks := s.tracks
+	s.tracks = nil
+	s.mu.Unlock()
+	close(s.stop)
+	for d := range tracks {
+		d.close()
+	}
+	return s.pc.Close()
+}
+
+func (s *Subscriber) signal() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// negotiator makes offers when something changed and no offer is out.
+func (s *Subscriber) negotiator() {
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		}
+		if err := s.offer(); err != nil {
+			s.engine.log.Warn("subscriber offer failed", "err", err)
+		}
+	}
+}
+
+func (s *Subscriber) offer() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.awaiting {
+		return nil
+	}
+	if !s.dirty {
+		return nil
+	}
+	offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: s.restartICE})
+	if err != nil {
+		return err
+	}
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	s.restartICE, s.dirty = false, false
+	s.version++
+	s.awaiting = true
+	added := make([]AddedTrack, 0, len(s.unannounced))
+	for _, d := range s.unannounced {
+		added = append(added, AddedTrack{Down: d, Mid: s.tracks[d].Mid()})
+	}
+	s.unannounced = nil
+	// Called under the lock so offers reach the client in order; the
+	// callback only queues messages.
+	s.params.OnOffer(s.pc.LocalDescription().SDP, s.version, added)
+	return nil
+}

@@ -1,0 +1,266 @@
+package signaling
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/room"
+)
+
+type handler func(s *session, data json.RawMessage) (any, error)
+
+// handlers maps each request method of docs/protocol.md to its handler.
+var handlers = map[string]handler{
+	"join":           (*session).join,
+	"joinRoom":       (*session).joinRoom,
+	"produce":        (*session).produce,
+	"answer":         (*session).answer,
+	"iceCandidate":   (*session).iceCandidate,
+	"restartIce":     (*session).restartIce,
+	"closeProducer":  (*session).closeProducer,
+	"pauseProducer":  producerPause(true),
+	"resumeProducer": producerPause(false),
+	"pauseConsumer":  consumerPause(true),
+	"resumeConsumer": consumerPause(false),
+	"sendMessage":    (*session).sendMessage,
+	"leaveRoom":      (*session).leaveRoom,
+	"ping":           func(*session, json.RawMessage) (any, error) { return nil, nil },
+}
+
+var (
+	roomIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+	sourcePattern = regexp.MustCompile(`^(audio|video):[A-Za-z0-9_-]{1,32}$`)
+)
+
+// decode reads a request's data strictly: unknown fields are errors, so a
+// typo in a client is caught at once.
+func decode(data json.RawMessage, v any) error {
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(codeBadRequest, "bad data: %v", err)
+	}
+	return nil
+}
+
+func (s *session) join(data json.RawMessage) (any, error) {
+	var req struct {
+		DisplayName string   `json:"displayName"`
+		Sources     []string `json:"sources"`
+		Ticket      string   `json:"ticket"`
+		Resume      *struct {
+			PeerID string `json:"peerId"`
+			Token  string `json:"token"`
+		} `json:"resume"`
+	}
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if s.joined {
+		return nil, errorf(codeAlreadyJoined, "this connection has joined already")
+	}
+	if req.Resume != nil {
+		if peer := s.srv.resume(req.Resume.PeerID, req.Resume.Token); peer != nil {
+			s.joined, s.peer, s.peerID, s.token = true, peer, peer.ID(), req.Resume.Token
+			peer.SetSink(s)
+			return map[string]any{"peerId": peer.ID(), "resumeToken": s.token, "resumed": true, "roomId": peer.Room().ID()}, nil
+		}
+	}
+	name := strings.TrimSpace(req.DisplayName)
+	if n := utf8.RuneCountInString(name); n < 1 || n > 64 {
+		return nil, errorf(codeBadRequest, "displayName must be 1-64 characters")
+	}
+	seen := map[string]bool{}
+	for _, src := range req.Sources {
+		if !sourcePattern.MatchString(src) || seen[src] {
+			return nil, errorf(codeBadRequest, "bad or repeated source %q (want kind:name, kind audio or video)", src)
+		}
+		seen[src] = true
+	}
+	s.joined, s.displayName, s.sources, s.token = true, name, req.Sources, randomToken()
+	s.peerID = randomToken()[:16]
+	return map[string]any{"peerId": s.peerID, "resumeToken": s.token, "resumed": false}, nil
+}
+
+func (s *session) joinRoom(data json.RawMessage) (any, error) {
+	var req struct {
+		RoomID string `json:"roomId"`
+	}
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if !s.joined {
+		return nil, errorf(codeNotJoined, "join first")
+	}
+	if s.peer != nil {
+		return nil, errorf(codeAlreadyInRoom, "already in room %s", s.peer.Room().ID())
+	}
+	if !roomIDPattern.MatchString(req.RoomID) {
+		return nil, errorf(codeBadRequest, "roomId must be 1-128 characters of A-Z a-z 0-9 . _ -")
+	}
+	peer, others, err := s.srv.p.Rooms.Join(req.RoomID, room.PeerParams{ID: s.peerID, DisplayName: s.displayName, Sources: s.sources, Sink: s})
+	if err != nil {
+		s.srv.p.Metrics.joinFailed(err)
+		return nil, err
+	}
+	s.peer = peer
+	s.log = s.log.With("peer", peer.ID(), "room", req.RoomID)
+	// Subscriptions start after the client has this response.
+	defer peer.Start()
+	return map[string]any{"roomId": req.RoomID, "peerId": peer.ID(), "serveMode": peer.Room().Mode(), "peers": others}, nil
+}
+
+// inRoom returns the session's peer or the notInRoom error.
+func (s *session) inRoom() (*room.Peer, error) {
+	if s.peer == nil {
+		return nil, errorf(codeNotInRoom, "joinRoom first")
+	}
+	return s.peer, nil
+}
+
+func (s *session) produce(data json.RawMessage) (any, error) {
+	var req struct {
+		Offer     string                `json:"offer"`
+		Producers []room.ProduceRequest `json:"producers"`
+	}
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	if req.Offer == "" {
+		return nil, errorf(codeBadRequest, "offer is required")
+	}
+	answer, prods, err := peer.Produce(req.Offer, req.Producers)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"answer": answer, "producers": prods}, nil
+}
+
+func (s *session) answer(data json.RawMessage) (any, error) {
+	var req struct {
+		SDP     string `json:"sdp"`
+		Version int    `json:"version"`
+	}
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	return nil, peer.Answer(req.SDP, req.Version)
+}
+
+func (s *session) iceCandidate(data json.RawMessage) (any, error) {
+	var req struct {
+		Transport string                   `json:"transport"`
+		Candidate *webrtc.ICECandidateInit `json:"candidate"`
+	}
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	if req.Candidate == nil || req.Candidate.Candidate == "" {
+		return nil, nil // end of candidates
+	}
+	if err := peer.AddICECandidate(req.Transport, *req.Candidate); err != nil {
+		return nil, errorf(codeBadRequest, "%v", err)
+	}
+	return nil, nil
+}
+
+func (s *session) restartIce(json.RawMessage) (any, error) {
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	peer.RestartICE()
+	return nil, nil
+}
+
+type idRequest struct {
+	ProducerID string `json:"producerId"`
+	ConsumerID string `json:"consumerId"`
+}
+
+func (s *session) closeProducer(data json.RawMessage) (any, error) {
+	var req idRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	return nil, peer.CloseProducer(req.ProducerID)
+}
+
+func producerPause(paused bool) handler {
+	return func(s *session, data json.RawMessage) (any, error) {
+		var req idRequest
+		if err := decode(data, &req); err != nil {
+			return nil, err
+		}
+		peer, err := s.inRoom()
+		if err != nil {
+			return nil, err
+		}
+		return nil, peer.SetProducerPaused(req.ProducerID, paused)
+	}
+}
+
+func consumerPause(paused bool) handler {
+	return func(s *session, data json.RawMessage) (any, error) {
+		var req idRequest
+		if err := decode(data, &req); err != nil {
+			return nil, err
+		}
+		peer, err := s.inRoom()
+		if err != nil {
+			return nil, err
+		}
+		return nil, peer.SetConsumerPaused(req.ConsumerID, paused)
+	}
+}
+
+func (s *session) sendMessage(data json.RawMessage) (any, error) {
+	var req struct {
+		Text string `json:"text"`
+	}
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	if n := utf8.RuneCountInString(strings.TrimSpace(req.Text)); n < 1 || n > 4000 {
+		return nil, errorf(codeBadRequest, "text must be 1-4000 characters")
+	}
+	peer.SendMessage(req.Text)
+	return nil, nil
+}
+
+func (s *session) leaveRoom(json.RawMessage) (any, error) {
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	s.peer = nil
+	peer.Leave()
+	return nil, nil
+}

@@ -1,0 +1,114 @@
+package signaling
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vclass/vclass/room"
+	"github.com/vclass/vclass/sfu"
+)
+
+// Metrics is the Prometheus registry of one vclass-media process. Media
+// counters are read from the engine at scrape time, so the packet path
+// only touches its own atomics.
+type Metrics struct {
+	reg         *prometheus.Registry
+	joinFailure *prometheus.CounterVec
+	requests    *prometheus.CounterVec
+}
+
+// NewMetrics registers the collectors; engine and rooms may be nil in tests.
+func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		joinFailure: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vclass_join_failures_total", Help: "Room joins refused, by reason.",
+		}, []string{"reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vclass_signaling_requests_total", Help: "Signaling requests by method and result code.",
+		}, []string{"method", "code"}),
+	}
+	m.reg.MustRegister(m.joinFailure, m.requests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if engine != nil && rooms != nil {
+		m.reg.MustRegister(&mediaCollector{engine: engine, rooms: rooms})
+	}
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *Metrics) observeRequest(method string, err error) {
+	code := "ok"
+	if err != nil {
+		code = toWire(err).Code
+	}
+	if _, known := handlers[method]; !known {
+		method = "unknown"
+	}
+	m.requests.WithLabelValues(method, code).Inc()
+}
+
+func (m *Metrics) joinFailed(err error) {
+	reason := toWire(err).Code
+	var pe *protoError
+	if errors.As(err, &pe) {
+		reason = pe.code
+	}
+	m.joinFailure.WithLabelValues(reason).Inc()
+}
+
+var (
+	descRooms     = prometheus.NewDesc("vclass_rooms", "Rooms open on this node.", nil, nil)
+	descPeers     = prometheus.NewDesc("vclass_peers", "Peers in rooms.", nil, nil)
+	descProducers = prometheus.NewDesc("vclass_producers", "Tracks being published.", nil, nil)
+	descConsumers = prometheus.NewDesc("vclass_consumers", "Tracks being forwarded to subscribers.", nil, nil)
+	descPackets   = prometheus.NewDesc("vclass_rtp_packets_total", "RTP packets by direction.", []string{"direction"}, nil)
+	descBytes     = prometheus.NewDesc("vclass_rtp_bytes_total", "RTP bytes by direction.", []string{"direction"}, nil)
+	descNacks     = prometheus.NewDesc("vclass_nacks_received_total", "Sequence numbers NACKed by subscribers.", nil, nil)
+	descRetrans   = prometheus.NewDesc("vclass_retransmissions_total", "Packets resent from the cache on NACK.", nil, nil)
+	descPLIs      = prometheus.NewDesc("vclass_plis_total", "Keyframe requests: in from subscribers, out to publishers.", []string{"direction"}, nil)
+	descDropped   = prometheus.NewDesc("vclass_rtp_dropped_total", "Outgoing packets that could not be written.", nil, nil)
+)
+
+type mediaCollector struct {
+	engine *sfu.Engine
+	rooms  *room.Manager
+}
+
+func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRooms, descPeers, descProducers, descConsumers, descPackets, descBytes, descNacks, descRetrans, descPLIs, descDropped} {
+		ch <- d
+	}
+}
+
+func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
+	rooms, peers, producers, consumers := c.rooms.Counts()
+	gauge := func(d *prometheus.Desc, v int) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	gauge(descRooms, rooms)
+	gauge(descPeers, peers)
+	gauge(descProducers, producers)
+	gauge(descConsumers, consumers)
+	s := &c.engine.Stats
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descPackets, s.PacketsIn.Load(), "in")
+	counter(descPackets, s.PacketsOut.Load(), "out")
+	counter(descBytes, s.BytesIn.Load(), "in")
+	counter(descBytes, s.BytesOut.Load(), "out")
+	counter(descNacks, s.NacksIn.Load())
+	counter(descRetrans, s.Retransmits.Load())
+	counter(descPLIs, s.PLIsIn.Load(), "in")
+	counter(descPLIs, s.PLIsOut.Load(), "out")
+	counter(descDropped, s.DroppedOut.Load())
+}

@@ -1,0 +1,164 @@
+package signaling
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/vclass/vclass/room"
+)
+
+// Params configure a Server. Zero durations take the documented defaults.
+type Params struct {
+	Rooms        *room.Manager
+	Logger       *slog.Logger
+	Metrics      *Metrics
+	MaxMessage   int64         // bytes; default 256 KiB
+	PingInterval time.Duration // default 10 s
+	PongTimeout  time.Duration // default 30 s
+	ResumeWindow time.Duration // default 15 s
+}
+
+// Server accepts WebSocket clients at /ws.
+type Server struct {
+	p   Params
+	log *slog.Logger
+
+	mu       sync.Mutex
+	detached map[string]*detachedPeer // by peer id, waiting for a resume
+	sessions map[*session]struct{}
+	draining bool
+	wg       sync.WaitGroup
+}
+
+// detachedPeer is a peer whose connection dropped, kept for a resume.
+type detachedPeer struct {
+	peer  *room.Peer
+	token string
+	timer *time.Timer
+}
+
+// NewServer makes a signaling server.
+func NewServer(p Params) *Server {
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	if p.Metrics == nil {
+		p.Metrics = NewMetrics(nil, nil)
+	}
+	if p.MaxMessage == 0 {
+		p.MaxMessage = 256 << 10
+	}
+	if p.PingInterval == 0 {
+		p.PingInterval = 10 * time.Second
+	}
+	if p.PongTimeout == 0 {
+		p.PongTimeout = 30 * time.Second
+	}
+	if p.ResumeWindow == 0 {
+		p.ResumeWindow = 15 * time.Second
+	}
+	return &Server{p: p, log: p.Logger, detached: map[string]*detachedPeer{}, sessions: map[*session]struct{}{}}
+}
+
+// ServeHTTP upgrades to a WebSocket and runs the session until it ends.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Portals embed the client from their own origin; tickets, not
+		// origins, decide who may join.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		return
+	}
+	conn.SetReadLimit(s.p.MaxMessage)
+	sess := newSession(s, conn, r.RemoteAddr)
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		conn.Close(websocket.StatusTryAgainLater, "server is shutting down")
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	sess.run(r.Context())
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// detach keeps a peer whose connection dropped for ResumeWindow.
+func (s *Server) detach(peer *room.Peer, token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		go peer.Leave()
+		return
+	}
+	d := &detachedPeer{peer: peer, token: token}
+	d.timer = time.AfterFunc(s.p.ResumeWindow, func() {
+		s.mu.Lock()
+		if s.detached[peer.ID()] != d {
+			s.mu.Unlock()
+			return
+		}
+		delete(s.detached, peer.ID())
+		s.mu.Unlock()
+		peer.Leave()
+	})
+	s.detached[peer.ID()] = d
+}
+
+// resume hands a detached peer to a new connection if the token matches.
+func (s *Server) resume(peerID, token string) *room.Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.detached[peerID]
+	if d == nil || d.token != token || token == "" {
+		return nil
+	}
+	if !d.timer.Stop() {
+		return nil // it is leaving right now
+	}
+	delete(s.detached, peerID)
+	return d.peer
+}
+
+// BeginDrain refuses new connections and lets detached peers go.
+func (s *Server) BeginDrain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.draining = true
+	for id, d := range s.detached {
+		d.timer.Stop()
+		delete(s.detached, id)
+		go d.peer.Leave()
+	}
+}
+
+// Wait waits, until ctx ends, for every session to finish.
+func (s *Server) Wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func randomToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
