@@ -1,0 +1,295 @@
+// Package client is a Go client of vclass-media: it speaks the signaling
+// protocol of docs/protocol.md over a WebSocket and sends and receives
+// media with Pion. Tests, the recorder and the load generator use it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Options configure a Client.
+type Options struct {
+	URL         string // ws://host:port/ws
+	DisplayName string
+	Sources     []string // sources the client may publish, e.g. "audio:mic"
+	Ticket      string
+	Logger      *slog.Logger
+	// Interceptors are added in front of Pion's defaults on the receive
+	// side (tests use one to drop packets).
+	Interceptors []interceptor.Factory
+}
+
+// ServerError is an error response of the server.
+type ServerError struct {
+	Method  string
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *ServerError) Error() string { return fmt.Sprintf("%s: %s: %s", e.Method, e.Code, e.Message) }
+
+// ErrClosed is returned by requests after the client closed.
+var ErrClosed = errors.New("client: closed")
+
+// Client is one connection to vclass-media.
+type Client struct {
+	opts   Options
+	log    *slog.Logger
+	conn   *websocket.Conn
+	api    *webrtc.API
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	pending map[uint64]chan envelope
+	handler map[string]func(json.RawMessage)
+
+	PeerID string
+
+	send *sendTransport
+	recv *recvTransport
+
+	notes chan envelope
+	done  chan struct{}
+}
+
+type envelope struct {
+	Request      bool            `json:"request,omitempty"`
+	Response     bool            `json:"response,omitempty"`
+	Notification bool            `json:"notification,omitempty"`
+	ID           uint64          `json:"id,omitempty"`
+	Method       string          `json:"method,omitempty"`
+	OK           bool            `json:"ok,omitempty"`
+	Data         json.RawMessage `json:"data,omitempty"`
+	Error        *ServerError    `json:"error,omitempty"`
+}
+
+// Dial connects and joins (the `join` request) but enters no room yet.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	api, err := newAPI(opts.Interceptors)
+	if err != nil {
+		return nil, err
+	}
+	conn, _, err := websocket.Dial(ctx, opts.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", opts.URL, err)
+	}
+	conn.SetReadLimit(1 << 20)
+	cctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		opts: opts, log: opts.Logger, conn: conn, api: api, ctx: cctx, cancel: cancel,
+		pending: map[uint64]chan envelope{}, handler: map[string]func(json.RawMessage){},
+		notes: make(chan envelope, 1024), done: make(chan struct{}),
+	}
+	c.recv = newRecvTransport(c)
+	go c.readLoop()
+	go c.dispatch()
+	var res struct {
+		PeerID string `json:"peerId"`
+	}
+	err = c.Request(ctx, "join", map[string]any{"displayName": opts.DisplayName, "sources": opts.Sources, "ticket": opts.Ticket}, &res)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.PeerID = res.PeerID
+	return c, nil
+}
+
+// newAPI is a browser-like Pion stack: NACKs, reports, TWCC, loopback
+// candidates for tests on one machine.
+func newAPI(extra []interceptor.Factory) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: "urn:ietf:params:rtp-hdrext:ssrc-audio-level"}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	for _, f := range extra {
+		reg.Add(f)
+	}
+	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(0)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// Request sends a request and decodes the response's data into out (may be nil).
+func (c *Client) Request(ctx context.Context, method string, data, out any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	id := c.nextID.Add(1)
+	ch := make(chan envelope, 1)
+	c.mu.Lock()
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	msg, _ := json.Marshal(envelope{Request: true, ID: id, Method: method, Data: raw})
+	if err := c.conn.Write(ctx, websocket.MessageText, msg); err != nil {
+		return fmt.Errorf("client: %s: %w", method, err)
+	}
+	select {
+	case res := <-ch:
+		if !res.OK {
+			if res.Error == nil {
+				res.Error = &ServerError{}
+			}
+			res.Error.Method = method
+			return res.Error
+		}
+		if out != nil {
+			return json.Unmarshal(res.Data, out)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("client: %s: %w", method, ctx.Err())
+	case <-c.done:
+		return ErrClosed
+	}
+}
+
+// On registers a handler for a server notification; handlers run one at a
+// time in arrival order, after the client's own handling.
+func (c *Client) On(method string, fn func(data json.RawMessage)) {
+	c.mu.Lock()
+	c.handler[method] = fn
+	c.mu.Unlock()
+}
+
+func (c *Client) readLoop() {
+	defer close(c.done)
+	defer close(c.notes)
+	for {
+		_, data, err := c.conn.Read(c.ctx)
+		if err != nil {
+			return
+		}
+		var msg envelope
+		if err := json.Unmarshal(data, &msg); err != nil {
+			c.log.Warn("bad message from server", "err", err)
+			continue
+		}
+		switch {
+		case msg.Response:
+			c.mu.Lock()
+			ch := c.pending[msg.ID]
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- msg
+			}
+		case msg.Notification:
+			select {
+			case c.notes <- msg:
+			default:
+				c.log.Warn("notification queue full; dropped", "method", msg.Method)
+			}
+		}
+	}
+}
+
+func (c *Client) dispatch() {
+	for msg := range c.notes {
+		c.handleInternal(msg.Method, msg.Data)
+		c.mu.Lock()
+		fn := c.handler[msg.Method]
+		c.mu.Unlock()
+		if fn != nil {
+			fn(msg.Data)
+		}
+	}
+}
+
+func (c *Client) handleInternal(method string, data json.RawMessage) {
+	switch method {
+	case "newConsumer":
+		c.recv.newConsumer(data)
+	case "consumerClosed":
+		c.recv.consumerClosed(data)
+	case "offer":
+		c.recv.offer(data)
+	case "iceCandidate":
+		var n struct {
+			Transport string                   `json:"transport"`
+			Candidate *webrtc.ICECandidateInit `json:"candidate"`
+		}
+		if json.Unmarshal(data, &n) != nil || n.Candidate == nil {
+			return
+		}
+		if n.Transport == "send" && c.send != nil {
+			c.send.addCandidate(*n.Candidate)
+		} else if n.Transport == "recv" {
+			c.recv.addCandidate(*n.Candidate)
+		}
+	}
+}
+
+// RoomPeer is a peer listed by joinRoom.
+type RoomPeer struct {
+	PeerID      string `json:"peerId"`
+	DisplayName string `json:"displayName"`
+	Producers   []struct {
+		ProducerID string `json:"producerId"`
+		Source     string `json:"source"`
+		Kind       string `json:"kind"`
+	} `json:"producers"`
+}
+
+// JoinRoom enters a room and returns the peers already there.
+func (c *Client) JoinRoom(ctx context.Context, roomID string) ([]RoomPeer, error) {
+	var res struct {
+		PeerID string     `json:"peerId"`
+		Peers  []RoomPeer `json:"peers"`
+	}
+	if err := c.Request(ctx, "joinRoom", map[string]any{"roomId": roomID}, &res); err != nil {
+		return nil, err
+	}
+	c.PeerID = res.PeerID
+	return res.Peers, nil
+}
+
+// OnTrack sets the function called for each track received; it runs on
+// Pion's goroutine and may read the track until it ends.
+func (c *Client) OnTrack(fn func(*RemoteTrack)) { c.recv.setOnTrack(fn) }
+
+// Close leaves and disconnects.
+func (c *Client) Close() {
+	if c.send != nil {
+		c.send.close()
+	}
+	c.recv.close()
+	c.conn.Close(websocket.StatusNormalClosure, "bye")
+	c.cancel()
+	select {
+	case <-c.done:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// Done is closed when the connection to the server has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }

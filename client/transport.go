@@ -1,0 +1,309 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// requestTimeout bounds the requests the client makes on its own.
+const requestTimeout = 10 * time.Second
+
+// candidateSender trickles local candidates of one transport to the server.
+func (c *Client) candidateSender(transport string) func(*webrtc.ICECandidate) {
+	return func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		init := cand.ToJSON()
+		ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
+		defer cancel()
+		if err := c.Request(ctx, "iceCandidate", map[string]any{"transport": transport, "candidate": init}, nil); err != nil {
+			c.log.Debug("send candidate", "err", err)
+		}
+	}
+}
+
+// pendingCandidates holds remote candidates until a remote description exists.
+type pendingCandidates struct {
+	mu   sync.Mutex
+	pc   *webrtc.PeerConnection
+	list []webrtc.ICECandidateInit
+}
+
+func (p *pendingCandidates) add(c webrtc.ICECandidateInit) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pc == nil || p.pc.RemoteDescription() == nil {
+		p.list = append(p.list, c)
+		return
+	}
+	_ = p.pc.AddICECandidate(c)
+}
+
+func (p *pendingCandidates) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.list {
+		_ = p.pc.AddICECandidate(c)
+	}
+	p.list = nil
+}
+
+// sendTransport is the client's publishing peer connection.
+type sendTransport struct {
+	c    *Client
+	pc   *webrtc.PeerConnection
+	mu   sync.Mutex // one negotiation at a time
+	cand pendingCandidates
+}
+
+// LocalTrack is a track to publish under a source name.
+type LocalTrack struct {
+	Track  webrtc.TrackLocal
+	Source string
+}
+
+// Producer is a published source.
+type Producer struct {
+	ProducerID string `json:"producerId"`
+	Mid        string `json:"mid"`
+	Source     string `json:"source"`
+	Kind       string `json:"kind"`
+	Sender     *webrtc.RTPSender
+}
+
+// Publish adds tracks to the send transport and negotiates them.
+func (c *Client) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer, error) {
+	if c.send == nil {
+		pc, err := c.api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+		if err != nil {
+			return nil, err
+		}
+		c.send = &sendTransport{c: c, pc: pc}
+		c.send.cand.pc = pc
+		pc.OnICECandidate(c.candidateSender("send"))
+	}
+	return c.send.publish(ctx, tracks)
+}
+
+func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Producer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	senders := map[*webrtc.RTPTransceiver]LocalTrack{}
+	for _, t := range tracks {
+		tr, err := s.pc.AddTransceiverFromTrack(t.Track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, err
+		}
+		senders[tr] = t
+		go drainRTCP(tr.Sender())
+	}
+	offer, err := s.pc.CreateOffer(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return nil, err
+	}
+	var reqs []map[string]string
+	for tr, t := range senders {
+		reqs = append(reqs, map[string]string{"mid": tr.Mid(), "source": t.Source})
+	}
+	var res struct {
+		Answer    string     `json:"answer"`
+		Producers []Producer `json:"producers"`
+	}
+	if err := s.c.Request(ctx, "produce", map[string]any{"offer": s.pc.LocalDescription().SDP, "producers": reqs}, &res); err != nil {
+		return nil, err
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
+		return nil, fmt.Errorf("client: apply answer: %w", err)
+	}
+	s.cand.flush()
+	for i := range res.Producers {
+		for tr := range senders {
+			if tr.Mid() == res.Producers[i].Mid {
+				res.Producers[i].Sender = tr.Sender()
+			}
+		}
+	}
+	return res.Producers, nil
+}
+
+func (s *sendTransport) addCandidate(c webrtc.ICECandidateInit) { s.cand.add(c) }
+
+func (s *sendTransport) close() { _ = s.pc.Close() }
+
+// drainRTCP reads a sender's RTCP so that Pion's interceptors see it.
+func drainRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := sender.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// RemoteTrack is a track received from another peer.
+type RemoteTrack struct {
+	ConsumerID string
+	ProducerID string
+	PeerID     string
+	Source     string
+	Track      *webrtc.TrackRemote
+	Receiver   *webrtc.RTPReceiver
+}
+
+type consumerInfo struct {
+	ConsumerID string `json:"consumerId"`
+	ProducerID string `json:"producerId"`
+	PeerID     string `json:"peerId"`
+	Source     string `json:"source"`
+	Kind       string `json:"kind"`
+	Mid        string `json:"mid"`
+}
+
+// recvTransport is the peer connection the server sends media on.
+type recvTransport struct {
+	c       *Client
+	mu      sync.Mutex
+	pc      *webrtc.PeerConnection
+	byMid   map[string]consumerInfo
+	onTrack func(*RemoteTrack)
+	cand    pendingCandidates
+}
+
+func newRecvTransport(c *Client) *recvTransport {
+	return &recvTransport{c: c, byMid: map[string]consumerInfo{}}
+}
+
+func (r *recvTransport) setOnTrack(fn func(*RemoteTrack)) {
+	r.mu.Lock()
+	r.onTrack = fn
+	r.mu.Unlock()
+}
+
+func (r *recvTransport) newConsumer(data json.RawMessage) {
+	var info consumerInfo
+	if json.Unmarshal(data, &info) != nil {
+		return
+	}
+	r.mu.Lock()
+	r.byMid[info.Mid] = info
+	r.mu.Unlock()
+}
+
+func (r *recvTransport) consumerClosed(data json.RawMessage) {
+	var n struct {
+		ConsumerID string `json:"consumerId"`
+	}
+	if json.Unmarshal(data, &n) != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for mid, info := range r.byMid {
+		if info.ConsumerID == n.ConsumerID {
+			delete(r.byMid, mid)
+		}
+	}
+}
+
+func (r *recvTransport) peerConnection() (*webrtc.PeerConnection, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pc != nil {
+		return r.pc, nil
+	}
+	pc, err := r.c.api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		return nil, err
+	}
+	pc.OnICECandidate(r.c.candidateSender("recv"))
+	pc.OnTrack(r.track)
+	r.pc = pc
+	r.cand.mu.Lock()
+	r.cand.pc = pc
+	r.cand.mu.Unlock()
+	return pc, nil
+}
+
+func (r *recvTransport) track(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	r.mu.Lock()
+	mid := ""
+	for _, tr := range r.pc.GetTransceivers() {
+		if tr.Receiver() == recv {
+			mid = tr.Mid()
+		}
+	}
+	info := r.byMid[mid]
+	fn := r.onTrack
+	r.mu.Unlock()
+	go drainReceiverRTCP(recv)
+	if fn == nil {
+		return
+	}
+	fn(&RemoteTrack{
+		ConsumerID: info.ConsumerID, ProducerID: info.ProducerID, PeerID: info.PeerID, Source: info.Source,
+		Track: t, Receiver: recv,
+	})
+}
+
+func drainReceiverRTCP(recv *webrtc.RTPReceiver) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := recv.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+func (r *recvTransport) offer(data json.RawMessage) {
+	var n struct {
+		SDP     string `json:"sdp"`
+		Version int    `json:"version"`
+	}
+	if json.Unmarshal(data, &n) != nil {
+		return
+	}
+	if err := r.answer(n.SDP, n.Version); err != nil {
+		r.c.log.Warn("answer server offer", "err", err)
+	}
+}
+
+func (r *recvTransport) answer(sdp string, version int) error {
+	pc, err := r.peerConnection()
+	if err != nil {
+		return err
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return err
+	}
+	r.cand.flush()
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return err
+	}
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.c.ctx, requestTimeout)
+	defer cancel()
+	return r.c.Request(ctx, "answer", map[string]any{"sdp": pc.LocalDescription().SDP, "version": version}, nil)
+}
+
+func (r *recvTransport) addCandidate(c webrtc.ICECandidateInit) { r.cand.add(c) }
+
+func (r *recvTransport) close() {
+	r.mu.Lock()
+	pc := r.pc
+	r.mu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
+}

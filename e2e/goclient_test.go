@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/client"
+)
+
+// participant is a Go client that publishes synthetic audio and video and
+// counts what it receives, per source of each remote peer.
+type participant struct {
+	c        *client.Client
+	mu       sync.Mutex
+	received map[string]*atomic.Int64 // peerId/source -> packets
+}
+
+func (p *participant) count(key string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := p.received[key]; n != nil {
+		return n.Load()
+	}
+	return 0
+}
+
+func (p *participant) keys() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.received)
+}
+
+func joinParticipant(t *testing.T, ctx context.Context, wsURL, roomID, name string, publish bool) *participant {
+	t.Helper()
+	c, err := client.Dial(ctx, client.Options{URL: wsURL, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	p := &participant{c: c, received: map[string]*atomic.Int64{}}
+	c.OnTrack(func(rt *client.RemoteTrack) {
+		key := rt.PeerID + "/" + rt.Source
+		n := &atomic.Int64{}
+		p.mu.Lock()
+		p.received[key] = n
+		p.mu.Unlock()
+		for {
+			if _, _, err := rt.Track.ReadRTP(); err != nil {
+				return
+			}
+			n.Add(1)
+		}
+	})
+	if _, err := c.JoinRoom(ctx, roomID); err != nil {
+		t.Fatal(err)
+	}
+	if publish {
+		publishSynthetic(t, ctx, c, name)
+	}
+	return p
+}
+
+func publishSynthetic(t *testing.T, ctx context.Context, c *client.Client, name string) {
+	t.Helper()
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "cam", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, client.LocalTrack{Track: video, Source: "video:cam"}, client.LocalTrack{Track: audio, Source: "audio:mic"}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = client.Play(ctx, video, client.SyntheticVP8(30, 2500, 30)) }()
+	go func() { _ = client.Play(ctx, audio, client.SyntheticOpus()) }()
+}
+
+// Three Go clients in one room each receive the other two's audio and video.
+func TestGoClientsExchangeMedia(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(31000, 31099, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var ps []*participant
+	for i := range 3 {
+		ps = append(ps, joinParticipant(t, ctx, srv.WS, "class-1", fmt.Sprintf("p%d", i), true))
+	}
+	for i, p := range ps {
+		for j, o := range ps {
+			if i == j {
+				continue
+			}
+			for _, src := range []string{"audio:mic", "video:cam"} {
+				key := o.c.PeerID + "/" + src
+				waitFor(t, 15*time.Second, fmt.Sprintf("p%d receiving %s of p%d", i, src, j), func() bool { return p.count(key) > 20 })
+			}
+		}
+	}
+	if _, body := srv.get(t, "/metrics"); !containsMetric(body, "vclass_peers 3") {
+		t.Errorf("metrics do not show 3 peers:\n%s", body)
+	}
+}

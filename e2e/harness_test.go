@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mediaBinary is the vclass-media built once for all tests.
+var mediaBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vclass-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mediaBinary = filepath.Join(dir, "vclass-media")
+	args := []string{"build", "-o", mediaBinary}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "../cmd/vclass-media")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build vclass-media:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// mediaServer is a running vclass-media process.
+type mediaServer struct {
+	URL   string // http://127.0.0.1:port
+	WS    string // ws://127.0.0.1:port/ws
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	log   strings.Builder
+	done  chan struct{}
+	state *os.ProcessState
+}
+
+// loopbackConfig is a mediasoup_config.json for tests: loopback only,
+// ports in [lo, hi], and the given codecs (JSON array text).
+func loopbackConfig(lo, hi int, codecs string) string {
+	if codecs == "" {
+		codecs = `[
+		{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
+		{"Kind": "video", "MimeType": "video/VP8", "ClockRate": 90000}]`
+	}
+	return fmt.Sprintf(`{
+  "MediasoupSettings": {
+    "WorkerSettings": {"LogLevel": "debug", "RtcMinPort": %d, "RtcMaxPort": %d},
+    "RouterSettings": {"RtpCodecCapabilities": %s},
+    "WebRtcTransportSettings": {"ListenIps": [{"Ip": "127.0.0.1", "AnnouncedIp": "127.0.0.1"}]}
+  },
+  "MeetingServerSettings": {"ServeMode": "Open"},
+  "AuthSettings": {"AllowEmptyTickets": true}
+}`, lo, hi, codecs)
+}
+
+var urlLine = regexp.MustCompile(`open (http://\S+/) in a browser`)
+
+// startMedia runs vclass-media with config text (written to a file) and
+// extra environment, and waits until it serves HTTP.
+func startMedia(t testing.TB, configText string, env ...string) *mediaServer {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mediasoup_config.json")
+	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(mediaBinary, "-config", path, "-http", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &mediaServer{cmd: cmd, done: make(chan struct{})}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.log.WriteString(line + "\n")
+			s.mu.Unlock()
+			if m := urlLine.FindStringSubmatch(line); m != nil {
+				found <- m[1]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		s.state, _ = cmd.Process.Wait()
+		close(s.done)
+	}()
+	select {
+	case u := <-found:
+		s.URL = strings.TrimSuffix(u, "/")
+		s.WS = "ws" + strings.TrimPrefix(s.URL, "http") + "/ws"
+	case <-s.done:
+		t.Fatalf("vclass-media exited before serving:\n%s", s.Log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("vclass-media did not start:\n%s", s.Log())
+	}
+	t.Cleanup(func() {
+		s.Stop(t)
+		if t.Failed() {
+			t.Logf("vclass-media log:\n%s", s.Log())
+		}
+	})
+	return s
+}
+
+// Log is everything the server printed so far.
+func (s *mediaServer) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// Stop sends SIGTERM and waits for the exit (the server promises 10 s).
+func (s *mediaServer) Stop(t testing.TB) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(12 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		t.Errorf("vclass-media did not exit within 12 s of SIGTERM")
+	}
+}
+
+// get fetches a path of the server.
+func (s *mediaServer) get(t testing.TB, path string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
