@@ -33,7 +33,7 @@ type UpTrack struct {
 	mu    sync.Mutex // serializes changes of downs
 	downs atomic.Pointer[[]*DownTrack]
 
-	lastKeyframeReq atomic.Int64 // unix nanos
+	lastKeyframeReq atomic.Int64  // unix nanos
 	level           atomic.Uint32 // smoothed audio level, dBov * 100 (0 loud .. 12700 silent)
 	done            chan struct{}
 }
