@@ -30,11 +30,6 @@ func (p *participant) count(key string) int64 {
 	return 0
 }
 
-func (p *participant) keys() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.received)
-}
 
 func joinParticipant(t *testing.T, ctx context.Context, wsURL, roomID, name string, publish bool) *participant {
 	t.Helper()

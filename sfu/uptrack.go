@@ -49,26 +49,33 @@ type upPacket struct {
 }
 
 func newUpTrack(id string, e *Engine, track *webrtc.TrackRemote, recv *webrtc.RTPReceiver, writeRTCP func([]rtcp.Packet) error) *UpTrack {
-	codec := track.Codec()
+	levelExt := uint8(0)
+	for _, ext := range recv.GetParameters().HeaderExtensions {
+		if ext.URI == audioLevelURI {
+			levelExt = uint8(ext.ID)
+		}
+	}
+	u := makeUpTrack(id, e, track.Codec(), uint32(track.SSRC()), levelExt, writeRTCP)
+	u.track = track
+	return u
+}
+
+// makeUpTrack builds an up track that is not (yet) reading a Pion track.
+func makeUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, ssrc uint32, levelExt uint8, writeRTCP func([]rtcp.Packet) error) *UpTrack {
 	u := &UpTrack{
 		id:        id,
 		engine:    e,
-		track:     track,
 		writeRTCP: writeRTCP,
 		codec:     codec,
 		codecKind: codecKindOf(codec.MimeType),
-		ssrc:      uint32(track.SSRC()),
+		ssrc:      ssrc,
 		done:      make(chan struct{}),
 	}
 	u.level.Store(12700)
 	size := 512
 	if u.codecKind == codecAudio {
 		size = 128
-		for _, ext := range recv.GetParameters().HeaderExtensions {
-			if ext.URI == audioLevelURI {
-				u.levelExt = uint8(ext.ID)
-			}
-		}
+		u.levelExt = levelExt
 	}
 	u.cache = newPacketCache(size)
 	u.downs.Store(&[]*DownTrack{})
@@ -95,36 +102,47 @@ func (u *UpTrack) AudioLevel() float64 { return float64(u.level.Load()) / 100 }
 func (u *UpTrack) run() {
 	defer close(u.done)
 	buf := make([]byte, maxPacketSize)
-	var p upPacket
-	var unwrap seqUnwrapper
-	level := 127.0
-	stats := &u.engine.Stats
+	r := upReader{level: 127}
 	for {
 		n, _, err := u.track.Read(buf)
 		if err != nil {
 			return
 		}
-		payload, err := parseRTP(buf[:n], &p.header)
-		if err != nil {
-			continue
+		u.handle(&r, buf[:n])
+	}
+}
+
+// upReader is the state of the reading goroutine, reused for every packet.
+type upReader struct {
+	p      upPacket
+	unwrap seqUnwrapper
+	level  float64
+}
+
+// handle caches one packet and forwards it to every down track.
+func (u *UpTrack) handle(r *upReader, pkt []byte) {
+	p := &r.p
+	payload, err := parseRTP(pkt, &p.header)
+	if err != nil {
+		return
+	}
+	stats := &u.engine.Stats
+	stats.PacketsIn.Add(1)
+	stats.BytesIn.Add(uint64(len(pkt)))
+	p.payload = payload
+	p.extSeq = r.unwrap.unwrap(p.header.SequenceNumber)
+	p.arrival = time.Now()
+	p.keyframe = u.codecKind != codecAudio && isKeyframe(u.codecKind, payload)
+	if u.levelExt != 0 {
+		if ext := p.header.GetExtension(u.levelExt); len(ext) > 0 {
+			// Exponential smoothing over roughly the last 15 packets (300 ms).
+			r.level += (float64(ext[0]&0x7f) - r.level) / 15
+			u.level.Store(uint32(math.Round(r.level * 100)))
 		}
-		stats.PacketsIn.Add(1)
-		stats.BytesIn.Add(uint64(n))
-		p.payload = payload
-		p.extSeq = unwrap.unwrap(p.header.SequenceNumber)
-		p.arrival = time.Now()
-		p.keyframe = u.codecKind != codecAudio && isKeyframe(u.codecKind, payload)
-		if u.levelExt != 0 {
-			if ext := p.header.GetExtension(u.levelExt); len(ext) > 0 {
-				// Exponential smoothing over roughly the last 15 packets (300 ms).
-				level += (float64(ext[0]&0x7f) - level) / 15
-				u.level.Store(uint32(math.Round(level * 100)))
-			}
-		}
-		u.cache.store(p.extSeq, buf[:n])
-		for _, d := range *u.downs.Load() {
-			d.forward(&p)
-		}
+	}
+	u.cache.store(p.extSeq, pkt)
+	for _, d := range *u.downs.Load() {
+		d.forward(p)
 	}
 }
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite of vclass: static checks, then every Go test with the
+# race detector, end-to-end tests included (real vclass-media processes,
+# headless Chromium, ffmpeg). Installs the Debian packages the tests use when
+# they are missing. Usage: deploy/scripts/test.sh [go test flags...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# Debian packages the tests drive, by the command each provides.
+declare -A packages=(
+  [chromium]=chromium
+  [redis-server]=redis-server
+  [nginx]=nginx
+  [ffmpeg]=ffmpeg
+  [ffprobe]=ffmpeg
+  [openssl]=openssl
+)
+missing=()
+for cmd in "${!packages[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
+done
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "== installing ${missing[*]} (Debian packages)"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    echo "could not install ${missing[*]}" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+    echo "(outside CI the tests that need them are skipped)" >&2
+  fi
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== staticcheck"
+staticcheck_version=v0.8.2 # honnef.co/go/tools
+if ! command -v staticcheck >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/staticcheck" ]; then
+  go install "honnef.co/go/tools/cmd/staticcheck@${staticcheck_version}"
+fi
+PATH="$PATH:$(go env GOPATH)/bin" staticcheck ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 25m "$@" ./...
