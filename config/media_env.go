@@ -1,0 +1,82 @@
+package config
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Environment variables that override the file, for containers whose file is mounted
+// read-only and shared between hosts.
+const (
+	EnvAnnouncedIP = "VCLASS_ANNOUNCED_IP" // AnnouncedIP of every Listen; 0.0.0.0 = detect
+	EnvHTTPAddr    = "VCLASS_HTTP_ADDR"    // HTTPAddr, e.g. ":8011"
+	EnvRTCPorts    = "VCLASS_RTC_PORTS"    // "20000-20009", or "20000" for one port
+)
+
+// ApplyEnv overrides m from the environment (getenv is os.Getenv outside tests); unset or
+// empty variables change nothing. A bad value is a *KeyError whose Path is the variable.
+func (m *Media) ApplyEnv(getenv func(string) string) error {
+	// A copy of m shares these; write to our own.
+	m.origin = maps.Clone(m.origin)
+	m.RTC.Listen = slices.Clone(m.RTC.Listen)
+	if m.origin == nil {
+		m.origin = make(map[string]string)
+	}
+	if v := strings.TrimSpace(getenv(EnvAnnouncedIP)); v != "" {
+		if err := m.applyAnnouncedIP(v); err != nil {
+			return err
+		}
+	}
+	if v := strings.TrimSpace(getenv(EnvHTTPAddr)); v != "" {
+		m.HTTPAddr = v
+		m.note("httpAddr", EnvHTTPAddr)
+	}
+	if v := strings.TrimSpace(getenv(EnvRTCPorts)); v != "" {
+		if err := m.applyRTCPorts(v); err != nil {
+			return err
+		}
+	}
+	return m.Validate()
+}
+
+func (m *Media) applyAnnouncedIP(v string) error {
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return &KeyError{Path: EnvAnnouncedIP, Value: strconv.Quote(v), Reason: "is not an IP address"}
+	}
+	if a.IsUnspecified() {
+		v = ""
+	}
+	for i := range m.RTC.Listen {
+		m.RTC.Listen[i].AnnouncedIP = v
+		m.note("rtc.listen["+strconv.Itoa(i)+"].announcedIp", EnvAnnouncedIP)
+	}
+	return nil
+}
+
+// applyRTCPorts sets the range and drops per-listen PortRanges, so that the variable alone
+// decides which ports ICE uses.
+func (m *Media) applyRTCPorts(v string) error {
+	bad := &KeyError{Path: EnvRTCPorts, Value: strconv.Quote(v), Reason: "is not a port range like 20000-20009 or a port like 20000"}
+	loText, hiText, isRange := strings.Cut(v, "-")
+	lo, err := strconv.ParseUint(strings.TrimSpace(loText), 10, 16)
+	if err != nil || lo == 0 {
+		return bad
+	}
+	hi := lo
+	if isRange {
+		if hi, err = strconv.ParseUint(strings.TrimSpace(hiText), 10, 16); err != nil || hi == 0 {
+			return bad
+		}
+	}
+	m.RTC.MinPort, m.RTC.MaxPort = uint16(lo), uint16(hi)
+	m.note("rtc.minPort", EnvRTCPorts)
+	m.note("rtc.maxPort", EnvRTCPorts)
+	for i := range m.RTC.Listen {
+		m.RTC.Listen[i].MinPort, m.RTC.Listen[i].MaxPort = 0, 0
+	}
+	return nil
+}
