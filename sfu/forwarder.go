@@ -73,6 +73,11 @@ func (f *Forwarder) Process(p InPacket) Decision {
 		return Decision{}
 	}
 	if f.needSegment {
+		if f.started && p.ExtSeq <= f.highestIn {
+			// Reordered or duplicated from before the pause: already sent or
+			// dropped on purpose; starting the segment on it would jump back.
+			return Decision{}
+		}
 		if f.waitKeyframe && !p.Keyframe {
 			return Decision{RequestKeyframe: true}
 		}
@@ -109,11 +114,7 @@ func (f *Forwarder) startSegment(p InPacket) {
 	}
 	nextExt := f.lastOutExt + 1
 	f.seqOffset = p.ExtSeq - nextExt
-	elapsed := p.Arrival.Sub(f.lastOutTime)
-	ticks := uint32(1)
-	if elapsed > 0 {
-		ticks = max(1, uint32(elapsed.Seconds()*float64(f.clockRate)))
-	}
+	ticks := max(1, rtpTicks(p.Arrival.Sub(f.lastOutTime), f.clockRate))
 	f.tsOffset = p.Timestamp - (f.lastOutTS + ticks)
 	f.lastOutExt = nextExt
 	f.lastOutTS = p.Timestamp - f.tsOffset
@@ -137,3 +138,14 @@ func (f *Forwarder) MapNack(outSeq uint16) (uint64, bool) {
 // RTPTimestamp translates an incoming timestamp into the outgoing space,
 // for sender reports.
 func (f *Forwarder) RTPTimestamp(in uint32) uint32 { return in - f.tsOffset }
+
+// rtpTicks converts a duration into RTP clock ticks, modulo 2^32 as the
+// RTP clock wraps (integer arithmetic: float-to-uint32 overflow is
+// implementation-defined).
+func rtpTicks(d time.Duration, clockRate uint32) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	secs, rem := uint64(d/time.Second), uint64(d%time.Second)
+	return uint32(secs*uint64(clockRate) + rem*uint64(clockRate)/uint64(time.Second))
+}

@@ -54,7 +54,7 @@ func vp8Keyframe(p []byte) bool {
 		return false
 	}
 	start := p[0]&0x10 != 0
-	partID := p[0] & 0x0f
+	partID := p[0] & 0x07 // the R bit (0x08) must be ignored
 	if !start || partID != 0 {
 		return false
 	}
