@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 )
@@ -25,9 +27,11 @@ type Options struct {
 	Sources     []string // sources the client may publish, e.g. "audio:mic"
 	Ticket      string
 	Logger      *slog.Logger
-	// Interceptors are added in front of Pion's defaults on the receive
-	// side (tests use one to drop packets).
+	// Interceptors are added in front of Pion's defaults.
 	Interceptors []interceptor.Factory
+	// UDPConn, when set, carries all the client's media (both transports)
+	// through one ICE UDP mux on it; tests wrap a socket to lose packets.
+	UDPConn net.PacketConn
 }
 
 // ServerError is an error response of the server.
@@ -81,7 +85,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	api, err := newAPI(opts.Interceptors)
+	api, err := newAPI(opts.Interceptors, opts.UDPConn)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +117,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 
 // newAPI is a browser-like Pion stack: NACKs, reports, TWCC, loopback
 // candidates for tests on one machine.
-func newAPI(extra []interceptor.Factory) (*webrtc.API, error) {
+func newAPI(extra []interceptor.Factory, conn net.PacketConn) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -130,7 +134,11 @@ func newAPI(extra []interceptor.Factory) (*webrtc.API, error) {
 	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(0)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if conn != nil {
+		se.SetICEUDPMux(ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn}))
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
 

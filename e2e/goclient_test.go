@@ -30,7 +30,6 @@ func (p *participant) count(key string) int64 {
 	return 0
 }
 
-
 func joinParticipant(t *testing.T, ctx context.Context, wsURL, roomID, name string, publish bool) *participant {
 	t.Helper()
 	c, err := client.Dial(ctx, client.Options{URL: wsURL, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}})
