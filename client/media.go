@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -51,12 +52,21 @@ func Play(ctx context.Context, track *webrtc.TrackLocalStaticSample, src SampleS
 type syntheticVP8 struct {
 	n, size, keyEvery int
 	frame             time.Duration
+	forceKey          atomic.Bool
 }
 
-// SyntheticVP8 is a VP8-shaped source at fps frames of size bytes.
-func SyntheticVP8(fps, size, keyEvery int) SampleSource {
-	return &syntheticVP8{size: size, keyEvery: keyEvery, frame: time.Second / time.Duration(fps)}
+// SyntheticVP8 is a VP8-shaped source at fps frames of size bytes, with a
+// keyframe every keyEvery frames and on request.
+func SyntheticVP8(fps, size, keyEvery int) *SyntheticVideo {
+	return &SyntheticVideo{&syntheticVP8{size: size, keyEvery: keyEvery, frame: time.Second / time.Duration(fps)}}
 }
+
+// SyntheticVideo is a synthetic video source.
+type SyntheticVideo struct{ *syntheticVP8 }
+
+// RequestKeyframe makes the next frame a keyframe; use it as a
+// LocalTrack's OnKeyframeRequest.
+func (v *SyntheticVideo) RequestKeyframe() { v.forceKey.Store(true) }
 
 func (s *syntheticVP8) Next() (media.Sample, error) {
 	data := make([]byte, s.size)
@@ -65,7 +75,7 @@ func (s *syntheticVP8) Next() (media.Sample, error) {
 	}
 	// Frame tag: bit 0 is the inverse keyframe flag (RFC 6386 section 9.1).
 	data[0] = 0x11
-	if s.n%s.keyEvery == 0 {
+	if s.n%s.keyEvery == 0 || s.forceKey.Swap(false) {
 		data[0] = 0x10
 	}
 	s.n++

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -66,6 +67,9 @@ type sendTransport struct {
 type LocalTrack struct {
 	Track  webrtc.TrackLocal
 	Source string
+	// OnKeyframeRequest, if set, is called when a receiver asks for a
+	// keyframe (PLI or FIR).
+	OnKeyframeRequest func()
 }
 
 // Producer is a published source.
@@ -101,7 +105,7 @@ func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Pro
 			return nil, err
 		}
 		senders[tr] = t
-		go drainRTCP(tr.Sender())
+		go readSenderRTCP(tr.Sender(), t.OnKeyframeRequest)
 	}
 	offer, err := s.pc.CreateOffer(nil)
 	if err != nil {
@@ -139,12 +143,21 @@ func (s *sendTransport) addCandidate(c webrtc.ICECandidateInit) { s.cand.add(c) 
 
 func (s *sendTransport) close() { _ = s.pc.Close() }
 
-// drainRTCP reads a sender's RTCP so that Pion's interceptors see it.
-func drainRTCP(sender *webrtc.RTPSender) {
-	buf := make([]byte, 1500)
+// readSenderRTCP reads a sender's RTCP (so that Pion's interceptors see
+// it) and passes keyframe requests on.
+func readSenderRTCP(sender *webrtc.RTPSender, onKeyframe func()) {
 	for {
-		if _, _, err := sender.Read(buf); err != nil {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
 			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				if onKeyframe != nil {
+					onKeyframe()
+				}
+			}
 		}
 	}
 }

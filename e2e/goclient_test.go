@@ -70,10 +70,13 @@ func publishSynthetic(t *testing.T, ctx context.Context, c *client.Client, name 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Publish(ctx, client.LocalTrack{Track: video, Source: "video:cam"}, client.LocalTrack{Track: audio, Source: "audio:mic"}); err != nil {
+	src := client.SyntheticVP8(30, 2500, 60)
+	if _, err := c.Publish(ctx,
+		client.LocalTrack{Track: video, Source: "video:cam", OnKeyframeRequest: src.RequestKeyframe},
+		client.LocalTrack{Track: audio, Source: "audio:mic"}); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = client.Play(ctx, video, client.SyntheticVP8(30, 2500, 30)) }()
+	go func() { _ = client.Play(ctx, video, src) }()
 	go func() { _ = client.Play(ctx, audio, client.SyntheticOpus()) }()
 }
 

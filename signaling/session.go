@@ -53,23 +53,32 @@ func (s *session) run(ctx context.Context) {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.writeLoop(ctx) }()
 	go func() { defer wg.Done(); s.pingLoop(ctx) }()
-	s.readLoop(ctx)
+	err := s.readLoop(ctx)
 	s.Close()
 	cancel()
 	wg.Wait()
-	if s.peer != nil {
+	if s.peer == nil {
+		return
+	}
+	// A client that closes the socket properly (a closed tab sends 1001)
+	// has left; one that vanished (no close frame) may come back.
+	switch websocket.CloseStatus(err) {
+	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+		s.peer.Leave()
+	default:
 		s.srv.detach(s.peer, s.token)
 	}
 }
 
-func (s *session) readLoop(ctx context.Context) {
+// readLoop handles requests until the connection ends, and returns why.
+func (s *session) readLoop(ctx context.Context) error {
 	for {
 		typ, data, err := s.conn.Read(ctx)
 		if err != nil {
 			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
 				s.log.Info("message too big; connection closed")
 			}
-			return
+			return err
 		}
 		if typ != websocket.MessageText {
 			s.respond(0, nil, errorf(codeBadRequest, "binary messages are not part of the protocol"))
@@ -78,7 +87,7 @@ func (s *session) readLoop(ctx context.Context) {
 		s.handle(data)
 		select {
 		case <-s.closed:
-			return
+			return nil
 		default:
 		}
 	}
