@@ -99,7 +99,7 @@ func loadConfig(path string, getenv func(string) string) (*config.Media, error) 
 func checkConfig(path string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(path, getenv)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		fmt.Fprintf(stderr, "vclass-media: %v\n", err) // the error names the file
 		return exitConfig
 	}
 	enc := json.NewEncoder(stdout)
