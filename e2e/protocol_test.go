@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// rawConn speaks the protocol by hand, to send what a client library would not.
+type rawConn struct {
+	t    *testing.T
+	ctx  context.Context
+	conn *websocket.Conn
+}
+
+func dialRaw(t *testing.T, srv *mediaServer) *rawConn {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	conn, _, err := websocket.Dial(ctx, srv.WS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadLimit(1 << 20)
+	t.Cleanup(func() { conn.CloseNow() })
+	return &rawConn{t: t, ctx: ctx, conn: conn}
+}
+
+type rawResponse struct {
+	Response bool            `json:"response"`
+	ID       uint64          `json:"id"`
+	OK       bool            `json:"ok"`
+	Data     json.RawMessage `json:"data"`
+	Error    *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// send writes text and returns the next response (skipping notifications).
+func (r *rawConn) send(text string) rawResponse {
+	r.t.Helper()
+	if err := r.conn.Write(r.ctx, websocket.MessageText, []byte(text)); err != nil {
+		r.t.Fatal(err)
+	}
+	for {
+		_, data, err := r.conn.Read(r.ctx)
+		if err != nil {
+			r.t.Fatalf("read after %.60q: %v", text, err)
+		}
+		var res rawResponse
+		if err := json.Unmarshal(data, &res); err != nil {
+			r.t.Fatalf("server sent non-JSON %q", data)
+		}
+		if res.Response {
+			return res
+		}
+	}
+}
+
+func (r *rawConn) expectError(text, code string) {
+	r.t.Helper()
+	res := r.send(text)
+	if res.OK || res.Error == nil || res.Error.Code != code {
+		r.t.Errorf("%.80s: got ok=%v error=%+v, want error %s", text, res.OK, res.Error, code)
+	}
+}
+
+func (r *rawConn) expectOK(text string) rawResponse {
+	r.t.Helper()
+	res := r.send(text)
+	if !res.OK {
+		r.t.Fatalf("%.80s: error %+v", text, res.Error)
+	}
+	return res
+}
+
+// Malformed, out-of-order and invalid requests get error replies with the
+// documented codes, and the connection keeps working.
+func TestProtocolErrors(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(34400, 34409, ""))
+	c := dialRaw(t, srv)
+	c.expectError(`{not json`, "badRequest")
+	c.expectError(`{"request": true, "method": "ping"}`, "badRequest") // no id
+	c.expectError(`{"request": true, "id": 1, "method": "fly"}`, "badRequest")
+	c.expectError(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "r"}}`, "notJoined")
+	c.expectError(`{"request": true, "id": 3, "method": "join", "data": {"displayName": ""}}`, "badRequest")
+	c.expectError(`{"request": true, "id": 4, "method": "join", "data": {"displayName": "a", "sources": ["smell:nose"]}}`, "badRequest")
+	c.expectError(`{"request": true, "id": 5, "method": "join", "data": {"displayName": "a", "colour": "red"}}`, "badRequest")
+	c.expectOK(`{"request": true, "id": 6, "method": "join", "data": {"displayName": "a", "sources": ["video:cam"]}}`)
+	c.expectError(`{"request": true, "id": 7, "method": "join", "data": {"displayName": "a"}}`, "alreadyJoined")
+	c.expectError(`{"request": true, "id": 8, "method": "produce", "data": {"offer": "v=0"}}`, "notInRoom")
+	c.expectError(`{"request": true, "id": 9, "method": "joinRoom", "data": {"roomId": "../etc"}}`, "badRequest")
+	c.expectOK(`{"request": true, "id": 10, "method": "joinRoom", "data": {"roomId": "errors"}}`)
+	c.expectError(`{"request": true, "id": 11, "method": "joinRoom", "data": {"roomId": "errors"}}`, "alreadyInRoom")
+	c.expectError(`{"request": true, "id": 12, "method": "produce", "data": {"offer": "this is not SDP", "producers": []}}`, "badSdp")
+	c.expectError(`{"request": true, "id": 13, "method": "answer", "data": {"sdp": "v=0", "version": 7}}`, "badRequest")
+	c.expectError(`{"request": true, "id": 14, "method": "closeProducer", "data": {"producerId": "nope"}}`, "unknownProducer")
+	c.expectError(`{"request": true, "id": 15, "method": "resumeConsumer", "data": {"consumerId": "nope"}}`, "unknownConsumer")
+	c.expectError(`{"request": true, "id": 16, "method": "sendMessage", "data": {"text": "   "}}`, "badRequest")
+	c.expectError(`{"request": true, "id": 17, "method": "iceCandidate", "data": {"transport": "sideways", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}}}`, "badRequest")
+	c.expectOK(`{"request": true, "id": 18, "method": "sendMessage", "data": {"text": "still here"}}`)
+	c.expectOK(`{"request": true, "id": 19, "method": "ping"}`)
+}
+
+// A message over the size limit closes the connection with 1009.
+func TestProtocolMessageTooBig(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(34410, 34419, ""))
+	c := dialRaw(t, srv)
+	big := `{"request": true, "id": 1, "method": "sendMessage", "data": {"text": "` + strings.Repeat("x", 300<<10) + `"}}`
+	_ = c.conn.Write(c.ctx, websocket.MessageText, []byte(big))
+	_, _, err := c.conn.Read(c.ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+		t.Errorf("close status %v (err %v), want 1009", got, err)
+	}
+	// The server is fine afterwards.
+	c2 := dialRaw(t, srv)
+	c2.expectOK(`{"request": true, "id": 1, "method": "ping"}`)
+}
