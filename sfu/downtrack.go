@@ -136,7 +136,8 @@ func (d *DownTrack) forward(p *upPacket) {
 	h.Extension, h.Extensions = false, nil
 	h.SSRC, h.PayloadType = ssrc, pt
 	h.SequenceNumber, h.Timestamp = dec.Seq, dec.Timestamp
-	if n, err := w.WriteRTP(h, p.payload); err != nil {
+	// Pion reports (0, nil) while DTLS is not up yet: nothing was sent.
+	if n, err := w.WriteRTP(h, p.payload); err != nil || n == 0 {
 		d.stats.DroppedOut.Add(1)
 	} else {
 		d.stats.PacketsOut.Add(1)

@@ -86,7 +86,12 @@ func makeUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, ssrc uin
 func (u *UpTrack) ID() string { return u.id }
 
 // Kind is audio or video.
-func (u *UpTrack) Kind() webrtc.RTPCodecType { return u.track.Kind() }
+func (u *UpTrack) Kind() webrtc.RTPCodecType {
+	if u.codecKind == codecAudio {
+		return webrtc.RTPCodecTypeAudio
+	}
+	return webrtc.RTPCodecTypeVideo
+}
 
 // Codec is the codec the publisher sends.
 func (u *UpTrack) Codec() webrtc.RTPCodecParameters { return u.codec }
