@@ -1,0 +1,740 @@
+// vclass.js: browser SDK for vclass-media. Implements the WebSocket protocol of
+// docs/protocol.md: one socket, a send transport (we offer, via `produce`) and a recv
+// transport (the server offers, we `answer`). No dependencies; plain ES modules.
+
+import { Connection, VClassError } from './signaling.js';
+
+export { VClassError };
+
+const KEEPALIVE_INTERVAL_MS = 15_000;
+// A brief `disconnected` often heals by itself; `failed` never does.
+const ICE_DISCONNECTED_GRACE_MS = 2_000;
+const ICE_RESTART_MIN_INTERVAL_MS = 4_000;
+const RECONNECT_BASE_DELAY_MS = 500;
+const RECONNECT_MAX_DELAY_MS = 10_000;
+// Server `disconnect` reasons after which reconnecting would be wrong.
+const FINAL_DISCONNECT_REASONS = new Set(['replaced', 'kicked', 'roomClosed']);
+// Join errors that another attempt cannot fix.
+const FINAL_JOIN_ERRORS = new Set(['unauthorized', 'badRequest', 'roomFull']);
+
+export const DEFAULT_SOURCES = Object.freeze(['audio:mic', 'video:cam', 'video:screen']);
+
+function defaultUrl() {
+  const scheme = globalThis.location?.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${globalThis.location?.host ?? 'localhost'}/ws`;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Rows for the RTP streams of one stats type that `ownerOf` maps to a consumer or producer;
+ * streams of m-lines nobody owns any more are left out. */
+async function rtpStats(pc, type, ownerOf, row) {
+  if (!pc) return [];
+  const report = await pc.getStats();
+  const rows = [];
+  report.forEach((s) => {
+    const owner = s.type === type && ownerOf(s);
+    if (owner) rows.push(row(s, owner, report.get(s.codecId)?.mimeType ?? null));
+  });
+  return rows;
+}
+
+/** Runs async tasks one after another; a failed task does not block the next one. */
+class SerialQueue {
+  #tail = Promise.resolve();
+  run(task) {
+    const result = this.#tail.then(task);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
+}
+
+/**
+ * Client of one vclass-media session. Events (CustomEvent, payload in `detail`):
+ * peerjoined, peerleft, newproducer, producerclosed, track, trackended, trackpaused,
+ * trackresumed, activespeaker, message, disconnected, reconnected, error.
+ */
+export class VClassClient extends EventTarget {
+  #url;
+  #rtcConfig;
+  #maxReconnectAttempts;
+  #conn = null;
+  #state = 'idle'; // idle | connecting | joined | reconnecting | closed
+  #session = 0; // bumped by join() and leave(): a stale reconnect loop sees it and stops
+  #joinParams = null;
+  #peerId = null;
+  #resumeToken = null;
+  #roomId = null;
+  #serveMode = null;
+  #serverDisconnectReason = null;
+  #keepaliveTimer = null;
+  #pendingRestore = null; // {roomId, republish[]} until a fresh rejoin has rebuilt the session
+  #peers = new Map(); // peerId → {peerId, displayName, sources, producers[]}
+  // Our ids before a fresh rejoin: the server keeps such a ghost in the room for a while.
+  #formerPeerIds = new Set();
+
+  // Send transport: what we publish.
+  #sendPC = null;
+  #sendQueue = new SerialQueue();
+  #sendTask = null; // queued, not yet started negotiation; later requests join it
+  #pendingPublishes = [];
+  #transceiversToStop = [];
+  #sendIceRestartWanted = false;
+  #sendBusy = false;
+  #producers = new Map(); // source → {producerId, source, kind, mid, track, transceiver, paused}
+
+  // Recv transport: what others publish to us.
+  #recvPC = null;
+  #recvQueue = new SerialQueue();
+  #recvOffersPending = 0;
+  #unackedAnswer = null; // {sdp, version}: an answer the socket may have lost; resent after resume
+  #consumers = new Map(); // mid → {consumerId, producerId, peerId, source, kind, mid, paused, track, stream}
+
+  #remoteCandidates = { send: [], recv: [] };
+  #iceRestartTimers = { send: null, recv: null };
+  #lastIceRestart = { send: 0, recv: 0 };
+
+  /** options: url, iceServers, maxReconnectAttempts. */
+  constructor({ url = defaultUrl(), iceServers = [], maxReconnectAttempts = 20 } = {}) {
+    super();
+    this.#url = url;
+    this.#rtcConfig = { iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+    this.#maxReconnectAttempts = maxReconnectAttempts;
+  }
+
+  get state() { return this.#state; }
+  get peerId() { return this.#peerId; }
+  get roomId() { return this.#roomId; }
+  get serveMode() { return this.#serveMode; }
+  /** Other peers in the room: Map peerId → {peerId, displayName, sources, producers}. */
+  get peers() { return this.#peers; }
+  /** What we publish: [{source, producerId, kind, paused, track}]. */
+  get producers() {
+    return [...this.#producers.values()].map(({ source, producerId, kind, paused, track }) =>
+      ({ source, producerId, kind, paused, track }));
+  }
+
+  /** Subscribes to an event with a plain callback taking the detail; returns an unsubscriber. */
+  on(type, callback) {
+    const listener = (ev) => callback(ev.detail);
+    this.addEventListener(type, listener);
+    return () => this.removeEventListener(type, listener);
+  }
+
+  // ---- session ----
+
+  /** Connects and joins; resolves with {peerId, resumeToken, resumed}. Rejects with a VClassError. */
+  async join({ displayName, sources = DEFAULT_SOURCES, ticket } = {}) {
+    if (this.#state !== 'idle' && this.#state !== 'closed') {
+      throw new VClassError('invalidState', `join: client is ${this.#state}`);
+    }
+    this.#joinParams = { displayName, sources: [...sources], ...(ticket ? { ticket } : {}) };
+    this.#serverDisconnectReason = null;
+    this.#state = 'connecting';
+    const session = ++this.#session;
+    try {
+      await this.#connect(session);
+      const res = await this.#request('join', this.#joinParams);
+      this.#adoptJoin(res);
+      this.#state = 'joined';
+      return res;
+    } catch (err) {
+      this.#closeConnection();
+      this.#state = 'idle';
+      throw err;
+    }
+  }
+
+  /** Enters a room; resolves with {roomId, serveMode, peers}. Each peer is also a `peerjoined` event. */
+  async joinRoom(roomId) {
+    this.#requireState('joined', 'joinRoom');
+    return this.#joinRoom(roomId);
+  }
+
+  async #joinRoom(roomId) {
+    const res = await this.#request('joinRoom', { roomId });
+    this.#roomId = res.roomId ?? roomId;
+    this.#serveMode = res.serveMode ?? null;
+    this.#ensureRecvPC(); // so early server candidates have a place to wait
+    for (const peer of res.peers ?? []) this.#addPeer(peer);
+    return res;
+  }
+
+  /** Publishes a track as `source`; resolves with {producerId, source, kind} once the server accepted it. */
+  async publish(track, source) {
+    this.#requireState('joined', 'publish');
+    return this.#publish(track, source);
+  }
+
+  async #publish(track, source) {
+    if (!this.#roomId) throw new VClassError('notInRoom', 'publish: join a room first');
+    if (!source?.startsWith(`${track.kind}:`)) throw new VClassError('badRequest', `${source} is no ${track.kind} source`);
+    if (this.#producers.has(source) || this.#pendingPublishes.some((p) => p.source === source)) {
+      throw new VClassError('sourceBusy', `${source} is already published`);
+    }
+    return new Promise((resolve, reject) => {
+      this.#pendingPublishes.push({ track, source, resolve, reject });
+      this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
+    });
+  }
+
+  /** Stops publishing `source`. The track itself is the caller's: it is not stopped here. */
+  async unpublish(source) {
+    const producer = this.#producers.get(source);
+    if (!producer) return;
+    this.#producers.delete(source);
+    try {
+      await this.#request('closeProducer', { producerId: producer.producerId });
+    } catch (err) {
+      if (err.code !== 'unknownProducer') throw err; // already gone on the server: fine
+    } finally {
+      this.#transceiversToStop.push(producer.transceiver);
+      this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
+    }
+  }
+
+  async pause(source) {
+    const producer = this.#requireProducer(source);
+    producer.track.enabled = false; // silence at once, before the round trip
+    producer.paused = true;
+    await this.#request('pauseProducer', { producerId: producer.producerId });
+  }
+
+  async resume(source) {
+    const producer = this.#requireProducer(source);
+    await this.#request('resumeProducer', { producerId: producer.producerId });
+    producer.track.enabled = true;
+    producer.paused = false;
+  }
+
+  /** Asks the server to stop (or restart) forwarding one consumer to us, e.g. for a hidden tile. */
+  pauseConsumer(consumerId) { return this.#request('pauseConsumer', { consumerId }); }
+  resumeConsumer(consumerId) { return this.#request('resumeConsumer', { consumerId }); }
+
+  sendMessage(text) { return this.#request('sendMessage', { text }); }
+
+  /** Leaves the room and closes everything. Emits no further events; join() may be called again. */
+  async leave() {
+    const wasInRoom = this.#roomId && this.#conn?.isOpen;
+    this.#state = 'closed';
+    this.#session++;
+    this.#stopKeepalive();
+    if (wasInRoom) await this.#request('leaveRoom').catch(() => {});
+    this.#closeConnection();
+    this.#resetMedia({ announce: false });
+    this.#peerId = this.#resumeToken = this.#roomId = this.#serveMode = null;
+    this.#pendingRestore = this.#unackedAnswer = null;
+    this.#formerPeerIds.clear();
+  }
+
+  /** Numbers for automation and tests, from getStats() of both transports. */
+  async stats() {
+    const consumersByTrack = new Map([...this.#consumers.values()].map((c) => [c.track?.id, c]));
+    const producersByMid = new Map([...this.#producers.values()].map((p) => [p.mid, p]));
+    const inbound = await rtpStats(this.#recvPC, 'inbound-rtp',
+      (s) => (s.mid != null && this.#consumers.get(s.mid)) || consumersByTrack.get(s.trackIdentifier),
+      (s, c, codec) => ({
+        peerId: c.peerId, source: c.source, kind: s.kind ?? c.kind, consumerId: c.consumerId, codec,
+        framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0,
+        packetsLost: s.packetsLost ?? 0, totalAudioEnergy: s.totalAudioEnergy ?? 0,
+        audioLevel: s.audioLevel ?? 0, bytesReceived: s.bytesReceived ?? 0,
+      }));
+    const outbound = await rtpStats(this.#sendPC, 'outbound-rtp', (s) => producersByMid.get(s.mid),
+      (s, p, codec) => ({
+        source: p.source, kind: s.kind ?? p.kind, producerId: p.producerId, codec,
+        packetsSent: s.packetsSent ?? 0, bytesSent: s.bytesSent ?? 0, framesEncoded: s.framesEncoded ?? 0,
+      }));
+    return { inbound, outbound };
+  }
+
+  // ---- connection and reconnection ----
+
+  async #connect(session) {
+    // onClose fires only after open, so `conn` is set by then.
+    const conn = await Connection.open(this.#url, {
+      onNotification: (method, data) => this.#onNotification(method, data),
+      onClose: (info) => this.#onSocketClosed(conn, info),
+      onStrayError: (error) => this.#emitError(new VClassError(error.code ?? 'internal', error.message), 'server'),
+    });
+    if (session !== this.#session) { // leave() (and maybe a new join) happened meanwhile
+      conn.close();
+      throw new VClassError('disconnected', 'session ended');
+    }
+    this.#conn = conn;
+    this.#startKeepalive();
+    return conn;
+  }
+
+  #request(method, data = {}) {
+    if (!this.#conn) return Promise.reject(new VClassError('disconnected', `${method}: not connected`));
+    return this.#conn.request(method, data);
+  }
+
+  #closeConnection() {
+    this.#stopKeepalive();
+    this.#conn?.close(1000, 'bye');
+    this.#conn = null;
+  }
+
+  #adoptJoin(res) {
+    if (this.#peerId && this.#peerId !== res.peerId) this.#formerPeerIds.add(this.#peerId);
+    this.#peerId = res.peerId;
+    this.#resumeToken = res.resumeToken ?? null;
+  }
+
+  // The server pings us, but a half-open TCP connection (a network change) is only noticed
+  // by the side that sends; our own ping makes us notice within seconds.
+  #startKeepalive() {
+    this.#stopKeepalive();
+    this.#keepaliveTimer = setInterval(() => {
+      const conn = this.#conn;
+      conn?.request('ping').catch((err) => {
+        if (err.code !== 'timeout' || conn !== this.#conn) return;
+        conn.close(4000, 'keepalive timeout');
+        this.#onSocketClosed(conn, { code: 4000, reason: 'keepalive timeout' });
+      });
+    }, KEEPALIVE_INTERVAL_MS);
+  }
+
+  #stopKeepalive() {
+    clearInterval(this.#keepaliveTimer);
+    this.#keepaliveTimer = null;
+  }
+
+  #onSocketClosed(conn, { code, reason }) {
+    if (conn !== this.#conn) return;
+    this.#conn = null;
+    this.#stopKeepalive();
+    // A join in progress, or a reconnect attempt, fails by its pending requests; leave() is silent.
+    if (this.#state !== 'joined') return;
+    const why = this.#serverDisconnectReason ?? (reason || `socket closed (${code})`);
+    if (FINAL_DISCONNECT_REASONS.has(this.#serverDisconnectReason)) {
+      this.#finish(why);
+      return;
+    }
+    this.#state = 'reconnecting';
+    this.#emit('disconnected', { reason: why, willReconnect: true });
+    this.#reconnect(this.#session);
+  }
+
+  #finish(reason) {
+    this.#state = 'closed';
+    this.#closeConnection();
+    this.#resetMedia({ announce: true });
+    this.#emit('disconnected', { reason, willReconnect: false });
+  }
+
+  async #reconnect(session) {
+    const stale = () => session !== this.#session; // leave() meanwhile
+    for (let attempt = 0; attempt < this.#maxReconnectAttempts; attempt++) {
+      const delay = Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_BASE_DELAY_MS * 2 ** attempt);
+      await sleep(delay * (0.75 + Math.random() / 2)); // jitter: a restarted server is not stormed
+      if (stale()) return;
+      try {
+        const resumed = await this.#rejoin(session);
+        if (stale()) return;
+        this.#state = 'joined';
+        this.#emit('reconnected', { resumed, peerId: this.#peerId });
+        return;
+      } catch (err) {
+        if (stale()) return;
+        this.#closeConnection();
+        if (FINAL_JOIN_ERRORS.has(err.code)) {
+          this.#finish(`${err.code}: ${err.message}`);
+          return;
+        }
+      }
+    }
+    this.#finish('reconnect failed');
+  }
+
+  /** Resumes the old peer if the server still has it, else joins afresh; true when resumed. */
+  async #rejoin(session) {
+    this.#serverDisconnectReason = null;
+    await this.#connect(session);
+    let res = null;
+    // A half-done restore has a new peer that may not be in the room yet: finish it afresh.
+    if (this.#resumeToken && !this.#pendingRestore) {
+      try {
+        res = await this.#request('join', { ...this.#joinParams,
+          resume: { peerId: this.#peerId, token: this.#resumeToken } });
+      } catch (err) {
+        if (err.code === 'disconnected' || err.code === 'timeout') throw err;
+        res = null; // resume refused: join as a new peer below
+      }
+    }
+    if (res?.resumed) {
+      this.#resumeToken = res.resumeToken ?? this.#resumeToken;
+      if (this.#unackedAnswer) {
+        // Sent before restartIce: the server handles requests in order and may still await it.
+        this.#request('answer', this.#unackedAnswer).then(() => { this.#unackedAnswer = null; }, () => {});
+      }
+      this.#restartIce('recv');
+      this.#restartIce('send');
+      return true;
+    }
+    res ??= await this.#request('join', this.#joinParams);
+    this.#adoptJoin(res);
+    await this.#restoreSession();
+    return false;
+  }
+
+  /** After a fresh join the server knows nothing of us: rebuild the room and our publications. */
+  async #restoreSession() {
+    // Kept until done: if this attempt fails too, the next one still knows what to rebuild.
+    this.#pendingRestore ??= {
+      roomId: this.#roomId,
+      republish: [...this.#producers.values()].map(({ track, source, paused }) => ({ track, source, paused })),
+    };
+    const { roomId, republish } = this.#pendingRestore;
+    this.#resetMedia({ announce: true });
+    if (roomId) {
+      await this.#joinRoom(roomId);
+      // Published together, so they share one `produce`.
+      const live = republish.filter(({ track }) => track.readyState === 'live');
+      const results = await Promise.allSettled(live.map(async ({ track, source, paused }) => {
+        await this.#publish(track, source);
+        if (paused) await this.pause(source);
+      }));
+      for (const r of results) {
+        if (r.status !== 'rejected') continue;
+        if (r.reason?.code === 'disconnected') throw r.reason; // retry the whole rejoin
+        this.#emitError(r.reason, 'republish');
+      }
+    }
+    this.#pendingRestore = null;
+  }
+
+  // ---- notifications ----
+
+  #onNotification(method, data) {
+    switch (method) {
+      case 'peerJoinRoom': this.#addPeer(data); break;
+      case 'peerLeaveRoom': this.#removePeer(data.peerId, data.reason); break;
+      case 'newProducer': this.#onNewProducer(data); break;
+      case 'producerClosed': this.#onProducerClosed(data); break;
+      case 'newConsumer': this.#onNewConsumer(data); break;
+      case 'consumerClosed': this.#onConsumerClosed(data.consumerId); break;
+      case 'consumerPaused': this.#setConsumerPaused(data.consumerId, true); break;
+      case 'consumerResumed': this.#setConsumerPaused(data.consumerId, false); break;
+      case 'offer': this.#onOffer(data); break;
+      case 'iceCandidate': this.#onRemoteCandidate(data); break;
+      case 'activeSpeaker':
+        this.#emit('activespeaker', { peerId: data.peerId ?? null, volume: data.volume ?? -127 });
+        break;
+      case 'newMessage':
+        this.#emit('message', { ...data, self: data.peerId === this.#peerId });
+        break;
+      case 'disconnect': this.#serverDisconnectReason = data.reason ?? 'disconnect'; break;
+      default: break; // newer servers may notify more; ignoring is forward compatible
+    }
+  }
+
+  #addPeer(peer) {
+    if (this.#formerPeerIds.has(peer.peerId)) return;
+    const entry = { peerId: peer.peerId, displayName: peer.displayName, sources: peer.sources ?? [],
+      producers: (peer.producers ?? []).map((p) => ({ ...p })) };
+    this.#peers.set(entry.peerId, entry);
+    this.#emit('peerjoined', entry);
+  }
+
+  #removePeer(peerId, reason) {
+    const peer = this.#peers.get(peerId);
+    for (const [mid, c] of this.#consumers) {
+      if (c.peerId === peerId) { this.#consumers.delete(mid); this.#endConsumer(c); }
+    }
+    if (!peer) return;
+    this.#peers.delete(peerId);
+    this.#emit('peerleft', { peerId, displayName: peer.displayName, reason: reason ?? null });
+  }
+
+  #onNewProducer({ peerId, producerId, source, kind }) {
+    const peer = this.#peers.get(peerId);
+    if (peer) peer.producers.push({ producerId, source, kind, paused: false });
+    this.#emit('newproducer', { peerId, producerId, source, kind });
+  }
+
+  #onProducerClosed({ peerId, producerId }) {
+    if (peerId === this.#peerId) {
+      // The server closed one of ours: retire its m-line so the next offer stays truthful.
+      const mine = [...this.#producers.values()].find((p) => p.producerId === producerId);
+      if (!mine) return;
+      this.#producers.delete(mine.source);
+      this.#transceiversToStop.push(mine.transceiver);
+      this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
+      this.#emit('producerclosed', { peerId, producerId, source: mine.source, local: true });
+      return;
+    }
+    const peer = this.#peers.get(peerId);
+    const producer = peer?.producers.find((p) => p.producerId === producerId);
+    if (peer) peer.producers = peer.producers.filter((p) => p.producerId !== producerId);
+    this.#emit('producerclosed', { peerId, producerId, source: producer?.source ?? null, local: false });
+  }
+
+  #onNewConsumer(data) {
+    if (this.#formerPeerIds.has(data.peerId)) { // our own ghost: do not receive ourselves
+      this.pauseConsumer(data.consumerId).catch(() => {});
+      return;
+    }
+    const previous = this.#consumers.get(data.mid);
+    if (previous) this.#endConsumer(previous); // m-line reused without consumerClosed
+    this.#consumers.set(data.mid, { consumerId: data.consumerId, producerId: data.producerId,
+      peerId: data.peerId, source: data.source, kind: data.kind, mid: data.mid,
+      paused: Boolean(data.paused), track: null, stream: null });
+  }
+
+  #onConsumerClosed(consumerId) {
+    for (const [mid, c] of this.#consumers) {
+      if (c.consumerId === consumerId) { this.#consumers.delete(mid); this.#endConsumer(c); }
+    }
+  }
+
+  #setConsumerPaused(consumerId, paused) {
+    const c = [...this.#consumers.values()].find((x) => x.consumerId === consumerId);
+    if (!c) return;
+    c.paused = paused;
+    if (c.track) this.#emit(paused ? 'trackpaused' : 'trackresumed', this.#consumerView(c));
+  }
+
+  #endConsumer(c) {
+    if (c.track) this.#emit('trackended', this.#consumerView(c));
+  }
+
+  #consumerView(c) {
+    return { ...c }; // a copy: listeners must not change our bookkeeping
+  }
+
+  // ---- recv transport ----
+
+  #ensureRecvPC() {
+    if (!this.#recvPC) this.#recvPC = this.#createPC('recv');
+    return this.#recvPC;
+  }
+
+  #onOffer({ sdp, version }) {
+    this.#recvOffersPending++; // from now on, candidates may belong to this offer's ICE credentials
+    this.#recvQueue.run(async () => {
+      const pc = this.#ensureRecvPC();
+      try {
+        await pc.setRemoteDescription({ type: 'offer', sdp });
+        await pc.setLocalDescription(await pc.createAnswer());
+        this.#announceTracks(pc);
+        this.#unackedAnswer = { sdp: pc.localDescription.sdp, version };
+        await this.#request('answer', this.#unackedAnswer);
+        this.#unackedAnswer = null;
+      } finally {
+        this.#recvOffersPending--;
+        this.#flushRemoteCandidates('recv');
+      }
+    }).catch((err) => {
+      if (err.code === 'disconnected') return; // resent after a resume
+      this.#unackedAnswer = null;
+      if (err.code !== 'staleVersion') this.#emitError(err, 'answer'); // stale: a newer offer follows
+    });
+  }
+
+  /** Emits `track` for every consumer whose m-line the last negotiation made live. */
+  #announceTracks(pc) {
+    for (const transceiver of pc.getTransceivers()) {
+      const c = transceiver.mid != null && this.#consumers.get(transceiver.mid);
+      // An m-line reused for a new consumer may still be inactive until the next offer.
+      const receiving = transceiver.currentDirection === 'recvonly' || transceiver.currentDirection === 'sendrecv';
+      if (!c || c.track || !receiving) continue;
+      c.track = transceiver.receiver.track;
+      c.stream = new MediaStream([c.track]);
+      this.#emit('track', this.#consumerView(c));
+    }
+  }
+
+  // ---- send transport ----
+
+  /** Queues one send negotiation; requests made before it starts share it (one `produce`). */
+  #scheduleSendNegotiation() {
+    this.#sendTask ??= this.#sendQueue.run(() => {
+      this.#sendTask = null;
+      return this.#negotiateSend();
+    });
+    return this.#sendTask;
+  }
+
+  async #negotiateSend() {
+    const batch = this.#pendingPublishes.splice(0);
+    const toStop = this.#transceiversToStop.splice(0);
+    let iceRestart = this.#sendIceRestartWanted;
+    this.#sendIceRestartWanted = false;
+    if (!batch.length && !toStop.length && !iceRestart) return;
+    if (!this.#sendPC) {
+      if (!batch.length) return; // nothing negotiated yet: nothing to restart or retire
+      this.#sendPC = this.#createPC('send');
+      iceRestart = false;
+    }
+    const pc = this.#sendPC;
+    for (const transceiver of toStop) {
+      try { transceiver.stop(); } catch { /* the transport is already closed */ }
+    }
+    const added = batch.map((p) => ({ ...p, transceiver: pc.addTransceiver(p.track, { direction: 'sendonly' }) }));
+    this.#sendBusy = true;
+    try {
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
+      // Only new m-lines are producers; mids exist once the offer is applied locally.
+      const producers = added.map((p) => ({ mid: p.transceiver.mid, source: p.source }));
+      const res = await this.#request('produce', { offer: pc.localDescription.sdp, producers });
+      await pc.setRemoteDescription({ type: 'answer', sdp: res.answer });
+      for (const p of added) this.#adoptProducer(p, res.producers ?? []);
+    } catch (err) {
+      if (pc.signalingState === 'have-local-offer') {
+        await pc.setLocalDescription({ type: 'rollback' }).catch(() => {}); // the server kept its state too
+      }
+      for (const p of added) {
+        try { p.transceiver.stop(); } catch { /* closed */ }
+        p.reject(err);
+      }
+      if (iceRestart) this.#scheduleIceRestart('send', 0); // retried only if ICE is still down
+      if (!added.length) throw err;
+    } finally {
+      this.#sendBusy = false;
+      this.#flushRemoteCandidates('send');
+    }
+  }
+
+  #adoptProducer(pending, accepted) {
+    const { track, source, transceiver, resolve, reject } = pending;
+    const info = accepted.find((x) => x.mid === transceiver.mid);
+    if (!info) {
+      transceiver.stop();
+      reject(new VClassError('internal', `the server made no producer for ${source}`));
+      return;
+    }
+    const producer = { producerId: info.producerId, source, kind: info.kind ?? track.kind,
+      mid: transceiver.mid, track, transceiver, paused: false };
+    this.#producers.set(source, producer);
+    resolve({ producerId: producer.producerId, source, kind: producer.kind });
+  }
+
+  // ---- both transports: ICE ----
+
+  #createPC(transport) {
+    const pc = new RTCPeerConnection(this.#rtcConfig);
+    pc.onicecandidate = ({ candidate }) => {
+      // The protocol has no client-side end-of-candidates marker: skip null / empty.
+      if (!candidate?.candidate || pc !== this.#pcOf(transport)) return;
+      this.#request('iceCandidate', { transport, candidate: candidate.toJSON() }).catch((err) => {
+        // After a reconnect the ICE restart gathers fresh candidates anyway.
+        if (err.code !== 'disconnected') this.#emitError(err, 'iceCandidate');
+      });
+    };
+    pc.oniceconnectionstatechange = () => {
+      if (pc !== this.#pcOf(transport)) return;
+      const state = pc.iceConnectionState;
+      if (state === 'failed') this.#scheduleIceRestart(transport, 0);
+      else if (state === 'disconnected') this.#scheduleIceRestart(transport, ICE_DISCONNECTED_GRACE_MS);
+      else if (state === 'connected' || state === 'completed') this.#cancelIceRestart(transport);
+    };
+    return pc;
+  }
+
+  #pcOf(transport) {
+    return transport === 'send' ? this.#sendPC : this.#recvPC;
+  }
+
+  #onRemoteCandidate({ transport, candidate }) {
+    // null marks the end of the server's candidates; Chromium needs nothing for it, and an end
+    // marker kept across an ICE restart would close the wrong generation.
+    if (!candidate || (transport !== 'send' && transport !== 'recv')) return;
+    const pc = transport === 'recv' ? this.#ensureRecvPC() : this.#sendPC;
+    if (!pc) return;
+    const busy = transport === 'send' ? this.#sendBusy : this.#recvOffersPending > 0;
+    if (busy || !pc.remoteDescription || pc.signalingState !== 'stable') {
+      this.#remoteCandidates[transport].push(candidate);
+      return;
+    }
+    pc.addIceCandidate(candidate).catch((err) => this.#emitError(err, 'addIceCandidate'));
+  }
+
+  #flushRemoteCandidates(transport) {
+    const pc = this.#pcOf(transport);
+    const busy = transport === 'send' ? this.#sendBusy : this.#recvOffersPending > 0;
+    if (!pc || busy || !pc.remoteDescription || pc.signalingState !== 'stable') return;
+    for (const candidate of this.#remoteCandidates[transport].splice(0)) {
+      // A candidate of an older ICE generation may fail to apply: harmless.
+      pc.addIceCandidate(candidate).catch(() => {});
+    }
+  }
+
+  #scheduleIceRestart(transport, delay) {
+    if (this.#iceRestartTimers[transport]) return;
+    const sinceLast = Date.now() - this.#lastIceRestart[transport];
+    const wait = Math.max(delay, ICE_RESTART_MIN_INTERVAL_MS - sinceLast);
+    this.#iceRestartTimers[transport] = setTimeout(() => {
+      this.#iceRestartTimers[transport] = null;
+      const state = this.#pcOf(transport)?.iceConnectionState;
+      // With the socket down, the reconnect restarts ICE after resuming.
+      if (this.#conn?.isOpen && this.#state === 'joined' && (state === 'disconnected' || state === 'failed')) {
+        this.#restartIce(transport);
+      }
+    }, wait);
+  }
+
+  #cancelIceRestart(transport) {
+    clearTimeout(this.#iceRestartTimers[transport]);
+    this.#iceRestartTimers[transport] = null;
+  }
+
+  #restartIce(transport) {
+    this.#cancelIceRestart(transport);
+    this.#lastIceRestart[transport] = Date.now();
+    if (transport === 'recv') {
+      // The server answers with a fresh `offer` for the recv transport.
+      if (!this.#recvPC || !this.#roomId) return;
+      this.#request('restartIce').catch((err) => {
+        this.#emitError(err, 'restartIce');
+        this.#scheduleIceRestart('recv', 0); // retried only if ICE is still down
+      });
+    } else if (this.#sendPC?.remoteDescription) {
+      this.#sendIceRestartWanted = true;
+      this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
+    }
+  }
+
+  // ---- helpers ----
+
+  /** Drops both transports and everything on them (announce: emit trackended / peerleft). */
+  #resetMedia({ announce }) {
+    for (const c of this.#consumers.values()) if (announce) this.#endConsumer(c);
+    this.#consumers.clear();
+    if (announce) for (const peerId of [...this.#peers.keys()]) this.#removePeer(peerId, 'reset');
+    this.#peers.clear();
+    for (const p of this.#pendingPublishes.splice(0)) p.reject(new VClassError('disconnected', 'session reset'));
+    this.#transceiversToStop = [];
+    this.#producers.clear();
+    this.#sendIceRestartWanted = false;
+    this.#unackedAnswer = null;
+    for (const transport of ['send', 'recv']) {
+      this.#cancelIceRestart(transport);
+      this.#remoteCandidates[transport] = [];
+    }
+    this.#sendPC?.close();
+    this.#recvPC?.close();
+    this.#sendPC = this.#recvPC = null;
+    this.#roomId = this.#serveMode = null;
+  }
+
+  #requireState(state, what) {
+    if (this.#state !== state) throw new VClassError('invalidState', `${what}: client is ${this.#state}`);
+  }
+
+  #requireProducer(source) {
+    const producer = this.#producers.get(source);
+    if (!producer) throw new VClassError('unknownProducer', `${source} is not published`);
+    return producer;
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #emitError(err, context) {
+    if (err?.code === 'disconnected') return; // the `disconnected` event already told the page
+    this.#emit('error', { code: err?.code ?? err?.name ?? 'internal', message: err?.message ?? String(err), context });
+  }
+}
