@@ -117,6 +117,14 @@ func (p *page) eval(expr string, out any) error {
 	return json.Unmarshal(raw, out)
 }
 
+// click clicks an element like a user (a real input event, which
+// getDisplayMedia requires).
+func (p *page) click(selector string) error {
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	return chromedp.Do(ctx, chromedp.Click(selector))
+}
+
 // pageStats is what the page's SDK reports of its peer connections.
 type pageStats struct {
 	Inbound []struct {

@@ -54,8 +54,8 @@ func TestBrowsersClass(t *testing.T) {
 	}
 
 	// Screen share from the first page reaches the others.
-	if err := pages[0].eval(`window.vclassApp ? window.vclassApp.shareScreen() : document.querySelector('[data-action=screen]').click()`, nil); err != nil {
-		t.Logf("start screen share: %v", err)
+	if err := pages[0].click("#screen-button"); err != nil {
+		t.Fatalf("share screen: %v", err)
 	}
 	for _, p := range pages[1:] {
 		waitFor(t, 20*time.Second, p.name+" decoding the shared screen", func() bool {
