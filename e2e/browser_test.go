@@ -137,10 +137,11 @@ type pageStats struct {
 		TotalAudioEnergy float64 `json:"totalAudioEnergy"`
 	} `json:"inbound"`
 	Outbound []struct {
-		Source      string  `json:"source"`
-		Kind        string  `json:"kind"`
-		Codec       string  `json:"codec"`
-		PacketsSent float64 `json:"packetsSent"`
+		Source        string  `json:"source"`
+		Kind          string  `json:"kind"`
+		Codec         string  `json:"codec"`
+		PacketsSent   float64 `json:"packetsSent"`
+		TargetBitrate float64 `json:"targetBitrate"`
 	} `json:"outbound"`
 }
 

@@ -8,9 +8,10 @@ import (
 	"github.com/vclass/vclass/config"
 )
 
-// speakerThreshold is the audio level (dBov, lower is louder) under which
-// a peer counts as speaking.
-const speakerThreshold = 60
+// speakerThreshold is the smoothed audio level (dBov, lower is louder)
+// under which a peer counts as speaking: mediasoup's AudioLevelObserver
+// default of -80 dBov, which the product used.
+const speakerThreshold = 80
 
 var errRoomClosed = errors.New("room: closed")
 

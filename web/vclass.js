@@ -243,6 +243,7 @@ export class VClassClient extends EventTarget {
       (s, p, codec) => ({
         source: p.source, kind: s.kind ?? p.kind, producerId: p.producerId, codec,
         packetsSent: s.packetsSent ?? 0, bytesSent: s.bytesSent ?? 0, framesEncoded: s.framesEncoded ?? 0,
+        targetBitrate: s.targetBitrate ?? 0,
       }));
     return { inbound, outbound };
   }
