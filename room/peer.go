@@ -121,6 +121,20 @@ func (prod *Producer) info() ProducerInfo {
 	return ProducerInfo{ProducerID: prod.id, Mid: prod.mid, Source: prod.source, Kind: prod.kind, Paused: prod.paused}
 }
 
+// Others describes the other peers of the room.
+func (p *Peer) Others() []PeerInfo {
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]PeerInfo, 0, len(r.peers))
+	for _, o := range r.peers {
+		if o != p {
+			out = append(out, o.infoLocked())
+		}
+	}
+	return out
+}
+
 // Start subscribes the peer to what its room's rules give it; the
 // signaling layer calls it once the client knows it is in the room.
 func (p *Peer) Start() {

@@ -145,9 +145,23 @@ func (s *Subscriber) Mid(d *DownTrack) string {
 	return ""
 }
 
-// RestartICE makes the next offer restart ICE.
+// RestartICE makes a new offer that restarts ICE and announces every track
+// again. An offer still waiting for its answer is abandoned: after a
+// dropped connection that answer may never come (a late one gets
+// ErrStaleVersion).
 func (s *Subscriber) RestartICE() {
 	s.mu.Lock()
+	if s.awaiting && s.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		if err := s.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+			s.engine.log.Warn("roll back the unanswered offer", "err", err)
+		} else {
+			s.awaiting = false
+		}
+	}
+	s.unannounced = s.unannounced[:0]
+	for d := range s.tracks {
+		s.unannounced = append(s.unannounced, d)
+	}
 	s.restartICE, s.dirty = true, true
 	s.mu.Unlock()
 	s.signal()

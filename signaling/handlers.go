@@ -70,7 +70,13 @@ func (s *session) join(data json.RawMessage) (any, error) {
 		if peer := s.srv.resume(req.Resume.PeerID, req.Resume.Token); peer != nil {
 			s.joined, s.peer, s.peerID, s.token = true, peer, peer.ID(), req.Resume.Token
 			peer.SetSink(s)
-			return map[string]any{"peerId": peer.ID(), "resumeToken": s.token, "resumed": true, "roomId": peer.Room().ID()}, nil
+			// What happened meanwhile: the room as it is now. Media state
+			// follows with the client's restartIce (every consumer is
+			// announced again in the new offer).
+			return map[string]any{
+				"peerId": peer.ID(), "resumeToken": s.token, "resumed": true,
+				"roomId": peer.Room().ID(), "serveMode": peer.Room().Mode(), "peers": peer.Others(),
+			}, nil
 		}
 	}
 	name := strings.TrimSpace(req.DisplayName)
