@@ -30,7 +30,10 @@ type EngineParams struct {
 	Codecs []config.Codec
 	// MaxIncomingBitrate (bps) is announced to publishers with REMB; 0 = none.
 	MaxIncomingBitrate int
-	Logger             *slog.Logger
+	// NoBatching sends every packet with its own sendto and reads one per
+	// recvfrom: for comparisons, and for kernels without sendmmsg.
+	NoBatching bool
+	Logger     *slog.Logger
 }
 
 // Engine owns the media sockets and builds peer connections on them. Every
@@ -45,6 +48,7 @@ type Engine struct {
 	shards []*apiShard
 	next   atomic.Uint32
 
+	conns     []*batchConn // every media UDP socket
 	closers   []func() error
 	closeOnce sync.Once
 
@@ -114,10 +118,16 @@ func (e *Engine) listen(pubCodecs, subCodecs []webrtc.RTPCodecParameters) error 
 				}
 				return err
 			}
+			var sock net.PacketConn = conn
+			if !e.params.NoBatching {
+				bc := newBatchConn(conn)
+				e.conns = append(e.conns, bc)
+				sock = bc
+			}
 			e.closers = append(e.closers, conn.Close)
 			ports = append(ports, conn.LocalAddr().(*net.UDPAddr).Port)
 			mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{
-				UDPConn: conn,
+				UDPConn: sock,
 				Logger:  pionLoggerFactory{e.quietLog()}.NewLogger("udpmux"),
 			})
 			e.closers = append(e.closers, mux.Close)
@@ -306,6 +316,20 @@ func (e *Engine) newAPI(se webrtc.SettingEngine, codecs []webrtc.RTPCodecParamet
 		reg.Add(sr)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
+}
+
+// beginRound and endRound bracket one fan-out: the packets written in
+// between leave with sendmmsg, batched per socket.
+func (e *Engine) beginRound() {
+	for _, c := range e.conns {
+		c.beginRound()
+	}
+}
+
+func (e *Engine) endRound() {
+	for _, c := range e.conns {
+		c.endRound()
+	}
 }
 
 // UDPPorts lists the bound UDP ports, shard by shard.

@@ -13,10 +13,11 @@ import (
 )
 
 // newLoopbackEngine is an engine on 127.0.0.1 with VP8 and Opus.
-func newLoopbackEngine(tb testing.TB, lo, hi uint16) *Engine {
+func newLoopbackEngine(tb testing.TB, lo, hi uint16, noBatching bool) *Engine {
 	tb.Helper()
 	e, err := NewEngine(EngineParams{
-		RTC: config.RTC{MinPort: lo, MaxPort: hi, Listen: []config.Listen{{IP: "127.0.0.1", AnnouncedIP: "127.0.0.1"}}},
+		NoBatching: noBatching,
+		RTC:        config.RTC{MinPort: lo, MaxPort: hi, Listen: []config.Listen{{IP: "127.0.0.1", AnnouncedIP: "127.0.0.1"}}},
 		Codecs: []config.Codec{
 			{Kind: "audio", MimeType: "audio/opus", ClockRate: 48000, Channels: 2},
 			{Kind: "video", MimeType: "video/VP8", ClockRate: 90000, RTCPFeedback: []config.Feedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
@@ -107,42 +108,48 @@ func connectSubscriber(tb testing.TB, e *Engine, up *UpTrack, id string) <-chan 
 // receiving runs on the other core.
 func BenchmarkForwardLoopback(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
-			e := newLoopbackEngine(b, 35000, 35099)
-			up := makeUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
-			var receiving []<-chan struct{}
-			for i := range n {
-				receiving = append(receiving, connectSubscriber(b, e, up, fmt.Sprintf("d%d", i)))
+		for _, send := range []string{"sendmmsg", "sendto"} {
+			b.Run(fmt.Sprintf("subscribers=%d/%s", n, send), func(b *testing.B) {
+				benchLoopback(b, n, send == "sendto")
+			})
+		}
+	}
+}
+
+func benchLoopback(b *testing.B, n int, noBatching bool) {
+	e := newLoopbackEngine(b, 35000, 35099, noBatching)
+	up := makeUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	var receiving []<-chan struct{}
+	for i := range n {
+		receiving = append(receiving, connectSubscriber(b, e, up, fmt.Sprintf("d%d", i)))
+	}
+	// Keyframes until every subscriber has DTLS up and got one.
+	r := upReader{level: 127}
+	seq := uint16(0)
+	for _, ch := range receiving {
+		for ready := false; !ready; {
+			up.handle(&r, vp8Packet(seq, uint32(seq)*3000, true))
+			seq++
+			select {
+			case <-ch:
+				ready = true
+			case <-time.After(20 * time.Millisecond):
 			}
-			// Keyframes until every subscriber has DTLS up and got one.
-			r := upReader{level: 127}
-			seq := uint16(0)
-			for _, ch := range receiving {
-				for ready := false; !ready; {
-					up.handle(&r, vp8Packet(seq, uint32(seq)*3000, true))
-					seq++
-					select {
-					case <-ch:
-						ready = true
-					case <-time.After(20 * time.Millisecond):
-					}
-				}
-			}
-			pkt := vp8Packet(seq, uint32(seq)*3000, false)
-			out0 := e.Stats.PacketsOut.Load()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				seq++
-				pkt[2], pkt[3] = byte(seq>>8), byte(seq)
-				up.handle(&r, pkt)
-			}
-			b.StopTimer()
-			sent := e.Stats.PacketsOut.Load() - out0
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/fwd-pkt")
-			if sent < uint64(b.N*n)*99/100 {
-				b.Fatalf("sent %d packets, want %d", sent, b.N*n)
-			}
-		})
+		}
+	}
+	pkt := vp8Packet(seq, uint32(seq)*3000, false)
+	out0 := e.Stats.PacketsOut.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		seq++
+		pkt[2], pkt[3] = byte(seq>>8), byte(seq)
+		up.handle(&r, pkt)
+	}
+	b.StopTimer()
+	sent := e.Stats.PacketsOut.Load() - out0
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/fwd-pkt")
+	if sent < uint64(b.N*n)*99/100 {
+		b.Fatalf("sent %d packets, want %d", sent, b.N*n)
 	}
 }

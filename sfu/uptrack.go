@@ -146,9 +146,15 @@ func (u *UpTrack) handle(r *upReader, pkt []byte) {
 		}
 	}
 	u.cache.store(p.extSeq, pkt)
-	for _, d := range *u.downs.Load() {
+	downs := *u.downs.Load()
+	if len(downs) == 0 {
+		return
+	}
+	u.engine.beginRound()
+	for _, d := range downs {
 		d.forward(p)
 	}
+	u.engine.endRound()
 }
 
 // RequestKeyframe asks the publisher for a keyframe, at most once per

@@ -1,0 +1,116 @@
+package sfu
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+)
+
+func listenLoopback(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Writes inside a round leave in batches, in order, with their contents
+// and destinations; writes outside a round leave at once.
+func TestBatchConnWrites(t *testing.T) {
+	tests := []struct {
+		name    string
+		packets int
+		round   bool
+	}{
+		{"outside a round", 3, false},
+		{"one partial batch", 5, true},
+		{"exactly one batch", batchSize, true},
+		{"several batches", 2*batchSize + 7, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bc := newBatchConn(listenLoopback(t))
+			dst := []*net.UDPConn{listenLoopback(t), listenLoopback(t)}
+			if tt.round {
+				bc.beginRound()
+			}
+			for i := range tt.packets {
+				to := dst[i%2].LocalAddr().(*net.UDPAddr).AddrPort()
+				payload := []byte(fmt.Sprintf("packet %03d", i))
+				if n, err := bc.WriteToAddrPort(payload, to); err != nil || n != len(payload) {
+					t.Fatalf("write %d: %d, %v", i, n, err)
+				}
+			}
+			if tt.round {
+				bc.endRound()
+			}
+			buf := make([]byte, 1500)
+			for i := range tt.packets {
+				c := dst[i%2]
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				n, from, err := c.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("packet %d never arrived: %v", i, err)
+				}
+				if want := fmt.Sprintf("packet %03d", i); string(buf[:n]) != want {
+					t.Errorf("got %q, want %q", buf[:n], want)
+				}
+				if from != bc.LocalAddr().(*net.UDPAddr).AddrPort() {
+					t.Errorf("from %v, want %v", from, bc.LocalAddr())
+				}
+			}
+		})
+	}
+}
+
+// Nested rounds (two publishers' fan-outs overlapping) flush when the last ends.
+func TestBatchConnNestedRounds(t *testing.T) {
+	bc := newBatchConn(listenLoopback(t))
+	dst := listenLoopback(t)
+	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
+	bc.beginRound()
+	bc.beginRound()
+	_, _ = bc.WriteToAddrPort([]byte("a"), to)
+	bc.endRound()
+	_ = dst.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, _, err := dst.ReadFromUDPAddrPort(make([]byte, 10)); err == nil {
+		t.Fatal("a packet left before the last round ended")
+	}
+	bc.endRound()
+	_ = dst.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, _, err := dst.ReadFromUDPAddrPort(make([]byte, 10)); err != nil {
+		t.Fatalf("packet not sent after the last round: %v", err)
+	}
+}
+
+// Reads return every datagram with its sender, whether the kernel had one
+// or many queued.
+func TestBatchConnReads(t *testing.T) {
+	bc := newBatchConn(listenLoopback(t))
+	src := listenLoopback(t)
+	to := bc.LocalAddr().(*net.UDPAddr).AddrPort()
+	const total = 3*batchSize + 5
+	for i := range total {
+		if _, err := src.WriteToUDPAddrPort([]byte(fmt.Sprintf("d%03d", i)), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 1500)
+	_ = bc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for i := range total {
+		n, from, err := bc.ReadFromAddrPort(buf)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("d%03d", i); !bytes.Equal(buf[:n], []byte(want)) {
+			t.Errorf("read %q, want %q", buf[:n], want)
+		}
+		if from != src.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Errorf("from %v", from)
+		}
+	}
+}
