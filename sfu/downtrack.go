@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -25,6 +26,7 @@ type DownTrack struct {
 	writer webrtc.TrackLocalWriter
 	ssrc   uint32
 	pt     uint8
+	rtx    rtxStream // zero when RTX was not negotiated
 	closed bool
 
 	hdr    rtp.Header // used by the up track's reader only
@@ -76,6 +78,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.writer = ctx.WriteStream()
 	d.ssrc = uint32(ctx.SSRC())
 	d.pt = uint8(codec.PayloadType)
+	if rtx, ok := rtxFor(ctx.CodecParameters(), codec.PayloadType); ok && ctx.SSRCRetransmission() != 0 {
+		d.rtx = rtxStream{ssrc: uint32(ctx.SSRCRetransmission()), pt: uint8(rtx.PayloadType)}
+	}
 	d.mu.Unlock()
 	d.up.addDown(d)
 	d.up.RequestKeyframe()
@@ -145,24 +150,33 @@ func (d *DownTrack) forward(p *upPacket) {
 	}
 }
 
+// rtxStream is the RFC 4588 retransmission stream of a down track.
+type rtxStream struct {
+	ssrc uint32
+	pt   uint8
+	seq  uint16 // guarded by DownTrack.rtxMu
+}
+
 // retransmit resends the packet the subscriber knows as seq, if the cache
-// still has it and it belongs to the current segment.
+// still has it and it belongs to the current segment: on the RTX stream
+// when one was negotiated, else as it was first sent.
 func (d *DownTrack) retransmit(seq uint16) bool {
 	d.mu.Lock()
 	inExt, ok := d.fwd.MapNack(seq)
 	tsOffset := d.fwd.tsOffset
-	w, ssrc, pt := d.writer, d.ssrc, d.pt
+	w, ssrc, pt, rtxSSRC, rtxPT := d.writer, d.ssrc, d.pt, d.rtx.ssrc, d.rtx.pt
 	d.mu.Unlock()
 	if !ok || w == nil {
 		return false
 	}
 	d.rtxMu.Lock()
 	defer d.rtxMu.Unlock()
-	n := d.up.cache.get(inExt, d.rtxBuf[:])
+	// Leave two bytes in front of the payload for RTX's original sequence number.
+	n := d.up.cache.get(inExt, d.rtxBuf[2:])
 	if n == 0 {
 		return false
 	}
-	payload, err := parseRTP(d.rtxBuf[:n], &d.rtxHdr)
+	payload, err := parseRTP(d.rtxBuf[2:2+n], &d.rtxHdr)
 	if err != nil {
 		return false
 	}
@@ -170,11 +184,32 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	h.SSRC, h.PayloadType = ssrc, pt
 	h.SequenceNumber, h.Timestamp = seq, h.Timestamp-tsOffset
-	if _, err := w.WriteRTP(h, payload); err != nil {
+	if rtxSSRC != 0 {
+		// The packet sits at rtxBuf[2:]; its header (at least 12 bytes) is
+		// parsed, so the two bytes before the payload are free to overwrite.
+		start := 2 + n - int(h.PaddingSize) - len(payload)
+		payload = d.rtxBuf[start-2 : start+len(payload)]
+		payload[0], payload[1] = byte(seq>>8), byte(seq)
+		h.SSRC, h.PayloadType = rtxSSRC, rtxPT
+		h.SequenceNumber = d.rtx.seq
+		d.rtx.seq++
+	}
+	if n, err := w.WriteRTP(h, payload); err != nil || n == 0 {
 		return false
 	}
 	d.stats.Retransmits.Add(1)
 	return true
+}
+
+// rtxFor finds the RTX codec whose apt is pt.
+func rtxFor(codecs []webrtc.RTPCodecParameters, pt webrtc.PayloadType) (webrtc.RTPCodecParameters, bool) {
+	apt := strconv.Itoa(int(pt))
+	for _, c := range codecs {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && parseFmtp(c.SDPFmtpLine)["apt"] == apt {
+			return c, true
+		}
+	}
+	return webrtc.RTPCodecParameters{}, false
 }
 
 // readRTCP handles the subscriber's feedback until the sender stops.

@@ -77,16 +77,14 @@ func NewEngine(p EngineParams) (*Engine, error) {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{log: p.Logger, params: p}
-	pubCodecs, err := codecParameters(p.Codecs, true)
+	// Both sides negotiate RTX for video: publishers resend on it (Pion
+	// unwraps it), and retransmissions to subscribers go out on it.
+	codecs, err := codecParameters(p.Codecs, true)
 	if err != nil {
 		return nil, err
 	}
-	subCodecs, err := codecParameters(p.Codecs, false)
-	if err != nil {
-		return nil, err
-	}
-	e.codecs = subCodecs
-	if err := e.listen(pubCodecs, subCodecs); err != nil {
+	e.codecs = codecs
+	if err := e.listen(codecs, codecs); err != nil {
 		e.Close()
 		return nil, err
 	}

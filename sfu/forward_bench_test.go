@@ -54,9 +54,10 @@ func (w *srtpWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // trackContext is what Pion hands a track when it binds it.
 type trackContext struct {
-	codecs []webrtc.RTPCodecParameters
-	ssrc   webrtc.SSRC
-	writer webrtc.TrackLocalWriter
+	codecs  []webrtc.RTPCodecParameters
+	ssrc    webrtc.SSRC
+	rtxSSRC webrtc.SSRC
+	writer  webrtc.TrackLocalWriter
 }
 
 func (c *trackContext) CodecParameters() []webrtc.RTPCodecParameters { return c.codecs }
@@ -64,7 +65,7 @@ func (c *trackContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter {
 	return nil
 }
 func (c *trackContext) SSRC() webrtc.SSRC                       { return c.ssrc }
-func (c *trackContext) SSRCRetransmission() webrtc.SSRC         { return 0 }
+func (c *trackContext) SSRCRetransmission() webrtc.SSRC         { return c.rtxSSRC }
 func (c *trackContext) SSRCForwardErrorCorrection() webrtc.SSRC { return 0 }
 func (c *trackContext) WriteStream() webrtc.TrackLocalWriter    { return c.writer }
 func (c *trackContext) ID() string                              { return "ctx" }

@@ -8,6 +8,8 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+var errNoRTX = errors.New("sfu: no RTX codec for this codec")
+
 // ErrStaleVersion is returned for an answer to an offer that is not the latest.
 var ErrStaleVersion = errors.New("sfu: answer to a stale offer")
 
@@ -97,7 +99,16 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 	if tr == nil {
 		return fmt.Errorf("sfu: add track: no transceiver")
 	}
-	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec}); err != nil {
+	// Offer RTX with the codec, unless an earlier answer showed the client
+	// lacks it (Pion then refuses it in the preferences).
+	err = errNoRTX
+	if rtx, ok := rtxFor(s.engine.codecs, codec.PayloadType); ok {
+		err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec, rtx})
+	}
+	if err != nil {
+		err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec})
+	}
+	if err != nil {
 		return fmt.Errorf("sfu: codec preferences: %w", err)
 	}
 	s.tracks[d] = tr

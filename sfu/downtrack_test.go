@@ -1,0 +1,83 @@
+package sfu
+
+import (
+	"testing"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// recordingWriter keeps copies of what a down track writes.
+type recordingWriter struct{ packets []rtp.Packet }
+
+func (w *recordingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	p := rtp.Packet{Header: *h, Payload: append([]byte(nil), payload...)}
+	p.Header.CSRC = append([]uint32(nil), h.CSRC...)
+	w.packets = append(w.packets, p)
+	return h.MarshalSize() + len(payload), nil
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// A NACKed packet is resent from the cache: on the RTX stream (RFC 4588:
+// original sequence number first, then the payload) when RTX was
+// negotiated, else as it was first sent.
+func TestDownTrackRetransmit(t *testing.T) {
+	rtxCodec := webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=100"},
+		PayloadType:        101,
+	}
+	for _, withRTX := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "rtx"}[withRTX], func(t *testing.T) {
+			up := makeUpTrack("up", &Engine{}, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+			d := NewDownTrack(up, "d", "s")
+			codec := vp8Codec
+			codec.PayloadType = 100
+			ctx := &trackContext{codecs: []webrtc.RTPCodecParameters{codec}, ssrc: 5000}
+			if withRTX {
+				ctx.codecs = append(ctx.codecs, rtxCodec)
+				ctx.rtxSSRC = 6000
+			}
+			w := &recordingWriter{}
+			ctx.writer = w
+			if _, err := d.Bind(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := upReader{level: 127}
+			for i := range uint16(5) {
+				up.handle(&r, vp8Packet(40000+i, 9000+uint32(i)*3000, i == 0))
+			}
+			if len(w.packets) != 5 {
+				t.Fatalf("forwarded %d packets, want 5", len(w.packets))
+			}
+			orig := w.packets[2]
+			if !d.retransmit(orig.SequenceNumber) {
+				t.Fatal("retransmit failed")
+			}
+			if d.retransmit(orig.SequenceNumber + 100) {
+				t.Error("retransmitted a packet that was never sent")
+			}
+			re := w.packets[5]
+			if !withRTX {
+				if re.SSRC != 5000 || re.PayloadType != 100 || re.SequenceNumber != orig.SequenceNumber || re.Timestamp != orig.Timestamp || string(re.Payload) != string(orig.Payload) {
+					t.Errorf("plain retransmission %+v differs from the original %+v", re.Header, orig.Header)
+				}
+				return
+			}
+			if re.SSRC != 6000 || re.PayloadType != 101 || re.Timestamp != orig.Timestamp {
+				t.Errorf("RTX header %+v: want SSRC 6000, PT 101, timestamp %d", re.Header, orig.Timestamp)
+			}
+			if osn := uint16(re.Payload[0])<<8 | uint16(re.Payload[1]); osn != orig.SequenceNumber {
+				t.Errorf("RTX original sequence number %d, want %d", osn, orig.SequenceNumber)
+			}
+			if string(re.Payload[2:]) != string(orig.Payload) {
+				t.Error("RTX payload differs from the original payload")
+			}
+			d.retransmit(orig.SequenceNumber)
+			if next := w.packets[6]; next.SequenceNumber != re.SequenceNumber+1 {
+				t.Errorf("RTX sequence numbers %d then %d, want consecutive", re.SequenceNumber, next.SequenceNumber)
+			}
+		})
+	}
+}
