@@ -8,8 +8,10 @@ import (
 	"github.com/pion/logging"
 )
 
-// pionLogger routes Pion's scoped logs into slog. Pion's own debug chatter
-// stays at debug level; trace is dropped.
+// pionLogger routes Pion's scoped logs into slog one level down: Pion warns
+// about routine events (a candidate pair failing, a closed stream read), so
+// its warnings are info and its info is debug; errors stay errors; trace
+// is dropped.
 type pionLogger struct {
 	log *slog.Logger
 }
@@ -40,8 +42,8 @@ func (l pionLogger) Info(msg string) { l.emit(slog.LevelDebug, msg) }
 func (l pionLogger) Infof(format string, a ...any) {
 	l.emitf(slog.LevelDebug, format, a)
 }
-func (l pionLogger) Warn(msg string)               { l.emit(slog.LevelWarn, msg) }
-func (l pionLogger) Warnf(format string, a ...any) { l.emitf(slog.LevelWarn, format, a) }
+func (l pionLogger) Warn(msg string)               { l.emit(slog.LevelInfo, msg) }
+func (l pionLogger) Warnf(format string, a ...any) { l.emitf(slog.LevelInfo, format, a) }
 func (l pionLogger) Error(msg string)              { l.emit(slog.LevelError, msg) }
 func (l pionLogger) Errorf(format string, a ...any) {
 	l.emitf(slog.LevelError, format, a)
