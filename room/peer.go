@@ -205,8 +205,9 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 	if p.left {
 		return nil, ErrLeft
 	}
-	var created []*Producer
-	for _, req := range reqs {
+	// Check every request before creating anything: a refusal leaves no
+	// producer behind.
+	for i, req := range reqs {
 		kind, _, ok := strings.Cut(req.Source, ":")
 		if !ok || (kind != "audio" && kind != "video") {
 			return nil, fmt.Errorf("%w: source %q is not kind:name", ErrBadRequest, req.Source)
@@ -225,6 +226,18 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 				return nil, fmt.Errorf("%w: mid %q already carries %s", ErrBadRequest, req.Mid, prod.source)
 			}
 		}
+		for _, other := range reqs[:i] {
+			if other.Source == req.Source {
+				return nil, fmt.Errorf("%w: %s twice", ErrSourceBusy, req.Source)
+			}
+			if other.Mid == req.Mid {
+				return nil, fmt.Errorf("%w: mid %q named twice", ErrBadRequest, req.Mid)
+			}
+		}
+	}
+	created := make([]*Producer, 0, len(reqs))
+	for _, req := range reqs {
+		kind, _, _ := strings.Cut(req.Source, ":")
 		prod := &Producer{id: newID(), source: req.Source, kind: kind, mid: req.Mid, peer: p, consumers: map[*Consumer]struct{}{}}
 		p.producers[prod.id] = prod
 		created = append(created, prod)

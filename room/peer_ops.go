@@ -105,17 +105,21 @@ func (p *Peer) SetProducerPaused(id string, paused bool) error {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrUnknownProducer, id)
 	}
-	changed := prod.paused != paused
+	if prod.paused == paused {
+		r.mu.Unlock()
+		return nil
+	}
 	prod.paused = paused
-	var notify []*Consumer
+	// Every consumer hears of it (it says what its producer does); media
+	// moves only where the consumer's own peer has not paused it.
+	notify := make([]*Consumer, 0, len(prod.consumers))
 	for c := range prod.consumers {
-		if !changed || c.paused {
-			continue
-		}
-		if paused {
-			c.down.Pause()
-		} else {
-			c.down.Resume()
+		if !c.paused {
+			if paused {
+				c.down.Pause()
+			} else {
+				c.down.Resume()
+			}
 		}
 		notify = append(notify, c)
 	}

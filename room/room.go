@@ -124,6 +124,11 @@ func (r *Room) closeIfEmpty() bool {
 // close makes every peer leave with reason and ends the room.
 func (r *Room) close(reason string) {
 	r.mu.Lock()
+	// Closed in the same step as the list is taken: no join slips in after.
+	if !r.closed {
+		r.closed = true
+		close(r.stop)
+	}
 	peers := r.peerListLocked()
 	r.mu.Unlock()
 	for _, p := range peers {
@@ -131,12 +136,6 @@ func (r *Room) close(reason string) {
 		p.leave(reason)
 		p.sink().Close()
 	}
-	r.mu.Lock()
-	if !r.closed {
-		r.closed = true
-		close(r.stop)
-	}
-	r.mu.Unlock()
 }
 
 func (r *Room) updateSpeaker() {

@@ -72,8 +72,10 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	d.mu.Lock()
 	if d.closed {
+		// Removed while the answer that binds it was being applied: bind
+		// to nothing rather than fail the whole answer.
 		d.mu.Unlock()
-		return webrtc.RTPCodecParameters{}, errDownTrackClosed
+		return codec, nil
 	}
 	d.writer = ctx.WriteStream()
 	d.ssrc = uint32(ctx.SSRC())

@@ -96,6 +96,9 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 // Negotiate applies the client's offer and returns the answer and the
 // m-lines the client sends on.
 func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
+	if _, err := checkDescription(offer); err != nil {
+		return "", nil, err
+	}
 	err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
@@ -187,9 +190,9 @@ func (q *iceQueue) flush() {
 // OfferedSections lists the m-lines of an offer that send media to us,
 // so that a caller can check them before applying the offer.
 func OfferedSections(offer string) ([]MediaSection, error) {
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(offer); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	d, err := checkDescription(offer)
+	if err != nil {
+		return nil, err
 	}
 	var out []MediaSection
 	for _, m := range d.MediaDescriptions {
@@ -205,4 +208,27 @@ func OfferedSections(offer string) ([]MediaSection, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkDescription parses a description and checks what Pion would only
+// find out half-way through applying it (leaving the peer connection in a
+// state it cannot roll back from): ICE credentials and a DTLS fingerprint
+// for every m-line that is not rejected.
+func checkDescription(text string) (*sdp.SessionDescription, error) {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(text); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	sessionHas := func(key string) bool { _, ok := d.Attribute(key); return ok }
+	for i, m := range d.MediaDescriptions {
+		if m.MediaName.Port.Value == 0 {
+			continue
+		}
+		for _, key := range []string{"ice-ufrag", "ice-pwd", "fingerprint"} {
+			if _, ok := m.Attribute(key); !ok && !sessionHas(key) {
+				return nil, fmt.Errorf("%w: m-line %d has no a=%s", ErrBadSDP, i, key)
+			}
+		}
+	}
+	return &d, nil
 }

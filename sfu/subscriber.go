@@ -121,7 +121,8 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 
 // RemoveTrack stops sending d; its m-line goes inactive in the next offer.
 func (s *Subscriber) RemoveTrack(d *DownTrack) error {
-	d.close()
+	// Detach from the peer connection first, then stop forwarding.
+	defer d.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tr, ok := s.tracks[d]
@@ -156,26 +157,34 @@ func (s *Subscriber) Mid(d *DownTrack) string {
 	return ""
 }
 
-// RestartICE makes a new offer that restarts ICE and announces every track
-// again. An offer still waiting for its answer is abandoned: after a
-// dropped connection that answer may never come (a late one gets
-// ErrStaleVersion).
+// RestartICE makes an offer that restarts ICE and announces every track
+// again. An offer still waiting for its answer is sent again first (same
+// version, every track announced): after a dropped connection the client
+// may never have got it, and Pion cannot roll it back. The restart follows
+// its answer.
 func (s *Subscriber) RestartICE() {
 	s.mu.Lock()
-	if s.awaiting && s.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
-		if err := s.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			s.engine.log.Warn("roll back the unanswered offer", "err", err)
-		} else {
-			s.awaiting = false
-		}
-	}
-	s.unannounced = s.unannounced[:0]
-	for d := range s.tracks {
-		s.unannounced = append(s.unannounced, d)
-	}
 	s.restartICE, s.dirty = true, true
+	if s.awaiting && s.pc.PendingLocalDescription() != nil {
+		added := make([]AddedTrack, 0, len(s.tracks))
+		for _, d := range s.allTracksLocked() {
+			added = append(added, AddedTrack{Down: d, Mid: s.tracks[d].Mid()})
+		}
+		s.params.OnOffer(s.pc.PendingLocalDescription().SDP, s.version, added)
+		s.mu.Unlock()
+		return
+	}
+	s.unannounced = s.allTracksLocked()
 	s.mu.Unlock()
 	s.signal()
+}
+
+func (s *Subscriber) allTracksLocked() []*DownTrack {
+	out := make([]*DownTrack, 0, len(s.tracks))
+	for d := range s.tracks {
+		out = append(out, d)
+	}
+	return out
 }
 
 // SetAnswer applies the client's answer to offer version.
@@ -186,7 +195,18 @@ func (s *Subscriber) SetAnswer(sdp string, version int) error {
 		return ErrStaleVersion
 	}
 	s.mu.Unlock()
+	if _, err := checkDescription(sdp); err != nil {
+		return err // the offer still waits for a good answer
+	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		s.mu.Lock()
+		if s.pc.SignalingState() == webrtc.SignalingStateStable {
+			// Pion gave up the offer while refusing the answer: offer again.
+			s.awaiting, s.dirty = false, true
+			s.unannounced = s.allTracksLocked()
+		}
+		s.mu.Unlock()
+		s.signal()
 		return fmt.Errorf("%w: %w", ErrBadSDP, err)
 	}
 	s.ice.flush()
