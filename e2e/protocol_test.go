@@ -120,3 +120,16 @@ func TestProtocolMessageTooBig(t *testing.T) {
 	c2 := dialRaw(t, srv)
 	c2.expectOK(`{"request": true, "id": 1, "method": "ping"}`)
 }
+
+// AllowEmptyTickets false (as in the deployment's file): a join without a
+// ticket is refused with unauthorized, and counted.
+func TestJoinWithoutTicketRefused(t *testing.T) {
+	cfg := strings.Replace(loopbackConfig(34420, 34429, ""), `"AllowEmptyTickets": true`, `"AllowEmptyTickets": "false"`, 1)
+	srv := startMedia(t, cfg)
+	c := dialRaw(t, srv)
+	c.expectError(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "a"}}`, "unauthorized")
+	c.expectError(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "r"}}`, "notJoined")
+	if _, body := srv.get(t, "/metrics"); !containsMetric(body, `vclass_join_failures_total{reason="unauthorized"} 1`) {
+		t.Errorf("the refusal is not counted in /metrics")
+	}
+}

@@ -51,3 +51,23 @@ func TestSIGTERMTellsPeersAndExits(t *testing.T) {
 		t.Error("client connection still open after the server exited")
 	}
 }
+
+// SIGTERM with browsers connected (ICE over UDP and TCP): exit within 10 s.
+func TestSIGTERMWithBrowsersExitsIn10s(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(34520, 34529, ""))
+	a := openPage(t, classURL(srv, "bye-b", "ann", ""), "ann")
+	b := openPage(t, classURL(srv, "bye-b", "bob", ""), "bob")
+	waitFor(t, 15*time.Second, "both joined", func() bool { return a.peerID() != "" && b.peerID() != "" })
+	ids := map[*page]string{a: a.peerID(), b: b.peerID()}
+	waitMedia(t, b, []*page{a, b}, ids)
+	start := time.Now()
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.done:
+		t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after SIGTERM with browsers connected")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
@@ -210,8 +211,15 @@ func (e *Engine) listenTCP() (ice.TCPMux, error) {
 			Logger:          pionLoggerFactory{e.quietLog()}.NewLogger("tcpmux"),
 			ReadBufferSize:  32,
 			WriteBufferSize: 4 << 20, // a full buffer drops packets instead of blocking the fan-out
+			// A connection opened by a STUN request for a peer we do not know
+			// (yet) lives this long unused; Close waits for such connections.
+			FirstStunBindTimeout:         10 * time.Second,
+			AliveDurationForConnFromStun: 5 * time.Second,
 		})
-		e.closers = append(e.closers, mux.Close, ln.Close)
+		// Close shuts the listener and every known connection at once, then
+		// waits for connections opened by STUN for peers it never learned of
+		// to time out (AliveDurationForConnFromStun): nothing to wait for.
+		e.closers = append(e.closers, func() error { go mux.Close(); return nil }, ln.Close)
 		muxes = append(muxes, mux)
 	}
 	switch len(muxes) {
@@ -227,12 +235,10 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 	se := webrtc.SettingEngine{}
 	se.LoggerFactory = pionLoggerFactory{e.log}
 	se.SetICEUDPMux(udp)
-	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if tcp != nil {
 		se.SetICETCPMux(tcp)
-		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
 	}
-	se.SetNetworkTypes(networks)
+	se.SetNetworkTypes(e.networkTypes(tcp != nil))
 	se.DisableActiveTCP(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
@@ -257,6 +263,37 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 		return nil, err
 	}
 	return &apiShard{publisher: pub, subscriber: sub}, nil
+}
+
+// networkTypes are the ICE networks of the listen addresses: IPv4 for
+// an IPv4 address or 0.0.0.0, IPv6 for an IPv6 one, both for "::".
+func (e *Engine) networkTypes(withTCP bool) []webrtc.NetworkType {
+	v4, v6 := false, false
+	for _, l := range e.params.RTC.Listen {
+		ip := net.ParseIP(l.IP)
+		switch {
+		case ip == nil || ip.To4() != nil:
+			v4 = true
+		case ip.IsUnspecified():
+			v4, v6 = true, true
+		default:
+			v6 = true
+		}
+	}
+	var out []webrtc.NetworkType
+	if v4 {
+		out = append(out, webrtc.NetworkTypeUDP4)
+		if withTCP {
+			out = append(out, webrtc.NetworkTypeTCP4)
+		}
+	}
+	if v6 {
+		out = append(out, webrtc.NetworkTypeUDP6)
+		if withTCP {
+			out = append(out, webrtc.NetworkTypeTCP6)
+		}
+	}
+	return out
 }
 
 // rewriteRules puts the announced address of each listen address in the

@@ -79,6 +79,14 @@ func (s *session) join(data json.RawMessage) (any, error) {
 			}, nil
 		}
 	}
+	if !s.srv.p.AllowEmptyTickets {
+		err := errorf(codeUnauthorized, "a valid ticket is required (AuthSettings.AllowEmptyTickets is false) and this server cannot verify tickets yet")
+		if req.Ticket == "" {
+			err = errorf(codeUnauthorized, "a ticket is required (AuthSettings.AllowEmptyTickets is false)")
+		}
+		s.srv.p.Metrics.joinFailed(err)
+		return nil, err
+	}
 	name := strings.TrimSpace(req.DisplayName)
 	if n := utf8.RuneCountInString(name); n < 1 || n > 64 {
 		return nil, errorf(codeBadRequest, "displayName must be 1-64 characters")

@@ -151,12 +151,16 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
-	defer engine.Close()
 	rooms := room.NewManager(room.Params{
 		Engine: engine, ServeMode: cfg.ServeMode, EmptyGrace: 10 * time.Second, Logger: log.With("part", "room"),
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
-	srv := signaling.NewServer(signaling.Params{Rooms: rooms, Metrics: metrics, Logger: log.With("part", "signaling")})
+	srv := signaling.NewServer(signaling.Params{
+		Rooms: rooms, Metrics: metrics, AllowEmptyTickets: cfg.AllowEmptyTickets, Logger: log.With("part", "signaling"),
+	})
+	if !cfg.AllowEmptyTickets {
+		log.Warn("AuthSettings.AllowEmptyTickets is false and ticket verification is not built yet: every join will be refused")
+	}
 	var ready atomic.Bool
 	httpSrv := &http.Server{
 		Handler:           signaling.NewHandler(signaling.HTTPParams{Server: srv, Metrics: metrics, Web: web.Handler(), Ready: &ready}),
@@ -174,12 +178,14 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 
 	select {
 	case err := <-errc:
+		engine.Close()
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: no new joins; telling peers")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget-time.Second)
 	defer cancel()
+	defer closeWithin(sctx, engine.Close, log)
 	ready.Store(false)
 	srv.BeginDrain()
 	rooms.Drain("serverShutdown")
@@ -189,6 +195,21 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// closeWithin runs closeFn but returns when ctx ends: sockets the kernel
+// still holds for vanished clients must not keep the process alive.
+func closeWithin(ctx context.Context, closeFn func() error, log *slog.Logger) {
+	done := make(chan error, 1)
+	go func() { done <- closeFn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Warn("closing media sockets", "err", err)
+		}
+	case <-ctx.Done():
+		log.Warn("media sockets still closing at the shutdown deadline; exiting anyway")
+	}
 }
 
 // browserURL is where a person on this machine opens the class page.

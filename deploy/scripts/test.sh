@@ -6,14 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# Debian packages the tests drive, by the command each provides.
+# Debian packages the tests drive, by the command each provides. (Redis,
+# nginx and openssl join this list with the tests that use them.)
 declare -A packages=(
   [chromium]=chromium
-  [redis-server]=redis-server
-  [nginx]=nginx
   [ffmpeg]=ffmpeg
   [ffprobe]=ffmpeg
-  [openssl]=openssl
 )
 missing=()
 for cmd in "${!packages[@]}"; do
