@@ -136,8 +136,10 @@ func (c *batchConn) takePendingLocked() *batch {
 func (c *batchConn) send(b *batch) {
 	for sent := 0; sent < b.n; {
 		n, err := c.batcher.WriteBatch(b.msgs[sent:b.n], 0)
-		if err != nil {
-			break
+		if err != nil && n <= 0 {
+			// sendmmsg fails on the first datagram it cannot send (an
+			// unreachable subscriber): drop that one, send the others.
+			n = 1
 		}
 		sent += n
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -33,6 +34,10 @@ type DownTrack struct {
 	rtxMu  sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
 	rtxHdr rtp.Header
 	rtxBuf [maxPacketSize]byte
+	resent [256]struct { // recent resends by sequence number
+		seq uint16
+		at  time.Time
+	}
 }
 
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
@@ -214,6 +219,50 @@ func rtxFor(codecs []webrtc.RTPCodecParameters, pt webrtc.PayloadType) (webrtc.R
 	return webrtc.RTPCodecParameters{}, false
 }
 
+// Limits on answering NACKs, so that a subscriber cannot make the server
+// resend more than a lost stretch of media.
+const (
+	maxResendsPerNack = 64                     // sequence numbers answered per NACK packet
+	resendInterval    = 100 * time.Millisecond // least time between two resends of one packet
+)
+
+// answerNack resends what a NACK asks for, at most maxResendsPerNack
+// packets and each packet at most once per resendInterval.
+func (d *DownTrack) answerNack(n *rtcp.TransportLayerNack, now time.Time) {
+	budget := maxResendsPerNack
+	for _, pair := range n.Nacks {
+		seqs := [17]uint16{pair.PacketID}
+		count := 1
+		for i := range uint16(16) {
+			if pair.LostPackets&(1<<i) != 0 {
+				seqs[count] = pair.PacketID + i + 1
+				count++
+			}
+		}
+		for _, seq := range seqs[:count] {
+			d.stats.NacksIn.Add(1)
+			if budget == 0 || !d.resendDue(seq, now) {
+				continue
+			}
+			budget--
+			d.retransmit(seq)
+		}
+	}
+}
+
+// resendDue reports whether seq was not resent in the last resendInterval,
+// and records this resend.
+func (d *DownTrack) resendDue(seq uint16, now time.Time) bool {
+	d.rtxMu.Lock()
+	defer d.rtxMu.Unlock()
+	slot := &d.resent[seq%uint16(len(d.resent))]
+	if slot.seq == seq && now.Sub(slot.at) < resendInterval {
+		return false
+	}
+	slot.seq, slot.at = seq, now
+	return true
+}
+
 // readRTCP handles the subscriber's feedback until the sender stops.
 func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	for {
@@ -227,12 +276,7 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 				d.stats.PLIsIn.Add(1)
 				d.up.RequestKeyframe()
 			case *rtcp.TransportLayerNack:
-				for _, pair := range p.Nacks {
-					for _, seq := range pair.PacketList() {
-						d.stats.NacksIn.Add(1)
-						d.retransmit(seq)
-					}
-				}
+				d.answerNack(p, time.Now())
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -79,5 +80,53 @@ func TestDownTrackRetransmit(t *testing.T) {
 				t.Errorf("RTX sequence numbers %d then %d, want consecutive", re.SequenceNumber, next.SequenceNumber)
 			}
 		})
+	}
+}
+
+// A NACK is answered once per packet per resendInterval, and at most
+// maxResendsPerNack packets per NACK.
+func TestDownTrackNackLimits(t *testing.T) {
+	up := makeUpTrack("up", &Engine{}, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	d := NewDownTrack(up, "d", "s")
+	w := &recordingWriter{}
+	codec := vp8Codec
+	codec.PayloadType = 100
+	if _, err := d.Bind(&trackContext{codecs: []webrtc.RTPCodecParameters{codec}, ssrc: 5000, writer: w}); err != nil {
+		t.Fatal(err)
+	}
+	r := upReader{level: 127}
+	for i := range uint16(200) {
+		up.handle(&r, vp8Packet(1000+i, uint32(i)*3000, i == 0))
+	}
+	sent := len(w.packets)
+	resends := func(f func()) int { before := len(w.packets); f(); return len(w.packets) - before }
+	now := time.Now()
+	nack := func(pairs ...rtcp.NackPair) *rtcp.TransportLayerNack {
+		return &rtcp.TransportLayerNack{MediaSSRC: 5000, Nacks: pairs}
+	}
+
+	// The same packet three times in one NACK: one resend.
+	if n := resends(func() {
+		d.answerNack(nack(rtcp.NackPair{PacketID: 1010}, rtcp.NackPair{PacketID: 1010}, rtcp.NackPair{PacketID: 1009, LostPackets: 1}), now)
+	}); n != 2 {
+		t.Errorf("1010 three times and 1009 once: %d resends, want 2", n)
+	}
+	// Again within resendInterval: nothing; after it: resent.
+	if n := resends(func() { d.answerNack(nack(rtcp.NackPair{PacketID: 1010}), now.Add(resendInterval/2)) }); n != 0 {
+		t.Errorf("resent again within %v", resendInterval)
+	}
+	if n := resends(func() { d.answerNack(nack(rtcp.NackPair{PacketID: 1010}), now.Add(resendInterval)) }); n != 1 {
+		t.Errorf("not resent after %v", resendInterval)
+	}
+	// 10 pairs of 17 packets: capped.
+	var pairs []rtcp.NackPair
+	for i := range uint16(10) {
+		pairs = append(pairs, rtcp.NackPair{PacketID: 1020 + i*17, LostPackets: 0xffff})
+	}
+	if n := resends(func() { d.answerNack(nack(pairs...), now) }); n != maxResendsPerNack {
+		t.Errorf("170 packets asked for: %d resends, want %d", n, maxResendsPerNack)
+	}
+	if sent != 200 {
+		t.Errorf("forwarded %d, want 200", sent)
 	}
 }

@@ -78,14 +78,20 @@ func NewEngine(p EngineParams) (*Engine, error) {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{log: p.Logger, params: p}
-	// Both sides negotiate RTX for video: publishers resend on it (Pion
-	// unwraps it), and retransmissions to subscribers go out on it.
-	codecs, err := codecParameters(p.Codecs, true)
+	// Publishers get no RTX: Pion's NACK generator does not see packets
+	// repaired from an RTX stream and would ask for them again every
+	// 100 ms; plain retransmissions it does see. Subscribers get RTX where
+	// they take it.
+	pubCodecs, err := codecParameters(p.Codecs, false)
 	if err != nil {
 		return nil, err
 	}
-	e.codecs = codecs
-	if err := e.listen(codecs, codecs); err != nil {
+	subCodecs, err := codecParameters(p.Codecs, true)
+	if err != nil {
+		return nil, err
+	}
+	e.codecs = subCodecs
+	if err := e.listen(pubCodecs, subCodecs); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -241,7 +247,7 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 	se.SetNetworkTypes(e.networkTypes(tcp != nil))
 	se.DisableActiveTCP(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
+	se.SetIncludeLoopbackCandidate(e.listensOnLoopback())
 	se.SetLite(false)
 	if rules := e.rewriteRules(); len(rules) > 0 {
 		if err := se.SetICEAddressRewriteRules(rules...); err != nil {
@@ -263,6 +269,17 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 		return nil, err
 	}
 	return &apiShard{publisher: pub, subscriber: sub}, nil
+}
+
+// listensOnLoopback reports whether a listen address is a loopback one:
+// only then are loopback candidates worth offering.
+func (e *Engine) listensOnLoopback() bool {
+	for _, l := range e.params.RTC.Listen {
+		if ip := net.ParseIP(l.IP); ip != nil && ip.IsLoopback() {
+			return true
+		}
+	}
+	return false
 }
 
 // networkTypes are the ICE networks of the listen addresses: IPv4 for
