@@ -62,7 +62,7 @@ type Client struct {
 
 	PeerID string
 
-	send *sendTransport
+	send *sendTransport // guarded by mu
 	recv *recvTransport
 
 	notes chan envelope
@@ -279,8 +279,8 @@ func (c *Client) handleInternal(method string, data json.RawMessage) {
 		if json.Unmarshal(data, &n) != nil || n.Candidate == nil {
 			return
 		}
-		if n.Transport == "send" && c.send != nil {
-			c.send.addCandidate(*n.Candidate)
+		if send := c.sendTransport(); n.Transport == "send" && send != nil {
+			send.addCandidate(*n.Candidate)
 		} else if n.Transport == "recv" {
 			c.recv.addCandidate(*n.Candidate)
 		}
@@ -317,8 +317,8 @@ func (c *Client) OnTrack(fn func(*RemoteTrack)) { c.recv.setOnTrack(fn) }
 
 // Close leaves and disconnects.
 func (c *Client) Close() {
-	if c.send != nil {
-		c.send.close()
+	if send := c.sendTransport(); send != nil {
+		send.close()
 	}
 	c.recv.close()
 	c.conn.Close(websocket.StatusNormalClosure, "bye")

@@ -11,6 +11,13 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// sendTransport is the publishing transport, nil before the first Publish.
+func (c *Client) sendTransport() *sendTransport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.send
+}
+
 // requestTimeout bounds the requests the client makes on its own.
 const requestTimeout = 10 * time.Second
 
@@ -83,16 +90,20 @@ type Producer struct {
 
 // Publish adds tracks to the send transport and negotiates them.
 func (c *Client) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer, error) {
+	c.mu.Lock()
 	if c.send == nil {
 		pc, err := c.api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
 		if err != nil {
+			c.mu.Unlock()
 			return nil, err
 		}
 		c.send = &sendTransport{c: c, pc: pc}
 		c.send.cand.pc = pc
 		pc.OnICECandidate(c.candidateSender("send"))
 	}
-	return c.send.publish(ctx, tracks)
+	send := c.send
+	c.mu.Unlock()
+	return send.publish(ctx, tracks)
 }
 
 func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Producer, error) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +133,60 @@ func TestJoinWithoutTicketRefused(t *testing.T) {
 	if _, body := srv.get(t, "/metrics"); !containsMetric(body, `vclass_join_failures_total{reason="unauthorized"} 1`) {
 		t.Errorf("the refusal is not counted in /metrics")
 	}
+}
+
+// A client whose old connection the server still thinks alive (a network
+// change it has not noticed yet) resumes its peer on a new connection; the
+// old connection is closed.
+func TestResumeTakesOverALiveConnection(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(34430, 34439, ""))
+	old := dialRaw(t, srv)
+	var joined struct {
+		PeerID      string `json:"peerId"`
+		ResumeToken string `json:"resumeToken"`
+	}
+	res := old.expectOK(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "ann"}}`)
+	if err := json.Unmarshal(res.Data, &joined); err != nil {
+		t.Fatal(err)
+	}
+	old.expectOK(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "takeover"}}`)
+
+	// A wrong token is a fresh join, not a takeover.
+	fresh := dialRaw(t, srv)
+	res = fresh.expectOK(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "ann", "resume": {"peerId": "` + joined.PeerID + `", "token": "wrong"}}}`)
+	if strings.Contains(string(res.Data), `"resumed":true`) || strings.Contains(string(res.Data), joined.PeerID) {
+		t.Errorf("a wrong token resumed the peer: %s", res.Data)
+	}
+	fresh2 := dialRaw(t, srv)
+	res = fresh2.expectOK(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "ann", "resume": {"peerId": "` + joined.PeerID + `", "token": "` + joined.ResumeToken + `"}}}`)
+	var resumed struct {
+		PeerID  string `json:"peerId"`
+		Resumed bool   `json:"resumed"`
+		RoomID  string `json:"roomId"`
+	}
+	_ = json.Unmarshal(res.Data, &resumed)
+	if !resumed.Resumed || resumed.PeerID != joined.PeerID || resumed.RoomID != "takeover" {
+		t.Errorf("resume answer %s", res.Data)
+	}
+	if _, _, err := old.conn.Read(old.ctx); err == nil {
+		t.Error("the old connection is still open after the resume")
+	}
+	fresh2.expectOK(`{"request": true, "id": 2, "method": "sendMessage", "data": {"text": "back"}}`)
+}
+
+// A client flooding requests gets tooManyRequests, and its connection stays usable.
+func TestRequestFloodIsLimited(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(34440, 34449, ""))
+	c := dialRaw(t, srv)
+	limited := 0
+	for i := 1; i <= 300; i++ {
+		res := c.send(fmt.Sprintf(`{"request": true, "id": %d, "method": "ping"}`, i))
+		if !res.OK && res.Error != nil && res.Error.Code == "tooManyRequests" {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("300 requests at once were all served")
+	}
+	t.Logf("%d of 300 refused", limited)
 }

@@ -34,6 +34,7 @@ type Peer struct {
 	// guarded by room.mu
 	producers map[string]*Producer
 	consumers map[string]*Consumer
+	started   bool // Start was called: the client knows it is in the room
 	left      bool
 
 	transportMu sync.Mutex // guards pub and sub creation
@@ -97,6 +98,12 @@ func newPeer(r *Room, p PeerParams) *Peer {
 // ID is the peer's id.
 func (p *Peer) ID() string { return p.id }
 
+// DisplayName is the name the peer joined with.
+func (p *Peer) DisplayName() string { return p.displayName }
+
+// Sources are the sources the peer declared.
+func (p *Peer) Sources() []string { return p.sources }
+
 // Room is the peer's room.
 func (p *Peer) Room() *Room { return p.room }
 
@@ -141,9 +148,10 @@ func (p *Peer) Start() {
 	r := p.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p.left {
+	if p.left || p.started {
 		return
 	}
+	p.started = true
 	for _, o := range r.peers {
 		for _, prod := range o.producers {
 			if autoSubscribe(r.mode, p, prod) {
@@ -173,8 +181,10 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 	pub, err := p.publisher()
 	if err == nil {
 		var answer string
-		answer, _, err = pub.Negotiate(offer)
+		var accepted []sfu.MediaSection
+		answer, accepted, err = pub.Negotiate(offer)
 		if err == nil {
+			created = p.dropRejected(created, accepted)
 			infos := make([]ProducerInfo, 0, len(created))
 			for _, prod := range created {
 				infos = append(infos, prod.info())
@@ -192,6 +202,27 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 	}
 	r.mu.Unlock()
 	return "", nil, err
+}
+
+// dropRejected removes the producers whose m-line the answer did not accept
+// (a codec we do not take, say): they would never get media.
+func (p *Peer) dropRejected(created []*Producer, accepted []sfu.MediaSection) []*Producer {
+	ok := map[string]bool{}
+	for _, s := range accepted {
+		ok[s.Mid] = true
+	}
+	kept := created[:0]
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, prod := range created {
+		if ok[prod.mid] {
+			kept = append(kept, prod)
+		} else {
+			delete(p.producers, prod.id)
+		}
+	}
+	return kept
 }
 
 func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) ([]*Producer, error) {
@@ -246,6 +277,20 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 }
 
 func (p *Peer) publisher() (*sfu.Publisher, error) {
+	pub, err := p.makePublisher()
+	if err != nil {
+		return nil, err
+	}
+	// Checked after transportMu is released (room.mu comes first in the
+	// lock order): a leave that raced us has closed it or will see it.
+	if p.hasLeft() {
+		_ = pub.Close()
+		return nil, ErrLeft
+	}
+	return pub, nil
+}
+
+func (p *Peer) makePublisher() (*sfu.Publisher, error) {
 	p.transportMu.Lock()
 	defer p.transportMu.Unlock()
 	if p.pub != nil {
@@ -284,6 +329,12 @@ func (p *Peer) subscriber() (*sfu.Subscriber, error) {
 	}
 	p.sub = sub
 	return sub, nil
+}
+
+func (p *Peer) hasLeft() bool {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.left
 }
 
 func (p *Peer) notifyCandidate(transport string, c *webrtc.ICECandidateInit) {
@@ -326,7 +377,7 @@ func (p *Peer) onTrack(mid string, up *sfu.UpTrack) {
 
 // consumeLocked makes p receive prod. Called with the room locked.
 func (p *Peer) consumeLocked(prod *Producer) {
-	if prod.up == nil || p.left {
+	if prod.up == nil || p.left || !p.started {
 		return
 	}
 	for _, c := range p.consumers {

@@ -76,7 +76,9 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	}
 	id, ok := p.params.TrackID(mid)
 	if !ok {
-		p.engine.log.Warn("track on an undeclared m-line ignored", "mid", mid, "kind", track.Kind())
+		// Stop it: unread, Pion would buffer its packets.
+		p.engine.log.Info("track on an undeclared m-line stopped", "mid", mid, "kind", track.Kind())
+		_ = recv.Stop()
 		return
 	}
 	up := newUpTrack(id, p.engine, track, recv, p.pc.WriteRTCP)

@@ -31,6 +31,9 @@ var handlers = map[string]handler{
 	"ping":           func(*session, json.RawMessage) (any, error) { return nil, nil },
 }
 
+// maxSources bounds what one peer may declare, and so publish.
+const maxSources = 8
+
 var (
 	roomIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 	sourcePattern = regexp.MustCompile(`^(audio|video):[A-Za-z0-9_-]{1,32}$`)
@@ -69,7 +72,9 @@ func (s *session) join(data json.RawMessage) (any, error) {
 	if req.Resume != nil {
 		if peer := s.srv.resume(req.Resume.PeerID, req.Resume.Token); peer != nil {
 			s.joined, s.peer, s.peerID, s.token = true, peer, peer.ID(), req.Resume.Token
+			s.displayName, s.sources = peer.DisplayName(), peer.Sources()
 			peer.SetSink(s)
+			s.srv.attach(s, peer, s.token)
 			// What happened meanwhile: the room as it is now. Media state
 			// follows with the client's restartIce (every consumer is
 			// announced again in the new offer).
@@ -90,6 +95,9 @@ func (s *session) join(data json.RawMessage) (any, error) {
 	name := strings.TrimSpace(req.DisplayName)
 	if n := utf8.RuneCountInString(name); n < 1 || n > 64 {
 		return nil, errorf(codeBadRequest, "displayName must be 1-64 characters")
+	}
+	if len(req.Sources) > maxSources {
+		return nil, errorf(codeBadRequest, "at most %d sources", maxSources)
 	}
 	seen := map[string]bool{}
 	for _, src := range req.Sources {
@@ -125,9 +133,9 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 		return nil, err
 	}
 	s.peer = peer
-	s.log = s.log.With("peer", peer.ID(), "room", req.RoomID)
-	// Subscriptions start after the client has this response.
-	defer peer.Start()
+	s.srv.attach(s, peer, s.token)
+	// Subscriptions start once the client has this response.
+	s.afterResponse = peer.Start
 	return map[string]any{"roomId": req.RoomID, "peerId": peer.ID(), "serveMode": peer.Room().Mode(), "peers": others}, nil
 }
 
@@ -262,10 +270,11 @@ func (s *session) sendMessage(data json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n := utf8.RuneCountInString(strings.TrimSpace(req.Text)); n < 1 || n > 4000 {
+	text := strings.TrimSpace(req.Text)
+	if n := utf8.RuneCountInString(text); n < 1 || n > 4000 {
 		return nil, errorf(codeBadRequest, "text must be 1-4000 characters")
 	}
-	peer.SendMessage(req.Text)
+	peer.SendMessage(text)
 	return nil, nil
 }
 
@@ -275,6 +284,7 @@ func (s *session) leaveRoom(json.RawMessage) (any, error) {
 		return nil, err
 	}
 	s.peer = nil
+	s.srv.unattach(s, peer.ID())
 	peer.Leave()
 	return nil, nil
 }

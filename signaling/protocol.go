@@ -44,6 +44,7 @@ const (
 	codeBadSDP           = "badSdp"
 	codeStaleVersion     = "staleVersion"
 	codeShuttingDown     = "shuttingDown"
+	codeTooManyRequests  = "tooManyRequests"
 	codeInternal         = "internal"
 )
 

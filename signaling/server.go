@@ -36,9 +36,17 @@ type Server struct {
 
 	mu       sync.Mutex
 	detached map[string]*detachedPeer // by peer id, waiting for a resume
+	attached map[string]attachedPeer  // by peer id, peers with a live session
 	sessions map[*session]struct{}
 	draining bool
 	wg       sync.WaitGroup
+}
+
+// attachedPeer is a peer in a room with its session and resume token.
+type attachedPeer struct {
+	sess  *session
+	peer  *room.Peer
+	token string
 }
 
 // detachedPeer is a peer whose connection dropped, kept for a resume.
@@ -68,7 +76,10 @@ func NewServer(p Params) *Server {
 	if p.ResumeWindow == 0 {
 		p.ResumeWindow = 15 * time.Second
 	}
-	return &Server{p: p, log: p.Logger, detached: map[string]*detachedPeer{}, sessions: map[*session]struct{}{}}
+	return &Server{
+		p: p, log: p.Logger,
+		detached: map[string]*detachedPeer{}, attached: map[string]attachedPeer{}, sessions: map[*session]struct{}{},
+	}
 }
 
 // ServeHTTP upgrades to a WebSocket and runs the session until it ends.
@@ -121,10 +132,34 @@ func (s *Server) detach(peer *room.Peer, token string) {
 	s.detached[peer.ID()] = d
 }
 
-// resume hands a detached peer to a new connection if the token matches.
+// attach records that sess carries peer; detachSession forgets it.
+func (s *Server) attach(sess *session, peer *room.Peer, token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attached[peer.ID()] = attachedPeer{sess: sess, peer: peer, token: token}
+}
+
+func (s *Server) unattach(sess *session, peerID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.attached[peerID]; ok && a.sess == sess {
+		delete(s.attached, peerID)
+	}
+}
+
+// resume hands a peer to a new connection if the token matches: a
+// detached one, or one whose old connection the server still thinks alive
+// (after a network change the old one may take 30 s to time out); that
+// old connection is closed.
 func (s *Server) resume(peerID, token string) *room.Peer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if a, ok := s.attached[peerID]; ok && a.token == token && token != "" {
+		delete(s.attached, peerID)
+		a.sess.takenOver.Store(true)
+		a.sess.conn.CloseNow()
+		return a.peer
+	}
 	d := s.detached[peerID]
 	if d == nil || d.token != token || token == "" {
 		return nil
@@ -145,6 +180,21 @@ func (s *Server) BeginDrain() {
 		d.timer.Stop()
 		delete(s.detached, id)
 		go d.peer.Leave()
+	}
+}
+
+// CloseAll tells every connection still open why and closes it (those
+// in no room, which the rooms did not close).
+func (s *Server) CloseAll(reason string) {
+	s.mu.Lock()
+	list := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		list = append(list, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range list {
+		sess.Notify("disconnect", map[string]string{"reason": reason})
+		sess.Close()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -27,14 +28,17 @@ type session struct {
 	out       chan []byte
 	closeOnce sync.Once
 	closed    chan struct{}
+	takenOver atomic.Bool // a resume moved its peer to another connection
 
 	// owned by the reader goroutine
-	joined      bool
-	displayName string
-	sources     []string
-	peerID      string
-	token       string
-	peer        *room.Peer
+	limiter       tokenBucket
+	afterResponse func() // set by a handler, run once its response is queued
+	joined        bool
+	displayName   string
+	sources       []string
+	peerID        string
+	token         string
+	peer          *room.Peer
 }
 
 var _ room.Sink = (*session)(nil)
@@ -43,7 +47,33 @@ func newSession(s *Server, conn *websocket.Conn, remote string) *session {
 	return &session{
 		srv: s, conn: conn, log: s.log.With("remote", remote),
 		out: make(chan []byte, outQueue), closed: make(chan struct{}),
+		limiter: tokenBucket{tokens: requestBurst},
 	}
+}
+
+// A client may send requestRate requests a second on average, in bursts
+// of up to requestBurst (a join trickles a few dozen ICE candidates).
+const (
+	requestRate  = 50
+	requestBurst = 100
+)
+
+// tokenBucket limits the requests of one connection.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	if !b.last.IsZero() {
+		b.tokens = min(requestBurst, b.tokens+now.Sub(b.last).Seconds()*requestRate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func (s *session) run(ctx context.Context) {
@@ -57,9 +87,10 @@ func (s *session) run(ctx context.Context) {
 	s.Close()
 	cancel()
 	wg.Wait()
-	if s.peer == nil {
+	if s.peer == nil || s.takenOver.Load() {
 		return
 	}
+	s.srv.unattach(s, s.peer.ID())
 	// A client that closes the socket properly (a closed tab sends 1001)
 	// has left; one that vanished (no close frame) may come back.
 	switch websocket.CloseStatus(err) {
@@ -75,7 +106,7 @@ func (s *session) readLoop(ctx context.Context) error {
 	for {
 		typ, data, err := s.conn.Read(ctx)
 		if err != nil {
-			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
 				s.log.Info("message too big; connection closed")
 			}
 			return err
@@ -108,6 +139,10 @@ func (s *session) handle(data []byte) {
 		s.respond(req.ID, nil, errorf(codeBadRequest, "unknown method %q", req.Method))
 		return
 	}
+	if !s.limiter.take(time.Now()) {
+		s.respond(req.ID, nil, errorf(codeTooManyRequests, "more than %d requests a second", requestRate))
+		return
+	}
 	started := time.Now()
 	res, err := h(s, req.Data)
 	s.srv.p.Metrics.observeRequest(req.Method, err)
@@ -117,6 +152,10 @@ func (s *session) handle(data []byte) {
 		s.log.Debug("request", "method", req.Method, "id", req.ID, "took", time.Since(started), "err", err)
 	}
 	s.respond(req.ID, res, err)
+	if after := s.afterResponse; after != nil {
+		s.afterResponse = nil
+		after()
+	}
 }
 
 func (s *session) respond(id uint64, data any, err error) {

@@ -189,6 +189,7 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	ready.Store(false)
 	srv.BeginDrain()
 	rooms.Drain("serverShutdown")
+	srv.CloseAll("serverShutdown")
 	srv.Wait(sctx)
 	if err := httpSrv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("http shutdown", "err", err)
