@@ -23,7 +23,6 @@ type Params struct {
 
 // Manager holds the rooms of this node.
 type Manager struct {
-	engine *sfu.Engine
 	log    *slog.Logger
 	params Params
 
@@ -41,7 +40,7 @@ func NewManager(p Params) *Manager {
 	if p.ServeMode == "" {
 		p.ServeMode = config.ServeOpen
 	}
-	return &Manager{engine: p.Engine, log: p.Logger, params: p, rooms: map[string]*Room{}}
+	return &Manager{log: p.Logger, params: p, rooms: map[string]*Room{}}
 }
 
 // PeerParams describe a peer entering a room.
@@ -84,8 +83,8 @@ func (m *Manager) join(id string, p PeerParams) (*Peer, []PeerInfo, error) {
 	return r.join(p)
 }
 
-// roomEmpty is called by a room when its last peer left; the room closes
-// after the grace period unless someone joins.
+// closeIfEmpty is called by a room whose grace period after its last peer
+// left has run out; it closes unless someone joined meanwhile.
 func (m *Manager) closeIfEmpty(r *Room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -296,7 +296,7 @@ func (p *Peer) makePublisher() (*sfu.Publisher, error) {
 	if p.pub != nil {
 		return p.pub, nil
 	}
-	pub, err := p.room.m.engine.NewPublisher(sfu.PublisherParams{
+	pub, err := p.room.m.params.Engine.NewPublisher(sfu.PublisherParams{
 		TrackID:        p.trackID,
 		OnTrack:        p.onTrack,
 		OnICECandidate: func(c *webrtc.ICECandidateInit) { p.notifyCandidate("send", c) },
@@ -317,7 +317,7 @@ func (p *Peer) subscriber() (*sfu.Subscriber, error) {
 	if p.sub != nil {
 		return p.sub, nil
 	}
-	sub, err := p.room.m.engine.NewSubscriber(sfu.SubscriberParams{
+	sub, err := p.room.m.params.Engine.NewSubscriber(sfu.SubscriberParams{
 		OnOffer:        p.onOffer,
 		OnICECandidate: func(c *webrtc.ICECandidateInit) { p.notifyCandidate("recv", c) },
 		OnStateChange: func(s webrtc.PeerConnectionState) {

@@ -12,6 +12,14 @@ import (
 // batchSize is how many datagrams one sendmmsg or recvmmsg moves.
 const batchSize = 32
 
+// readSize is the room for one received datagram: as large as Pion's ICE
+// mux reads (DTLS flights may exceed an RTP packet).
+const readSize = 8192
+
+// socketBuffer is the kernel buffer asked for each way: one socket carries
+// every peer of its shard.
+const socketBuffer = 4 << 20
+
 // batchConn is a UDP socket whose writes, during a fan-out round, are
 // collected and sent with one sendmmsg per batch instead of one sendto per
 // packet; its reads take up to batchSize datagrams per recvmmsg. Pion's ICE
@@ -29,9 +37,11 @@ type batchConn struct {
 	pending *batch
 	free    []*batch
 
-	readMu sync.Mutex // the ICE mux reads from one goroutine; this keeps it safe anyway
-	in     *batch
-	next   int // next unread message of in
+	readMu  sync.Mutex // the ICE mux reads from one goroutine; this keeps it safe anyway
+	in      []ipv4.Message
+	inBufs  [][readSize]byte
+	inCount int
+	next    int // next unread message of in
 }
 
 // batch is batchSize datagrams with their own buffers and addresses.
@@ -77,7 +87,13 @@ func (b *batch) add(p []byte, to netip.AddrPort) {
 }
 
 func newBatchConn(c *net.UDPConn) *batchConn {
-	bc := &batchConn{UDPConn: c, pending: newBatch()}
+	// Best effort: the kernel caps these at net.core.[rw]mem_max.
+	_ = c.SetReadBuffer(socketBuffer)
+	_ = c.SetWriteBuffer(socketBuffer)
+	bc := &batchConn{UDPConn: c, pending: newBatch(), in: make([]ipv4.Message, batchSize), inBufs: make([][readSize]byte, batchSize)}
+	for i := range bc.in {
+		bc.in[i].Buffers = [][]byte{bc.inBufs[i][:]}
+	}
 	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
 		// An IPv6 socket ("::" takes both families, v4 as mapped addresses).
 		bc.batcher = ipv6Batcher{ipv6.NewPacketConn(c)}
@@ -185,22 +201,16 @@ func (c *batchConn) WriteTo(p []byte, to net.Addr) (int, error) {
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	if c.in == nil {
-		c.in = newBatch()
-	}
-	if c.next >= c.in.n {
-		for i := range c.in.msgs {
-			c.in.msgs[i].Buffers[0] = c.in.bufs[i][:]
-		}
-		n, err := c.batcher.ReadBatch(c.in.msgs, 0)
+	if c.next >= c.inCount {
+		n, err := c.batcher.ReadBatch(c.in, 0)
 		if err != nil {
 			return 0, netip.AddrPort{}, err
 		}
-		c.in.n, c.next = n, 0
+		c.inCount, c.next = n, 0
 	}
-	m := &c.in.msgs[c.next]
+	m := &c.in[c.next]
 	c.next++
-	n := copy(p, m.Buffers[0][:m.N])
+	n := copy(p, c.inBufs[c.next-1][:m.N])
 	var from netip.AddrPort
 	if u, ok := m.Addr.(*net.UDPAddr); ok {
 		from = u.AddrPort()

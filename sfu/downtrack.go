@@ -66,9 +66,6 @@ func (d *DownTrack) StreamID() string { return d.streamID }
 // Kind implements webrtc.TrackLocal.
 func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.Kind() }
 
-// UpTrack is the track this one forwards.
-func (d *DownTrack) UpTrack() *UpTrack { return d.up }
-
 // Bind implements webrtc.TrackLocal.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	codec, ok := matchCodec(ctx.CodecParameters(), d.up.codec)

@@ -135,8 +135,8 @@ func (f *Forwarder) MapNack(outSeq uint16) (uint64, bool) {
 	return inExt, true
 }
 
-// RTPTimestamp translates an incoming timestamp into the outgoing space,
-// for sender reports.
+// RTPTimestamp translates an incoming timestamp into the current
+// segment's outgoing space.
 func (f *Forwarder) RTPTimestamp(in uint32) uint32 { return in - f.tsOffset }
 
 // rtpTicks converts a duration into RTP clock ticks, modulo 2^32 as the

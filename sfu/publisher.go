@@ -170,10 +170,19 @@ type iceQueue struct {
 	pending []webrtc.ICECandidateInit
 }
 
+// maxPendingCandidates bounds what a client may queue before its
+// description arrives (a browser gathers a handful).
+const maxPendingCandidates = 64
+
+var errTooManyCandidates = errors.New("sfu: too many ICE candidates before the description")
+
 func (q *iceQueue) add(c webrtc.ICECandidateInit) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.pc.RemoteDescription() == nil {
+		if len(q.pending) >= maxPendingCandidates {
+			return errTooManyCandidates
+		}
 		q.pending = append(q.pending, c)
 		return nil
 	}

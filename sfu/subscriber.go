@@ -147,16 +147,6 @@ func (s *Subscriber) RemoveTrack(d *DownTrack) error {
 	return nil
 }
 
-// Mid is the m-line d is sent on, "" before the offer that carries it.
-func (s *Subscriber) Mid(d *DownTrack) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if tr := s.tracks[d]; tr != nil {
-		return tr.Mid()
-	}
-	return ""
-}
-
 // RestartICE makes an offer that restarts ICE and announces every track
 // again. An offer still waiting for its answer is sent again first (same
 // version, every track announced): after a dropped connection the client
@@ -168,7 +158,11 @@ func (s *Subscriber) RestartICE() {
 	if s.awaiting && s.pc.PendingLocalDescription() != nil {
 		added := make([]AddedTrack, 0, len(s.tracks))
 		for _, d := range s.allTracksLocked() {
-			added = append(added, AddedTrack{Down: d, Mid: s.tracks[d].Mid()})
+			// Tracks added after that offer have no m-line yet: the next
+			// offer announces them.
+			if mid := s.tracks[d].Mid(); mid != "" {
+				added = append(added, AddedTrack{Down: d, Mid: mid})
+			}
 		}
 		s.params.OnOffer(s.pc.PendingLocalDescription().SDP, s.version, added)
 		s.mu.Unlock()
