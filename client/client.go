@@ -32,6 +32,8 @@ type Options struct {
 	// UDPConn, when set, carries all the client's media (both transports)
 	// through one ICE UDP mux on it; tests wrap a socket to lose packets.
 	UDPConn net.PacketConn
+	// TCPOnly makes the client reach the server over ICE-TCP only.
+	TCPOnly bool
 }
 
 // ServerError is an error response of the server.
@@ -85,7 +87,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	api, err := newAPI(opts.Interceptors, opts.UDPConn)
+	api, err := newAPI(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +119,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 
 // newAPI is a browser-like Pion stack: NACKs, reports, TWCC, loopback
 // candidates for tests on one machine.
-func newAPI(extra []interceptor.Factory, conn net.PacketConn) (*webrtc.API, error) {
+func newAPI(opts Options) (*webrtc.API, error) {
 	me, err := newMediaEngine()
 	if err != nil {
 		return nil, err
@@ -126,7 +128,7 @@ func newAPI(extra []interceptor.Factory, conn net.PacketConn) (*webrtc.API, erro
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
-	for _, f := range extra {
+	for _, f := range opts.Interceptors {
 		reg.Add(f)
 	}
 	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
@@ -135,9 +137,12 @@ func newAPI(extra []interceptor.Factory, conn net.PacketConn) (*webrtc.API, erro
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if conn != nil {
-		se.SetICEUDPMux(ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn}))
+	if opts.UDPConn != nil {
+		se.SetICEUDPMux(ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: opts.UDPConn}))
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
+	if opts.TCPOnly {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }

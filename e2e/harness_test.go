@@ -21,6 +21,9 @@ import (
 var mediaBinary string
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(tcpSubscriberEnv); spec != "" {
+		os.Exit(runTCPSubscriber(spec))
+	}
 	dir, err := os.MkdirTemp("", "vclass-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
