@@ -1,0 +1,219 @@
+// Command vclass-load puts a measured load on a running vclass-media: a
+// room with publishers of synthetic video (and audio) and many subscribing
+// Go clients, for a bounded time. It reads the server's /metrics before
+// and after the measuring window and prints what one forwarded packet cost
+// the server (CPU) and what the server holds in memory.
+//
+//	vclass-load -url ws://127.0.0.1:8011/ws -subscribers 50 -duration 20s
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/client"
+)
+
+// Bounds on what one run may ask for.
+const (
+	maxClients  = 500
+	maxDuration = 10 * time.Minute
+)
+
+type options struct {
+	url, room               string
+	publishers, subscribers int
+	warmup, duration        time.Duration
+	fps, frameBytes         int
+	audio                   bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.url, "url", "ws://127.0.0.1:8011/ws", "vclass-media WebSocket URL (its /metrics is read too)")
+	flag.StringVar(&o.room, "room", "load", "room to load")
+	flag.IntVar(&o.publishers, "publishers", 1, "publishing clients (synthetic VP8)")
+	flag.IntVar(&o.subscribers, "subscribers", 10, "receiving clients")
+	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "time to let every stream start before measuring")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measuring window")
+	flag.IntVar(&o.fps, "fps", 30, "video frames per second")
+	flag.IntVar(&o.frameBytes, "frame-bytes", 7700, "bytes per video frame (7700 at 30 fps: ~210 packets/s of ~1100 bytes)")
+	flag.BoolVar(&o.audio, "audio", false, "publishers also send Opus")
+	flag.Parse()
+	if o.publishers+o.subscribers > maxClients || o.publishers < 1 || o.subscribers < 0 {
+		fmt.Fprintf(os.Stderr, "vclass-load: 1 to %d clients in all\n", maxClients)
+		os.Exit(2)
+	}
+	if o.warmup+o.duration > maxDuration {
+		fmt.Fprintf(os.Stderr, "vclass-load: warmup + duration at most %v\n", maxDuration)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "vclass-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, o.warmup+o.duration+time.Minute)
+	defer cancel()
+	metricsURL := "http" + strings.TrimSuffix(strings.TrimPrefix(o.url, "ws"), "/ws") + "/metrics"
+
+	var received atomic.Int64
+	var clients []*client.Client
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for i := range o.subscribers {
+		c, err := client.Dial(ctx, client.Options{URL: o.url, DisplayName: fmt.Sprintf("sub%d", i)})
+		if err != nil {
+			return err
+		}
+		clients = append(clients, c)
+		c.OnTrack(func(rt *client.RemoteTrack) {
+			for {
+				if _, _, err := rt.Track.ReadRTP(); err != nil {
+					return
+				}
+				received.Add(1)
+			}
+		})
+		if _, err := c.JoinRoom(ctx, o.room); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range o.publishers {
+		c, err := publish(ctx, o, i, &wg)
+		if err != nil {
+			return err
+		}
+		clients = append(clients, c)
+	}
+
+	select {
+	case <-time.After(o.warmup):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	before, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
+	rx0, t0 := received.Load(), time.Now()
+	select {
+	case <-time.After(o.duration):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	after, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(t0).Seconds()
+	rx := float64(received.Load() - rx0)
+
+	outPkts := after[`vclass_rtp_packets_total{direction="out"}`] - before[`vclass_rtp_packets_total{direction="out"}`]
+	inPkts := after[`vclass_rtp_packets_total{direction="in"}`] - before[`vclass_rtp_packets_total{direction="in"}`]
+	cpu := after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
+	fmt.Fprintf(out, "publishers %d, subscribers %d, window %.1f s\n", o.publishers, o.subscribers, elapsed)
+	fmt.Fprintf(out, "server: in %.0f packets/s, out %.0f packets/s, CPU %.1f %% of a core\n", inPkts/elapsed, outPkts/elapsed, 100*cpu/elapsed)
+	if outPkts > 0 {
+		fmt.Fprintf(out, "server CPU per forwarded packet: %.2f µs\n", cpu/outPkts*1e6)
+	}
+	fmt.Fprintf(out, "server RSS: %.1f MiB, goroutines %.0f\n", after["process_resident_memory_bytes"]/(1<<20), after["go_goroutines"])
+	if outPkts > 0 {
+		fmt.Fprintf(out, "subscribers received %.0f packets/s (%.2f %% of what the server sent)\n", rx/elapsed, 100*rx/outPkts)
+	}
+	return nil
+}
+
+// publish starts one publisher of synthetic video (and audio).
+func publish(ctx context.Context, o options, i int, wg *sync.WaitGroup) (*client.Client, error) {
+	sources := []string{"video:cam"}
+	if o.audio {
+		sources = append(sources, "audio:mic")
+	}
+	c, err := client.Dial(ctx, client.Options{URL: o.url, DisplayName: fmt.Sprintf("pub%d", i), Sources: sources})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.JoinRoom(ctx, o.room); err != nil {
+		c.Close()
+		return nil, err
+	}
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "cam", c.PeerID)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	src := client.SyntheticVP8(o.fps, o.frameBytes, 2*o.fps)
+	tracks := []client.LocalTrack{{Track: video, Source: "video:cam", OnKeyframeRequest: src.RequestKeyframe}}
+	var audio *webrtc.TrackLocalStaticSample
+	if o.audio {
+		audio, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", c.PeerID)
+		tracks = append(tracks, client.LocalTrack{Track: audio, Source: "audio:mic"})
+	}
+	if _, err := c.Publish(ctx, tracks...); err != nil {
+		c.Close()
+		return nil, err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = client.Play(ctx, video, src) }()
+	if audio != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = client.Play(ctx, audio, client.SyntheticOpus()) }()
+	}
+	return c, nil
+}
+
+// scrape reads the samples of a Prometheus text page, by name with labels.
+func scrape(ctx context.Context, url string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, errors.New("metrics: " + res.Status)
+	}
+	samples := map[string]float64{}
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			samples[line[:i]] = v
+		}
+	}
+	return samples, sc.Err()
+}
