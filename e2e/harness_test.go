@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// mediaBinary is the vclass-media built once for all tests.
-var mediaBinary string
+// mediaBinary and loadBinary are built once for all tests.
+var mediaBinary, loadBinary string
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(tcpSubscriberEnv); spec != "" {
@@ -30,15 +30,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	mediaBinary = filepath.Join(dir, "vclass-media")
-	args := []string{"build", "-o", mediaBinary}
-	if raceBuild {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, "../cmd/vclass-media")...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build vclass-media:", err)
-		os.Exit(1)
+	loadBinary = filepath.Join(dir, "vclass-load")
+	for bin, pkg := range map[string]string{mediaBinary: "../cmd/vclass-media", loadBinary: "../cmd/vclass-load"} {
+		args := []string{"build", "-o", bin}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -101,9 +101,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	playCtx, stopPlaying := context.WithCancel(ctx)
+	defer func() {
+		stopPlaying()
+		wg.Wait()
+	}()
 	for i := range o.publishers {
-		c, err := publish(ctx, o, i, &wg)
+		c, err := publish(playCtx, o, i, &wg)
 		if err != nil {
 			return err
 		}
