@@ -130,3 +130,31 @@ func TestDownTrackNackLimits(t *testing.T) {
 		t.Errorf("forwarded %d, want 200", sent)
 	}
 }
+
+// Keyframe requests from any number of subscribers reach the publisher at
+// most once per keyframeInterval, as a PLI for its SSRC; audio never asks.
+func TestKeyframeRequestsThrottled(t *testing.T) {
+	var plis []uint32
+	up := makeUpTrack("up", &Engine{}, vp8Codec, 1111, 0, func(pkts []rtcp.Packet) error {
+		for _, p := range pkts {
+			if pli, ok := p.(*rtcp.PictureLossIndication); ok {
+				plis = append(plis, pli.MediaSSRC)
+			}
+		}
+		return nil
+	})
+	for range 10 {
+		up.RequestKeyframe()
+	}
+	if len(plis) != 1 || plis[0] != 1111 {
+		t.Fatalf("10 requests at once sent %v, want one PLI for SSRC 1111", plis)
+	}
+	up.lastKeyframeReq.Store(time.Now().Add(-keyframeInterval).UnixNano())
+	up.RequestKeyframe()
+	if len(plis) != 2 {
+		t.Errorf("a request after %v sent no PLI", keyframeInterval)
+	}
+	opus := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}
+	audio := makeUpTrack("a", &Engine{}, opus, 2222, 0, func([]rtcp.Packet) error { t.Error("audio asked for a keyframe"); return nil })
+	audio.RequestKeyframe()
+}
