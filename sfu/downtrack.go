@@ -308,7 +308,13 @@ func sameProfile(a, b, mime string) bool {
 		return fa["packetization-mode"] == fb["packetization-mode"] &&
 			len(pa) >= 2 && len(pb) >= 2 && strings.EqualFold(pa[:2], pb[:2])
 	case codecVP9:
-		return fa["profile-id"] == fb["profile-id"]
+		profile := func(f map[string]string) string { // RFC 9628: absent means 0
+			if p := f["profile-id"]; p != "" {
+				return p
+			}
+			return "0"
+		}
+		return profile(fa) == profile(fb)
 	}
 	return true
 }
