@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,12 +56,7 @@ func (m *Metrics) observeRequest(method string, err error) {
 }
 
 func (m *Metrics) joinFailed(err error) {
-	reason := toWire(err).Code
-	var pe *protoError
-	if errors.As(err, &pe) {
-		reason = pe.code
-	}
-	m.joinFailure.WithLabelValues(reason).Inc()
+	m.joinFailure.WithLabelValues(toWire(err).Code).Inc()
 }
 
 var (
