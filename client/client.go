@@ -18,6 +18,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/signaling/wire"
 )
 
 // Options configure a Client.
@@ -36,11 +38,9 @@ type Options struct {
 	TCPOnly bool
 }
 
-// ServerError is an error response of the server.
+// ServerError is an error response of the server to a request of Method.
 type ServerError struct {
-	Method  string
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Method, Code, Message string
 }
 
 func (e *ServerError) Error() string { return fmt.Sprintf("%s: %s: %s", e.Method, e.Code, e.Message) }
@@ -59,7 +59,7 @@ type Client struct {
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
-	pending map[uint64]chan envelope
+	pending map[uint64]chan wire.Message
 	handler map[string]func(json.RawMessage)
 
 	PeerID string
@@ -67,19 +67,8 @@ type Client struct {
 	send *sendTransport // guarded by mu
 	recv *recvTransport
 
-	notes chan envelope
+	notes chan wire.Message
 	done  chan struct{}
-}
-
-type envelope struct {
-	Request      bool            `json:"request,omitempty"`
-	Response     bool            `json:"response,omitempty"`
-	Notification bool            `json:"notification,omitempty"`
-	ID           uint64          `json:"id,omitempty"`
-	Method       string          `json:"method,omitempty"`
-	OK           bool            `json:"ok,omitempty"`
-	Data         json.RawMessage `json:"data,omitempty"`
-	Error        *ServerError    `json:"error,omitempty"`
 }
 
 // Dial connects and joins (the `join` request) but enters no room yet.
@@ -99,8 +88,8 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	cctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		opts: opts, log: opts.Logger, conn: conn, api: api, ctx: cctx, cancel: cancel,
-		pending: map[uint64]chan envelope{}, handler: map[string]func(json.RawMessage){},
-		notes: make(chan envelope, 1024), done: make(chan struct{}),
+		pending: map[uint64]chan wire.Message{}, handler: map[string]func(json.RawMessage){},
+		notes: make(chan wire.Message, 1024), done: make(chan struct{}),
 	}
 	c.recv = newRecvTransport(c)
 	go c.readLoop()
@@ -184,7 +173,7 @@ func (c *Client) Request(ctx context.Context, method string, data, out any) erro
 		return err
 	}
 	id := c.nextID.Add(1)
-	ch := make(chan envelope, 1)
+	ch := make(chan wire.Message, 1)
 	c.mu.Lock()
 	c.pending[id] = ch
 	c.mu.Unlock()
@@ -193,18 +182,18 @@ func (c *Client) Request(ctx context.Context, method string, data, out any) erro
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}()
-	msg, _ := json.Marshal(envelope{Request: true, ID: id, Method: method, Data: raw})
+	msg, _ := json.Marshal(wire.Message{Request: true, ID: id, Method: method, Data: raw})
 	if err := c.conn.Write(ctx, websocket.MessageText, msg); err != nil {
 		return fmt.Errorf("client: %s: %w", method, err)
 	}
 	select {
 	case res := <-ch:
-		if !res.OK {
-			if res.Error == nil {
-				res.Error = &ServerError{}
+		if !res.Succeeded() {
+			e := &ServerError{Method: method}
+			if res.Error != nil {
+				e.Code, e.Message = res.Error.Code, res.Error.Message
 			}
-			res.Error.Method = method
-			return res.Error
+			return e
 		}
 		if out != nil {
 			return json.Unmarshal(res.Data, out)
@@ -233,7 +222,7 @@ func (c *Client) readLoop() {
 		if err != nil {
 			return
 		}
-		var msg envelope
+		var msg wire.Message
 		if err := json.Unmarshal(data, &msg); err != nil {
 			c.log.Warn("bad message from server", "err", err)
 			continue

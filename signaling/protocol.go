@@ -3,30 +3,13 @@
 package signaling
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/vclass/vclass/room"
 	"github.com/vclass/vclass/sfu"
+	"github.com/vclass/vclass/signaling/wire"
 )
-
-// envelope is every message of the protocol (protoo's shape).
-type envelope struct {
-	Request      bool            `json:"request,omitempty"`
-	Response     bool            `json:"response,omitempty"`
-	Notification bool            `json:"notification,omitempty"`
-	ID           uint64          `json:"id,omitempty"`
-	Method       string          `json:"method,omitempty"`
-	OK           *bool           `json:"ok,omitempty"`
-	Data         json.RawMessage `json:"data,omitempty"`
-	Error        *wireError      `json:"error,omitempty"`
-}
-
-type wireError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
 // Error codes of docs/protocol.md.
 const (
@@ -61,10 +44,10 @@ func errorf(code, format string, a ...any) error {
 }
 
 // toWire maps any error to its protocol code, in one place.
-func toWire(err error) *wireError {
+func toWire(err error) *wire.Error {
 	var pe *protoError
 	if errors.As(err, &pe) {
-		return &wireError{Code: pe.code, Message: pe.msg}
+		return &wire.Error{Code: pe.code, Message: pe.msg}
 	}
 	codes := []struct {
 		err  error
@@ -83,8 +66,8 @@ func toWire(err error) *wireError {
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			return &wireError{Code: c.code, Message: err.Error()}
+			return &wire.Error{Code: c.code, Message: err.Error()}
 		}
 	}
-	return &wireError{Code: codeInternal, Message: "internal error"}
+	return &wire.Error{Code: codeInternal, Message: "internal error"}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/vclass/vclass/room"
+	"github.com/vclass/vclass/signaling/wire"
 )
 
 // outQueue is how many messages may wait for a slow client before the
@@ -125,7 +126,7 @@ func (s *session) readLoop(ctx context.Context) error {
 }
 
 func (s *session) handle(data []byte) {
-	var req envelope
+	var req wire.Message
 	if err := json.Unmarshal(data, &req); err != nil {
 		s.respond(0, nil, errorf(codeBadRequest, "not a JSON message: %v", err))
 		return
@@ -159,7 +160,7 @@ func (s *session) handle(data []byte) {
 }
 
 func (s *session) respond(id uint64, data any, err error) {
-	msg := envelope{Response: true, ID: id}
+	msg := wire.Message{Response: true, ID: id}
 	ok := err == nil
 	msg.OK = &ok
 	if err != nil {
@@ -172,7 +173,7 @@ func (s *session) respond(id uint64, data any, err error) {
 		if merr != nil {
 			s.log.Error("marshal response", "err", merr)
 			ok = false
-			msg.Error = &wireError{Code: codeInternal, Message: "internal error"}
+			msg.Error = &wire.Error{Code: codeInternal, Message: "internal error"}
 		}
 		msg.Data = raw
 	}
@@ -186,10 +187,10 @@ func (s *session) Notify(method string, data any) {
 		s.log.Error("marshal notification", "method", method, "err", err)
 		return
 	}
-	s.send(envelope{Notification: true, Method: method, Data: raw})
+	s.send(wire.Message{Notification: true, Method: method, Data: raw})
 }
 
-func (s *session) send(msg envelope) {
+func (s *session) send(msg wire.Message) {
 	b, err := json.Marshal(msg)
 	if err != nil {
 		return
