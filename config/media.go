@@ -31,9 +31,12 @@ type Media struct {
 	LogLevel          string    `json:"logLevel"` // debug, info, warn, error or none
 	ServeMode         ServeMode `json:"serveMode"`
 	AllowEmptyTickets bool      `json:"allowEmptyTickets"`
-	RTC               RTC       `json:"rtc"`
-	Codecs            []Codec   `json:"codecs"`
-	Bitrate           Bitrate   `json:"bitrate"`
+	// TicketSecrets verify join tickets (HS256): AuthSettings.Secret, then
+	// AuthSettings.PreviousSecret during a rotation. Never printed.
+	TicketSecrets []string `json:"-"`
+	RTC           RTC      `json:"rtc"`
+	Codecs        []Codec  `json:"codecs"`
+	Bitrate       Bitrate  `json:"bitrate"`
 	// Ignored lists the keys present in the file that nothing used, as full paths.
 	Ignored []string `json:"ignoredKeys"`
 

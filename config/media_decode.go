@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -429,6 +430,16 @@ func decodeMeeting(m *Media, root, ms *node) error {
 		return err
 	}
 	m.note("allowEmptyTickets", auth.keyPath("AllowEmptyTickets"))
+	for i, key := range []string{"Secret", "PreviousSecret"} {
+		var secret string
+		if err := auth.optString(key, &secret); err != nil {
+			return err
+		}
+		if secret != "" {
+			m.TicketSecrets = append(m.TicketSecrets, secret)
+			m.note("ticketSecrets["+strconv.Itoa(i)+"]", auth.keyPath(key))
+		}
+	}
 	return nil
 }
 

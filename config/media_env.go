@@ -14,6 +14,10 @@ const (
 	EnvAnnouncedIP = "VCLASS_ANNOUNCED_IP" // AnnouncedIP of every Listen; 0.0.0.0 = detect
 	EnvHTTPAddr    = "VCLASS_HTTP_ADDR"    // HTTPAddr, e.g. ":8011"
 	EnvRTCPorts    = "VCLASS_RTC_PORTS"    // "20000-20009", or "20000" for one port
+	// EnvAuthSecret and EnvAuthPreviousSecret replace AuthSettings.Secret and
+	// PreviousSecret (secrets belong in the environment, not in a file).
+	EnvAuthSecret         = "VCLASS_AUTH_SECRET"
+	EnvAuthPreviousSecret = "VCLASS_AUTH_PREVIOUS_SECRET"
 )
 
 // ApplyEnv overrides m from the environment (getenv is os.Getenv outside tests); unset or
@@ -37,6 +41,15 @@ func (m *Media) ApplyEnv(getenv func(string) string) error {
 	if v := strings.TrimSpace(getenv(EnvRTCPorts)); v != "" {
 		if err := m.applyRTCPorts(v); err != nil {
 			return err
+		}
+	}
+	if cur, prev := strings.TrimSpace(getenv(EnvAuthSecret)), strings.TrimSpace(getenv(EnvAuthPreviousSecret)); cur != "" || prev != "" {
+		m.TicketSecrets = nil
+		for _, s := range []struct{ value, env string }{{cur, EnvAuthSecret}, {prev, EnvAuthPreviousSecret}} {
+			if s.value != "" {
+				m.note("ticketSecrets["+strconv.Itoa(len(m.TicketSecrets))+"]", s.env)
+				m.TicketSecrets = append(m.TicketSecrets, s.value)
+			}
 		}
 	}
 	return m.Validate()

@@ -19,6 +19,9 @@ func (m *Media) Validate() error {
 	return nil
 }
 
+// minSecretLength is auth.MinSecretLength (config imports nothing of ours).
+const minSecretLength = 32
+
 func (m *Media) bad(field, value, reason string) *KeyError {
 	return &KeyError{Path: m.pathOf(field), Value: value, Reason: reason}
 }
@@ -34,6 +37,12 @@ func (m *Media) validateGeneral() error {
 	}
 	if _, port, err := net.SplitHostPort(m.HTTPAddr); err != nil || !isPortNumber(port) {
 		return m.bad("httpAddr", strconv.Quote(m.HTTPAddr), "is not a listen address like :8011 or 127.0.0.1:8011")
+	}
+	for i, secret := range m.TicketSecrets {
+		if len(secret) < minSecretLength {
+			// The value stays out of the message: it is a secret.
+			return m.bad("ticketSecrets["+strconv.Itoa(i)+"]", "", fmt.Sprintf("is shorter than %d characters (HS256 wants 256 bits)", minSecretLength))
+		}
 	}
 	return nil
 }
