@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/vclass/vclass/auth"
 )
 
 // rawConn speaks the protocol by hand, to send what a client library would not.
@@ -189,4 +192,51 @@ func TestRequestFloodIsLimited(t *testing.T) {
 		t.Error("300 requests at once were all served")
 	}
 	t.Logf("%d of 300 refused", limited)
+}
+
+// With a ticket secret: a valid ticket admits to its room only, with the
+// name and role it says; forged or expired tickets are refused.
+func TestJoinWithTickets(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	cfg := strings.Replace(loopbackConfig(34450, 34459, ""), `"AllowEmptyTickets": true`,
+		`"AllowEmptyTickets": false, "Secret": "`+secret+`"`, 1)
+	srv := startMedia(t, cfg)
+	mint := func(room string, role auth.Role, ttl time.Duration) string {
+		tk, err := auth.Mint(secret, auth.Claims{Room: room, Name: "Teacher Ann", Role: role,
+			RegisteredClaims: jwt.RegisteredClaims{Subject: "u-1"}}, time.Now(), ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	join := func(ticket string) string {
+		return `{"request": true, "id": 1, "method": "join", "data": {"displayName": "I am admin", "ticket": "` + ticket + `"}}`
+	}
+	bad := dialRaw(t, srv)
+	bad.expectError(join(mint("math", auth.RoleAdmin, -time.Minute)), "unauthorized")
+	bad.expectError(join(mint("math", auth.RoleAdmin, time.Hour)+"x"), "unauthorized")
+
+	wrongRoom := dialRaw(t, srv)
+	wrongRoom.expectOK(join(mint("math", auth.RoleAdmin, time.Hour)))
+	wrongRoom.expectError(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "physics"}}`, "unauthorized")
+
+	teacher := dialRaw(t, srv)
+	teacher.expectOK(join(mint("math", auth.RoleAdmin, time.Hour)))
+	teacher.expectOK(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "math"}}`)
+	student := dialRaw(t, srv)
+	student.expectOK(join(mint("math", auth.RoleNormal, time.Hour)))
+	res := student.expectOK(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "math"}}`)
+	var room struct {
+		Peers []struct {
+			DisplayName string `json:"displayName"`
+			Role        string `json:"role"`
+		} `json:"peers"`
+	}
+	_ = json.Unmarshal(res.Data, &room)
+	if len(room.Peers) != 1 || room.Peers[0].Role != "admin" || room.Peers[0].DisplayName != "Teacher Ann" {
+		t.Errorf("the student sees %+v, want the teacher with the ticket's name and role", room.Peers)
+	}
+	if _, body := srv.get(t, "/metrics"); !containsMetric(body, `vclass_join_failures_total{reason="unauthorized"} 3`) {
+		t.Errorf("refusals not counted:\n%s", body)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/config"
 	"github.com/vclass/vclass/sfu"
 )
@@ -46,6 +47,7 @@ func NewManager(p Params) *Manager {
 // PeerParams describe a peer entering a room.
 type PeerParams struct {
 	ID          string // chosen by the caller; a random one when empty
+	Role        auth.Role
 	DisplayName string
 	Sources     []string
 	Sink        Sink

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/sfu"
 )
 
@@ -26,6 +27,7 @@ type Peer struct {
 	id          string
 	room        *Room
 	displayName string
+	role        auth.Role
 	sources     []string
 	joined      time.Time
 	log         *slog.Logger
@@ -66,6 +68,7 @@ type Consumer struct {
 // PeerInfo describes a peer to other peers and to the API.
 type PeerInfo struct {
 	PeerID      string         `json:"peerId"`
+	Role        auth.Role      `json:"role,omitempty"`
 	DisplayName string         `json:"displayName"`
 	Sources     []string       `json:"sources"`
 	Producers   []ProducerInfo `json:"producers"`
@@ -87,7 +90,7 @@ func newPeer(r *Room, p PeerParams) *Peer {
 		id = newID()
 	}
 	peer := &Peer{
-		id: id, room: r, displayName: p.DisplayName, sources: p.Sources, joined: time.Now(),
+		id: id, room: r, displayName: p.DisplayName, role: p.Role, sources: p.Sources, joined: time.Now(),
 		producers: map[string]*Producer{}, consumers: map[string]*Consumer{},
 	}
 	peer.log = r.m.log.With("room", r.id, "peer", peer.id)
@@ -117,7 +120,7 @@ func (p *Peer) notify(method string, data any) { p.sink().Notify(method, data) }
 func (p *Peer) declares(source string) bool { return slices.Contains(p.sources, source) }
 
 func (p *Peer) infoLocked() PeerInfo {
-	info := PeerInfo{PeerID: p.id, DisplayName: p.displayName, Sources: p.sources, Joined: p.joined, Producers: []ProducerInfo{}}
+	info := PeerInfo{PeerID: p.id, DisplayName: p.displayName, Role: p.role, Sources: p.sources, Joined: p.joined, Producers: []ProducerInfo{}}
 	for _, prod := range p.producers {
 		info.Producers = append(info.Producers, prod.info())
 	}

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/room"
 )
 
@@ -84,11 +86,23 @@ func (s *session) join(data json.RawMessage) (any, error) {
 			}, nil
 		}
 	}
-	if !s.srv.p.AllowEmptyTickets {
-		err := errorf(codeUnauthorized, "a valid ticket is required (AuthSettings.AllowEmptyTickets is false) and this server cannot verify tickets yet")
-		if req.Ticket == "" {
-			err = errorf(codeUnauthorized, "a ticket is required (AuthSettings.AllowEmptyTickets is false)")
+	// The ticket, when there is one, decides role, room, and may set the
+	// name and limit the sources; the client's word decides none of them.
+	role, claims := auth.RoleNormal, (*auth.Claims)(nil)
+	switch {
+	case req.Ticket != "":
+		c, err := s.srv.tickets.Verify(req.Ticket, time.Now())
+		if err != nil {
+			err = errorf(codeUnauthorized, "%v", err)
+			s.srv.p.Metrics.joinFailed(err)
+			return nil, err
 		}
+		role, claims = c.Role, c
+		if c.Name != "" {
+			req.DisplayName = c.Name
+		}
+	case !s.srv.p.AllowEmptyTickets:
+		err := errorf(codeUnauthorized, "a ticket is required (AuthSettings.AllowEmptyTickets is false)")
 		s.srv.p.Metrics.joinFailed(err)
 		return nil, err
 	}
@@ -100,13 +114,18 @@ func (s *session) join(data json.RawMessage) (any, error) {
 		return nil, errorf(codeBadRequest, "at most %d sources", maxSources)
 	}
 	seen := map[string]bool{}
+	sources := make([]string, 0, len(req.Sources))
 	for _, src := range req.Sources {
 		if !sourcePattern.MatchString(src) || seen[src] {
 			return nil, errorf(codeBadRequest, "bad or repeated source %q (want kind:name, kind audio or video)", src)
 		}
 		seen[src] = true
+		if claims == nil || claims.AllowsSource(src) {
+			sources = append(sources, src)
+		}
 	}
-	s.joined, s.displayName, s.sources, s.token = true, name, req.Sources, randomToken()
+	s.joined, s.displayName, s.sources, s.token = true, name, sources, randomToken()
+	s.role, s.claims = role, claims
 	s.peerID = randomToken()[:16]
 	return map[string]any{"peerId": s.peerID, "resumeToken": s.token, "resumed": false}, nil
 }
@@ -127,7 +146,14 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 	if !roomIDPattern.MatchString(req.RoomID) {
 		return nil, errorf(codeBadRequest, "roomId must be 1-128 characters of A-Z a-z 0-9 . _ -")
 	}
-	peer, others, err := s.srv.p.Rooms.Join(req.RoomID, room.PeerParams{ID: s.peerID, DisplayName: s.displayName, Sources: s.sources, Sink: s})
+	if s.claims != nil {
+		if err := s.claims.ForRoom(req.RoomID); err != nil {
+			err := errorf(codeUnauthorized, "%v", err)
+			s.srv.p.Metrics.joinFailed(err)
+			return nil, err
+		}
+	}
+	peer, others, err := s.srv.p.Rooms.Join(req.RoomID, room.PeerParams{ID: s.peerID, Role: s.role, DisplayName: s.displayName, Sources: s.sources, Sink: s})
 	if err != nil {
 		s.srv.p.Metrics.joinFailed(err)
 		return nil, err

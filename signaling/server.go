@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/room"
 )
 
@@ -24,15 +25,18 @@ type Params struct {
 	PongTimeout  time.Duration // default 30 s
 	ResumeWindow time.Duration // default 15 s
 	// AllowEmptyTickets lets peers join without a ticket (config
-	// AuthSettings.AllowEmptyTickets). Ticket verification is not built
-	// yet, so with false every join is refused rather than let in.
+	// AuthSettings.AllowEmptyTickets); a ticket given is verified anyway.
 	AllowEmptyTickets bool
+	// TicketSecrets verify tickets (current first); none = every ticket
+	// is refused.
+	TicketSecrets []string
 }
 
 // Server accepts WebSocket clients at /ws.
 type Server struct {
-	p   Params
-	log *slog.Logger
+	p       Params
+	log     *slog.Logger
+	tickets *auth.Verifier
 
 	mu       sync.Mutex
 	detached map[string]*detachedPeer // by peer id, waiting for a resume
@@ -77,7 +81,7 @@ func NewServer(p Params) *Server {
 		p.ResumeWindow = 15 * time.Second
 	}
 	return &Server{
-		p: p, log: p.Logger,
+		p: p, log: p.Logger, tickets: auth.NewVerifier(p.TicketSecrets...),
 		detached: map[string]*detachedPeer{}, attached: map[string]attachedPeer{}, sessions: map[*session]struct{}{},
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/room"
 	"github.com/vclass/vclass/signaling/wire"
 )
@@ -37,6 +38,8 @@ type session struct {
 	joined        bool
 	displayName   string
 	sources       []string
+	role          auth.Role
+	claims        *auth.Claims // nil for an anonymous peer
 	peerID        string
 	token         string
 	peer          *room.Peer

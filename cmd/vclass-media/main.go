@@ -156,10 +156,11 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
 	srv := signaling.NewServer(signaling.Params{
-		Rooms: rooms, Metrics: metrics, AllowEmptyTickets: cfg.AllowEmptyTickets, Logger: log.With("part", "signaling"),
+		Rooms: rooms, Metrics: metrics, AllowEmptyTickets: cfg.AllowEmptyTickets, TicketSecrets: cfg.TicketSecrets,
+		Logger: log.With("part", "signaling"),
 	})
-	if !cfg.AllowEmptyTickets {
-		log.Warn("AuthSettings.AllowEmptyTickets is false and ticket verification is not built yet: every join will be refused")
+	if !cfg.AllowEmptyTickets && len(cfg.TicketSecrets) == 0 {
+		log.Warn("AuthSettings.AllowEmptyTickets is false and no ticket secret is set (AuthSettings.Secret or VCLASS_AUTH_SECRET): every join will be refused")
 	}
 	var ready atomic.Bool
 	httpSrv := &http.Server{
