@@ -203,7 +203,7 @@ func TestJoinWithTickets(t *testing.T) {
 	srv := startMedia(t, cfg)
 	mint := func(room string, role auth.Role, ttl time.Duration) string {
 		tk, err := auth.Mint(secret, auth.Claims{Room: room, Name: "Teacher Ann", Role: role,
-			RegisteredClaims: jwt.RegisteredClaims{Subject: "u-1"}}, time.Now(), ttl)
+			RegisteredClaims: jwt.RegisteredClaims{Subject: "u-" + string(role)}}, time.Now(), ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,5 +238,50 @@ func TestJoinWithTickets(t *testing.T) {
 	}
 	if _, body := srv.get(t, "/metrics"); !containsMetric(body, `vclass_join_failures_total{reason="unauthorized"} 3`) {
 		t.Errorf("refusals not counted:\n%s", body)
+	}
+}
+
+// One live connection per user per room: a second join with a ticket of
+// the same user replaces the first, which is told why.
+func TestSameUserReplacesOldConnection(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	cfg := strings.Replace(loopbackConfig(34460, 34469, ""), `"AllowEmptyTickets": true`,
+		`"AllowEmptyTickets": false, "Secret": "`+secret+`"`, 1)
+	srv := startMedia(t, cfg)
+	ticket, err := auth.Mint(secret, auth.Claims{Room: "math", Role: auth.RoleNormal, Name: "Ann",
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "user-7"}}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := `{"request": true, "id": 1, "method": "join", "data": {"displayName": "x", "ticket": "` + ticket + `"}}`
+	enter := `{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "math"}}`
+	first := dialRaw(t, srv)
+	first.expectOK(join)
+	first.expectOK(enter)
+	second := dialRaw(t, srv)
+	second.expectOK(join)
+	res := second.expectOK(enter)
+	if strings.Contains(string(res.Data), `"displayName":"Ann"`) {
+		t.Errorf("the new connection still sees the old one in the room: %s", res.Data)
+	}
+	// The old connection is told why, then closed.
+	reason := ""
+	for {
+		_, data, err := first.conn.Read(first.ctx)
+		if err != nil {
+			break
+		}
+		var n struct {
+			Method string `json:"method"`
+			Data   struct {
+				Reason string `json:"reason"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(data, &n) == nil && n.Method == "disconnect" {
+			reason = n.Data.Reason
+		}
+	}
+	if reason != "replaced" {
+		t.Errorf("the old connection got disconnect reason %q, want replaced", reason)
 	}
 }

@@ -48,6 +48,7 @@ func NewManager(p Params) *Manager {
 type PeerParams struct {
 	ID          string // chosen by the caller; a random one when empty
 	Role        auth.Role
+	UserID      string // the ticket's sub; a second peer of the same user replaces the first
 	DisplayName string
 	Sources     []string
 	Sink        Sink

@@ -28,6 +28,7 @@ type Peer struct {
 	room        *Room
 	displayName string
 	role        auth.Role
+	userID      string
 	sources     []string
 	joined      time.Time
 	log         *slog.Logger
@@ -90,7 +91,7 @@ func newPeer(r *Room, p PeerParams) *Peer {
 		id = newID()
 	}
 	peer := &Peer{
-		id: id, room: r, displayName: p.DisplayName, role: p.Role, sources: p.Sources, joined: time.Now(),
+		id: id, room: r, displayName: p.DisplayName, role: p.Role, userID: p.UserID, sources: p.Sources, joined: time.Now(),
 		producers: map[string]*Producer{}, consumers: map[string]*Consumer{},
 	}
 	peer.log = r.m.log.With("room", r.id, "peer", peer.id)

@@ -51,7 +51,16 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 		return nil, nil, errRoomClosed
 	}
 	peer := newPeer(r, p)
-	others := r.peerListLocked()
+	// One live connection per user per room: the newest wins.
+	var replaced *Peer
+	others := make([]*Peer, 0, len(r.peers))
+	for _, o := range r.peers {
+		if p.UserID != "" && o.userID == p.UserID {
+			replaced = o
+			continue
+		}
+		others = append(others, o)
+	}
 	infos := make([]PeerInfo, 0, len(others))
 	for _, o := range others {
 		infos = append(infos, o.infoLocked())
@@ -60,6 +69,11 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	r.emptySince = time.Time{}
 	info := peer.infoLocked()
 	r.mu.Unlock()
+	if replaced != nil {
+		replaced.notify("disconnect", map[string]string{"reason": "replaced"})
+		replaced.leave("replaced")
+		replaced.sink().Close()
+	}
 	for _, o := range others {
 		o.notify("peerJoinRoom", info)
 	}

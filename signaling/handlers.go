@@ -153,7 +153,7 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 			return nil, err
 		}
 	}
-	peer, others, err := s.srv.p.Rooms.Join(req.RoomID, room.PeerParams{ID: s.peerID, Role: s.role, DisplayName: s.displayName, Sources: s.sources, Sink: s})
+	peer, others, err := s.srv.p.Rooms.Join(req.RoomID, room.PeerParams{ID: s.peerID, Role: s.role, UserID: s.userID(), DisplayName: s.displayName, Sources: s.sources, Sink: s})
 	if err != nil {
 		s.srv.p.Metrics.joinFailed(err)
 		return nil, err
@@ -163,6 +163,14 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 	// Subscriptions start once the client has this response.
 	s.afterResponse = peer.Start
 	return map[string]any{"roomId": req.RoomID, "peerId": peer.ID(), "serveMode": peer.Room().Mode(), "peers": others}, nil
+}
+
+// userID is the portal's user id from the ticket, "" for anonymous peers.
+func (s *session) userID() string {
+	if s.claims == nil {
+		return ""
+	}
+	return s.claims.Subject
 }
 
 // inRoom returns the session's peer or the notInRoom error.
