@@ -16,4 +16,6 @@ var (
 	ErrUnknownConsumer  = errors.New("room: unknown consumer")
 	ErrBadRequest       = errors.New("room: bad request")
 	ErrLeft             = errors.New("room: peer has left")
+	ErrForbidden        = errors.New("room: not allowed for this role or mode")
+	ErrUnknownPeer      = errors.New("room: no such peer in the room")
 )

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/config"
 	"github.com/vclass/vclass/sfu"
 )
@@ -105,11 +106,17 @@ type receivedTrack struct {
 // layer it does not call Start: tests do when they need it.
 func joinClient(t testing.TB, m *Manager, id, name string, sources ...string) (*testClient, []PeerInfo) {
 	t.Helper()
+	return joinClientAs(t, m, id, name, "", sources...)
+}
+
+// joinClientAs joins a client with a role (as its ticket would give).
+func joinClientAs(t testing.TB, m *Manager, id, name string, role auth.Role, sources ...string) (*testClient, []PeerInfo) {
+	t.Helper()
 	c := &testClient{
 		t: t, name: name, sink: newRecSink(), api: clientAPI(),
 		received: map[string]*receivedTrack{}, changed: make(chan struct{}), stop: make(chan struct{}),
 	}
-	peer, others, err := m.Join(id, PeerParams{DisplayName: name, Sources: sources, Sink: c.sink})
+	peer, others, err := m.Join(id, PeerParams{DisplayName: name, Role: role, Sources: sources, Sink: c.sink})
 	if err != nil {
 		t.Fatalf("Join(%q, %s): %v", id, name, err)
 	}

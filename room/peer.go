@@ -39,6 +39,8 @@ type Peer struct {
 	consumers map[string]*Consumer
 	started   bool // Start was called: the client knows it is in the room
 	left      bool
+	pulled    map[string]bool // Pull mode: "peerId/source" this peer asked for
+	invited   map[string]bool // Invite mode: sources an admin invited this peer to publish
 
 	transportMu sync.Mutex // guards pub and sub creation
 	pub         *sfu.Publisher
@@ -93,6 +95,7 @@ func newPeer(r *Room, p PeerParams) *Peer {
 	peer := &Peer{
 		id: id, room: r, displayName: p.DisplayName, role: p.Role, userID: p.UserID, sources: p.Sources, joined: time.Now(),
 		producers: map[string]*Producer{}, consumers: map[string]*Consumer{},
+		pulled: map[string]bool{}, invited: map[string]bool{},
 	}
 	peer.log = r.m.log.With("room", r.id, "peer", peer.id)
 	peer.sinkBox.Store(&sinkHolder{p.Sink})
@@ -273,6 +276,7 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 	created := make([]*Producer, 0, len(reqs))
 	for _, req := range reqs {
 		kind, _, _ := strings.Cut(req.Source, ":")
+		delete(p.invited, req.Source) // an invitation is good for one producer
 		prod := &Producer{id: newID(), source: req.Source, kind: kind, mid: req.Mid, peer: p, consumers: map[*Consumer]struct{}{}}
 		p.producers[prod.id] = prod
 		created = append(created, prod)

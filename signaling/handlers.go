@@ -29,6 +29,10 @@ var handlers = map[string]handler{
 	"pauseConsumer":  consumerPause(true),
 	"resumeConsumer": consumerPause(false),
 	"sendMessage":    (*session).sendMessage,
+	"pull":           peerSources((*room.Peer).Pull),
+	"invite":         peerSources((*room.Peer).Invite),
+	"deinvite":       peerSources((*room.Peer).Deinvite),
+	"requestProduce": (*session).requestProduce,
 	"leaveRoom":      (*session).leaveRoom,
 	"ping":           func(*session, json.RawMessage) (any, error) { return nil, nil },
 }
@@ -291,6 +295,41 @@ func consumerPause(paused bool) handler {
 		}
 		return nil, peer.SetConsumerPaused(req.ConsumerID, paused)
 	}
+}
+
+// peerSources handles the requests that name another peer and sources.
+func peerSources(act func(*room.Peer, string, []string) error) handler {
+	return func(s *session, data json.RawMessage) (any, error) {
+		var req struct {
+			PeerID  string   `json:"peerId"`
+			Sources []string `json:"sources"`
+		}
+		if err := decode(data, &req); err != nil {
+			return nil, err
+		}
+		peer, err := s.inRoom()
+		if err != nil {
+			return nil, err
+		}
+		if len(req.Sources) == 0 || len(req.Sources) > maxSources {
+			return nil, errorf(codeBadRequest, "sources: 1 to %d", maxSources)
+		}
+		return nil, act(peer, req.PeerID, req.Sources)
+	}
+}
+
+func (s *session) requestProduce(data json.RawMessage) (any, error) {
+	var req struct {
+		Sources []string `json:"sources"`
+	}
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	return nil, peer.RequestProduce(req.Sources)
 }
 
 func (s *session) sendMessage(data json.RawMessage) (any, error) {

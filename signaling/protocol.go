@@ -28,6 +28,8 @@ const (
 	codeStaleVersion     = "staleVersion"
 	codeShuttingDown     = "shuttingDown"
 	codeTooManyRequests  = "tooManyRequests"
+	codeForbidden        = "forbidden"
+	codeUnknownPeer      = "unknownPeer"
 	codeInternal         = "internal"
 )
 
@@ -61,6 +63,8 @@ func toWire(err error) *wire.Error {
 		{room.ErrUnknownConsumer, codeUnknownConsumer},
 		{room.ErrBadRequest, codeBadRequest},
 		{room.ErrLeft, codeNotInRoom},
+		{room.ErrForbidden, codeForbidden},
+		{room.ErrUnknownPeer, codeUnknownPeer},
 		{sfu.ErrBadSDP, codeBadSDP},
 		{sfu.ErrStaleVersion, codeStaleVersion},
 	}

@@ -1,0 +1,172 @@
+package room
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vclass/vclass/auth"
+	"github.com/vclass/vclass/config"
+)
+
+// The rules with roles, invitations and pulls, as a table.
+func TestRoleRules(t *testing.T) {
+	t.Parallel()
+	mk := func(id string, role auth.Role, invited, pulled []string) *Peer {
+		p := &Peer{id: id, role: role, sources: []string{"audio:mic", "video:cam"}, invited: map[string]bool{}, pulled: map[string]bool{}}
+		for _, s := range invited {
+			p.invited[s] = true
+		}
+		for _, k := range pulled {
+			p.pulled[k] = true
+		}
+		return p
+	}
+	admin := mk("admin", auth.RoleAdmin, nil, nil)
+	student := mk("student", auth.RoleNormal, nil, nil)
+	invitedStudent := mk("invited", auth.RoleNormal, []string{"video:cam"}, nil)
+	anonymous := mk("anon", "", nil, nil)
+	recorder := mk("recorder", auth.RoleRecorder, nil, nil)
+	puller := mk("puller", auth.RoleNormal, nil, []string{"admin/video:cam"})
+
+	publish := []struct {
+		mode   config.ServeMode
+		peer   *Peer
+		source string
+		want   bool
+	}{
+		{config.ServeInvite, admin, "video:cam", true},
+		{config.ServeInvite, student, "video:cam", false},
+		{config.ServeInvite, invitedStudent, "video:cam", true},
+		{config.ServeInvite, invitedStudent, "audio:mic", false}, // invited to the camera only
+		{config.ServeInvite, anonymous, "audio:mic", false},
+		{config.ServeInvite, admin, "video:screen", false}, // not declared
+		{config.ServeOpen, recorder, "audio:mic", false},
+		{config.ServeOpen, anonymous, "audio:mic", true},
+		{config.ServePull, student, "audio:mic", true},
+	}
+	for _, tt := range publish {
+		if got := mayPublish(tt.mode, tt.peer, tt.source); got != tt.want {
+			t.Errorf("mayPublish(%s, %s, %s) = %v, want %v", tt.mode, tt.peer.id, tt.source, got, tt.want)
+		}
+	}
+
+	cam := &Producer{source: "video:cam", peer: admin}
+	mic := &Producer{source: "audio:mic", peer: admin}
+	subscribe := []struct {
+		mode config.ServeMode
+		sub  *Peer
+		prod *Producer
+		want bool
+	}{
+		{config.ServePull, puller, cam, true},
+		{config.ServePull, puller, mic, false}, // pulled the camera only
+		{config.ServePull, student, cam, false},
+		{config.ServeInvite, student, cam, true},
+		{config.ServeInvite, admin, cam, false}, // its own
+		{config.ServeOpen, recorder, cam, true},
+	}
+	for _, tt := range subscribe {
+		if got := autoSubscribe(tt.mode, tt.sub, tt.prod); got != tt.want {
+			t.Errorf("autoSubscribe(%s, %s, %s) = %v, want %v", tt.mode, tt.sub.id, tt.prod.source, got, tt.want)
+		}
+	}
+
+	for _, tt := range []struct {
+		mode config.ServeMode
+		peer *Peer
+		want bool
+	}{
+		{config.ServeInvite, admin, true},
+		{config.ServeInvite, student, false},
+		{config.ServeOpen, admin, false},
+		{config.ServeInvite, anonymous, false},
+	} {
+		if got := mayInvite(tt.mode, tt.peer); got != tt.want {
+			t.Errorf("mayInvite(%s, %s) = %v, want %v", tt.mode, tt.peer.id, got, tt.want)
+		}
+	}
+}
+
+// Invite mode: a student's camera reaches nobody until the teacher invites
+// it; a raised hand reaches the teacher; deinvite closes the producer.
+func TestInviteFlow(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, config.ServeInvite, time.Minute)
+	teacher, _ := joinClientAs(t, m, "invite", "Teacher", auth.RoleAdmin, "audio:mic")
+	student, _ := joinClientAs(t, m, "invite", "Student", auth.RoleNormal, "video:cam")
+	other, _ := joinClientAs(t, m, "invite", "Other", auth.RoleNormal, "video:cam")
+	teacher.peer.Start()
+	student.peer.Start()
+
+	// (A refused offer leaves the test client's send transport waiting for
+	// an answer, so the refusal is shown with another student.)
+	if _, err := other.publish("video:cam"); !errors.Is(err, ErrSourceNotAllowed) {
+		t.Fatalf("uninvited camera: %v, want ErrSourceNotAllowed", err)
+	}
+	if err := student.peer.Invite(teacher.peer.ID(), []string{"audio:mic"}); !errors.Is(err, ErrForbidden) {
+		t.Errorf("a student inviting: %v, want ErrForbidden", err)
+	}
+	if err := student.peer.RequestProduce([]string{"video:cam"}); err != nil {
+		t.Fatal(err)
+	}
+	teacher.sink.waitFor(t, "the raised hand at the teacher", func(notes []note, _ bool) bool {
+		return indexOf(notes, 0, "requestProduce", map[string]string{"peerId": student.peer.ID()}) >= 0
+	})
+
+	if err := teacher.peer.Invite(student.peer.ID(), []string{"video:cam"}); err != nil {
+		t.Fatal(err)
+	}
+	student.sink.waitFor(t, "produceSources at the student", func(notes []note, _ bool) bool {
+		return indexOf(notes, 0, "produceSources", nil) >= 0
+	})
+	cam := student.mustPublish("video:cam")["video:cam"]
+	consumer := teacher.newConsumers(1)[cam.ProducerID]
+	teacher.waitMedia(consumer.str("consumerId"))
+
+	if err := teacher.peer.Deinvite(student.peer.ID(), []string{"video:cam"}); err != nil {
+		t.Fatal(err)
+	}
+	teacher.sink.waitFor(t, "the camera's consumer closed at the teacher", func(notes []note, _ bool) bool {
+		return indexOf(notes, 0, "consumerClosed", map[string]string{"consumerId": consumer.str("consumerId")}) >= 0
+	})
+	student.sink.waitFor(t, "closeSources and producerClosed at the student", func(notes []note, _ bool) bool {
+		return indexOf(notes, 0, "closeSources", nil) >= 0 &&
+			indexOf(notes, 0, "producerClosed", map[string]string{"producerId": cam.ProducerID}) >= 0
+	})
+	if _, err := student.publish("video:cam"); !errors.Is(err, ErrSourceNotAllowed) {
+		t.Errorf("camera after deinvite: %v, want ErrSourceNotAllowed", err)
+	}
+}
+
+// Pull mode: nothing arrives until asked; then exactly what was pulled,
+// and a peer that does not publish a pulled source is asked to.
+func TestPullFlow(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, config.ServePull, time.Minute)
+	a, _ := joinClient(t, m, "pulls", "Ann", "audio:mic", "video:cam", "video:screen")
+	b, _ := joinClient(t, m, "pulls", "Bob")
+	a.peer.Start()
+	b.peer.Start()
+	prods := a.mustPublish("audio:mic", "video:cam")
+	eventually(t, "Ann's media at the SFU", func() bool {
+		return mediaStarted(a.peer, prods["audio:mic"].ProducerID) && mediaStarted(a.peer, prods["video:cam"].ProducerID)
+	})
+	if n := count(b.sink.all(), "newConsumer", nil); n != 0 {
+		t.Fatalf("Bob got %d consumers before pulling", n)
+	}
+	if err := b.peer.Pull(a.peer.ID(), []string{"video:cam", "video:screen"}); err != nil {
+		t.Fatal(err)
+	}
+	consumer := b.newConsumers(1)[prods["video:cam"].ProducerID]
+	b.waitMedia(consumer.str("consumerId"))
+	a.sink.waitFor(t, "Ann asked to share her screen", func(notes []note, _ bool) bool {
+		return indexOf(notes, 0, "produceSources", map[string]string{"by": b.peer.ID()}) >= 0
+	})
+	if n := count(b.sink.all(), "newConsumer", nil); n != 1 {
+		t.Errorf("Bob has %d consumers, want only the pulled camera", n)
+	}
+	if err := b.peer.Pull("nobody", []string{"video:cam"}); !errors.Is(err, ErrUnknownPeer) {
+		t.Errorf("pull from an unknown peer: %v", err)
+	}
+}
