@@ -170,3 +170,42 @@ func TestPullFlow(t *testing.T) {
 		t.Errorf("pull from an unknown peer: %v", err)
 	}
 }
+
+// The recorder receives everything, even in a Pull room, and nobody sees it.
+func TestRecorderInvisibleReceivesAll(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, config.ServePull, time.Minute)
+	a, _ := joinClient(t, m, "rec", "Ann", "video:cam")
+	a.peer.Start()
+	rec, others := joinClientAs(t, m, "rec", "Recorder", auth.RoleRecorder, "video:cam")
+	rec.peer.Start()
+	if len(others) != 1 || others[0].PeerID != a.peer.ID() {
+		t.Errorf("the recorder should see Ann: %+v", others)
+	}
+	b, bOthers := joinClient(t, m, "rec", "Bob")
+	b.peer.Start()
+	for _, o := range bOthers {
+		if o.PeerID == rec.peer.ID() {
+			t.Error("Bob's peer list shows the recorder")
+		}
+	}
+	cam := a.mustPublish("video:cam")["video:cam"]
+	consumer := rec.newConsumers(1)[cam.ProducerID]
+	rec.waitMedia(consumer.str("consumerId"))
+	if _, err := rec.publish("video:cam"); !errors.Is(err, ErrSourceNotAllowed) {
+		t.Errorf("the recorder publishing: %v, want ErrSourceNotAllowed", err)
+	}
+	rec.peer.Leave()
+	for _, c := range []*testClient{a, b} {
+		for _, n := range c.sink.all() {
+			if (n.Method == "peerJoinRoom" || n.Method == "peerLeaveRoom") && n.str("peerId") == rec.peer.ID() {
+				t.Errorf("%s was told %s of the recorder", c.name, n.Method)
+			}
+		}
+	}
+	for _, o := range a.peer.Others() {
+		if o.PeerID == rec.peer.ID() {
+			t.Error("Others() lists the recorder")
+		}
+	}
+}

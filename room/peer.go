@@ -123,6 +123,9 @@ func (p *Peer) notify(method string, data any) { p.sink().Notify(method, data) }
 
 func (p *Peer) declares(source string) bool { return slices.Contains(p.sources, source) }
 
+// visible reports whether other peers see p: the recorder is invisible.
+func (p *Peer) visible() bool { return p.role != auth.RoleRecorder }
+
 func (p *Peer) infoLocked() PeerInfo {
 	info := PeerInfo{PeerID: p.id, DisplayName: p.displayName, Role: p.role, Sources: p.sources, Joined: p.joined, Producers: []ProducerInfo{}}
 	for _, prod := range p.producers {
@@ -142,7 +145,7 @@ func (p *Peer) Others() []PeerInfo {
 	defer r.mu.Unlock()
 	out := make([]PeerInfo, 0, len(r.peers))
 	for _, o := range r.peers {
-		if o != p {
+		if o != p && o.visible() {
 			out = append(out, o.infoLocked())
 		}
 	}

@@ -200,6 +200,8 @@ func (p *Peer) leave(reason string) {
 	for _, prod := range prods {
 		r.broadcast(p, "producerClosed", map[string]any{"peerId": p.id, "producerId": prod.id, "reason": reason})
 	}
-	r.broadcast(p, "peerLeaveRoom", map[string]any{"peerId": p.id, "reason": reason})
+	if p.visible() {
+		r.broadcast(p, "peerLeaveRoom", map[string]any{"peerId": p.id, "reason": reason})
+	}
 	p.log.Info("peer left", "reason", reason)
 }

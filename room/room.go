@@ -63,7 +63,9 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	}
 	infos := make([]PeerInfo, 0, len(others))
 	for _, o := range others {
-		infos = append(infos, o.infoLocked())
+		if o.visible() {
+			infos = append(infos, o.infoLocked())
+		}
 	}
 	r.peers[peer.id] = peer
 	r.emptySince = time.Time{}
@@ -74,8 +76,10 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 		replaced.leave("replaced")
 		replaced.sink().Close()
 	}
-	for _, o := range others {
-		o.notify("peerJoinRoom", info)
+	if peer.visible() {
+		for _, o := range others {
+			o.notify("peerJoinRoom", info)
+		}
 	}
 	r.m.log.Info("peer joined", "room", r.id, "peer", peer.id, "name", p.DisplayName)
 	return peer, infos, nil

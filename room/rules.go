@@ -12,7 +12,8 @@ import (
 //   - Invite: admins publish what they declared, others only what an
 //     admin invited them to; everyone receives everything.
 //
-// A recorder publishes nothing. The state they read (pulls, invitations)
+// A recorder publishes nothing, receives everything and is invisible to
+// the other peers. The state they read (pulls, invitations)
 // is the peers', guarded by the room's lock.
 
 // mayPublish reports whether peer p may publish source in mode.
@@ -31,6 +32,9 @@ func mayPublish(mode config.ServeMode, p *Peer, source string) bool {
 func autoSubscribe(mode config.ServeMode, sub *Peer, prod *Producer) bool {
 	if sub == prod.peer {
 		return false
+	}
+	if sub.role == auth.RoleRecorder {
+		return true // the recorder receives everything, in every mode
 	}
 	if mode == config.ServePull {
 		return sub.pulled[pullKey(prod.peer.id, prod.source)]
