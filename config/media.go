@@ -34,9 +34,12 @@ type Media struct {
 	// TicketSecrets verify join tickets (HS256): AuthSettings.Secret, then
 	// AuthSettings.PreviousSecret during a rotation. Never printed.
 	TicketSecrets []string `json:"-"`
-	RTC           RTC      `json:"rtc"`
-	Codecs        []Codec  `json:"codecs"`
-	Bitrate       Bitrate  `json:"bitrate"`
+	// APIKeys authorize the portal API (bearer tokens): AuthSettings.ApiKey,
+	// or env VCLASS_API_KEY. None = the API is off. Never printed.
+	APIKeys []string `json:"-"`
+	RTC     RTC      `json:"rtc"`
+	Codecs  []Codec  `json:"codecs"`
+	Bitrate Bitrate  `json:"bitrate"`
 	// Ignored lists the keys present in the file that nothing used, as full paths.
 	Ignored []string `json:"ignoredKeys"`
 

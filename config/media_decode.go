@@ -430,6 +430,14 @@ func decodeMeeting(m *Media, root, ms *node) error {
 		return err
 	}
 	m.note("allowEmptyTickets", auth.keyPath("AllowEmptyTickets"))
+	var apiKey string
+	if err := auth.optString("ApiKey", &apiKey); err != nil {
+		return err
+	}
+	if apiKey != "" {
+		m.APIKeys = []string{apiKey}
+		m.note("apiKeys[0]", auth.keyPath("ApiKey"))
+	}
 	for i, key := range []string{"Secret", "PreviousSecret"} {
 		var secret string
 		if err := auth.optString(key, &secret); err != nil {

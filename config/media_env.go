@@ -18,6 +18,8 @@ const (
 	// PreviousSecret (secrets belong in the environment, not in a file).
 	EnvAuthSecret         = "VCLASS_AUTH_SECRET"
 	EnvAuthPreviousSecret = "VCLASS_AUTH_PREVIOUS_SECRET"
+	// EnvAPIKey replaces AuthSettings.ApiKey, the portal API's bearer key.
+	EnvAPIKey = "VCLASS_API_KEY"
 )
 
 // ApplyEnv overrides m from the environment (getenv is os.Getenv outside tests); unset or
@@ -51,6 +53,10 @@ func (m *Media) ApplyEnv(getenv func(string) string) error {
 				m.TicketSecrets = append(m.TicketSecrets, s.value)
 			}
 		}
+	}
+	if v := strings.TrimSpace(getenv(EnvAPIKey)); v != "" {
+		m.APIKeys = []string{v}
+		m.note("apiKeys[0]", EnvAPIKey)
 	}
 	return m.Validate()
 }

@@ -38,6 +38,11 @@ func (m *Media) validateGeneral() error {
 	if _, port, err := net.SplitHostPort(m.HTTPAddr); err != nil || !isPortNumber(port) {
 		return m.bad("httpAddr", strconv.Quote(m.HTTPAddr), "is not a listen address like :8011 or 127.0.0.1:8011")
 	}
+	for i, key := range m.APIKeys {
+		if len(key) < minSecretLength {
+			return m.bad("apiKeys["+strconv.Itoa(i)+"]", "", fmt.Sprintf("is shorter than %d characters", minSecretLength))
+		}
+	}
 	for i, secret := range m.TicketSecrets {
 		if len(secret) < minSecretLength {
 			// The value stays out of the message: it is a secret.

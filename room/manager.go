@@ -100,6 +100,30 @@ func (m *Manager) closeIfEmpty(r *Room) {
 	m.log.Info("room closed", "room", r.id)
 }
 
+// Room is the live room id, or nil.
+func (m *Manager) Room(id string) *Room {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rooms[id]
+}
+
+// CloseRoom makes everyone in room id leave with reason and closes the
+// room; false when there is no such room.
+func (m *Manager) CloseRoom(id, reason string) bool {
+	m.mu.Lock()
+	r := m.rooms[id]
+	if r != nil {
+		delete(m.rooms, id)
+	}
+	m.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	r.close(reason)
+	m.log.Info("room closed", "room", id, "reason", reason)
+	return true
+}
+
 // Rooms lists the live rooms.
 func (m *Manager) Rooms() []*Room {
 	m.mu.Lock()

@@ -193,6 +193,23 @@ func (r *Room) counts() (peers, producers, consumers int) {
 	return
 }
 
+// Created is when the room was made.
+func (r *Room) Created() time.Time { return r.created }
+
+// Kick makes peer id leave, telling it why; false when it is not here.
+func (r *Room) Kick(id, reason string) bool {
+	r.mu.Lock()
+	p := r.peers[id]
+	r.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.notify("disconnect", map[string]string{"reason": reason})
+	p.leave(reason)
+	p.sink().Close()
+	return true
+}
+
 // Peers describes the peers, for the API.
 func (r *Room) Peers() []PeerInfo {
 	r.mu.Lock()

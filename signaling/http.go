@@ -11,6 +11,7 @@ type HTTPParams struct {
 	Metrics *Metrics
 	Web     http.Handler // the browser client, served at /
 	Ready   *atomic.Bool // false while starting and draining
+	API     http.Handler // the portal API, served under /api/v1/
 }
 
 // NewHandler routes /ws, /healthz, /readyz, /metrics and the web client.
@@ -31,6 +32,9 @@ func NewHandler(p HTTPParams) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", p.Metrics.Handler())
+	if p.API != nil {
+		mux.Handle("/api/v1/", p.API)
+	}
 	if p.Web != nil {
 		mux.Handle("/", p.Web)
 	}

@@ -164,7 +164,10 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	}
 	var ready atomic.Bool
 	httpSrv := &http.Server{
-		Handler:           signaling.NewHandler(signaling.HTTPParams{Server: srv, Metrics: metrics, Web: web.Handler(), Ready: &ready}),
+		Handler: signaling.NewHandler(signaling.HTTPParams{
+			Server: srv, Metrics: metrics, Web: web.Handler(), Ready: &ready,
+			API: signaling.NewAPI(signaling.APIParams{Rooms: rooms, Keys: cfg.APIKeys, TicketSecret: firstOrEmpty(cfg.TicketSecrets)}),
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -197,6 +200,13 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	}
 	log.Info("stopped")
 	return nil
+}
+
+func firstOrEmpty(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }
 
 // closeWithin runs closeFn but returns when ctx ends: sockets the kernel

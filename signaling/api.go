@@ -1,0 +1,187 @@
+package signaling
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/vclass/vclass/auth"
+	"github.com/vclass/vclass/room"
+)
+
+// APIParams configure the portal API.
+type APIParams struct {
+	Rooms *room.Manager
+	// Keys are the bearer keys the portal authenticates with; none turns
+	// the API off.
+	Keys []string
+	// TicketSecret signs the tickets the API mints ("" = it mints none).
+	TicketSecret string
+}
+
+// api is the portal's HTTP API under /api/v1/ (docs/api.md).
+type api struct {
+	p APIParams
+}
+
+// maxTicketTTL bounds what a minted ticket may live.
+const maxTicketTTL = 24 * time.Hour
+
+// NewAPI routes the portal API; every request needs a bearer key.
+func NewAPI(p APIParams) http.Handler {
+	a := &api{p: p}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/rooms", a.listRooms)
+	mux.HandleFunc("GET /api/v1/rooms/{room}", a.getRoom)
+	mux.HandleFunc("DELETE /api/v1/rooms/{room}", a.closeRoom)
+	mux.HandleFunc("DELETE /api/v1/rooms/{room}/peers/{peer}", a.kickPeer)
+	mux.HandleFunc("POST /api/v1/tickets", a.mintTicket)
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, _ *http.Request) {
+		apiError(w, http.StatusNotFound, "notFound", "no such endpoint")
+	})
+	return a.authenticate(mux)
+}
+
+func (a *api) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(a.p.Keys) == 0 {
+			apiError(w, http.StatusForbidden, "apiDisabled", "the portal API is off: set VCLASS_API_KEY (or AuthSettings.ApiKey)")
+			return
+		}
+		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !slices.ContainsFunc(a.p.Keys, func(k string) bool {
+			return subtle.ConstantTimeCompare([]byte(given), []byte(k)) == 1
+		}) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vclass"`)
+			apiError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer API key is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type roomSummary struct {
+	ID        string    `json:"id"`
+	ServeMode string    `json:"serveMode"`
+	Created   time.Time `json:"created"`
+	Peers     int       `json:"peers"`
+}
+
+type roomDetail struct {
+	roomSummary
+	PeerList []room.PeerInfo `json:"peerList"`
+}
+
+func summarize(r *room.Room, peers []room.PeerInfo) roomSummary {
+	return roomSummary{ID: r.ID(), ServeMode: string(r.Mode()), Created: r.Created(), Peers: len(peers)}
+}
+
+func (a *api) listRooms(w http.ResponseWriter, _ *http.Request) {
+	out := []roomSummary{}
+	for _, r := range a.p.Rooms.Rooms() {
+		out = append(out, summarize(r, r.Peers()))
+	}
+	slices.SortFunc(out, func(x, y roomSummary) int { return strings.Compare(x.ID, y.ID) })
+	apiJSON(w, http.StatusOK, map[string]any{"rooms": out})
+}
+
+func (a *api) getRoom(w http.ResponseWriter, r *http.Request) {
+	rm := a.p.Rooms.Room(r.PathValue("room"))
+	if rm == nil {
+		apiError(w, http.StatusNotFound, "roomNotFound", "no such room")
+		return
+	}
+	peers := rm.Peers()
+	apiJSON(w, http.StatusOK, roomDetail{roomSummary: summarize(rm, peers), PeerList: peers})
+}
+
+func (a *api) closeRoom(w http.ResponseWriter, r *http.Request) {
+	if !a.p.Rooms.CloseRoom(r.PathValue("room"), "roomClosed") {
+		apiError(w, http.StatusNotFound, "roomNotFound", "no such room")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) kickPeer(w http.ResponseWriter, r *http.Request) {
+	rm := a.p.Rooms.Room(r.PathValue("room"))
+	if rm == nil {
+		apiError(w, http.StatusNotFound, "roomNotFound", "no such room")
+		return
+	}
+	if !rm.Kick(r.PathValue("peer"), "kicked") {
+		apiError(w, http.StatusNotFound, "peerNotFound", "no such peer in the room")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) mintTicket(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Room       string    `json:"room"`
+		Sub        string    `json:"sub"`
+		Name       string    `json:"name"`
+		Role       auth.Role `json:"role"`
+		Sources    []string  `json:"sources"`
+		TTLSeconds int       `json:"ttlSeconds"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "badRequest", "bad JSON: "+err.Error())
+		return
+	}
+	ttl := time.Duration(req.TTLSeconds) * time.Second
+	if req.TTLSeconds == 0 {
+		ttl = time.Hour
+	}
+	switch {
+	case !roomIDPattern.MatchString(req.Room):
+		apiError(w, http.StatusBadRequest, "badRequest", "room must be 1-128 characters of A-Z a-z 0-9 . _ -")
+		return
+	case req.Sub == "":
+		apiError(w, http.StatusBadRequest, "badRequest", "sub (the portal's user id) is required")
+		return
+	case !req.Role.Valid():
+		apiError(w, http.StatusBadRequest, "badRequest", "role must be admin, normal or recorder")
+		return
+	case ttl <= 0 || ttl > maxTicketTTL:
+		apiError(w, http.StatusBadRequest, "badRequest", "ttlSeconds must be 1 to 86400")
+		return
+	}
+	for _, s := range req.Sources {
+		if !sourcePattern.MatchString(s) {
+			apiError(w, http.StatusBadRequest, "badRequest", "bad source "+s)
+			return
+		}
+	}
+	if a.p.TicketSecret == "" {
+		apiError(w, http.StatusConflict, "noTicketSecret", "no ticket secret is configured (VCLASS_AUTH_SECRET)")
+		return
+	}
+	now := time.Now()
+	ticket, err := auth.Mint(a.p.TicketSecret, auth.Claims{
+		Room: req.Room, Name: req.Name, Role: req.Role, Sources: req.Sources,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: req.Sub},
+	}, now, ttl)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "internal", "could not sign the ticket")
+		return
+	}
+	apiJSON(w, http.StatusCreated, map[string]any{"ticket": ticket, "expiresAt": now.Add(ttl).UTC().Truncate(time.Second)})
+}
+
+func apiJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func apiError(w http.ResponseWriter, status int, code, message string) {
+	apiJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
+}
