@@ -141,3 +141,46 @@ func disconnectReason(c *rawConn) string {
 		}
 	}
 }
+
+// The portal mutes, unmutes and closes a peer's source.
+func TestPortalAPISources(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	cfg := strings.Replace(loopbackConfig(34490, 34499, ""), `"AllowEmptyTickets": true`,
+		`"AllowEmptyTickets": true, "Secret": "`+secret+`", "ApiKey": "`+apiKey+`"`, 1)
+	srv := startMedia(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	student := joinParticipant(t, ctx, srv.WS, "src", "student", true)
+	watcher := joinParticipant(t, ctx, srv.WS, "src", "watcher", false)
+	notes := make(chan string, 64)
+	for _, m := range []string{"consumerPaused", "consumerResumed", "consumerClosed"} {
+		watcher.c.On(m, func(json.RawMessage) { notes <- m })
+	}
+	key := student.c.PeerID + "/video:cam"
+	waitFor(t, 10*time.Second, "the watcher receiving the camera", func() bool { return watcher.count(key) > 0 })
+	base := "/api/v1/rooms/src/peers/" + student.c.PeerID + "/sources/video:cam"
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got := <-notes:
+			if got != want {
+				t.Errorf("watcher got %s, want %s", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("watcher never got %s", want)
+		}
+	}
+	for _, step := range []struct{ method, path, note string }{
+		{"POST", base + "/mute", "consumerPaused"},
+		{"POST", base + "/unmute", "consumerResumed"},
+		{"DELETE", base, "consumerClosed"},
+	} {
+		if code, body := apiCall(t, srv, step.method, step.path, apiKey, ""); code != 204 {
+			t.Fatalf("%s %s: %d %v", step.method, step.path, code, body)
+		}
+		expect(step.note)
+	}
+	if code, body := apiCall(t, srv, "DELETE", base, apiKey, ""); code != 404 || errorCode(body) != "sourceNotFound" {
+		t.Errorf("closing it again: %d %v", code, body)
+	}
+}

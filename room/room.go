@@ -210,6 +210,51 @@ func (r *Room) Kick(id, reason string) bool {
 	return true
 }
 
+// producerOf is peer id's producer of source, or nil.
+func (r *Room) producerOf(id, source string) (*Peer, *Producer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.peers[id]
+	if p == nil {
+		return nil, nil
+	}
+	for _, prod := range p.producers {
+		if prod.source == source {
+			return p, prod
+		}
+	}
+	return p, nil
+}
+
+// CloseSource ends peer id's producer of source (everyone, the peer too,
+// gets producerClosed). It reports whether there was one.
+func (r *Room) CloseSource(id, source string) bool {
+	p, prod := r.producerOf(id, source)
+	if prod == nil {
+		return false
+	}
+	p.closeProducer(prod, "closedByPortal")
+	return true
+}
+
+// MuteSource pauses or resumes peer id's producer of source for everyone
+// receiving it, and tells the peer (producerPaused / producerResumed).
+func (r *Room) MuteSource(id, source string, muted bool) bool {
+	p, prod := r.producerOf(id, source)
+	if prod == nil {
+		return false
+	}
+	if err := p.SetProducerPaused(prod.id, muted); err != nil {
+		return false
+	}
+	method := "producerResumed"
+	if muted {
+		method = "producerPaused"
+	}
+	p.notify(method, map[string]any{"producerId": prod.id, "source": source, "by": "portal"})
+	return true
+}
+
 // Peers describes the peers, for the API.
 func (r *Room) Peers() []PeerInfo {
 	r.mu.Lock()

@@ -40,6 +40,9 @@ func NewAPI(p APIParams) http.Handler {
 	mux.HandleFunc("GET /api/v1/rooms/{room}", a.getRoom)
 	mux.HandleFunc("DELETE /api/v1/rooms/{room}", a.closeRoom)
 	mux.HandleFunc("DELETE /api/v1/rooms/{room}/peers/{peer}", a.kickPeer)
+	mux.HandleFunc("DELETE /api/v1/rooms/{room}/peers/{peer}/sources/{source}", a.closeSource)
+	mux.HandleFunc("POST /api/v1/rooms/{room}/peers/{peer}/sources/{source}/mute", a.muteSource(true))
+	mux.HandleFunc("POST /api/v1/rooms/{room}/peers/{peer}/sources/{source}/unmute", a.muteSource(false))
 	mux.HandleFunc("POST /api/v1/tickets", a.mintTicket)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, _ *http.Request) {
 		apiError(w, http.StatusNotFound, "notFound", "no such endpoint")
@@ -116,6 +119,30 @@ func (a *api) kickPeer(w http.ResponseWriter, r *http.Request) {
 	}
 	if !rm.Kick(r.PathValue("peer"), "kicked") {
 		apiError(w, http.StatusNotFound, "peerNotFound", "no such peer in the room")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) closeSource(w http.ResponseWriter, r *http.Request) {
+	a.onSource(w, r, func(rm *room.Room, peer, source string) bool { return rm.CloseSource(peer, source) })
+}
+
+func (a *api) muteSource(muted bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a.onSource(w, r, func(rm *room.Room, peer, source string) bool { return rm.MuteSource(peer, source, muted) })
+	}
+}
+
+// onSource runs act on the source named by the path.
+func (a *api) onSource(w http.ResponseWriter, r *http.Request, act func(rm *room.Room, peer, source string) bool) {
+	rm := a.p.Rooms.Room(r.PathValue("room"))
+	if rm == nil {
+		apiError(w, http.StatusNotFound, "roomNotFound", "no such room")
+		return
+	}
+	if !act(rm, r.PathValue("peer"), r.PathValue("source")) {
+		apiError(w, http.StatusNotFound, "sourceNotFound", "that peer publishes no such source")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
