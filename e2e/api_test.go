@@ -184,3 +184,30 @@ func TestPortalAPISources(t *testing.T) {
 		t.Errorf("closing it again: %d %v", code, body)
 	}
 }
+
+// The portal creates a room ahead of the class with its own ServeMode
+// and a peer limit; the limit refuses the next peer with roomFull.
+func TestPortalAPICreateRoom(t *testing.T) {
+	cfg := strings.Replace(loopbackConfig(34500, 34509, ""), `"AllowEmptyTickets": true`,
+		`"AllowEmptyTickets": true, "ApiKey": "`+apiKey+`"`, 1)
+	srv := startMedia(t, cfg)
+	code, body := apiCall(t, srv, "POST", "/api/v1/rooms", apiKey, `{"id": "exam", "serveMode": "Invite", "maxPeers": 1}`)
+	if code != 201 || body["serveMode"] != "Invite" || body["maxPeers"] != float64(1) {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	if code, body := apiCall(t, srv, "POST", "/api/v1/rooms", apiKey, `{"id": "exam"}`); code != 409 || errorCode(body) != "roomExists" {
+		t.Errorf("create twice: %d %v", code, body)
+	}
+	if code, body := apiCall(t, srv, "POST", "/api/v1/rooms", apiKey, `{"id": "x", "serveMode": "Lecture"}`); code != 400 {
+		t.Errorf("bad mode: %d %v", code, body)
+	}
+	first := dialRaw(t, srv)
+	first.expectOK(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "a"}}`)
+	res := first.expectOK(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "exam"}}`)
+	if !strings.Contains(string(res.Data), `"serveMode":"Invite"`) {
+		t.Errorf("the room's own mode is not used: %s", res.Data)
+	}
+	second := dialRaw(t, srv)
+	second.expectOK(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "b"}}`)
+	second.expectError(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "exam"}}`, "roomFull")
+}

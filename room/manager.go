@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -73,17 +74,56 @@ func (m *Manager) join(id string, p PeerParams) (*Peer, []PeerInfo, error) {
 	}
 	r := m.rooms[id]
 	if r == nil {
-		r = newRoom(m, id, m.params.ServeMode)
-		m.rooms[id] = r
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			r.run()
-		}()
-		m.log.Info("room created", "room", id, "mode", r.mode)
+		r = m.startRoomLocked(id, Settings{ServeMode: m.params.ServeMode}, 0)
 	}
 	m.mu.Unlock()
 	return r.join(p)
+}
+
+// Settings are a room's own rules; zero limits mean none.
+type Settings struct {
+	ServeMode     config.ServeMode `json:"serveMode"`
+	MaxPeers      int              `json:"maxPeers,omitempty"`      // visible peers (the recorder does not count)
+	MaxPublishers int              `json:"maxPublishers,omitempty"` // peers publishing at once
+}
+
+// CreatedRoomWait is how long a room made by CreateRoom waits for its
+// first peer before it may close.
+const CreatedRoomWait = time.Hour
+
+// ErrRoomExists is returned by CreateRoom for a room that is live.
+var ErrRoomExists = errors.New("room: room exists")
+
+// CreateRoom makes room id with settings (the mode defaults to the
+// server's) before anyone joins.
+func (m *Manager) CreateRoom(id string, s Settings) (*Room, error) {
+	if s.ServeMode == "" {
+		s.ServeMode = m.params.ServeMode
+	}
+	if !s.ServeMode.Valid() || s.MaxPeers < 0 || s.MaxPublishers < 0 {
+		return nil, fmt.Errorf("%w: bad room settings %+v", ErrBadRequest, s)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.draining {
+		return nil, ErrShuttingDown
+	}
+	if m.rooms[id] != nil {
+		return nil, ErrRoomExists
+	}
+	return m.startRoomLocked(id, s, CreatedRoomWait), nil
+}
+
+func (m *Manager) startRoomLocked(id string, s Settings, wait time.Duration) *Room {
+	r := newRoom(m, id, s, wait)
+	m.rooms[id] = r
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		r.run()
+	}()
+	m.log.Info("room created", "room", id, "mode", r.mode)
+	return r
 }
 
 // closeIfEmpty is called by a room whose grace period after its last peer

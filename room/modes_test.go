@@ -209,3 +209,34 @@ func TestRecorderInvisibleReceivesAll(t *testing.T) {
 		}
 	}
 }
+
+// A room's own limits: MaxPublishers refuses a second publisher with
+// ErrRoomFull; MaxPeers refuses a peer over the limit (not the recorder).
+func TestRoomLimits(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, config.ServeOpen, time.Minute)
+	if _, err := m.CreateRoom("limits", Settings{MaxPeers: 2, MaxPublishers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateRoom("limits", Settings{}); !errors.Is(err, ErrRoomExists) {
+		t.Errorf("second create: %v", err)
+	}
+	a, _ := joinClient(t, m, "limits", "Ann", "audio:mic")
+	b, _ := joinClient(t, m, "limits", "Bob", "audio:mic")
+	a.peer.Start()
+	b.peer.Start()
+	a.mustPublish("audio:mic")
+	if _, err := b.publish("audio:mic"); !errors.Is(err, ErrRoomFull) {
+		t.Errorf("second publisher: %v, want ErrRoomFull", err)
+	}
+	if _, _, err := m.Join("limits", PeerParams{DisplayName: "Cid", Sink: newRecSink()}); !errors.Is(err, ErrRoomFull) {
+		t.Errorf("third peer: %v, want ErrRoomFull", err)
+	}
+	rec, _ := joinClientAs(t, m, "limits", "Recorder", auth.RoleRecorder)
+	if rec.peer == nil {
+		t.Error("the recorder was refused by the peer limit")
+	}
+	if _, err := m.CreateRoom("bad", Settings{ServeMode: "Lecture"}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("bad mode: %v", err)
+	}
+}

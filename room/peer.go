@@ -276,6 +276,17 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 			}
 		}
 	}
+	if max := r.settings.MaxPublishers; max > 0 && len(reqs) > 0 && len(p.producers) == 0 {
+		publishing := 0
+		for _, o := range r.peers {
+			if len(o.producers) > 0 {
+				publishing++
+			}
+		}
+		if publishing >= max {
+			return nil, fmt.Errorf("%w: %d publishers at most", ErrRoomFull, max)
+		}
+	}
 	created := make([]*Producer, 0, len(reqs))
 	for _, req := range reqs {
 		kind, _, _ := strings.Cut(req.Source, ":")

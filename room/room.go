@@ -2,9 +2,11 @@ package room
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/config"
 )
 
@@ -18,10 +20,12 @@ var errRoomClosed = errors.New("room: closed")
 // Room is one class: its peers and the media flowing between them. One
 // lock guards the room's peers, producers and consumers.
 type Room struct {
-	id      string
-	mode    config.ServeMode
-	m       *Manager
-	created time.Time
+	id        string
+	mode      config.ServeMode
+	settings  Settings
+	m         *Manager
+	created   time.Time
+	waitUntil time.Time // a room made ahead of time is kept empty until then
 
 	mu         sync.Mutex
 	peers      map[string]*Peer
@@ -31,12 +35,16 @@ type Room struct {
 	stop       chan struct{}
 }
 
-func newRoom(m *Manager, id string, mode config.ServeMode) *Room {
+func newRoom(m *Manager, id string, s Settings, wait time.Duration) *Room {
+	now := time.Now()
 	return &Room{
-		id: id, mode: mode, m: m, created: time.Now(),
-		peers: map[string]*Peer{}, emptySince: time.Now(), stop: make(chan struct{}),
+		id: id, mode: s.ServeMode, settings: s, m: m, created: now, waitUntil: now.Add(wait),
+		peers: map[string]*Peer{}, emptySince: now, stop: make(chan struct{}),
 	}
 }
+
+// Settings are the room's rules.
+func (r *Room) Settings() Settings { return r.settings }
 
 // ID is the room's name.
 func (r *Room) ID() string { return r.id }
@@ -49,6 +57,10 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	if r.closed {
 		r.mu.Unlock()
 		return nil, nil, errRoomClosed
+	}
+	if max := r.settings.MaxPeers; max > 0 && p.Role != auth.RoleRecorder && r.visiblePeersLocked(p.UserID) >= max {
+		r.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w: %d peers at most", ErrRoomFull, max)
 	}
 	peer := newPeer(r, p)
 	// One live connection per user per room: the newest wins.
@@ -85,6 +97,18 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	return peer, infos, nil
 }
 
+// visiblePeersLocked counts the peers that count against MaxPeers, but
+// the one the user of userID would replace.
+func (r *Room) visiblePeersLocked(userID string) int {
+	n := 0
+	for _, o := range r.peers {
+		if o.visible() && (userID == "" || o.userID != userID) {
+			n++
+		}
+	}
+	return n
+}
+
 // peerListLocked copies the peers so that they can be called without the lock.
 func (r *Room) peerListLocked() []*Peer {
 	out := make([]*Peer, 0, len(r.peers))
@@ -118,7 +142,8 @@ func (r *Room) run() {
 		}
 		r.updateSpeaker()
 		r.mu.Lock()
-		expired := len(r.peers) == 0 && !r.emptySince.IsZero() && time.Since(r.emptySince) >= r.m.params.EmptyGrace
+		expired := len(r.peers) == 0 && !r.emptySince.IsZero() && time.Since(r.emptySince) >= r.m.params.EmptyGrace &&
+			time.Now().After(r.waitUntil)
 		r.mu.Unlock()
 		if expired {
 			r.m.closeIfEmpty(r)

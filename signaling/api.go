@@ -3,6 +3,7 @@ package signaling
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -37,6 +38,7 @@ func NewAPI(p APIParams) http.Handler {
 	a := &api{p: p}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/rooms", a.listRooms)
+	mux.HandleFunc("POST /api/v1/rooms", a.createRoom)
 	mux.HandleFunc("GET /api/v1/rooms/{room}", a.getRoom)
 	mux.HandleFunc("DELETE /api/v1/rooms/{room}", a.closeRoom)
 	mux.HandleFunc("DELETE /api/v1/rooms/{room}/peers/{peer}", a.kickPeer)
@@ -69,10 +71,10 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 }
 
 type roomSummary struct {
-	ID        string    `json:"id"`
-	ServeMode string    `json:"serveMode"`
-	Created   time.Time `json:"created"`
-	Peers     int       `json:"peers"`
+	ID string `json:"id"`
+	room.Settings
+	Created time.Time `json:"created"`
+	Peers   int       `json:"peers"`
 }
 
 type roomDetail struct {
@@ -81,7 +83,7 @@ type roomDetail struct {
 }
 
 func summarize(r *room.Room, peers []room.PeerInfo) roomSummary {
-	return roomSummary{ID: r.ID(), ServeMode: string(r.Mode()), Created: r.Created(), Peers: len(peers)}
+	return roomSummary{ID: r.ID(), Settings: r.Settings(), Created: r.Created(), Peers: len(peers)}
 }
 
 func (a *api) listRooms(w http.ResponseWriter, _ *http.Request) {
@@ -91,6 +93,44 @@ func (a *api) listRooms(w http.ResponseWriter, _ *http.Request) {
 	}
 	slices.SortFunc(out, func(x, y roomSummary) int { return strings.Compare(x.ID, y.ID) })
 	apiJSON(w, http.StatusOK, map[string]any{"rooms": out})
+}
+
+func (a *api) createRoom(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID string `json:"id"`
+		room.Settings
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if !roomIDPattern.MatchString(req.ID) {
+		apiError(w, http.StatusBadRequest, "badRequest", "id must be 1-128 characters of A-Z a-z 0-9 . _ -")
+		return
+	}
+	rm, err := a.p.Rooms.CreateRoom(req.ID, req.Settings)
+	switch {
+	case errors.Is(err, room.ErrRoomExists):
+		apiError(w, http.StatusConflict, "roomExists", "the room is live already")
+	case errors.Is(err, room.ErrBadRequest):
+		apiError(w, http.StatusBadRequest, "badRequest", "serveMode must be Open, Pull or Invite; limits 0 or more")
+	case errors.Is(err, room.ErrShuttingDown):
+		apiError(w, http.StatusServiceUnavailable, "shuttingDown", "the server is shutting down")
+	case err != nil:
+		apiError(w, http.StatusInternalServerError, "internal", "could not create the room")
+	default:
+		apiJSON(w, http.StatusCreated, summarize(rm, nil))
+	}
+}
+
+// decodeBody reads a JSON body strictly, answering 400 when it cannot.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		apiError(w, http.StatusBadRequest, "badRequest", "bad JSON: "+err.Error())
+		return false
+	}
+	return true
 }
 
 func (a *api) getRoom(w http.ResponseWriter, r *http.Request) {
@@ -157,10 +197,7 @@ func (a *api) mintTicket(w http.ResponseWriter, r *http.Request) {
 		Sources    []string  `json:"sources"`
 		TTLSeconds int       `json:"ttlSeconds"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		apiError(w, http.StatusBadRequest, "badRequest", "bad JSON: "+err.Error())
+	if !decodeBody(w, r, &req) {
 		return
 	}
 	ttl := time.Duration(req.TTLSeconds) * time.Second
