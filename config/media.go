@@ -37,9 +37,13 @@ type Media struct {
 	// APIKeys authorize the portal API (bearer tokens): AuthSettings.ApiKey,
 	// or env VCLASS_API_KEY. None = the API is off. Never printed.
 	APIKeys []string `json:"-"`
-	RTC     RTC      `json:"rtc"`
-	Codecs  []Codec  `json:"codecs"`
-	Bitrate Bitrate  `json:"bitrate"`
+	// WebhookURL receives room and peer events (WebhookSettings.Url or env
+	// VCLASS_WEBHOOK_URL), signed with WebhookSecret (never printed).
+	WebhookURL    string  `json:"webhookUrl,omitempty"`
+	WebhookSecret string  `json:"-"`
+	RTC           RTC     `json:"rtc"`
+	Codecs        []Codec `json:"codecs"`
+	Bitrate       Bitrate `json:"bitrate"`
 	// Ignored lists the keys present in the file that nothing used, as full paths.
 	Ignored []string `json:"ignoredKeys"`
 

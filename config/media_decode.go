@@ -430,6 +430,17 @@ func decodeMeeting(m *Media, root, ms *node) error {
 		return err
 	}
 	m.note("allowEmptyTickets", auth.keyPath("AllowEmptyTickets"))
+	hooks, err := pickObject(root, ms, "WebhookSettings")
+	if err != nil {
+		return err
+	}
+	if err := hooks.optString("Url", &m.WebhookURL); err != nil {
+		return err
+	}
+	m.note("webhookUrl", hooks.keyPath("Url"))
+	if err := hooks.optString("Secret", &m.WebhookSecret); err != nil {
+		return err
+	}
 	var apiKey string
 	if err := auth.optString("ApiKey", &apiKey); err != nil {
 		return err

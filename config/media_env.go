@@ -20,6 +20,9 @@ const (
 	EnvAuthPreviousSecret = "VCLASS_AUTH_PREVIOUS_SECRET"
 	// EnvAPIKey replaces AuthSettings.ApiKey, the portal API's bearer key.
 	EnvAPIKey = "VCLASS_API_KEY"
+	// EnvWebhookURL and EnvWebhookSecret replace WebhookSettings.Url and Secret.
+	EnvWebhookURL    = "VCLASS_WEBHOOK_URL"
+	EnvWebhookSecret = "VCLASS_WEBHOOK_SECRET"
 )
 
 // ApplyEnv overrides m from the environment (getenv is os.Getenv outside tests); unset or
@@ -53,6 +56,13 @@ func (m *Media) ApplyEnv(getenv func(string) string) error {
 				m.TicketSecrets = append(m.TicketSecrets, s.value)
 			}
 		}
+	}
+	if v := strings.TrimSpace(getenv(EnvWebhookURL)); v != "" {
+		m.WebhookURL = v
+		m.note("webhookUrl", EnvWebhookURL)
+	}
+	if v := strings.TrimSpace(getenv(EnvWebhookSecret)); v != "" {
+		m.WebhookSecret = v
 	}
 	if v := strings.TrimSpace(getenv(EnvAPIKey)); v != "" {
 		m.APIKeys = []string{v}

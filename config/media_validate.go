@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -37,6 +38,11 @@ func (m *Media) validateGeneral() error {
 	}
 	if _, port, err := net.SplitHostPort(m.HTTPAddr); err != nil || !isPortNumber(port) {
 		return m.bad("httpAddr", strconv.Quote(m.HTTPAddr), "is not a listen address like :8011 or 127.0.0.1:8011")
+	}
+	if m.WebhookURL != "" {
+		if u, err := url.Parse(m.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return m.bad("webhookUrl", strconv.Quote(m.WebhookURL), "is not an http(s) URL")
+		}
 	}
 	for i, key := range m.APIKeys {
 		if len(key) < minSecretLength {

@@ -54,3 +54,24 @@ func TestTicketSecrets(t *testing.T) {
 		t.Errorf("short env secret: %v", err)
 	}
 }
+
+// WebhookSettings.Url must be http(s); the env overrides it.
+func TestWebhookSettings(t *testing.T) {
+	file := strings.Replace(string(secretsConfig(strings.Repeat("a", 32), "")), `"AuthSettings"`,
+		`"WebhookSettings": {"Url": "https://portal.example/hooks", "Secret": "s"}, "AuthSettings"`, 1)
+	m, err := ParseMedia([]byte(file), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.WebhookURL != "https://portal.example/hooks" || m.WebhookSecret != "s" {
+		t.Errorf("webhook %q %q", m.WebhookURL, m.WebhookSecret)
+	}
+	bad := strings.Replace(file, "https://portal.example/hooks", "ftp://x", 1)
+	if _, err := ParseMedia([]byte(bad), "test"); err == nil || !strings.Contains(err.Error(), "WebhookSettings.Url") {
+		t.Errorf("ftp URL: %v", err)
+	}
+	env := map[string]string{EnvWebhookURL: "http://127.0.0.1:9/x"}
+	if err := m.ApplyEnv(func(k string) string { return env[k] }); err != nil || m.WebhookURL != env[EnvWebhookURL] {
+		t.Errorf("env override: %v %q", err, m.WebhookURL)
+	}
+}

@@ -21,6 +21,25 @@ type Params struct {
 	// EmptyGrace is how long an empty room lives before it closes.
 	EmptyGrace time.Duration
 	Logger     *slog.Logger
+	// OnEvent hears of rooms starting and finishing and peers joining and
+	// leaving (for webhooks). It must not block.
+	OnEvent func(Event)
+}
+
+// Event is a change the portal may want to know of.
+type Event struct {
+	Kind        string // roomStarted, roomFinished, peerJoined, peerLeft
+	Room        string
+	PeerID      string
+	DisplayName string
+	Role        string
+	Reason      string
+}
+
+func (m *Manager) emit(e Event) {
+	if m.params.OnEvent != nil {
+		m.params.OnEvent(e)
+	}
 }
 
 // Manager holds the rooms of this node.
@@ -123,6 +142,7 @@ func (m *Manager) startRoomLocked(id string, s Settings, wait time.Duration) *Ro
 		r.run()
 	}()
 	m.log.Info("room created", "room", id, "mode", r.mode)
+	m.emit(Event{Kind: "roomStarted", Room: id})
 	return r
 }
 
@@ -138,6 +158,7 @@ func (m *Manager) closeIfEmpty(r *Room) {
 		delete(m.rooms, r.id)
 	}
 	m.log.Info("room closed", "room", r.id)
+	m.emit(Event{Kind: "roomFinished", Room: r.id, Reason: "empty"})
 }
 
 // Room is the live room id, or nil.
@@ -161,6 +182,7 @@ func (m *Manager) CloseRoom(id, reason string) bool {
 	}
 	r.close(reason)
 	m.log.Info("room closed", "room", id, "reason", reason)
+	m.emit(Event{Kind: "roomFinished", Room: id, Reason: reason})
 	return true
 }
 
@@ -200,6 +222,7 @@ func (m *Manager) Drain(reason string) {
 	m.mu.Unlock()
 	for _, r := range rooms {
 		r.close(reason)
+		m.emit(Event{Kind: "roomFinished", Room: r.id, Reason: reason})
 	}
 	m.wg.Wait()
 }

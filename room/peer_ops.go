@@ -204,4 +204,5 @@ func (p *Peer) leave(reason string) {
 		r.broadcast(p, "peerLeaveRoom", map[string]any{"peerId": p.id, "reason": reason})
 	}
 	p.log.Info("peer left", "reason", reason)
+	r.m.emit(Event{Kind: "peerLeft", Room: r.id, PeerID: p.id, DisplayName: p.displayName, Role: string(p.role), Reason: reason})
 }

@@ -94,6 +94,7 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 		}
 	}
 	r.m.log.Info("peer joined", "room", r.id, "peer", peer.id, "name", p.DisplayName)
+	r.m.emit(Event{Kind: "peerJoined", Room: r.id, PeerID: peer.id, DisplayName: p.DisplayName, Role: string(p.Role)})
 	return peer, infos, nil
 }
 

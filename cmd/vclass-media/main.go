@@ -30,6 +30,7 @@ import (
 	"github.com/vclass/vclass/sfu"
 	"github.com/vclass/vclass/signaling"
 	"github.com/vclass/vclass/web"
+	"github.com/vclass/vclass/webhook"
 )
 
 // shutdownBudget is how long SIGTERM may take, all told.
@@ -151,8 +152,16 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	var onEvent func(room.Event)
+	if cfg.WebhookURL != "" {
+		hooks := webhook.New(webhook.Params{URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Logger: log.With("part", "webhook")})
+		defer hooks.Close()
+		onEvent = func(e room.Event) {
+			hooks.Post(webhook.Event{Event: e.Kind, Room: e.Room, PeerID: e.PeerID, DisplayName: e.DisplayName, Role: e.Role, Reason: e.Reason})
+		}
+	}
 	rooms := room.NewManager(room.Params{
-		Engine: engine, ServeMode: cfg.ServeMode, EmptyGrace: 10 * time.Second, Logger: log.With("part", "room"),
+		Engine: engine, ServeMode: cfg.ServeMode, EmptyGrace: 10 * time.Second, OnEvent: onEvent, Logger: log.With("part", "room"),
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
 	srv := signaling.NewServer(signaling.Params{
