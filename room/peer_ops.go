@@ -162,6 +162,9 @@ func (p *Peer) SendMessage(text string) {
 // Leave takes the peer out of its room.
 func (p *Peer) Leave() { p.leave("left") }
 
+// TimeOut takes out a peer whose connection dropped and did not come back.
+func (p *Peer) TimeOut() { p.leave("timeout") }
+
 func (p *Peer) leave(reason string) {
 	r := p.room
 	r.mu.Lock()

@@ -131,7 +131,7 @@ func (s *Server) detach(peer *room.Peer, token string) {
 		}
 		delete(s.detached, peer.ID())
 		s.mu.Unlock()
-		peer.Leave()
+		peer.TimeOut()
 	})
 	s.detached[peer.ID()] = d
 }
