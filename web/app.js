@@ -5,6 +5,8 @@ import { VClassClient } from './vclass.js';
 
 const SOURCES = ['audio:mic', 'video:cam', 'video:screen'];
 const CAMERA_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 } };
+// What a raised hand asks for, and what a teacher's "Invite" on a tile offers.
+const HAND_SOURCES = ['video:cam', 'audio:mic'];
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -15,22 +17,43 @@ const ui = {
   camButton: $('cam-button'), micButton: $('mic-button'), screenButton: $('screen-button'),
   soundButton: $('sound-button'), leaveButton: $('leave-button'),
   messages: $('messages'), chatForm: $('chat-form'), chatInput: $('chat-input'),
+  handButton: $('hand-button'), handsPanel: $('hands-panel'), handsList: $('hands-list'),
+  peoplePanel: $('people-panel'), peopleList: $('people-list'),
 };
 
 const client = new VClassClient();
 // Read by automation (chromedp tests): keep the shape stable.
 const state = {
   joined: false, peerId: null, roomId: null, displayName: null,
-  peers: {}, // other peers: peerId → {displayName, sources}
+  peers: {}, // other peers: peerId → {displayName, sources, role}
   messages: [], // {peerId, displayName, text, time}
   activeSpeaker: null,
   error: null,
+  serveMode: null, // Open | Pull | Invite (as the server names it)
+  raisedHands: [], // pending requests (admins only): {peerId, displayName, sources}
+  teacherControls: false, // invite/deinvite controls on remote tiles
 };
 window.vclass = { client, state };
 
 // Our own tracks; the SDK publishes them but the page owns (and stops) them.
 const local = { mic: null, cam: null, screen: null };
 let micMuted = false;
+
+// Deep link flag: show the teacher's invite controls even before any hand was raised.
+const params = new URLSearchParams(location.search);
+const teacherFlag = params.get('teacher') === '1';
+// Only admins get `requestproduce`: one arriving proves we may invite.
+let gotHandRequest = false;
+// Peers this page invited (and did not deinvite since), for the tiles' Invite/Stop toggle.
+const invited = new Set();
+
+// Media starts one after another: a `producesources` during the join waits for its media.
+let mediaChain = Promise.resolve();
+function queueMedia(task) {
+  const run = mediaChain.then(task);
+  mediaChain = run.catch(() => {});
+  return run;
+}
 
 // ---- feedback ----
 
@@ -106,6 +129,7 @@ function ensureTile(peerId, source) {
   micOff.textContent = 'muted';
   caption.append(micOff);
   tile.append(video, avatar, caption);
+  if (!isLocal && source === 'video:cam') renderTileControls(tile);
 
   // Own camera first, screens before cameras (they need the room), others in join order.
   if (isLocal && source === 'video:cam') ui.tiles.prepend(tile);
@@ -172,6 +196,142 @@ function highlightSpeaker(peerId) {
   if (peerId) findTile(peerId, 'video:cam')?.classList.add('speaking');
 }
 
+// ---- serve modes: pull, invite, raised hands ----
+
+const isMode = (mode) => (state.serveMode ?? '').toLowerCase() === mode;
+
+/** A button wired like the toolbar's (one action at a time, errors in the banner). */
+function actionButton(label, action, peerId, run) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.textContent = label;
+  button.dataset.action = action;
+  if (peerId) button.dataset.peerId = peerId;
+  onClick(button, run);
+  return button;
+}
+
+function peerSources(peerId, preferred) {
+  const declared = state.peers[peerId]?.sources ?? client.peers.get(peerId)?.sources ?? [];
+  const wanted = preferred ? declared.filter((s) => preferred.includes(s)) : declared;
+  return wanted.length ? wanted : declared.length ? declared : (preferred ?? HAND_SOURCES);
+}
+
+function isPublishing(peerId) {
+  return (client.peers.get(peerId)?.producers ?? []).length > 0;
+}
+
+async function invitePeer(peerId, sources) {
+  await client.invite(peerId, sources);
+  invited.add(peerId);
+  state.raisedHands = state.raisedHands.filter((h) => h.peerId !== peerId);
+  renderHands();
+  refreshTileControls();
+}
+
+async function deinvitePeer(peerId) {
+  await client.deinvite(peerId, peerSources(peerId));
+  invited.delete(peerId);
+  refreshTileControls();
+}
+
+/** The Invite/Stop toggle on a remote camera tile, when this page acts as a teacher. */
+function renderTileControls(tile) {
+  tile.querySelector('.tile-actions')?.remove();
+  if (!state.teacherControls) return;
+  const { peerId } = tile.dataset;
+  const box = document.createElement('div');
+  box.className = 'tile-actions';
+  const on = invited.has(peerId) || isPublishing(peerId);
+  box.append(on
+    ? actionButton('Stop', 'deinvite', peerId, () => deinvitePeer(peerId))
+    : actionButton('Invite', 'invite', peerId, () => invitePeer(peerId, peerSources(peerId, HAND_SOURCES))));
+  tile.append(box);
+}
+
+function refreshTileControls() {
+  state.teacherControls = teacherFlag || (gotHandRequest && isMode('invite'));
+  for (const tile of ui.tiles.querySelectorAll('.tile:not(.local)[data-source="video:cam"]')) renderTileControls(tile);
+}
+
+function renderHands() {
+  document.body.dataset.raisedHands = String(state.raisedHands.length);
+  ui.handsPanel.hidden = state.raisedHands.length === 0;
+  ui.handsList.replaceChildren(...state.raisedHands.map(({ peerId, displayName, sources }) => {
+    const item = document.createElement('li');
+    item.dataset.peerId = peerId;
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = displayName || displayNameOf(peerId);
+    const invite = actionButton('Invite', 'invite', peerId, () => invitePeer(peerId, sources));
+    const dismiss = actionButton('Dismiss', 'dismiss', peerId, async () => {
+      state.raisedHands = state.raisedHands.filter((h) => h.peerId !== peerId);
+      renderHands();
+    });
+    item.append(name, invite, dismiss);
+    return item;
+  }));
+}
+
+/** Pull mode: nothing arrives before pulling, so list everyone with a "Watch" button. */
+function renderPeople() {
+  const pull = state.joined && isMode('pull');
+  ui.peoplePanel.hidden = !pull;
+  if (!pull) { ui.peopleList.replaceChildren(); return; }
+  ui.peopleList.replaceChildren(...Object.entries(state.peers).map(([peerId, { displayName }]) => {
+    const item = document.createElement('li');
+    item.dataset.peerId = peerId;
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = displayName;
+    item.append(name, actionButton('Watch', 'watch', peerId, async () => {
+      await client.pull(peerId, peerSources(peerId));
+      item.classList.add('watching');
+    }));
+    return item;
+  }));
+}
+
+function applyServeMode(mode) {
+  state.serveMode = mode ?? null;
+  ui.handButton.hidden = !isMode('invite');
+  refreshTileControls();
+  renderPeople();
+}
+
+/** Someone pulled our sources, or a teacher invited us: start what is not live yet. */
+async function startRequested(sources) {
+  const wanted = sources.filter((s) => SOURCES.includes(s));
+  const cam = wanted.includes('video:cam') && !local.cam;
+  const mic = wanted.includes('audio:mic') && !local.mic;
+  await startInitialMedia({ cam, mic });
+  if (wanted.includes('video:screen') && !local.screen) await startScreen();
+}
+
+/** A teacher withdrew the invitation: the server closed those producers; drop our side. */
+async function stopWithdrawn(sources) {
+  const stopped = [];
+  if (sources.includes('video:cam') && local.cam) {
+    local.cam.stop();
+    local.cam = null;
+    showVideo(ensureTile(state.peerId, 'video:cam'), null);
+    stopped.push('camera');
+    await client.unpublish('video:cam').catch(() => {});
+  }
+  if (sources.includes('audio:mic') && local.mic) {
+    local.mic.stop();
+    local.mic = null;
+    micMuted = false;
+    stopped.push('microphone');
+    await client.unpublish('audio:mic').catch(() => {});
+  }
+  if (sources.includes('video:screen') && local.screen) {
+    stopped.push('screen sharing');
+    await stopScreen().catch(() => {});
+  }
+  if (stopped.length) showBanner(`A teacher stopped your ${stopped.join(' and ')}.`, 'info');
+}
+
 // ---- chat ----
 
 function formatTime(time) {
@@ -232,7 +392,14 @@ async function startInitialMedia({ cam, mic }) {
   // Published together, so the SDK negotiates them in one `produce`.
   const results = await Promise.allSettled(tracks.map((track) =>
     publishLocal(track, track.kind === 'audio' ? 'audio:mic' : 'video:cam')));
-  for (const r of results) if (r.status === 'rejected') showBanner(`Cannot publish: ${describe(r.reason)}`);
+  for (const r of results) {
+    if (r.status !== 'rejected') continue;
+    if (isMode('invite') && r.reason?.code === 'sourceNotAllowed') {
+      showBanner('In this class you publish once a teacher invites you: raise your hand.', 'info');
+    } else {
+      showBanner(`Cannot publish: ${describe(r.reason)}`);
+    }
+  }
 }
 
 async function toggleCamera() {
@@ -332,7 +499,12 @@ function resetClassView() {
   ui.tiles.replaceChildren();
   ui.messages.replaceChildren();
   ui.soundButton.hidden = true;
-  Object.assign(state, { joined: false, peerId: null, roomId: null, peers: {}, messages: [], activeSpeaker: null });
+  Object.assign(state, { joined: false, peerId: null, roomId: null, peers: {}, messages: [], activeSpeaker: null,
+    raisedHands: [] });
+  gotHandRequest = false;
+  invited.clear();
+  applyServeMode(null);
+  renderHands();
   showClassView(false);
 }
 
@@ -348,11 +520,14 @@ async function joinClass({ name, room, cam, mic, ticket, screen }) {
     const entered = await client.joinRoom(room); // peers arrive as `peerjoined` events
     state.roomId = entered.roomId ?? room;
     state.joined = true;
+    applyServeMode(entered.serveMode ?? client.serveMode);
     showClassView(true);
     ensureTile(state.peerId, 'video:cam');
     setControlsEnabled(false); // a click now would race the first publications
-    await startInitialMedia({ cam, mic });
-    if (screen) await startScreen().catch((err) => showBanner(`Cannot share the screen: ${describe(err)}`));
+    await queueMedia(async () => {
+      await startInitialMedia({ cam, mic });
+      if (screen) await startScreen().catch((err) => showBanner(`Cannot share the screen: ${describe(err)}`));
+    });
     setControlsEnabled(true);
     updateControls();
     setPhase('joined');
@@ -382,13 +557,52 @@ async function leaveClass() {
 
 // ---- SDK events ----
 
-client.on('peerjoined', ({ peerId, displayName, sources }) => {
-  state.peers[peerId] = { displayName, sources };
+client.on('peerjoined', ({ peerId, displayName, sources, role }) => {
+  state.peers[peerId] = { displayName, sources, role };
   ensureTile(peerId, 'video:cam');
+  renderPeople();
 });
 client.on('peerleft', ({ peerId }) => {
   delete state.peers[peerId];
   for (const tile of ui.tiles.querySelectorAll(`.tile[data-peer-id="${CSS.escape(peerId)}"]`)) tile.remove();
+  invited.delete(peerId);
+  if (state.raisedHands.some((h) => h.peerId === peerId)) {
+    state.raisedHands = state.raisedHands.filter((h) => h.peerId !== peerId);
+    renderHands();
+  }
+  renderPeople();
+});
+client.on('newproducer', ({ peerId }) => {
+  const tile = findTile(peerId, 'video:cam');
+  if (tile) renderTileControls(tile);
+});
+client.on('producesources', ({ sources }) => {
+  queueMedia(() => startRequested(sources)).catch(reportError).finally(updateControls);
+});
+client.on('closesources', ({ sources }) => {
+  queueMedia(() => stopWithdrawn(sources)).catch(reportError).finally(updateControls);
+});
+client.on('requestproduce', ({ peerId, displayName, sources }) => {
+  const hand = { peerId, displayName, sources };
+  const i = state.raisedHands.findIndex((h) => h.peerId === peerId);
+  if (i >= 0) state.raisedHands[i] = hand;
+  else state.raisedHands.push(hand);
+  renderHands();
+  if (!gotHandRequest) {
+    gotHandRequest = true;
+    refreshTileControls();
+  }
+});
+client.on('localpaused', ({ source }) => {
+  if (source === 'audio:mic') micMuted = true;
+  if (source === 'video:cam') findTile(state.peerId, 'video:cam')?.classList.remove('has-video');
+  updateControls();
+  showBanner(`Your ${(source ?? 'media').split(':').pop()} was muted by the class organiser.`, 'info');
+});
+client.on('localresumed', ({ source }) => {
+  if (source === 'audio:mic') micMuted = false;
+  if (source === 'video:cam' && local.cam) findTile(state.peerId, 'video:cam')?.classList.add('has-video');
+  updateControls();
 });
 client.on('track', attachTrack);
 client.on('trackended', detachTrack);
@@ -396,8 +610,12 @@ client.on('trackpaused', markPaused);
 client.on('trackresumed', markPaused);
 client.on('activespeaker', ({ peerId }) => highlightSpeaker(peerId));
 client.on('message', addMessage);
-client.on('producerclosed', ({ local: mine, source }) => {
-  if (!mine) return;
+client.on('producerclosed', ({ local: mine, source, peerId }) => {
+  if (!mine) {
+    const tile = findTile(peerId, 'video:cam');
+    if (tile) renderTileControls(tile);
+    return;
+  }
   const key = { 'audio:mic': 'mic', 'video:cam': 'cam', 'video:screen': 'screen' }[source];
   if (key && local[key]) {
     local[key].stop();
@@ -426,6 +644,7 @@ client.on('reconnected', ({ resumed, peerId }) => {
     state.peerId = peerId;
   }
   state.joined = true;
+  applyServeMode(client.serveMode ?? state.serveMode);
   hideBanner();
   setPhase('joined');
 });
@@ -445,6 +664,10 @@ onClick(ui.camButton, toggleCamera);
 onClick(ui.micButton, toggleMic);
 onClick(ui.screenButton, () => (local.screen ? stopScreen() : startScreen()));
 onClick(ui.leaveButton, leaveClass);
+onClick(ui.handButton, async () => {
+  await client.requestProduce(SOURCES.filter((s) => HAND_SOURCES.includes(s)));
+  showBanner('Hand raised: a teacher can now invite you.', 'info');
+});
 onClick(ui.soundButton, async () => {
   ui.soundButton.hidden = true;
   await Promise.all([...ui.tiles.querySelectorAll('audio')].map((el) => el.play()));
@@ -461,13 +684,14 @@ ui.chatForm.addEventListener('submit', async (ev) => {
   }
 });
 
-// Deep link: /?room=R&name=N&autojoin=1[&cam=0][&mic=0][&screen=1][&ticket=T]
-const params = new URLSearchParams(location.search);
+// Deep link: /?room=R&name=N&autojoin=1[&cam=0][&mic=0][&screen=1][&ticket=T][&teacher=1]
 ui.joinName.value = params.get('name') ?? '';
 ui.joinRoom.value = params.get('room') ?? '';
 ui.joinCam.checked = params.get('cam') !== '0';
 ui.joinMic.checked = params.get('mic') !== '0';
 setPhase('idle');
+renderHands();
+applyServeMode(null);
 if (params.get('autojoin') === '1' && ui.joinRoom.value) {
   joinClass({
     name: ui.joinName.value || `Guest ${Math.floor(1000 + Math.random() * 9000)}`,

@@ -52,7 +52,10 @@ class SerialQueue {
 /**
  * Client of one vclass-media session. Events (CustomEvent, payload in `detail`):
  * peerjoined, peerleft, newproducer, producerclosed, track, trackended, trackpaused,
- * trackresumed, activespeaker, message, disconnected, reconnected, error.
+ * trackresumed, activespeaker, message, disconnected, reconnected, error,
+ * producesources {sources, by}, closesources {sources, by},
+ * requestproduce {peerId, displayName, sources} (admins only),
+ * localpaused / localresumed {producerId, source} (the portal muted / unmuted one of ours).
  */
 export class VClassClient extends EventTarget {
   #url;
@@ -66,10 +69,11 @@ export class VClassClient extends EventTarget {
   #resumeToken = null;
   #roomId = null;
   #serveMode = null;
+  #role = null; // own role, when the server tells it (the join response may not)
   #serverDisconnectReason = null;
   #keepaliveTimer = null;
   #pendingRestore = null; // {roomId, republish[]} until a fresh rejoin has rebuilt the session
-  #peers = new Map(); // peerId → {peerId, displayName, sources, producers[]}
+  #peers = new Map(); // peerId → {peerId, displayName, role, sources, producers[]}
   // Our ids before a fresh rejoin: the server keeps such a ghost in the room for a while.
   #formerPeerIds = new Set();
 
@@ -105,8 +109,11 @@ export class VClassClient extends EventTarget {
   get state() { return this.#state; }
   get peerId() { return this.#peerId; }
   get roomId() { return this.#roomId; }
+  /** The room's ServeMode as the server names it (e.g. Open, Pull, Invite), or null. */
   get serveMode() { return this.#serveMode; }
-  /** Other peers in the room: Map peerId → {peerId, displayName, sources, producers}. */
+  /** Our own role (admin, normal, recorder) if the server told it, else null. */
+  get role() { return this.#role; }
+  /** Other peers in the room: Map peerId → {peerId, displayName, role, sources, producers}. */
   get peers() { return this.#peers; }
   /** What we publish: [{source, producerId, kind, paused, track}]. */
   get producers() {
@@ -213,6 +220,15 @@ export class VClassClient extends EventTarget {
 
   sendMessage(text) { return this.#request('sendMessage', { text }); }
 
+  /** Pull room: receive these sources of a peer (now if live, else once it starts them). */
+  pull(peerId, sources) { return this.#request('pull', { peerId, sources: [...sources] }); }
+  /** Invite room, admins: let a peer publish these of its declared sources (once each). */
+  invite(peerId, sources) { return this.#request('invite', { peerId, sources: [...sources] }); }
+  /** Invite room, admins: withdraw an invitation; the peer's producers of these sources close. */
+  deinvite(peerId, sources) { return this.#request('deinvite', { peerId, sources: [...sources] }); }
+  /** Invite room: raise a hand, asking the admins to invite us to publish these sources. */
+  requestProduce(sources) { return this.#request('requestProduce', { sources: [...sources] }); }
+
   /** Leaves the room and closes everything. Emits no further events; join() may be called again. */
   async leave() {
     const wasInRoom = this.#roomId && this.#conn?.isOpen;
@@ -222,7 +238,7 @@ export class VClassClient extends EventTarget {
     if (wasInRoom) await this.#request('leaveRoom').catch(() => {});
     this.#closeConnection();
     this.#resetMedia({ announce: false });
-    this.#peerId = this.#resumeToken = this.#roomId = this.#serveMode = null;
+    this.#peerId = this.#resumeToken = this.#roomId = this.#serveMode = this.#role = null;
     this.#pendingRestore = this.#unackedAnswer = null;
     this.#formerPeerIds.clear();
   }
@@ -281,6 +297,7 @@ export class VClassClient extends EventTarget {
     if (this.#peerId && this.#peerId !== res.peerId) this.#formerPeerIds.add(this.#peerId);
     this.#peerId = res.peerId;
     this.#resumeToken = res.resumeToken ?? null;
+    if (res.role !== undefined) this.#role = res.role ?? null;
   }
 
   // The server pings us, but a half-open TCP connection (a network change) is only noticed
@@ -366,6 +383,8 @@ export class VClassClient extends EventTarget {
     }
     if (res?.resumed) {
       this.#resumeToken = res.resumeToken ?? this.#resumeToken;
+      if (res.serveMode !== undefined) this.#serveMode = res.serveMode ?? null;
+      if (res.role !== undefined) this.#role = res.role ?? null;
       if (this.#unackedAnswer) {
         // Sent before restartIce: the server handles requests in order and may still await it.
         this.#request('answer', this.#unackedAnswer).then(() => { this.#unackedAnswer = null; }, () => {});
@@ -426,6 +445,18 @@ export class VClassClient extends EventTarget {
       case 'newMessage':
         this.#emit('message', { ...data, self: data.peerId === this.#peerId });
         break;
+      case 'produceSources':
+        this.#emit('producesources', { sources: [...(data.sources ?? [])], by: data.by ?? null });
+        break;
+      case 'closeSources':
+        this.#emit('closesources', { sources: [...(data.sources ?? [])], by: data.by ?? null });
+        break;
+      case 'requestProduce':
+        this.#emit('requestproduce', { peerId: data.peerId, displayName: data.displayName ?? '',
+          sources: [...(data.sources ?? [])] });
+        break;
+      case 'producerPaused': this.#onLocalProducerPaused(data, true); break;
+      case 'producerResumed': this.#onLocalProducerPaused(data, false); break;
       case 'disconnect': this.#serverDisconnectReason = data.reason ?? 'disconnect'; break;
       default: break; // newer servers may notify more; ignoring is forward compatible
     }
@@ -433,7 +464,8 @@ export class VClassClient extends EventTarget {
 
   #addPeer(peer) {
     if (this.#formerPeerIds.has(peer.peerId)) return;
-    const entry = { peerId: peer.peerId, displayName: peer.displayName, sources: peer.sources ?? [],
+    const entry = { peerId: peer.peerId, displayName: peer.displayName, role: peer.role ?? null,
+      sources: peer.sources ?? [],
       producers: (peer.producers ?? []).map((p) => ({ ...p })) };
     this.#peers.set(entry.peerId, entry);
     this.#emit('peerjoined', entry);
@@ -470,6 +502,16 @@ export class VClassClient extends EventTarget {
     const producer = peer?.producers.find((p) => p.producerId === producerId);
     if (peer) peer.producers = peer.producers.filter((p) => p.producerId !== producerId);
     this.#emit('producerclosed', { peerId, producerId, source: producer?.source ?? null, local: false });
+  }
+
+  /** The portal muted (unmuted) one of our producers: mirror it locally and tell the page. */
+  #onLocalProducerPaused({ producerId, source }, paused) {
+    const mine = [...this.#producers.values()].find((p) => p.producerId === producerId);
+    if (mine) {
+      mine.paused = paused;
+      mine.track.enabled = !paused;
+    }
+    this.#emit(paused ? 'localpaused' : 'localresumed', { producerId, source: mine?.source ?? source ?? null });
   }
 
   #onNewConsumer(data) {
