@@ -56,6 +56,29 @@ func TestBrowserInviteMode(t *testing.T) {
 		return frames > 10
 	})
 
+	// The teacher mutes the student's microphone: its audio stops for everyone.
+	waitFor(t, 10*time.Second, "the teacher hearing the student", func() bool {
+		_, energy := teacher.stats().inboundFrom(sid, "audio:mic")
+		return energy > 0
+	})
+	if err := teacher.click(`[data-action="mute"][data-peer-id="` + sid + `"]`); err != nil {
+		t.Fatalf("mute: %v", err)
+	}
+	// The fake microphone beeps about once a second: unchanged energy over
+	// 2 s means no audio, not a pause between beeps.
+	last, stable := -1.0, 0
+	waitFor(t, 15*time.Second, "the student's audio energy to stop growing at the teacher", func() bool {
+		_, energy := teacher.stats().inboundFrom(sid, "audio:mic")
+		if energy == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = energy
+		time.Sleep(500 * time.Millisecond) // samples half a second apart
+		return stable >= 4
+	})
+
 	if err := teacher.click(`[data-action="deinvite"][data-peer-id="` + sid + `"]`); err != nil {
 		t.Fatalf("deinvite: %v", err)
 	}

@@ -109,6 +109,26 @@ func (p *Peer) inviteTarget(targetID string) (*Peer, error) {
 	return target, nil
 }
 
+// MutePeer pauses or resumes another peer's source for everyone
+// receiving it (admins only, in every mode); the peer is told.
+func (p *Peer) MutePeer(targetID, source string, muted bool) error {
+	r := p.room
+	r.mu.Lock()
+	admin := p.role == auth.RoleAdmin
+	r.mu.Unlock()
+	if !admin {
+		return fmt.Errorf("%w: only an admin may mute others", ErrForbidden)
+	}
+	target, prod := r.producerOf(targetID, source)
+	if target == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownPeer, targetID)
+	}
+	if prod == nil || !r.muteSource(targetID, source, muted, p.id) {
+		return fmt.Errorf("%w: %s publishes no %s", ErrUnknownProducer, targetID, source)
+	}
+	return nil
+}
+
 // RequestProduce raises p's hand: the admins of the room are told which
 // sources it would like to publish.
 func (p *Peer) RequestProduce(sources []string) error {

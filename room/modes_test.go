@@ -240,3 +240,30 @@ func TestRoomLimits(t *testing.T) {
 		t.Errorf("bad mode: %v", err)
 	}
 }
+
+// An admin mutes a student's microphone for everyone; a student may not.
+func TestAdminMutesPeer(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, config.ServeOpen, time.Minute)
+	teacher, _ := joinClientAs(t, m, "mute", "Teacher", auth.RoleAdmin)
+	student, _ := joinClientAs(t, m, "mute", "Student", auth.RoleNormal, "audio:mic")
+	teacher.peer.Start()
+	student.peer.Start()
+	mic := student.mustPublish("audio:mic")["audio:mic"]
+	teacher.newConsumers(1)
+	if err := student.peer.MutePeer(teacher.peer.ID(), "audio:mic", true); !errors.Is(err, ErrForbidden) {
+		t.Errorf("a student muting: %v", err)
+	}
+	if err := teacher.peer.MutePeer(student.peer.ID(), "video:cam", true); !errors.Is(err, ErrUnknownProducer) {
+		t.Errorf("muting a source not published: %v", err)
+	}
+	if err := teacher.peer.MutePeer(student.peer.ID(), "audio:mic", true); err != nil {
+		t.Fatal(err)
+	}
+	teacher.sink.waitFor(t, "consumerPaused at the teacher", func(notes []note, _ bool) bool {
+		return indexOf(notes, 0, "consumerPaused", nil) >= 0
+	})
+	student.sink.waitFor(t, "producerPaused at the student", func(notes []note, _ bool) bool {
+		return indexOf(notes, 0, "producerPaused", map[string]string{"producerId": mic.ProducerID, "by": teacher.peer.ID()}) >= 0
+	})
+}

@@ -266,6 +266,10 @@ func (r *Room) CloseSource(id, source string) bool {
 // MuteSource pauses or resumes peer id's producer of source for everyone
 // receiving it, and tells the peer (producerPaused / producerResumed).
 func (r *Room) MuteSource(id, source string, muted bool) bool {
+	return r.muteSource(id, source, muted, "portal")
+}
+
+func (r *Room) muteSource(id, source string, muted bool, by string) bool {
 	p, prod := r.producerOf(id, source)
 	if prod == nil {
 		return false
@@ -277,7 +281,7 @@ func (r *Room) MuteSource(id, source string, muted bool) bool {
 	if muted {
 		method = "producerPaused"
 	}
-	p.notify(method, map[string]any{"producerId": prod.id, "source": source, "by": "portal"})
+	p.notify(method, map[string]any{"producerId": prod.id, "source": source, "by": by})
 	return true
 }
 

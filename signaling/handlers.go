@@ -33,6 +33,7 @@ var handlers = map[string]handler{
 	"invite":         peerSources((*room.Peer).Invite),
 	"deinvite":       peerSources((*room.Peer).Deinvite),
 	"requestProduce": (*session).requestProduce,
+	"mutePeer":       (*session).mutePeer,
 	"leaveRoom":      (*session).leaveRoom,
 	"ping":           func(*session, json.RawMessage) (any, error) { return nil, nil },
 }
@@ -316,6 +317,22 @@ func peerSources(act func(*room.Peer, string, []string) error) handler {
 		}
 		return nil, act(peer, req.PeerID, req.Sources)
 	}
+}
+
+func (s *session) mutePeer(data json.RawMessage) (any, error) {
+	var req struct {
+		PeerID string `json:"peerId"`
+		Source string `json:"source"`
+		Muted  bool   `json:"muted"`
+	}
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	peer, err := s.inRoom()
+	if err != nil {
+		return nil, err
+	}
+	return nil, peer.MutePeer(req.PeerID, req.Source, req.Muted)
 }
 
 func (s *session) requestProduce(data json.RawMessage) (any, error) {

@@ -229,6 +229,16 @@ async function invitePeer(peerId, sources) {
   refreshTileControls();
 }
 
+// Microphones this page (as a teacher) muted, for the tiles' Mute/Unmute button.
+const mutedMics = new Set();
+
+async function mutePeerMic(peerId, muted) {
+  await client.mutePeer(peerId, 'audio:mic', muted);
+  if (muted) mutedMics.add(peerId);
+  else mutedMics.delete(peerId);
+  refreshTileControls();
+}
+
 async function deinvitePeer(peerId) {
   await client.deinvite(peerId, peerSources(peerId));
   invited.delete(peerId);
@@ -246,6 +256,9 @@ function renderTileControls(tile) {
   box.append(on
     ? actionButton('Stop', 'deinvite', peerId, () => deinvitePeer(peerId))
     : actionButton('Invite', 'invite', peerId, () => invitePeer(peerId, peerSources(peerId, HAND_SOURCES))));
+  const muted = mutedMics.has(peerId);
+  const mute = actionButton(muted ? 'Unmute' : 'Mute', muted ? 'unmute' : 'mute', peerId, () => mutePeerMic(peerId, !muted));
+  box.append(mute);
   tile.append(box);
 }
 

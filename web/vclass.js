@@ -226,6 +226,8 @@ export class VClassClient extends EventTarget {
   invite(peerId, sources) { return this.#request('invite', { peerId, sources: [...sources] }); }
   /** Invite room, admins: withdraw an invitation; the peer's producers of these sources close. */
   deinvite(peerId, sources) { return this.#request('deinvite', { peerId, sources: [...sources] }); }
+  /** Admins: pause (muted = true) or resume another peer's source for everyone. */
+  mutePeer(peerId, source, muted) { return this.#request('mutePeer', { peerId, source, muted }); }
   /** Invite room: raise a hand, asking the admins to invite us to publish these sources. */
   requestProduce(sources) { return this.#request('requestProduce', { sources: [...sources] }); }
 
