@@ -19,21 +19,21 @@ type handler func(s *session, data json.RawMessage) (any, error)
 var handlers = map[string]handler{
 	"join":           (*session).join,
 	"joinRoom":       (*session).joinRoom,
-	"produce":        (*session).produce,
-	"answer":         (*session).answer,
-	"iceCandidate":   (*session).iceCandidate,
+	"produce":        inRoomHandler(produce),
+	"answer":         inRoomHandler(answer),
+	"iceCandidate":   inRoomHandler(iceCandidate),
 	"restartIce":     (*session).restartIce,
-	"closeProducer":  (*session).closeProducer,
+	"closeProducer":  inRoomHandler(closeProducer),
 	"pauseProducer":  producerPause(true),
 	"resumeProducer": producerPause(false),
 	"pauseConsumer":  consumerPause(true),
 	"resumeConsumer": consumerPause(false),
-	"sendMessage":    (*session).sendMessage,
+	"sendMessage":    inRoomHandler(sendMessage),
 	"pull":           peerSources((*room.Peer).Pull),
 	"invite":         peerSources((*room.Peer).Invite),
 	"deinvite":       peerSources((*room.Peer).Deinvite),
-	"requestProduce": (*session).requestProduce,
-	"mutePeer":       (*session).mutePeer,
+	"requestProduce": inRoomHandler(requestProduce),
+	"mutePeer":       inRoomHandler(mutePeer),
 	"leaveRoom":      (*session).leaveRoom,
 	"ping":           func(*session, json.RawMessage) (any, error) { return nil, nil },
 }
@@ -186,18 +186,28 @@ func (s *session) inRoom() (*room.Peer, error) {
 	return s.peer, nil
 }
 
-func (s *session) produce(data json.RawMessage) (any, error) {
-	var req struct {
-		Offer     string                `json:"offer"`
-		Producers []room.ProduceRequest `json:"producers"`
+// inRoomHandler decodes a request's data into T and passes it, with the
+// session's peer, to fn: the two refusals every in-room request shares.
+func inRoomHandler[T any](fn func(s *session, peer *room.Peer, req *T) (any, error)) handler {
+	return func(s *session, data json.RawMessage) (any, error) {
+		var req T
+		if err := decode(data, &req); err != nil {
+			return nil, err
+		}
+		peer, err := s.inRoom()
+		if err != nil {
+			return nil, err
+		}
+		return fn(s, peer, &req)
 	}
-	if err := decode(data, &req); err != nil {
-		return nil, err
-	}
-	peer, err := s.inRoom()
-	if err != nil {
-		return nil, err
-	}
+}
+
+type produceRequest struct {
+	Offer     string                `json:"offer"`
+	Producers []room.ProduceRequest `json:"producers"`
+}
+
+func produce(_ *session, peer *room.Peer, req *produceRequest) (any, error) {
 	if req.Offer == "" {
 		return nil, errorf(codeBadRequest, "offer is required")
 	}
@@ -208,33 +218,21 @@ func (s *session) produce(data json.RawMessage) (any, error) {
 	return map[string]any{"answer": answer, "producers": prods}, nil
 }
 
-func (s *session) answer(data json.RawMessage) (any, error) {
-	var req struct {
-		SDP     string `json:"sdp"`
-		Version int    `json:"version"`
-	}
-	if err := decode(data, &req); err != nil {
-		return nil, err
-	}
-	peer, err := s.inRoom()
-	if err != nil {
-		return nil, err
-	}
+type answerRequest struct {
+	SDP     string `json:"sdp"`
+	Version int    `json:"version"`
+}
+
+func answer(_ *session, peer *room.Peer, req *answerRequest) (any, error) {
 	return nil, peer.Answer(req.SDP, req.Version)
 }
 
-func (s *session) iceCandidate(data json.RawMessage) (any, error) {
-	var req struct {
-		Transport string                   `json:"transport"`
-		Candidate *webrtc.ICECandidateInit `json:"candidate"`
-	}
-	if err := decode(data, &req); err != nil {
-		return nil, err
-	}
-	peer, err := s.inRoom()
-	if err != nil {
-		return nil, err
-	}
+type candidateRequest struct {
+	Transport string                   `json:"transport"`
+	Candidate *webrtc.ICECandidateInit `json:"candidate"`
+}
+
+func iceCandidate(_ *session, peer *room.Peer, req *candidateRequest) (any, error) {
 	if req.Candidate == nil || req.Candidate.Candidate == "" {
 		return nil, nil // end of candidates
 	}
@@ -258,108 +256,60 @@ type idRequest struct {
 	ConsumerID string `json:"consumerId"`
 }
 
-func (s *session) closeProducer(data json.RawMessage) (any, error) {
-	var req idRequest
-	if err := decode(data, &req); err != nil {
-		return nil, err
-	}
-	peer, err := s.inRoom()
-	if err != nil {
-		return nil, err
-	}
+func closeProducer(_ *session, peer *room.Peer, req *idRequest) (any, error) {
 	return nil, peer.CloseProducer(req.ProducerID)
 }
 
 func producerPause(paused bool) handler {
-	return func(s *session, data json.RawMessage) (any, error) {
-		var req idRequest
-		if err := decode(data, &req); err != nil {
-			return nil, err
-		}
-		peer, err := s.inRoom()
-		if err != nil {
-			return nil, err
-		}
+	return inRoomHandler(func(_ *session, peer *room.Peer, req *idRequest) (any, error) {
 		return nil, peer.SetProducerPaused(req.ProducerID, paused)
-	}
+	})
 }
 
 func consumerPause(paused bool) handler {
-	return func(s *session, data json.RawMessage) (any, error) {
-		var req idRequest
-		if err := decode(data, &req); err != nil {
-			return nil, err
-		}
-		peer, err := s.inRoom()
-		if err != nil {
-			return nil, err
-		}
+	return inRoomHandler(func(_ *session, peer *room.Peer, req *idRequest) (any, error) {
 		return nil, peer.SetConsumerPaused(req.ConsumerID, paused)
-	}
+	})
+}
+
+type peerSourcesRequest struct {
+	PeerID  string   `json:"peerId"`
+	Sources []string `json:"sources"`
 }
 
 // peerSources handles the requests that name another peer and sources.
 func peerSources(act func(*room.Peer, string, []string) error) handler {
-	return func(s *session, data json.RawMessage) (any, error) {
-		var req struct {
-			PeerID  string   `json:"peerId"`
-			Sources []string `json:"sources"`
-		}
-		if err := decode(data, &req); err != nil {
-			return nil, err
-		}
-		peer, err := s.inRoom()
-		if err != nil {
-			return nil, err
-		}
+	return inRoomHandler(func(_ *session, peer *room.Peer, req *peerSourcesRequest) (any, error) {
 		if len(req.Sources) == 0 || len(req.Sources) > maxSources {
 			return nil, errorf(codeBadRequest, "sources: 1 to %d", maxSources)
 		}
 		return nil, act(peer, req.PeerID, req.Sources)
-	}
+	})
 }
 
-func (s *session) mutePeer(data json.RawMessage) (any, error) {
-	var req struct {
-		PeerID string `json:"peerId"`
-		Source string `json:"source"`
-		Muted  bool   `json:"muted"`
-	}
-	if err := decode(data, &req); err != nil {
-		return nil, err
-	}
-	peer, err := s.inRoom()
-	if err != nil {
-		return nil, err
-	}
+type mutePeerRequest struct {
+	PeerID string `json:"peerId"`
+	Source string `json:"source"`
+	Muted  bool   `json:"muted"`
+}
+
+func mutePeer(_ *session, peer *room.Peer, req *mutePeerRequest) (any, error) {
 	return nil, peer.MutePeer(req.PeerID, req.Source, req.Muted)
 }
 
-func (s *session) requestProduce(data json.RawMessage) (any, error) {
-	var req struct {
-		Sources []string `json:"sources"`
-	}
-	if err := decode(data, &req); err != nil {
-		return nil, err
-	}
-	peer, err := s.inRoom()
-	if err != nil {
-		return nil, err
-	}
+type sourcesRequest struct {
+	Sources []string `json:"sources"`
+}
+
+func requestProduce(_ *session, peer *room.Peer, req *sourcesRequest) (any, error) {
 	return nil, peer.RequestProduce(req.Sources)
 }
 
-func (s *session) sendMessage(data json.RawMessage) (any, error) {
-	var req struct {
-		Text string `json:"text"`
-	}
-	if err := decode(data, &req); err != nil {
-		return nil, err
-	}
-	peer, err := s.inRoom()
-	if err != nil {
-		return nil, err
-	}
+type textRequest struct {
+	Text string `json:"text"`
+}
+
+func sendMessage(_ *session, peer *room.Peer, req *textRequest) (any, error) {
 	text := strings.TrimSpace(req.Text)
 	if n := utf8.RuneCountInString(text); n < 1 || n > 4000 {
 		return nil, errorf(codeBadRequest, "text must be 1-4000 characters")
