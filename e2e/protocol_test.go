@@ -265,22 +265,7 @@ func TestSameUserReplacesOldConnection(t *testing.T) {
 		t.Errorf("the new connection still sees the old one in the room: %s", res.Data)
 	}
 	// The old connection is told why, then closed.
-	reason := ""
-	for {
-		_, data, err := first.conn.Read(first.ctx)
-		if err != nil {
-			break
-		}
-		var n struct {
-			Method string `json:"method"`
-			Data   struct {
-				Reason string `json:"reason"`
-			} `json:"data"`
-		}
-		if json.Unmarshal(data, &n) == nil && n.Method == "disconnect" {
-			reason = n.Data.Reason
-		}
-	}
+	reason := disconnectReason(first)
 	if reason != "replaced" {
 		t.Errorf("the old connection got disconnect reason %q, want replaced", reason)
 	}
