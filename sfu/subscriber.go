@@ -8,8 +8,6 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-var errNoRTX = errors.New("sfu: no RTX codec for this codec")
-
 // ErrStaleVersion is returned for an answer to an offer that is not the latest.
 var ErrStaleVersion = errors.New("sfu: answer to a stale offer")
 
@@ -101,11 +99,11 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 	}
 	// Offer RTX with the codec, unless an earlier answer showed the client
 	// lacks it (Pion then refuses it in the preferences).
-	err = errNoRTX
+	withRTX := false
 	if rtx, ok := rtxFor(s.engine.codecs, codec.PayloadType); ok {
-		err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec, rtx})
+		withRTX = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec, rtx}) == nil
 	}
-	if err != nil {
+	if !withRTX {
 		err = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec})
 	}
 	if err != nil {
