@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -181,6 +182,15 @@ type RemoteTrack struct {
 	Source     string
 	Track      *webrtc.TrackRemote
 	Receiver   *webrtc.RTPReceiver
+
+	onSR atomic.Pointer[func(*rtcp.SenderReport, time.Time)]
+}
+
+// OnSenderReport sets the function called with each RTCP sender report of
+// the track and when it arrived; the server's reports carry the
+// publisher's clock, which lines up its audio and video.
+func (t *RemoteTrack) OnSenderReport(fn func(sr *rtcp.SenderReport, arrival time.Time)) {
+	t.onSR.Store(&fn)
 }
 
 type consumerInfo struct {
@@ -268,21 +278,33 @@ func (r *recvTransport) track(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	info := r.byMid[mid]
 	fn := r.onTrack
 	r.mu.Unlock()
-	go drainReceiverRTCP(recv)
-	if fn == nil {
-		return
-	}
-	fn(&RemoteTrack{
+	rt := &RemoteTrack{
 		ConsumerID: info.ConsumerID, ProducerID: info.ProducerID, PeerID: info.PeerID, Source: info.Source,
 		Track: t, Receiver: recv,
-	})
+	}
+	go rt.readRTCP()
+	if fn != nil {
+		fn(rt)
+	}
 }
 
-func drainReceiverRTCP(recv *webrtc.RTPReceiver) {
-	buf := make([]byte, 1500)
+// readRTCP reads the receiver's RTCP (Pion's interceptors need it read)
+// and hands sender reports on.
+func (t *RemoteTrack) readRTCP() {
 	for {
-		if _, _, err := recv.Read(buf); err != nil {
+		pkts, _, err := t.Receiver.ReadRTCP()
+		if err != nil {
 			return
+		}
+		now := time.Now()
+		fn := t.onSR.Load()
+		if fn == nil {
+			continue
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == uint32(t.Track.SSRC()) {
+				(*fn)(sr, now)
+			}
 		}
 	}
 }

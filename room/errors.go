@@ -18,4 +18,5 @@ var (
 	ErrLeft             = errors.New("room: peer has left")
 	ErrForbidden        = errors.New("room: not allowed for this role or mode")
 	ErrUnknownPeer      = errors.New("room: no such peer in the room")
+	ErrNoRoom           = errors.New("room: no such room (a recorder does not start rooms)")
 )

@@ -92,6 +92,11 @@ func (m *Manager) join(id string, p PeerParams) (*Peer, []PeerInfo, error) {
 		return nil, nil, ErrShuttingDown
 	}
 	r := m.rooms[id]
+	if r == nil && p.Role == auth.RoleRecorder {
+		// A recorder alone would keep a room alive that no one uses.
+		m.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w: %s", ErrNoRoom, id)
+	}
 	if r == nil {
 		r = m.startRoomLocked(id, Settings{ServeMode: m.params.ServeMode}, 0)
 	}
@@ -146,16 +151,23 @@ func (m *Manager) startRoomLocked(id string, s Settings, wait time.Duration) *Ro
 	return r
 }
 
-// closeIfEmpty is called by a room whose grace period after its last peer
-// left has run out; it closes unless someone joined meanwhile.
+// closeIfEmpty is called by a room whose grace period after its last
+// visible peer left has run out; it closes unless someone joined meanwhile,
+// and the recorders still in it leave with reason roomClosed.
 func (m *Manager) closeIfEmpty(r *Room) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !r.closeIfEmpty() {
+	closed, rest := r.closeIfEmpty()
+	if closed && m.rooms[r.id] == r {
+		delete(m.rooms, r.id)
+	}
+	m.mu.Unlock()
+	if !closed {
 		return
 	}
-	if m.rooms[r.id] == r {
-		delete(m.rooms, r.id)
+	for _, p := range rest {
+		p.notify("disconnect", map[string]string{"reason": "roomClosed"})
+		p.leave("roomClosed")
+		p.sink().Close()
 	}
 	m.log.Info("room closed", "room", r.id)
 	m.emit(Event{Kind: "roomFinished", Room: r.id, Reason: "empty"})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/config"
 )
 
@@ -228,4 +229,29 @@ func drainWhileJoining(t *testing.T) (stranded []*Peer, joined int) {
 		}
 	}
 	return stranded, len(in)
+}
+
+// A recorder joins only live rooms, does not keep a room alive, and is
+// told roomClosed when the room closes around it.
+func TestRecorderNeitherStartsNorKeepsRooms(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, "", testGrace)
+	if _, _, err := m.Join("late", PeerParams{DisplayName: "rec", Role: auth.RoleRecorder, Sink: newRecSink()}); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("recorder join of a room that is not live: %v, want ErrNoRoom", err)
+	}
+	if len(m.Rooms()) != 0 {
+		t.Fatal("the refused recorder made a room")
+	}
+	a, _ := joinClient(t, m, "late", "Ann")
+	rec, _ := joinClientAs(t, m, "late", "rec", auth.RoleRecorder)
+	a.peer.Leave()
+	emptied := time.Now()
+	eventually(t, "the room with only a recorder to close", func() bool { return liveRoom(m, "late") == nil })
+	if lived := time.Since(emptied); lived < testGrace {
+		t.Errorf("room closed %v after its last visible peer left, want at least EmptyGrace %v", lived, testGrace)
+	}
+	eventually(t, "the recorder to be disconnected", rec.sink.isClosed)
+	if i := indexOf(rec.sink.all(), 0, "disconnect", map[string]string{"reason": "roomClosed"}); i < 0 {
+		t.Errorf("recorder got no disconnect{roomClosed}:\n%s", dump(signalingNotes(rec.sink.all())))
+	}
 }

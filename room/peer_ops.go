@@ -174,7 +174,7 @@ func (p *Peer) leave(reason string) {
 	}
 	p.left = true
 	delete(r.peers, p.id)
-	if len(r.peers) == 0 {
+	if p.visible() && r.visibleCountLocked() == 0 {
 		r.emptySince = time.Now()
 	}
 	prods := make([]*Producer, 0, len(p.producers))

@@ -80,7 +80,9 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 		}
 	}
 	r.peers[peer.id] = peer
-	r.emptySince = time.Time{}
+	if peer.visible() {
+		r.emptySince = time.Time{}
+	}
 	info := peer.infoLocked()
 	r.mu.Unlock()
 	if replaced != nil {
@@ -143,7 +145,7 @@ func (r *Room) run() {
 		}
 		r.updateSpeaker()
 		r.mu.Lock()
-		expired := len(r.peers) == 0 && !r.emptySince.IsZero() && time.Since(r.emptySince) >= r.m.params.EmptyGrace &&
+		expired := r.visibleCountLocked() == 0 && !r.emptySince.IsZero() && time.Since(r.emptySince) >= r.m.params.EmptyGrace &&
 			time.Now().After(r.waitUntil)
 		r.mu.Unlock()
 		if expired {
@@ -152,17 +154,29 @@ func (r *Room) run() {
 	}
 }
 
-// closeIfEmpty marks the room closed if it has no peer; the manager holds
-// its lock so that no join races in.
-func (r *Room) closeIfEmpty() bool {
+// closeIfEmpty marks the room closed if it has no visible peer and returns
+// the invisible ones (recorders) still in it; the manager holds its lock so
+// that no join races in.
+func (r *Room) closeIfEmpty() (bool, []*Peer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.peers) > 0 || r.closed {
-		return false
+	if r.visibleCountLocked() > 0 || r.closed {
+		return false, nil
 	}
 	r.closed = true
 	close(r.stop)
-	return true
+	return true, r.peerListLocked()
+}
+
+// visibleCountLocked counts the peers others see.
+func (r *Room) visibleCountLocked() int {
+	n := 0
+	for _, p := range r.peers {
+		if p.visible() {
+			n++
+		}
+	}
+	return n
 }
 
 // close makes every peer leave with reason and ends the room.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -29,6 +30,8 @@ type DownTrack struct {
 	pt     uint8
 	rtx    rtxStream // zero when RTX was not negotiated
 	closed bool
+
+	packets, octets atomic.Uint64 // sent, for sender reports
 
 	hdr    rtp.Header // used by the up track's reader only
 	rtxMu  sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
@@ -151,6 +154,8 @@ func (d *DownTrack) forward(p *upPacket) {
 	} else {
 		d.stats.PacketsOut.Add(1)
 		d.stats.BytesOut.Add(uint64(n))
+		d.packets.Add(1)
+		d.octets.Add(uint64(len(p.payload)))
 	}
 }
 

@@ -335,9 +335,10 @@ func (e *Engine) rewriteRules() []webrtc.ICEAddressRewriteRule {
 }
 
 // newAPI builds the Pion API of one side. Publishers get NACK generation,
-// receiver reports and TWCC feedback; subscribers get sender reports only:
+// receiver reports and TWCC feedback. Subscribers get no interceptor:
 // NACKs are answered from the shared packet cache, not by a per-subscriber
-// copy of every packet.
+// copy of every packet, and sender reports carry the publisher's clock
+// (senderreport.go).
 func (e *Engine) newAPI(se webrtc.SettingEngine, codecs []webrtc.RTPCodecParameters, publisher bool) (*webrtc.API, error) {
 	me, err := newMediaEngine(codecs, publisher)
 	if err != nil {
@@ -360,12 +361,6 @@ func (e *Engine) newAPI(se webrtc.SettingEngine, codecs []webrtc.RTPCodecParamet
 		reg.Add(gen)
 		reg.Add(rr)
 		reg.Add(tw)
-	} else {
-		sr, err := report.NewSenderInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		reg.Add(sr)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
 }

@@ -83,12 +83,19 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	}
 	up := newUpTrack(id, p.engine, track, recv, p.pc.WriteRTCP)
 	go up.run()
-	// Pion's interceptors (receiver reports, TWCC) need the RTCP read.
+	// Pion's interceptors (receiver reports, TWCC) need the RTCP read; the
+	// sender reports give subscribers the publisher's clock.
 	go func() {
-		buf := make([]byte, 1500)
 		for {
-			if _, _, err := recv.Read(buf); err != nil {
+			pkts, _, err := recv.ReadRTCP()
+			if err != nil {
 				return
+			}
+			now := time.Now()
+			for _, pkt := range pkts {
+				if sr, ok := pkt.(*rtcp.SenderReport); ok {
+					up.noteSenderReport(sr, now)
+				}
 			}
 		}
 	}()

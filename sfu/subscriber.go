@@ -70,6 +70,7 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		}
 	})
 	go s.negotiator()
+	go s.reportLoop()
 	return s, nil
 }
 

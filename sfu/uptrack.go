@@ -33,7 +33,8 @@ type UpTrack struct {
 	mu    sync.Mutex // serializes changes of downs
 	downs atomic.Pointer[[]*DownTrack]
 
-	lastKeyframeReq atomic.Int64  // unix nanos
+	sr              atomic.Pointer[srClock] // the publisher's last sender report
+	lastKeyframeReq atomic.Int64            // unix nanos
 	level           atomic.Uint32 // smoothed audio level, dBov * 100 (0 loud .. 12700 silent)
 	done            chan struct{}
 }

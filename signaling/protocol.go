@@ -30,6 +30,7 @@ const (
 	codeTooManyRequests  = "tooManyRequests"
 	codeForbidden        = "forbidden"
 	codeUnknownPeer      = "unknownPeer"
+	codeNoRoom           = "noRoom"
 	codeInternal         = "internal"
 )
 
@@ -65,6 +66,7 @@ func toWire(err error) *wire.Error {
 		{room.ErrLeft, codeNotInRoom},
 		{room.ErrForbidden, codeForbidden},
 		{room.ErrUnknownPeer, codeUnknownPeer},
+		{room.ErrNoRoom, codeNoRoom},
 		{sfu.ErrBadSDP, codeBadSDP},
 		{sfu.ErrStaleVersion, codeStaleVersion},
 	}

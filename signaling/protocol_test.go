@@ -25,6 +25,7 @@ func TestToWire(t *testing.T) {
 		{room.ErrUnknownConsumer, codeUnknownConsumer},
 		{room.ErrBadRequest, codeBadRequest},
 		{room.ErrLeft, codeNotInRoom},
+		{fmt.Errorf("%w: r1", room.ErrNoRoom), codeNoRoom},
 		{sfu.ErrBadSDP, codeBadSDP},
 		{sfu.ErrStaleVersion, codeStaleVersion},
 		{fmt.Errorf("produce: %w", sfu.ErrBadSDP), codeBadSDP},

@@ -1,0 +1,96 @@
+package sfu
+
+import (
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+// senderReportInterval is how often each subscriber gets a sender report
+// per track.
+const senderReportInterval = time.Second
+
+// srClock is the last sender report of a publisher's track: its wall clock
+// (NTP) and RTP clock at one instant, and when it reached us.
+type srClock struct {
+	ntp     uint64 // NTP timestamp, 32.32 fixed point
+	rtp     uint32
+	arrival time.Time
+}
+
+// noteSenderReport keeps the publisher's latest clock mapping.
+func (u *UpTrack) noteSenderReport(sr *rtcp.SenderReport, arrival time.Time) {
+	if sr.SSRC != u.ssrc {
+		return
+	}
+	u.sr.Store(&srClock{ntp: sr.NTPTime, rtp: sr.RTPTime, arrival: arrival})
+}
+
+// senderReport is the report d sends its subscriber at now. It carries
+// the publisher's own wall clock, moved on by the time since its report
+// arrived, with the RTP time in the subscriber's numbering: receivers line
+// up a publisher's audio and video exactly as the publisher captured them.
+// None before the publisher has reported or d has sent anything.
+func (d *DownTrack) senderReport(now time.Time) (*rtcp.SenderReport, bool) {
+	clock := d.up.sr.Load()
+	if clock == nil {
+		return nil, false
+	}
+	d.mu.Lock()
+	ssrc, bound, started := d.ssrc, d.writer != nil, d.fwd.started
+	tsOffset := d.fwd.tsOffset
+	d.mu.Unlock()
+	packets, octets := d.packets.Load(), d.octets.Load()
+	if !bound || !started || packets == 0 {
+		return nil, false
+	}
+	elapsed := now.Sub(clock.arrival)
+	var ntp uint64
+	var rtpTime uint32
+	if elapsed >= 0 {
+		ntp = clock.ntp + durationToNTP(elapsed)
+		rtpTime = clock.rtp + rtpTicks(elapsed, d.up.codec.ClockRate)
+	} else {
+		ntp = clock.ntp - durationToNTP(-elapsed)
+		rtpTime = clock.rtp - rtpTicks(-elapsed, d.up.codec.ClockRate)
+	}
+	return &rtcp.SenderReport{
+		SSRC:        ssrc,
+		NTPTime:     ntp,
+		RTPTime:     rtpTime - tsOffset,
+		PacketCount: uint32(packets),
+		OctetCount:  uint32(octets),
+	}, true
+}
+
+// durationToNTP converts a duration into 32.32 fixed-point seconds.
+func durationToNTP(d time.Duration) uint64 {
+	secs, rem := uint64(d/time.Second), uint64(d%time.Second)
+	return secs<<32 | (rem<<32)/uint64(time.Second)
+}
+
+// reportLoop sends sender reports for every bound track until the
+// subscriber closes.
+func (s *Subscriber) reportLoop() {
+	t := time.NewTicker(senderReportInterval)
+	defer t.Stop()
+	var pkts []rtcp.Packet
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			pkts = pkts[:0]
+			s.mu.Lock()
+			for d := range s.tracks {
+				if sr, ok := d.senderReport(now); ok {
+					pkts = append(pkts, sr)
+				}
+			}
+			s.mu.Unlock()
+			if len(pkts) > 0 {
+				_ = s.pc.WriteRTCP(pkts)
+			}
+		}
+	}
+}
