@@ -35,7 +35,7 @@ type UpTrack struct {
 
 	sr              atomic.Pointer[srClock] // the publisher's last sender report
 	lastKeyframeReq atomic.Int64            // unix nanos
-	level           atomic.Uint32 // smoothed audio level, dBov * 100 (0 loud .. 12700 silent)
+	level           atomic.Uint32           // smoothed audio level, dBov * 100 (0 loud .. 12700 silent)
 	done            chan struct{}
 }
 
