@@ -309,8 +309,8 @@ func TestContainerTypeErrors(t *testing.T) {
 	}
 }
 
-// TestUnusedPathsRecorderConfig reads part of the recorder's real config.json, as its future
-// decoder will, and checks what is left over.
+// TestUnusedPathsRecorderConfig reads part of the recorder's real config.json with the node
+// API, as decodeRecorder does, and checks what is left over.
 func TestUnusedPathsRecorderConfig(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("testdata", "wt-docker-recorder-config.json"))
 	if err != nil {

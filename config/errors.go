@@ -1,6 +1,7 @@
 // Package config loads the configuration files a vclass deployment ships: the media server's
-// mediasoup_config.json (as written for the mediasoup-based server it replaces) and, later, the
-// recorder's config.json. Both are .NET configuration JSON, read by a tolerant parser of our own.
+// mediasoup_config.json (as written for the mediasoup-based server it replaces) and the
+// recorder's config.json, with the PKCS#12 certificate it names. Both files are .NET
+// configuration JSON, read by a tolerant parser of our own.
 package config
 
 import "fmt"
