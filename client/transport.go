@@ -184,6 +184,12 @@ type RemoteTrack struct {
 	Receiver   *webrtc.RTPReceiver
 
 	onSR atomic.Pointer[func(*rtcp.SenderReport, time.Time)]
+	pc   *webrtc.PeerConnection
+}
+
+// RequestKeyframe asks the sender for a keyframe (an RTCP PLI).
+func (t *RemoteTrack) RequestKeyframe() error {
+	return t.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.Track.SSRC())}})
 }
 
 // OnSenderReport sets the function called with each RTCP sender report of
@@ -277,10 +283,11 @@ func (r *recvTransport) track(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 	info := r.byMid[mid]
 	fn := r.onTrack
+	pc := r.pc
 	r.mu.Unlock()
 	rt := &RemoteTrack{
 		ConsumerID: info.ConsumerID, ProducerID: info.ProducerID, PeerID: info.PeerID, Source: info.Source,
-		Track: t, Receiver: recv,
+		Track: t, Receiver: recv, pc: pc,
 	}
 	go rt.readRTCP()
 	if fn != nil {
