@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// mediaBinary and loadBinary are built once for all tests.
-var mediaBinary, loadBinary string
+// mediaBinary, loadBinary and recorderBinary are built once for all tests.
+var mediaBinary, loadBinary, recorderBinary string
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(tcpSubscriberEnv); spec != "" {
@@ -31,7 +31,8 @@ func TestMain(m *testing.M) {
 	}
 	mediaBinary = filepath.Join(dir, "vclass-media")
 	loadBinary = filepath.Join(dir, "vclass-load")
-	for bin, pkg := range map[string]string{mediaBinary: "../cmd/vclass-media", loadBinary: "../cmd/vclass-load"} {
+	recorderBinary = filepath.Join(dir, "vclass-recorder")
+	for bin, pkg := range map[string]string{mediaBinary: "../cmd/vclass-media", loadBinary: "../cmd/vclass-load", recorderBinary: "../cmd/vclass-recorder"} {
 		args := []string{"build", "-o", bin}
 		if raceBuild {
 			args = append(args, "-race")

@@ -17,14 +17,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"gopkg.in/natefinch/lumberjack.v2"
-
+	"github.com/vclass/vclass/cmd/internal/logs"
 	"github.com/vclass/vclass/config"
 	"github.com/vclass/vclass/room"
 	"github.com/vclass/vclass/sfu"
@@ -70,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *httpAddr != "" {
 		cfg.HTTPAddr = *httpAddr
 	}
-	log, closeLog, err := newLogger(cfg.LogLevel, *logDir, stdout)
+	log, closeLog, err := logs.New(cfg.LogLevel, *logDir, "vclass-media", stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "vclass-media: %v\n", err)
 		return exitConfig
@@ -110,36 +107,6 @@ func checkConfig(path string, getenv func(string) string, stdout, stderr io.Writ
 		return exitRuntime
 	}
 	return exitOK
-}
-
-func newLogger(level, dir string, stdout io.Writer) (*slog.Logger, func(), error) {
-	var lv slog.Level
-	switch strings.ToLower(level) {
-	case "none":
-		return slog.New(slog.DiscardHandler), func() {}, nil
-	case "debug":
-		lv = slog.LevelDebug
-	case "warn":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	default:
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	handlers := []slog.Handler{slog.NewTextHandler(stdout, opts)}
-	closeFn := func() {}
-	if dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("log dir: %w", err)
-		}
-		file := &lumberjack.Logger{
-			Filename: filepath.Join(dir, "vclass-media.log"), MaxSize: 50, MaxBackups: 10, MaxAge: 30, Compress: true,
-		}
-		handlers = append(handlers, slog.NewJSONHandler(file, opts))
-		closeFn = func() { _ = file.Close() }
-	}
-	return slog.New(slog.NewMultiHandler(handlers...)), closeFn, nil
 }
 
 func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.Writer) error {

@@ -108,32 +108,3 @@ func TestCheckConfigEnv(t *testing.T) {
 	}
 }
 
-// WorkerSettings.LogLevel sets what is logged; "none" logs nothing.
-func TestLogLevel(t *testing.T) {
-	tests := []struct {
-		level         string
-		info, warning bool
-	}{
-		{"debug", true, true},
-		{"info", true, true},
-		{"warn", false, true},
-		{"error", false, false},
-		{"none", false, false},
-	}
-	for _, tt := range tests {
-		var out bytes.Buffer
-		log, closeLog, err := newLogger(tt.level, "", &out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log.Info("an info line")
-		log.Warn("a warning")
-		closeLog()
-		if got := strings.Contains(out.String(), "an info line"); got != tt.info {
-			t.Errorf("level %s: info logged = %v", tt.level, got)
-		}
-		if got := strings.Contains(out.String(), "a warning"); got != tt.warning {
-			t.Errorf("level %s: warning logged = %v", tt.level, got)
-		}
-	}
-}

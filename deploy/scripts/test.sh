@@ -6,12 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# Debian packages the tests drive, by the command each provides. (Redis,
-# nginx and openssl join this list with the tests that use them.)
+# Debian packages the tests drive, by the command each provides. (Redis
+# and nginx join this list with the tests that use them.)
 declare -A packages=(
   [chromium]=chromium
   [ffmpeg]=ffmpeg
   [ffprobe]=ffmpeg
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!packages[@]}"; do

@@ -1,0 +1,285 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testSecret signs tickets in the recorder tests (vclass-media verifies
+// the recorder's tickets with it).
+const testSecret = "e2e-recorder-secret-0123456789abcdef"
+
+// recorderServer is a running vclass-recorder process.
+type recorderServer struct {
+	URL    string // https://127.0.0.1:port
+	Dir    string // its working directory: records/ and logs/ are here
+	client *http.Client
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	log    strings.Builder
+	done   chan struct{}
+}
+
+// testCert makes a certificate for 127.0.0.1 with the real openssl and
+// exports it as PKCS#12 with OpenSSL 3's defaults; it returns the pool
+// that trusts it.
+func testCert(t testing.TB, dir, password string) (pfx string, pool *x509.CertPool) {
+	t.Helper()
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("openssl is not installed (deploy/scripts/test.sh installs it)")
+		}
+		t.Skip("openssl is not installed; run deploy/scripts/test.sh to install it")
+	}
+	key, crt := filepath.Join(dir, "k.pem"), filepath.Join(dir, "c.pem")
+	pfx = filepath.Join(dir, "recorder.pfx")
+	for _, args := range [][]string{
+		{"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "2",
+			"-subj", "/CN=wt-recorder.local", "-addext", "subjectAltName=IP:127.0.0.1,DNS:wt-recorder.local"},
+		{"pkcs12", "-export", "-in", crt, "-inkey", key, "-out", pfx, "-passout", "pass:" + password},
+	} {
+		if out, err := exec.Command(openssl, args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	pem, err := os.ReadFile(crt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return pfx, pool
+}
+
+// recorderConfig is a config.json in the fixture's shape for tests: HTTPS
+// on a free loopback port and the given clients (JSON array text).
+func recorderConfig(clients string) string {
+	return fmt.Sprintf(`{
+  "Logging": {"LogDir": "logs", "DebugMode": "true"},
+  "Service": {
+    "Kestrel": {"EndPoints": {"Https": {"Url": "https://127.0.0.1:0",
+      "Certificate": {"Path": "recorder.pfx", "Password": "recpass", "AllowInvalid": "false"}}}},
+    "Credentials": {"Username": "admin", "Password": "recsite"}
+  },
+  "Recording": {"RecordingDir": "records", "JoinTimeout": 8000, "Clients": %s}
+}`, clients)
+}
+
+// oneClient is a client user1/user1 with slots and compose on or off.
+func oneClient(slots int, compose bool) string {
+	return fmt.Sprintf(`[{"Credentials": {"Username": "user1", "Password": "user1"}, "Host": "http://127.0.0.1",
+	  "Slots": %d, "FfmpegConfig": {"StartDelay": "0", "CommandOutputOptions": "-pix_fmt yuv420p", "Compose": %v}}]`, slots, compose)
+}
+
+var apiLine = regexp.MustCompile(`API at (https?://\S+)/api/v1/recordings`)
+
+// startRecorder runs vclass-recorder in dir (made when empty) with config
+// text and the media server's address.
+func startRecorder(t testing.TB, dir, configText string, media *mediaServer, env ...string) *recorderServer {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	_, pool := testCert(t, dir, "recpass")
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(configText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(recorderBinary, "-config", "config.json")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "VCLASS_MEDIA_URL="+media.WS, "VCLASS_AUTH_SECRET="+testSecret)
+	cmd.Env = append(cmd.Env, env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorderServer{Dir: dir, cmd: cmd, done: make(chan struct{}),
+		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			r.mu.Lock()
+			r.log.WriteString(line + "\n")
+			r.mu.Unlock()
+			if m := apiLine.FindStringSubmatch(line); m != nil {
+				found <- m[1]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		_, _ = cmd.Process.Wait()
+		close(r.done)
+	}()
+	select {
+	case u := <-found:
+		r.URL = u
+	case <-r.done:
+		t.Fatalf("vclass-recorder exited before serving:\n%s", r.Log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("vclass-recorder did not start:\n%s", r.Log())
+	}
+	t.Cleanup(func() {
+		r.Stop(t)
+		if t.Failed() {
+			t.Logf("vclass-recorder log:\n%s", r.Log())
+		}
+	})
+	return r
+}
+
+func (r *recorderServer) Log() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.String()
+}
+
+// Stop sends SIGTERM and waits for the exit.
+func (r *recorderServer) Stop(t testing.TB) {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(40 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.done
+		t.Errorf("vclass-recorder did not exit within 40 s of SIGTERM")
+	}
+}
+
+// Kill ends the process with SIGKILL, as a crash would.
+func (r *recorderServer) Kill() {
+	_ = r.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.done
+}
+
+// call makes an API request as user:pass and decodes a JSON answer into out.
+func (r *recorderServer) call(t testing.TB, method, path, user, pass string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, r.URL+path, rd)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %q: %v", method, path, res.StatusCode, data, err)
+		}
+	}
+	return res.StatusCode
+}
+
+// recording is the API's view of a job, as far as the tests read it.
+type recording struct {
+	ID     string `json:"id"`
+	Room   string `json:"room"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+	Files  []struct {
+		Name        string   `json:"name"`
+		Size        int64    `json:"size"`
+		Duration    float64  `json:"duration"`
+		Participant string   `json:"participant"`
+		Source      string   `json:"source"`
+		Codecs      []string `json:"codecs"`
+		Offset      float64  `json:"offset"`
+	} `json:"files"`
+	Duration     float64 `json:"duration"`
+	ComposeError string  `json:"composeError"`
+}
+
+func (r *recorderServer) start(t testing.TB, user, pass, room string) recording {
+	t.Helper()
+	var rec recording
+	if code := r.call(t, "POST", "/api/v1/recordings", user, pass, map[string]string{"room": room}, &rec); code != http.StatusCreated {
+		t.Fatalf("start recording of %s: HTTP %d %+v", room, code, rec)
+	}
+	return rec
+}
+
+func (r *recorderServer) get(t testing.TB, user, pass, id string) recording {
+	t.Helper()
+	var rec recording
+	if code := r.call(t, "GET", "/api/v1/recordings/"+id, user, pass, nil, &rec); code != http.StatusOK {
+		t.Fatalf("get recording %s: HTTP %d", id, code)
+	}
+	return rec
+}
+
+// waitState polls a recording until it reaches state.
+func (r *recorderServer) waitState(t testing.TB, user, pass, id, state string, within time.Duration) recording {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		rec := r.get(t, user, pass, id)
+		if rec.State == state {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recording %s is %s (%s) after %v, want %s", id, rec.State, rec.Reason, within, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ffprobeValue runs ffprobe with args and returns its trimmed output.
+func ffprobeValue(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ffprobe", append([]string{"-v", "error"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func fileDuration(t testing.TB, path string) float64 {
+	t.Helper()
+	d, err := strconv.ParseFloat(ffprobeValue(t, "-show_entries", "format=duration", "-of", "csv=p=0", path), 64)
+	if err != nil {
+		t.Fatalf("%s: no duration: %v", path, err)
+	}
+	return d
+}
+
+// ctx30 is a context for a test's media clients.
+func ctx30(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,147 @@
+package recorder
+
+import (
+	"time"
+)
+
+// Timing. A track's frames are placed on the recording's timeline by the
+// publisher's clock: the sender reports map each track's RTP clock to the
+// publisher's wall clock, the same for its audio and its video, and one
+// offset per publishing peer maps that clock to ours. A track whose
+// reports do not come within srWait is placed by arrival instead.
+const (
+	srWait = 5 * time.Second
+	// maxSkew is how far a frame's place may be from its arrival before
+	// the track is placed anew (the publisher restarted its clock).
+	maxSkew = 3 * time.Second
+)
+
+// peerClock is the offset from a publishing peer's wall clock to the
+// recording's timeline, shared by the peer's tracks.
+type peerClock struct {
+	set   bool
+	delta time.Duration // timeline = publisher's clock + delta
+}
+
+// senderReport is an RTCP sender report: the publisher's wall clock (NTP)
+// at one RTP time.
+type senderReport struct {
+	ntp time.Duration // since the NTP epoch
+	rtp uint32
+}
+
+func ntpDuration(ntp uint64) time.Duration {
+	secs, frac := ntp>>32, ntp&0xffffffff
+	return time.Duration(secs)*time.Second + time.Duration((frac*uint64(time.Second))>>32)
+}
+
+// trackClock places one track's frames on the timeline.
+type trackClock struct {
+	rate uint32
+	peer *peerClock
+
+	started bool
+	lastTS  uint32
+	ext     int64 // extended RTP time of lastTS
+
+	sr      *senderReport
+	srExt   int64
+	srKnown bool
+
+	anchored  bool
+	byArrival bool
+	base      time.Duration // byArrival: timeline of RTP time baseExt
+	baseExt   int64
+}
+
+// extend gives an RTP timestamp a 64-bit number, near the last one.
+func (c *trackClock) extend(ts uint32) int64 {
+	if !c.started {
+		c.started = true
+		c.lastTS, c.ext = ts, 1<<32+int64(ts)
+		if c.sr != nil && !c.srKnown {
+			c.srExt, c.srKnown = c.ext+int64(int32(c.sr.rtp-ts)), true
+		}
+		return c.ext
+	}
+	ext := c.ext + int64(int32(ts-c.lastTS))
+	if ext > c.ext {
+		c.lastTS, c.ext = ts, ext
+	}
+	return ext
+}
+
+// report takes a sender report.
+func (c *trackClock) report(sr senderReport) {
+	c.sr = &sr
+	c.srKnown = false
+	if c.started {
+		c.srExt, c.srKnown = c.ext+int64(int32(sr.rtp-c.lastTS)), true
+	}
+}
+
+func (c *trackClock) ticks(d int64) time.Duration {
+	return time.Duration(d) * time.Second / time.Duration(c.rate)
+}
+
+// publisherTime is the publisher's wall clock at an extended RTP time.
+func (c *trackClock) publisherTime(ext int64) time.Duration {
+	return c.sr.ntp + c.ticks(ext-c.srExt)
+}
+
+// timed is a frame with its extended RTP time and its arrival on the
+// timeline.
+type timed struct {
+	frame
+	ext     int64
+	arrived time.Duration
+}
+
+// anchor places the track, given the frames waiting: by the sender report
+// when there is one, else by arrival once waited is over srWait. The
+// least-delayed frame sets the offset, so that network jitter does not.
+func (c *trackClock) anchor(pending []timed, waited time.Duration) bool {
+	if c.anchored || len(pending) == 0 {
+		return c.anchored
+	}
+	if c.sr != nil && c.srKnown {
+		if !c.peer.set {
+			best := pending[0].arrived - c.publisherTime(pending[0].ext)
+			for _, f := range pending[1:] {
+				best = min(best, f.arrived-c.publisherTime(f.ext))
+			}
+			c.peer.delta, c.peer.set = best, true
+		}
+		c.anchored = true
+		return true
+	}
+	if waited >= srWait {
+		c.arrivalAnchor(pending)
+		return true
+	}
+	return false
+}
+
+func (c *trackClock) arrivalAnchor(pending []timed) {
+	c.baseExt = pending[0].ext
+	c.base = pending[0].arrived
+	for _, f := range pending[1:] {
+		c.base = min(c.base, f.arrived-c.ticks(f.ext-c.baseExt))
+	}
+	c.anchored, c.byArrival = true, true
+}
+
+// place is a frame's time on the timeline.
+func (c *trackClock) place(f timed) time.Duration {
+	var at time.Duration
+	if c.byArrival {
+		at = c.base + c.ticks(f.ext-c.baseExt)
+	} else {
+		at = c.publisherTime(f.ext) + c.peer.delta
+	}
+	if d := at - f.arrived; d > maxSkew || d < -maxSkew {
+		c.arrivalAnchor([]timed{f})
+		return f.arrived
+	}
+	return at
+}

@@ -1,0 +1,417 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vclass/vclass/auth"
+	"github.com/vclass/vclass/client"
+	"github.com/vclass/vclass/config"
+)
+
+// State is where a recording is in its life.
+type State string
+
+// States. A job goes starting → recording → stopping → done, or ends
+// failed (with a reason) or interrupted (the recorder died under it).
+const (
+	StateStarting    State = "starting"
+	StateRecording   State = "recording"
+	StateStopping    State = "stopping"
+	StateDone        State = "done"
+	StateFailed      State = "failed"
+	StateInterrupted State = "interrupted"
+)
+
+// active reports whether a job in state s holds a slot.
+func (s State) active() bool {
+	return s == StateStarting || s == StateRecording || s == StateStopping
+}
+
+// Recording is a job as the API shows it; recording.json in the job's
+// folder keeps the same.
+type Recording struct {
+	ID           string        `json:"id"`
+	Client       string        `json:"client"`
+	Room         string        `json:"room"`
+	State        State         `json:"state"`
+	Reason       string        `json:"reason,omitempty"`
+	CreatedAt    time.Time     `json:"createdAt"`
+	StartedAt    *time.Time    `json:"startedAt,omitempty"`
+	EndedAt      *time.Time    `json:"endedAt,omitempty"`
+	Duration     float64       `json:"duration"` // seconds of recording
+	Bytes        int64         `json:"bytes"`
+	PacketsLost  uint64        `json:"packetsLost"`
+	Participants []Participant `json:"participants"`
+	Files        []File        `json:"files"`
+	CallbackURL  string        `json:"callbackUrl,omitempty"`
+	Compose      bool          `json:"compose"`
+	ComposeError string        `json:"composeError,omitempty"`
+}
+
+// Participant is someone recorded, and their files.
+type Participant struct {
+	Name  string   `json:"name"`
+	Files []string `json:"files"`
+}
+
+// File is one file of a recording.
+type File struct {
+	Name        string   `json:"name"`
+	Size        int64    `json:"size"`
+	Duration    float64  `json:"duration"` // seconds
+	Participant string   `json:"participant,omitempty"`
+	Source      string   `json:"source"` // camera, screen, composite, manifest
+	Codecs      []string `json:"codecs,omitempty"`
+	Offset      float64  `json:"offset"` // seconds from the recording's start
+}
+
+// stateFile is the job's record in its folder.
+const stateFile = "recording.json"
+
+// job is one recording.
+type job struct {
+	svc    *Service
+	log    *slog.Logger
+	dir    string
+	client *config.RecorderClient // nil for the administrator's own jobs
+	ffmpeg config.Ffmpeg
+	stop   chan struct{} // closed by Stop
+	once   sync.Once
+	done   chan struct{} // closed when the job has ended
+	stats  sessionStats
+	cb     *callbacks
+
+	mu   sync.Mutex
+	rec  Recording
+	sess *session
+	why  string // why the recording ended
+}
+
+func (j *job) snapshot() Recording {
+	j.mu.Lock()
+	r := j.rec
+	sess := j.sess
+	j.mu.Unlock()
+	if r.State == StateRecording || r.State == StateStopping {
+		if sess != nil {
+			r.Files = sess.Files()
+		}
+		r.Bytes = j.stats.bytes.Load()
+		r.PacketsLost = j.stats.lost.Load()
+		if r.StartedAt != nil {
+			r.Duration = time.Since(*r.StartedAt).Seconds()
+		}
+	}
+	r.Participants = participants(r.Files)
+	r.Files = append([]File(nil), r.Files...)
+	return r
+}
+
+func participants(files []File) []Participant {
+	var out []Participant
+	idx := map[string]int{}
+	for _, f := range files {
+		if f.Participant == "" {
+			continue
+		}
+		i, ok := idx[f.Participant]
+		if !ok {
+			i = len(out)
+			idx[f.Participant] = i
+			out = append(out, Participant{Name: f.Participant})
+		}
+		out[i].Files = append(out[i].Files, f.Name)
+	}
+	return out
+}
+
+// setState moves the job on, saves it and tells the callback.
+func (j *job) setState(s State, reason string) {
+	j.mu.Lock()
+	j.rec.State = s
+	if reason != "" {
+		j.rec.Reason = reason
+	}
+	now := time.Now().UTC()
+	switch s {
+	case StateRecording:
+		j.rec.StartedAt = &now
+	case StateDone, StateFailed, StateInterrupted:
+		j.rec.EndedAt = &now
+	}
+	j.mu.Unlock()
+	j.save()
+	rec := j.snapshot()
+	j.svc.metrics.state(j, s)
+	j.log.Info("recording state", "state", s, "reason", reason)
+	if j.cb != nil {
+		j.cb.post(rec)
+	}
+}
+
+// save writes recording.json atomically.
+func (j *job) save() {
+	rec := j.snapshot()
+	data, _ := json.MarshalIndent(rec, "", "  ")
+	tmp := filepath.Join(j.dir, "."+stateFile+".tmp")
+	err := os.WriteFile(tmp, data, 0o644)
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(j.dir, stateFile))
+	}
+	if err != nil {
+		j.log.Warn("recording state not saved", "err", err)
+	}
+}
+
+// requestStop asks the job to end; it is idempotent.
+func (j *job) requestStop(why string) {
+	j.once.Do(func() {
+		j.mu.Lock()
+		j.why = why
+		j.mu.Unlock()
+		close(j.stop)
+	})
+}
+
+// run is the job's life.
+func (j *job) run() {
+	defer close(j.done)
+	defer func() {
+		if j.cb != nil {
+			j.cb.close()
+		}
+	}()
+	if d := j.ffmpeg.StartDelay; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-j.stop:
+			j.setState(StateDone, "stopped before it started")
+			return
+		}
+	}
+	c, peers, err := j.join()
+	if err != nil {
+		if errors.Is(err, errStopped) {
+			j.setState(StateDone, "stopped before it started")
+		} else {
+			j.setState(StateFailed, err.Error())
+		}
+		return
+	}
+	defer c.Close()
+	j.sess.setPeers(peers)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-j.stop:
+			j.setStopping()
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	start := time.Now()
+	j.setState(StateRecording, "")
+	err = j.sess.run(ctx, c.Done(), start)
+	cancel()
+	j.mu.Lock()
+	why := j.why
+	j.mu.Unlock()
+	if why == "" {
+		why = j.disconnectReason()
+	}
+	j.setStopping()
+	files := j.sess.Files()
+	j.mu.Lock()
+	j.rec.Files = files
+	j.rec.Bytes = j.stats.bytes.Load()
+	j.rec.PacketsLost = j.stats.lost.Load()
+	j.rec.Duration = time.Since(start).Seconds()
+	j.mu.Unlock()
+	if err != nil {
+		j.setState(StateFailed, failReason(err))
+		return
+	}
+	j.finish(start, files)
+	j.setState(StateDone, why)
+}
+
+func (j *job) setStopping() {
+	j.mu.Lock()
+	moved := j.rec.State == StateRecording
+	j.mu.Unlock()
+	if moved {
+		j.setState(StateStopping, "")
+	}
+}
+
+// failReason says what went wrong in words an operator acts on.
+func failReason(err error) string {
+	if isNoSpace(err) {
+		return "disk full: " + err.Error() + " (what was written is kept)"
+	}
+	return err.Error()
+}
+
+// disconnectReason is why the media server ended the recording.
+func (j *job) disconnectReason() string {
+	j.sess.mu.Lock()
+	defer j.sess.mu.Unlock()
+	switch j.sess.disconnect {
+	case "roomClosed":
+		return "the room closed"
+	case "":
+		return "the connection to the media server was lost"
+	default:
+		return "the media server disconnected the recorder: " + j.sess.disconnect
+	}
+}
+
+var errStopped = errors.New("recorder: stopped")
+
+// join connects to the media server with a recorder ticket and enters
+// the room, trying again until the join timeout while the room is not
+// live or the server cannot be reached.
+func (j *job) join() (*client.Client, []client.RoomPeer, error) {
+	cfg := j.svc.cfg
+	deadline := time.Now().Add(cfg.JoinTimeout)
+	var last error
+	for attempt := 0; ; attempt++ {
+		c, peers, err := j.joinOnce(deadline)
+		if err == nil {
+			return c, peers, nil
+		}
+		last = err
+		var se *client.ServerError
+		if errors.As(err, &se) && se.Code != "noRoom" && se.Code != "shuttingDown" {
+			return nil, nil, fmt.Errorf("the media server refused the recorder: %s", se.Message)
+		}
+		wait := time.Second
+		if time.Until(deadline) < wait {
+			return nil, nil, fmt.Errorf("could not join room %q within %v: %v", j.rec.Room, cfg.JoinTimeout, describeJoinError(last))
+		}
+		select {
+		case <-time.After(wait):
+		case <-j.stop:
+			return nil, nil, errStopped
+		}
+	}
+}
+
+func describeJoinError(err error) string {
+	var se *client.ServerError
+	if errors.As(err, &se) && se.Code == "noRoom" {
+		return "the room is not live on the media server"
+	}
+	return err.Error()
+}
+
+func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, error) {
+	cfg := j.svc.cfg
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	go func() {
+		select {
+		case <-j.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	ticket, err := auth.Mint(cfg.AuthSecret, auth.Claims{Room: j.rec.Room, Name: "recorder", Role: auth.RoleRecorder,
+		RegisteredClaims: jwtSubject("recorder-" + j.rec.ID)}, time.Now(), time.Minute)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := client.Dial(ctx, client.Options{URL: cfg.MediaURL, DisplayName: "recorder", Ticket: ticket, Logger: j.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	sess := newSession(j.log, j.dir, &j.stats)
+	sess.onBytes, sess.onLost = j.svc.metrics.bytes, j.svc.metrics.lost
+	sess.attach(c)
+	peers, err := c.JoinRoom(ctx, j.rec.Room)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	j.mu.Lock()
+	j.sess = sess
+	j.mu.Unlock()
+	return c, peers, nil
+}
+
+// finish writes manifest.json and composes class.mp4 when asked to.
+func (j *job) finish(start time.Time, files []File) {
+	sort.Slice(files, func(a, b int) bool { return files[a].Offset < files[b].Offset })
+	man := Manifest{Room: j.rec.Room, ID: j.rec.ID, Start: start.UTC(), Duration: time.Since(start).Seconds(), Files: files}
+	if err := writeJSON(filepath.Join(j.dir, "manifest.json"), man); err != nil {
+		j.log.Warn("manifest not written", "err", err)
+	}
+	extra := []File{}
+	if st, err := os.Stat(filepath.Join(j.dir, "manifest.json")); err == nil {
+		extra = append(extra, File{Name: "manifest.json", Size: st.Size(), Source: "manifest"})
+	}
+	var composeErr string
+	if j.rec.Compose && len(files) > 0 {
+		if j.svc.isDraining() {
+			composeErr = "not composed: the recorder was shutting down"
+		} else if ff := j.svc.ffmpegPath(); ff == "" {
+			composeErr = "ffmpeg is not installed"
+		} else {
+			j.log.Info("composing class.mp4", "files", len(files))
+			out := filepath.Join(j.dir, "class.mp4")
+			if err := compose(context.Background(), ff, j.dir, files, man.Duration, j.ffmpeg, out); err != nil {
+				composeErr = err.Error()
+				j.log.Warn("compose failed", "err", err)
+			} else if st, err := os.Stat(out); err == nil {
+				extra = append(extra, File{Name: "class.mp4", Size: st.Size(), Duration: man.Duration, Source: "composite"})
+			}
+		}
+	}
+	j.mu.Lock()
+	j.rec.Files = append(files, extra...)
+	j.rec.ComposeError = composeErr
+	for _, f := range extra {
+		j.rec.Bytes += f.Size
+	}
+	j.mu.Unlock()
+}
+
+// Manifest is manifest.json: what a recording holds and where each file
+// sits on its timeline.
+type Manifest struct {
+	ID       string    `json:"id"`
+	Room     string    `json:"room"`
+	Start    time.Time `json:"start"`
+	Duration float64   `json:"duration"`
+	Files    []File    `json:"files"`
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// validName reports whether name may be a file of a recording: no path,
+// no dot file.
+func validName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, `/\`) && !strings.HasPrefix(name, ".") && name != stateFile
+}

@@ -1,0 +1,686 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/vclass/vclass/client"
+	"github.com/vclass/vclass/recorder/mkv"
+)
+
+// Pacing of a session's writer.
+const (
+	tickEvery    = 20 * time.Millisecond
+	flushEvery   = time.Second
+	jitterWait   = 400 * time.Millisecond // for a lost packet to come back after a NACK
+	quietAfter   = time.Second            // a track silent this long holds no one back
+	maxHold      = 3 * time.Second        // placed frames older than this are written regardless
+	keyframeWait = 500 * time.Millisecond // between two keyframe requests of a track
+	maxQueued    = 20000                  // packets a track may have waiting
+)
+
+// sessionStats are a session's counters, read while it runs.
+type sessionStats struct {
+	bytes   atomic.Int64
+	packets atomic.Uint64
+	lost    atomic.Uint64
+}
+
+// session records one room through a joined client: one file per
+// participant (audio and camera) and one per screen share.
+type session struct {
+	log   *slog.Logger
+	dir   string
+	start time.Time // the timeline's zero
+	stats *sessionStats
+	// onBytes and onLost hear of bytes written and packets lost, for metrics.
+	onBytes func(int64)
+	onLost  func(uint64)
+
+	mu         sync.Mutex
+	names      map[string]string // peer id -> display name
+	incoming   []*track
+	closed     map[string]bool // consumer ids closed by the server
+	disconnect string          // the reason the server gave for disconnecting
+
+	// owned by run
+	tracks    []*track
+	files     []*pfile
+	peers     map[string]*peerClock
+	lastFlush time.Time
+	err       error
+	lastBytes int64
+
+	files0 atomic.Pointer[[]File] // the files as of the last flush, for readers
+}
+
+// track is one received track on its way to a file.
+type track struct {
+	rt     *client.RemoteTrack
+	peerID string
+	source string
+	video  bool
+	group  string // camera or screen
+
+	mu    sync.Mutex // guards in, srs, ended: the reading goroutine adds
+	in    []inPacket
+	srs   []senderReport
+	ended bool // the reader or the server ended it
+	drops uint64
+
+	over         bool // ended, as run has seen it
+	jb           *jitterBuffer
+	asm          *assembler
+	clock        trackClock
+	first        time.Time
+	lastArrival  time.Time
+	lastKeyReq   time.Time
+	reportedLost uint64
+	pending      []timed
+	queue        []placed
+	lastPlaced   time.Duration
+	placedAny    bool
+	file         *pfile
+	slot         int // the file's track number, 0 before the first write
+	done         bool
+}
+
+type inPacket struct {
+	pkt     *rtp.Packet
+	arrival time.Time
+}
+
+type placed struct {
+	at   time.Duration
+	key  bool
+	data []byte
+}
+
+// pfile is one output file and the tracks feeding it.
+type pfile struct {
+	base        string // file name without extension
+	participant string
+	group       string
+	peerID      string // the peer it records now (a rejoin takes it over)
+	w           *mkv.Writer
+	start       time.Duration // timeline at the file's time zero
+	slots       []fileSlot
+	lastMs      map[int]int64 // per track number, the last frame written
+	codecs      []string
+}
+
+type fileSlot struct {
+	video bool
+	codec string
+	owner *track
+}
+
+func newSession(log *slog.Logger, dir string, stats *sessionStats) *session {
+	return &session{
+		log: log, dir: dir, stats: stats,
+		names: map[string]string{}, closed: map[string]bool{}, peers: map[string]*peerClock{},
+	}
+}
+
+// attach hooks the session to a client before it joins the room.
+func (s *session) attach(c *client.Client) {
+	c.On("peerJoinRoom", func(data json.RawMessage) {
+		var p struct {
+			PeerID      string `json:"peerId"`
+			DisplayName string `json:"displayName"`
+		}
+		if json.Unmarshal(data, &p) == nil {
+			s.mu.Lock()
+			s.names[p.PeerID] = p.DisplayName
+			s.mu.Unlock()
+		}
+	})
+	c.On("consumerClosed", func(data json.RawMessage) {
+		var n struct {
+			ConsumerID string `json:"consumerId"`
+		}
+		if json.Unmarshal(data, &n) == nil {
+			s.mu.Lock()
+			s.closed[n.ConsumerID] = true
+			s.mu.Unlock()
+		}
+	})
+	c.On("disconnect", func(data json.RawMessage) {
+		var n struct {
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(data, &n) == nil {
+			s.mu.Lock()
+			s.disconnect = n.Reason
+			s.mu.Unlock()
+		}
+	})
+	c.OnTrack(s.addTrack)
+}
+
+// setPeers records the names of the peers joinRoom listed.
+func (s *session) setPeers(peers []client.RoomPeer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range peers {
+		s.names[p.PeerID] = p.DisplayName
+	}
+}
+
+func (s *session) addTrack(rt *client.RemoteTrack) {
+	mime := rt.Track.Codec().MimeType
+	t := &track{
+		rt: rt, peerID: rt.PeerID, source: rt.Source,
+		video: strings.HasPrefix(strings.ToLower(mime), "video/"),
+		group: "camera",
+		jb:    newJitterBuffer(jitterWait),
+		asm:   newAssembler(mime),
+		clock: trackClock{rate: rt.Track.Codec().ClockRate},
+	}
+	if strings.HasSuffix(rt.Source, ":screen") {
+		t.group = "screen"
+	}
+	if t.clock.rate == 0 {
+		t.clock.rate = 90000
+	}
+	rt.OnSenderReport(func(sr *rtcp.SenderReport, _ time.Time) {
+		t.mu.Lock()
+		t.srs = append(t.srs, senderReport{ntp: ntpDuration(sr.NTPTime), rtp: sr.RTPTime})
+		t.mu.Unlock()
+	})
+	s.mu.Lock()
+	s.incoming = append(s.incoming, t)
+	s.mu.Unlock()
+	go t.read()
+}
+
+// read takes the track's packets until it ends.
+func (t *track) read() {
+	for {
+		p, _, err := t.rt.Track.ReadRTP()
+		now := time.Now()
+		t.mu.Lock()
+		if err != nil {
+			t.ended = true
+			t.mu.Unlock()
+			return
+		}
+		if len(t.in) >= maxQueued {
+			t.in = t.in[1:]
+			t.drops++
+		}
+		t.in = append(t.in, inPacket{pkt: p, arrival: now})
+		t.mu.Unlock()
+	}
+}
+
+// run writes until ctx ends or the client leaves, then finishes every
+// file. It returns the first write error (a full disk), after which the
+// files are left as they are: playable up to the error.
+func (s *session) run(ctx context.Context, done <-chan struct{}, start time.Time) error {
+	s.start, s.lastFlush = start, start
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	for s.err == nil {
+		select {
+		case <-ctx.Done():
+			return s.finish()
+		case <-done:
+			return s.finish()
+		case now := <-t.C:
+			s.tick(now, false)
+		}
+	}
+	s.abandon()
+	return s.err
+}
+
+func (s *session) tick(now time.Time, final bool) {
+	s.mu.Lock()
+	s.tracks = append(s.tracks, s.incoming...)
+	s.incoming = s.incoming[:0]
+	for _, t := range s.tracks {
+		if s.closed[t.rt.ConsumerID] {
+			t.mu.Lock()
+			t.ended = true
+			t.mu.Unlock()
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range s.tracks {
+		s.pump(t, now, final)
+	}
+	for _, f := range s.files {
+		s.write(f, now, final)
+	}
+	if final || now.Sub(s.lastFlush) >= flushEvery {
+		s.lastFlush = now
+		s.flush()
+	}
+	live := s.tracks[:0]
+	for _, t := range s.tracks {
+		if !t.done {
+			live = append(live, t)
+		}
+	}
+	clear(s.tracks[len(live):])
+	s.tracks = live
+}
+
+// pump moves a track's packets through its jitter buffer and assembler
+// and places the frames on the timeline.
+func (s *session) pump(t *track, now time.Time, final bool) {
+	t.mu.Lock()
+	in, srs, ended := t.in, t.srs, t.ended || final
+	t.in, t.srs = nil, nil
+	t.mu.Unlock()
+	for _, sr := range srs {
+		t.clock.report(sr)
+	}
+	for _, p := range in {
+		if t.first.IsZero() {
+			t.first = p.arrival
+		}
+		t.lastArrival = p.arrival
+		t.jb.push(p.pkt, p.arrival)
+	}
+	s.stats.packets.Add(uint64(len(in)))
+	due := now
+	if ended {
+		due = now.Add(time.Hour) // give up on every hole
+	}
+	for _, p := range t.jb.pop(due, nil) {
+		f, ok, wantKey := t.asm.add(p)
+		if wantKey && t.video && now.Sub(t.lastKeyReq) >= keyframeWait {
+			t.lastKeyReq = now
+			_ = t.rt.RequestKeyframe()
+		}
+		if !ok {
+			continue
+		}
+		tf := timed{frame: f, ext: t.clock.extend(f.rtpTS), arrived: f.arrival.Sub(s.start)}
+		if t.clock.anchored {
+			t.place(tf)
+		} else {
+			t.pending = append(t.pending, tf)
+		}
+	}
+	if lost := t.jb.lost - t.reportedLost; lost > 0 {
+		t.reportedLost = t.jb.lost
+		s.stats.lost.Add(lost)
+		if s.onLost != nil {
+			s.onLost(lost)
+		}
+	}
+	if !t.clock.anchored && len(t.pending) > 0 {
+		if t.clock.peer == nil {
+			pc := s.peers[t.peerID]
+			if pc == nil {
+				pc = &peerClock{}
+				s.peers[t.peerID] = pc
+			}
+			t.clock.peer = pc
+		}
+		waited := now.Sub(t.first)
+		if ended {
+			waited = srWait
+		}
+		if t.clock.anchor(t.pending, waited) {
+			for _, f := range t.pending {
+				t.place(f)
+			}
+			t.pending = nil
+		}
+	}
+	if t.placedAny && t.file == nil {
+		s.assign(t)
+	}
+	if ended && len(t.pending) == 0 && len(t.queue) == 0 {
+		t.done = true
+		if t.file != nil && t.slot > 0 {
+			t.file.slots[t.slot-1].owner = nil
+		}
+	}
+	t.over = ended
+}
+
+func (t *track) place(f timed) {
+	at := t.clock.place(f)
+	if t.placedAny && at < t.lastPlaced {
+		at = t.lastPlaced
+	}
+	t.lastPlaced, t.placedAny = at, true
+	t.queue = append(t.queue, placed{at: at, key: f.key, data: f.data})
+}
+
+// waiting reports whether a track of f's peer and group is still being
+// placed: the file waits for it rather than start without it.
+func (s *session) waiting(f *pfile, now time.Time) bool {
+	for _, t := range s.tracks {
+		if t.peerID == f.peerID && t.group == f.group && t.file == nil && !t.done &&
+			!t.placedAny && !t.first.IsZero() && now.Sub(t.first) < srWait+time.Second {
+			return true
+		}
+	}
+	return false
+}
+
+// write puts the frames of f's tracks into the file in time order, up to
+// where every live track has placed frames.
+func (s *session) write(f *pfile, now time.Time, final bool) {
+	var feeding []*track
+	for _, t := range s.tracks {
+		if t.file == f {
+			feeding = append(feeding, t)
+		}
+	}
+	limit := time.Duration(math.MaxInt64)
+	if !final {
+		if s.waiting(f, now) {
+			return
+		}
+		for _, t := range feeding {
+			if !t.over && now.Sub(t.lastArrival) < quietAfter {
+				limit = min(limit, t.lastPlaced)
+			}
+		}
+		limit = max(limit, now.Sub(s.start)-maxHold)
+	}
+	for s.err == nil {
+		var next *track
+		for _, t := range feeding {
+			if len(t.queue) > 0 && t.queue[0].at <= limit && (next == nil || t.queue[0].at < next.queue[0].at) {
+				next = t
+			}
+		}
+		if next == nil {
+			return
+		}
+		p := next.queue[0]
+		next.queue[0] = placed{}
+		next.queue = next.queue[1:]
+		s.writeFrame(f, next, p)
+	}
+}
+
+func (s *session) writeFrame(f *pfile, t *track, p placed) {
+	if t.slot == 0 {
+		if err := s.addToFile(f, t, p); err != nil {
+			s.log.Warn("track not recorded", "peer", t.peerID, "source", t.source, "err", err)
+			t.slot = -1
+		}
+	}
+	if t.slot < 0 {
+		return
+	}
+	ms := (p.at - f.start).Milliseconds()
+	if ms < 0 {
+		return
+	}
+	if err := f.w.WriteFrame(t.slot, ms, p.key, p.data); err != nil {
+		s.fail(err)
+		return
+	}
+	last, seen := f.lastMs[t.slot]
+	step := int64(20)
+	if seen && ms > last {
+		step = min(ms-last, 100)
+	}
+	f.lastMs[t.slot] = ms
+	f.w.SetEnd(ms + step)
+}
+
+// addToFile gives t a track of f, making the file on its first frame.
+func (s *session) addToFile(f *pfile, t *track, p placed) error {
+	spec, codec, err := trackSpec(t, p)
+	if err != nil {
+		return err
+	}
+	if f.w == nil {
+		f.start = p.at
+		w, err := mkv.Create(filepath.Join(s.dir, f.base+".webm"), spec)
+		if err != nil {
+			return err
+		}
+		f.w = w
+		f.slots = append(f.slots, fileSlot{video: t.video, codec: spec.CodecID, owner: t})
+		t.slot = 1
+	} else {
+		for i, sl := range f.slots {
+			if sl.owner == nil && sl.video == t.video && sl.codec == spec.CodecID {
+				f.slots[i].owner = t
+				t.slot = i + 1
+				break
+			}
+		}
+		if t.slot == 0 {
+			n, err := f.w.AddTrack(spec)
+			if err != nil {
+				return err
+			}
+			f.slots = append(f.slots, fileSlot{video: t.video, codec: spec.CodecID, owner: t})
+			t.slot = n
+		}
+	}
+	if !containsString(f.codecs, codec) {
+		f.codecs = append(f.codecs, codec)
+	}
+	if !f.w.WebM() && strings.HasSuffix(f.w.Path(), ".webm") {
+		if err := f.w.Rename(strings.TrimSuffix(f.w.Path(), ".webm") + ".mkv"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trackSpec describes t's codec for the file header, from its first frame.
+func trackSpec(t *track, first placed) (mkv.Track, string, error) {
+	c := t.rt.Track.Codec()
+	codec := strings.ToLower(c.MimeType[strings.IndexByte(c.MimeType, '/')+1:])
+	name := t.source
+	switch codec {
+	case "opus":
+		return mkv.OpusTrack(name, max(int(c.Channels), 1)), codec, nil
+	case "pcma", "pcmu":
+		return mkv.G711Track(name, codec == "pcma", int(c.ClockRate), max(int(c.Channels), 1)), codec, nil
+	case "vp8":
+		w, h, _ := mkv.VP8Size(first.data)
+		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_VP8", Width: w, Height: h}, codec, nil
+	case "vp9":
+		w, h, _ := mkv.VP9Size(first.data)
+		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_VP9", Width: w, Height: h}, codec, nil
+	case "h264":
+		if len(t.asm.sps) == 0 || len(t.asm.pps) == 0 {
+			return mkv.Track{}, codec, fmt.Errorf("H.264 keyframe without SPS and PPS")
+		}
+		priv, err := mkv.AVCConfig(t.asm.sps, t.asm.pps)
+		if err != nil {
+			return mkv.Track{}, codec, err
+		}
+		w, h, _ := mkv.H264Size(t.asm.sps)
+		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: priv, Width: w, Height: h}, codec, nil
+	}
+	return mkv.Track{}, codec, fmt.Errorf("codec %s cannot be recorded", c.MimeType)
+}
+
+// assign picks the file of a track once it has frames: the participant's
+// camera file (taken over by the same name rejoining), or a new file per
+// screen share.
+func (s *session) assign(t *track) {
+	s.mu.Lock()
+	name := s.names[t.peerID]
+	s.mu.Unlock()
+	if name == "" {
+		name = t.peerID
+	}
+	for _, f := range s.files {
+		if f.participant != name || f.group != t.group {
+			continue
+		}
+		if f.peerID == t.peerID && (t.group == "camera" || s.live(f)) {
+			t.file = f
+			return
+		}
+		if t.group == "camera" && !s.live(f) {
+			f.peerID = t.peerID // the participant is back
+			t.file = f
+			return
+		}
+	}
+	base := safeName(name)
+	if t.group == "screen" {
+		base += "-screen"
+	}
+	unique := base
+	for i := 2; s.hasFile(unique); i++ {
+		unique = fmt.Sprintf("%s-%d", base, i)
+	}
+	f := &pfile{base: unique, participant: name, group: t.group, peerID: t.peerID, lastMs: map[int]int64{}}
+	s.files = append(s.files, f)
+	t.file = f
+}
+
+// live reports whether any unfinished track feeds f.
+func (s *session) live(f *pfile) bool {
+	for _, t := range s.tracks {
+		if t.file == f && !t.done && !t.over {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) hasFile(base string) bool {
+	for _, f := range s.files {
+		if strings.EqualFold(f.base, base) {
+			return true
+		}
+	}
+	return false
+}
+
+// safeName makes a display name a file name: letters, digits, '-', '_'
+// and '.', never starting with a dot, at most 64 runes.
+func safeName(name string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range name {
+		if n == 64 {
+			break
+		}
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_':
+			b.WriteRune(r)
+		case r == '.' && n > 0:
+			b.WriteRune(r)
+		default:
+			b.WriteRune('_')
+		}
+		n++
+	}
+	if b.Len() == 0 {
+		return "participant"
+	}
+	return b.String()
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) flush() {
+	var size int64
+	for _, f := range s.files {
+		if f.w == nil {
+			continue
+		}
+		if err := f.w.Flush(); err != nil {
+			s.fail(err)
+		}
+		size += f.w.Size()
+	}
+	s.stats.bytes.Store(size)
+	info := s.fileInfo()
+	s.files0.Store(&info)
+	if s.onBytes != nil && size > s.lastBytes {
+		s.onBytes(size - s.lastBytes)
+	}
+	s.lastBytes = size
+}
+
+func (s *session) fail(err error) {
+	if s.err == nil {
+		s.err = err
+		s.log.Error("recording write failed", "err", err)
+	}
+}
+
+// finish writes what is left and closes every file.
+func (s *session) finish() error {
+	s.tick(time.Now(), true)
+	for _, f := range s.files {
+		if f.w == nil {
+			continue
+		}
+		if err := f.w.Close(); err != nil {
+			s.fail(err)
+		}
+	}
+	info := s.fileInfo()
+	s.files0.Store(&info)
+	return s.err
+}
+
+// Files lists the files as of the last flush; safe while run goes on.
+func (s *session) Files() []File {
+	if p := s.files0.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// abandon closes the files as they are after a write error.
+func (s *session) abandon() {
+	for _, f := range s.files {
+		if f.w != nil {
+			f.w.Abandon()
+		}
+	}
+}
+
+// fileInfo describes the files for the manifest and the API.
+func (s *session) fileInfo() []File {
+	var out []File
+	for _, f := range s.files {
+		if f.w == nil {
+			continue
+		}
+		source := "camera"
+		if f.group == "screen" {
+			source = "screen"
+		}
+		out = append(out, File{
+			Name: filepath.Base(f.w.Path()), Size: f.w.Size(), Duration: f.w.Duration().Seconds(),
+			Participant: f.participant, Source: source, Codecs: append([]string(nil), f.codecs...),
+			Offset: f.start.Seconds(),
+		})
+	}
+	return out
+}
