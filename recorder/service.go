@@ -442,7 +442,6 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

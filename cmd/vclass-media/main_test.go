@@ -107,4 +107,3 @@ func TestCheckConfigEnv(t *testing.T) {
 		t.Errorf("bad VCLASS_RTC_PORTS: exit %d, %q", code, errOut)
 	}
 }
-
