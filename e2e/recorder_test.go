@@ -2,7 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -193,4 +198,271 @@ func TestRecordingKeepsAudioAndVideoInSync(t *testing.T) {
 		t.Errorf("class.mp4 codecs %q, want h264 and aac", codecs)
 	}
 	checkSync(t, "class.mp4", avOffsets(t, mp4))
+}
+
+// Three browsers in a class, recorded 10 s: one file per participant with
+// VP8 and Opus, each about as long as the recording, and a manifest that
+// lists them.
+func TestRecordingThreeBrowsers(t *testing.T) {
+	t.Parallel()
+	media := startMedia(t, loopbackConfig(39020, 39059, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	var pages []*page
+	for i := range 3 {
+		name := fmt.Sprintf("pupil%d", i)
+		p := openPage(t, classURL(media, "rec-class", name, ""), name)
+		waitFor(t, 15*time.Second, name+" joined", func() bool { return p.peerID() != "" })
+		pages = append(pages, p)
+	}
+	job := rec.start(t, "user1", "user1", "rec-class")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+	began := time.Now()
+	time.Sleep(10 * time.Second)
+	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+	wall := time.Since(began).Seconds()
+	done := rec.waitState(t, "user1", "user1", job.ID, "done", 60*time.Second)
+
+	jobDir := filepath.Join(rec.Dir, "records", job.ID)
+	var man struct {
+		Room  string `json:"room"`
+		Files []struct {
+			Name        string   `json:"name"`
+			Participant string   `json:"participant"`
+			Source      string   `json:"source"`
+			Codecs      []string `json:"codecs"`
+			Offset      float64  `json:"offset"`
+			Duration    float64  `json:"duration"`
+		} `json:"files"`
+	}
+	data, err := os.ReadFile(filepath.Join(jobDir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &man); err != nil {
+		t.Fatal(err)
+	}
+	if man.Room != "rec-class" || len(man.Files) != 3 {
+		t.Fatalf("manifest room %q with %d files, want rec-class and 3:\n%s", man.Room, len(man.Files), data)
+	}
+	for i, p := range pages {
+		f := man.Files[i]
+		want := fmt.Sprintf("pupil%d", i)
+		found := false
+		for _, mf := range man.Files {
+			if mf.Participant == want {
+				f, found = mf, true
+			}
+		}
+		if !found || f.Name != want+".webm" || f.Source != "camera" {
+			t.Errorf("manifest has no camera file %s.webm for %s:\n%s", want, p.name, data)
+			continue
+		}
+		path := filepath.Join(jobDir, f.Name)
+		codecs := ffprobeValue(t, "-show_entries", "stream=codec_name", "-of", "csv=p=0", path)
+		if got := strings.Join(strings.Fields(codecs), ","); got != strings.Join(f.Codecs, ",") || !strings.Contains(got, "vp8") || !strings.Contains(got, "opus") {
+			t.Errorf("%s: ffprobe codecs %q, manifest %v, want vp8 and opus in both", f.Name, got, f.Codecs)
+		}
+		d := fileDuration(t, path)
+		if math.Abs(d-f.Duration) > 0.1 {
+			t.Errorf("%s: ffprobe duration %.3f, manifest %.3f", f.Name, d, f.Duration)
+		}
+		if f.Offset < 0 || f.Offset > 3 || math.Abs(f.Offset+d-wall) > 1 {
+			t.Errorf("%s: offset %.3f s and duration %.3f s, want it to cover the %.3f s recorded", f.Name, f.Offset, d, wall)
+		}
+		t.Logf("%s: offset %.3f s, duration %.3f s, codecs %v", f.Name, f.Offset, d, f.Codecs)
+	}
+	if len(done.Files) != 4 { // three participants and the manifest
+		t.Errorf("API lists %d files, want 4: %+v", len(done.Files), done.Files)
+	}
+}
+
+// kill -9 in the middle of a recording: every file ffprobe reads, most of
+// the elapsed time plays, and after a restart the job is interrupted with
+// its files listed.
+func TestRecorderKilledMidRecording(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ivf, ogg := syncClip(t, dir, 40)
+	media := startMedia(t, loopbackConfig(39060, 39079, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	recDir := t.TempDir()
+	rec := startRecorder(t, recDir, recorderConfig(oneClient(2, true)), media)
+	ctx := ctx30(t)
+	publishClip(t, ctx, media.WS, "crash", "Bob", ivf, ogg)
+	job := rec.start(t, "user1", "user1", "crash")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+	began := time.Now()
+	time.Sleep(10 * time.Second)
+	rec.Kill()
+	elapsed := time.Since(began).Seconds()
+
+	jobDir := filepath.Join(recDir, "records", job.ID)
+	entries, _ := os.ReadDir(jobDir)
+	var media0 []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".webm") || strings.HasSuffix(e.Name(), ".mkv") {
+			media0 = append(media0, e.Name())
+		}
+	}
+	if len(media0) != 1 {
+		t.Fatalf("files after kill -9: %v, want Bob.webm", entries)
+	}
+	for _, name := range media0 {
+		path := filepath.Join(jobDir, name)
+		if out, err := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-i", path, "-f", "null", "-").CombinedOutput(); err != nil {
+			t.Errorf("%s: ffmpeg cannot decode it: %v\n%s", name, err, out)
+		}
+		last := 0.0
+		for _, line := range strings.Split(ffprobeValue(t, "-select_streams", "v", "-show_entries", "frame=pts_time", "-of", "csv=p=0", path), "\n") {
+			if v, err := strconv.ParseFloat(strings.TrimSpace(line), 64); err == nil {
+				last = max(last, v)
+			}
+		}
+		if last < 0.8*elapsed-1 { // the file starts up to a second after the recording
+			t.Errorf("%s: decodable video up to %.2f s of the %.2f s recorded before the kill, want at least 80%%", name, last, elapsed)
+		}
+		t.Logf("%s: decodable up to %.2f s of %.2f s; header says %.2f s", name, last, elapsed, fileDuration(t, path))
+	}
+
+	rec2 := startRecorder(t, recDir, recorderConfig(oneClient(2, true)), media)
+	after := rec2.get(t, "user1", "user1", job.ID)
+	if after.State != "interrupted" || after.Reason == "" {
+		t.Errorf("after restart the job is %q (%q), want interrupted with a reason", after.State, after.Reason)
+	}
+	if len(after.Files) != 1 || after.Files[0].Name != "Bob.webm" || after.Files[0].Size == 0 || after.Files[0].Duration < 0.8*elapsed-1 {
+		t.Errorf("interrupted job lists files %+v, want Bob.webm with its size and duration", after.Files)
+	}
+	// Its file downloads whole.
+	var code int
+	body := rec2.download(t, "user1", "user1", job.ID, "Bob.webm", "", &code)
+	if st, _ := os.Stat(filepath.Join(jobDir, "Bob.webm")); code != 200 || int64(len(body)) != st.Size() {
+		t.Errorf("download: HTTP %d, %d bytes, want 200 and %d", code, len(body), st.Size())
+	}
+}
+
+// download fetches a file of a recording, with an optional Range header.
+func (r *recorderServer) download(t testing.TB, user, pass, id, name, rng string, code *int) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("GET", r.URL+"/api/v1/recordings/"+id+"/files/"+name, nil)
+	req.SetBasicAuth(user, pass)
+	if rng != "" {
+		req.Header.Set("Range", rng)
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	*code = res.StatusCode
+	b, _ := io.ReadAll(res.Body)
+	return b
+}
+
+// Slots, logins and files: a client with two slots gets 429 for a third
+// recording and succeeds once one stopped; wrong credentials get 401; a
+// client sees only its own recordings; no file name leaves the folder.
+func TestRecorderSlotsAndAccess(t *testing.T) {
+	t.Parallel()
+	media := startMedia(t, loopbackConfig(39080, 39099, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	clients := `[{"Credentials": {"Username": "user1", "Password": "user1"}, "Host": "http://127.0.0.1:9", "Slots": 2},
+	  {"Credentials": {"Username": "user2", "Password": "pw2"}, "Host": "https://portal2.local", "Slots": 1, "RecordingDir": "records2"}]`
+	rec := startRecorder(t, "", recorderConfig(clients), media)
+	ctx := ctx30(t)
+	for _, room := range []string{"s1", "s2", "s3"} {
+		p := joinParticipant(t, ctx, media.WS, room, "T-"+room, true)
+		_ = p
+	}
+
+	for _, creds := range [][2]string{{"", ""}, {"user1", "wrong"}, {"nobody", "user1"}, {"admin", "user1"}} {
+		var e struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		if code := rec.call(t, "GET", "/api/v1/recordings", creds[0], creds[1], nil, &e); code != 401 || e.Error.Code != "unauthorized" {
+			t.Errorf("credentials %q: HTTP %d %q, want 401 unauthorized", creds, code, e.Error.Code)
+		}
+	}
+
+	r1 := rec.start(t, "user1", "user1", "s1")
+	r2 := rec.start(t, "user1", "user1", "s2")
+	var full struct {
+		Error struct {
+			Code   string   `json:"code"`
+			Slots  int      `json:"slots"`
+			Active []string `json:"active"`
+			Frees  string   `json:"slotFrees"`
+		} `json:"error"`
+	}
+	if code := rec.call(t, "POST", "/api/v1/recordings", "user1", "user1", map[string]string{"room": "s3"}, &full); code != 429 ||
+		full.Error.Code != "slotsFull" || full.Error.Slots != 2 || len(full.Error.Active) != 2 || full.Error.Frees == "" {
+		t.Fatalf("third start: HTTP %d %+v, want 429 slotsFull naming both active recordings", code, full)
+	}
+	// Another client's slots are its own.
+	r4 := rec.start(t, "user2", "pw2", "s3")
+	if _, err := os.Stat(filepath.Join(rec.Dir, "records2", r4.ID)); err != nil {
+		t.Errorf("user2's recording is not in its own RecordingDir: %v", err)
+	}
+	rec.waitState(t, "user1", "user1", r1.ID, "recording", 15*time.Second)
+	time.Sleep(3 * time.Second)
+	rec.call(t, "POST", "/api/v1/recordings/"+r1.ID+"/stop", "user1", "user1", nil, nil)
+	done := rec.waitState(t, "user1", "user1", r1.ID, "done", 30*time.Second)
+	r3 := rec.start(t, "user1", "user1", "s3")
+
+	// Visibility: user2 sees none of user1's; the admin sees all.
+	var list struct {
+		Recordings []recording `json:"recordings"`
+	}
+	rec.call(t, "GET", "/api/v1/recordings", "user2", "pw2", nil, &list)
+	if len(list.Recordings) != 1 || list.Recordings[0].ID != r4.ID {
+		t.Errorf("user2 lists %+v, want only %s", list.Recordings, r4.ID)
+	}
+	rec.call(t, "GET", "/api/v1/recordings", "admin", "recsite", nil, &list)
+	if len(list.Recordings) != 4 {
+		t.Errorf("admin lists %d recordings, want 4", len(list.Recordings))
+	}
+	if code := rec.call(t, "GET", "/api/v1/recordings/"+r1.ID, "user2", "pw2", nil, nil); code != 404 {
+		t.Errorf("user2 reading user1's recording: HTTP %d, want 404", code)
+	}
+	var code int
+	if rec.download(t, "user2", "pw2", r1.ID, "T-s1.webm", "", &code); code != 404 {
+		t.Errorf("user2 downloading user1's file: HTTP %d, want 404", code)
+	}
+
+	// A file downloads in ranges; names that try to leave the folder get 404.
+	if len(done.Files) == 0 {
+		t.Fatalf("stopped recording has no files: %+v", done)
+	}
+	name := done.Files[0].Name
+	whole := rec.download(t, "user1", "user1", r1.ID, name, "", &code)
+	part := rec.download(t, "user1", "user1", r1.ID, name, "bytes=100-199", &code)
+	if code != 206 || len(part) != 100 || string(part) != string(whole[100:200]) {
+		t.Errorf("range download: HTTP %d, %d bytes, want 206 and bytes 100-199", code, len(part))
+	}
+	for _, bad := range []string{"..%2F..%2Fconfig.json", "..%2Frecording.json", "recording.json", "%2e%2e%2f%2e%2e%2fconfig.json", ".recording.json.tmp", "manifest.json%00"} {
+		if body := rec.download(t, "user1", "user1", r1.ID, bad, "", &code); code != 404 || strings.Contains(string(body), "Credentials") {
+			t.Errorf("file name %q: HTTP %d, want 404", bad, code)
+		}
+	}
+	if body := rec.download(t, "admin", "recsite", "..%2F..", "config.json", "", &code); code != 404 || strings.Contains(string(body), "Credentials") {
+		t.Errorf("recording id ../..: HTTP %d, want 404", code)
+	}
+
+	// Callbacks go only to the client's own Host.
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if code := rec.call(t, "POST", "/api/v1/recordings", "user2", "pw2", map[string]string{"room": "s1", "callbackUrl": "https://evil.example/hook"}, &e); code != 400 {
+		t.Errorf("callback on another origin: HTTP %d %q, want 400", code, e.Error.Code)
+	}
+	// Deleting: not while it runs; then gone with its folder.
+	if code := rec.call(t, "DELETE", "/api/v1/recordings/"+r2.ID, "user1", "user1", nil, nil); code != 409 {
+		t.Errorf("delete of a running recording: HTTP %d, want 409", code)
+	}
+	if code := rec.call(t, "DELETE", "/api/v1/recordings/"+r1.ID, "user1", "user1", nil, nil); code != 204 {
+		t.Errorf("delete: HTTP %d, want 204", code)
+	}
+	if _, err := os.Stat(filepath.Join(rec.Dir, "records", r1.ID)); !os.IsNotExist(err) {
+		t.Errorf("deleted recording's folder is still there: %v", err)
+	}
+	for _, id := range []string{r2.ID, r3.ID} {
+		rec.call(t, "POST", "/api/v1/recordings/"+id+"/stop", "user1", "user1", nil, nil)
+	}
 }
