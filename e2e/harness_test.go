@@ -129,6 +129,9 @@ func startMedia(t testing.TB, configText string, env ...string) *mediaServer {
 	}
 	t.Cleanup(func() {
 		s.Stop(t)
+		if strings.Contains(s.Log(), "WARNING: DATA RACE") {
+			t.Errorf("vclass-media reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("vclass-media log:\n%s", s.Log())
 		}

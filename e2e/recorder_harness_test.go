@@ -143,6 +143,9 @@ func startRecorder(t testing.TB, dir, configText string, media *mediaServer, env
 	}
 	t.Cleanup(func() {
 		r.Stop(t)
+		if strings.Contains(r.Log(), "WARNING: DATA RACE") {
+			t.Errorf("vclass-recorder reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("vclass-recorder log:\n%s", r.Log())
 		}

@@ -266,7 +266,7 @@ func TestRecordingThreeBrowsers(t *testing.T) {
 		if math.Abs(d-f.Duration) > 0.1 {
 			t.Errorf("%s: ffprobe duration %.3f, manifest %.3f", f.Name, d, f.Duration)
 		}
-		if f.Offset < 0 || f.Offset > 3 || math.Abs(f.Offset+d-wall) > 1 {
+		if f.Offset < 0 || f.Offset > 8 || math.Abs(f.Offset+d-wall) > 1 {
 			t.Errorf("%s: offset %.3f s and duration %.3f s, want it to cover the %.3f s recorded", f.Name, f.Offset, d, wall)
 		}
 		t.Logf("%s: offset %.3f s, duration %.3f s, codecs %v", f.Name, f.Offset, d, f.Codecs)

@@ -338,6 +338,8 @@ func (s *session) pump(t *track, now time.Time, final bool) {
 			waited = srWait
 		}
 		if t.clock.anchor(t.pending, waited) {
+			s.log.Debug("track placed", "peer", t.peerID, "source", t.source, "bySenderReport", !t.clock.byArrival,
+				"waited", waited, "frames", len(t.pending), "first", t.pending[0].arrived, "at", t.clock.place(t.pending[0]))
 			for _, f := range t.pending {
 				t.place(f)
 			}
@@ -449,6 +451,7 @@ func (s *session) addToFile(f *pfile, t *track, p placed) error {
 		return err
 	}
 	if f.w == nil {
+		s.log.Debug("file started", "file", f.base, "at", p.at, "source", t.source)
 		f.start = p.at
 		w, err := mkv.Create(filepath.Join(s.dir, f.base+".webm"), spec)
 		if err != nil {

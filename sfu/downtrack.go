@@ -32,6 +32,7 @@ type DownTrack struct {
 	closed bool
 
 	packets, octets atomic.Uint64 // sent, for sender reports
+	reportSoon      func()        // asks the subscriber for sender reports now; set before binding
 
 	hdr    rtp.Header // used by the up track's reader only
 	rtxMu  sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
@@ -154,7 +155,9 @@ func (d *DownTrack) forward(p *upPacket) {
 	} else {
 		d.stats.PacketsOut.Add(1)
 		d.stats.BytesOut.Add(uint64(n))
-		d.packets.Add(1)
+		if d.packets.Add(1) == 1 && d.reportSoon != nil {
+			d.reportSoon() // a receiver places the track sooner with a report
+		}
 		d.octets.Add(uint64(len(p.payload)))
 	}
 }

@@ -23,7 +23,14 @@ func (u *UpTrack) noteSenderReport(sr *rtcp.SenderReport, arrival time.Time) {
 	if sr.SSRC != u.ssrc {
 		return
 	}
-	u.sr.Store(&srClock{ntp: sr.NTPTime, rtp: sr.RTPTime, arrival: arrival})
+	first := u.sr.Swap(&srClock{ntp: sr.NTPTime, rtp: sr.RTPTime, arrival: arrival}) == nil
+	if first {
+		for _, d := range *u.downs.Load() {
+			if d.reportSoon != nil {
+				d.reportSoon()
+			}
+		}
+	}
 }
 
 // senderReport is the report d sends its subscriber at now. It carries
@@ -70,7 +77,8 @@ func durationToNTP(d time.Duration) uint64 {
 }
 
 // reportLoop sends sender reports for every bound track until the
-// subscriber closes.
+// subscriber closes: each second, and at once when a track starts or its
+// publisher's first report comes.
 func (s *Subscriber) reportLoop() {
 	t := time.NewTicker(senderReportInterval)
 	defer t.Stop()
@@ -79,18 +87,34 @@ func (s *Subscriber) reportLoop() {
 		select {
 		case <-s.stop:
 			return
+		case <-s.reportNow:
+			s.sendReports(time.Now(), &pkts)
 		case now := <-t.C:
-			pkts = pkts[:0]
-			s.mu.Lock()
-			for d := range s.tracks {
-				if sr, ok := d.senderReport(now); ok {
-					pkts = append(pkts, sr)
-				}
-			}
-			s.mu.Unlock()
-			if len(pkts) > 0 {
-				_ = s.pc.WriteRTCP(pkts)
-			}
+			s.sendReports(now, &pkts)
 		}
+	}
+}
+
+// sendReports sends a report for every track that has one to give.
+func (s *Subscriber) sendReports(now time.Time, buf *[]rtcp.Packet) {
+	pkts := (*buf)[:0]
+	s.mu.Lock()
+	for d := range s.tracks {
+		if sr, ok := d.senderReport(now); ok {
+			pkts = append(pkts, sr)
+		}
+	}
+	s.mu.Unlock()
+	if len(pkts) > 0 {
+		_ = s.pc.WriteRTCP(pkts)
+	}
+	*buf = pkts
+}
+
+// reportSoon wakes the report loop.
+func (s *Subscriber) reportSoon() {
+	select {
+	case s.reportNow <- struct{}{}:
+	default:
 	}
 }

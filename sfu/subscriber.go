@@ -36,6 +36,8 @@ type Subscriber struct {
 	ice    iceQueue
 	kick   chan struct{}
 	stop   chan struct{}
+	// reportNow asks for sender reports now.
+	reportNow chan struct{}
 
 	mu          sync.Mutex
 	version     int
@@ -58,9 +60,10 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 	}
 	s := &Subscriber{
 		engine: e, pc: pc, params: p,
-		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		tracks: map[*DownTrack]*webrtc.RTPTransceiver{},
+		kick:      make(chan struct{}, 1),
+		reportNow: make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		tracks:    map[*DownTrack]*webrtc.RTPTransceiver{},
 	}
 	s.ice.pc = pc
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
@@ -85,6 +88,7 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 	if s.closed {
 		return errDownTrackClosed
 	}
+	d.reportSoon = s.reportSoon
 	sender, err := s.pc.AddTrack(d)
 	if err != nil {
 		return fmt.Errorf("sfu: add track: %w", err)
