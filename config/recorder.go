@@ -19,33 +19,33 @@ import (
 // /Websoft.Recording/records and "logs" is /Websoft.Recording/logs. Absolute paths stay as
 // they are; every path is cleaned.
 type Recorder struct {
-	Source string // the file it came from, "" for defaults
+	Source string `json:"source"` // the file it came from, "" for defaults
 	// URL is Service.Kestrel.EndPoints.Https.Url as given; ListenAddr and TLS derive from it.
-	URL string
+	URL string `json:"url"`
 	// ListenAddr is URL's host and port as a Go listen address: ":8300" for the hosts *, +,
 	// 0.0.0.0 and any name but localhost (all interfaces, as Kestrel binds them),
 	// "127.0.0.1:9000", "[::1]:9". A URL without a port listens on 443 (https) or 80 (http).
-	ListenAddr string
+	ListenAddr string `json:"listenAddr"`
 	// TLS is true for an https URL. http is allowed behind a proxy; no certificate is needed.
-	TLS         bool
-	Certificate Certificate
-	Admin       Credentials  `json:"-"` // Service.Credentials: sees every recording
-	Limits      ServerLimits // Service.Kestrel.Limits
-	LogDir      string       // Logging.LogDir, absolute; default "logs"
-	Debug       bool         // Logging.DebugMode
+	TLS         bool         `json:"tls"`
+	Certificate Certificate  `json:"certificate"`
+	Admin       Credentials  `json:"-"`      // Service.Credentials: sees every recording
+	Limits      ServerLimits `json:"limits"` // Service.Kestrel.Limits
+	LogDir      string       `json:"logDir"` // Logging.LogDir, absolute; default "logs"
+	Debug       bool         `json:"debug"`  // Logging.DebugMode
 	// RecordingDir is Recording.RecordingDir, absolute; default "records".
-	RecordingDir string
-	Clients      []RecorderClient
+	RecordingDir string           `json:"recordingDir"`
+	Clients      []RecorderClient `json:"clients"`
 	// MediaURL is vclass-media's WebSocket (Media.Url): ws:// or wss://, path /ws unless
 	// the file gives another.
-	MediaURL string
+	MediaURL string `json:"mediaUrl"`
 	// AuthSecret signs the recorder's join tickets (Media.AuthSecret, or env
 	// VCLASS_AUTH_SECRET): the secret vclass-media verifies them with. Never printed.
 	AuthSecret string `json:"-"`
 	// JoinTimeout bounds joining a room (Recording.JoinTimeout, milliseconds).
-	JoinTimeout time.Duration
+	JoinTimeout time.Duration `json:"joinTimeout"`
 	// Ignored lists the keys present in the file that nothing read, as full paths.
-	Ignored []string
+	Ignored []string `json:"ignored"`
 
 	// origin maps a key's canonical path ("Recording.Clients[0].Slots") to where the value
 	// came from: the key as spelled in the file, or an environment variable. Validate names
@@ -58,47 +58,47 @@ type Recorder struct {
 // Certificate is the PKCS#12 file the recorder serves HTTPS with
 // (Service.Kestrel.EndPoints.Https.Certificate).
 type Certificate struct {
-	Path     string // absolute; "" when not given
+	Path     string `json:"path"` // absolute; "" when not given
 	Password string `json:"-"`
 	// AllowInvalid loads a certificate outside its validity period (the caller warns).
-	AllowInvalid bool
+	AllowInvalid bool `json:"allowInvalid"`
 }
 
 // Credentials are a login for HTTP Basic authentication.
 type Credentials struct {
-	Username string
+	Username string `json:"username"`
 	Password string `json:"-"`
 }
 
 // ServerLimits are Service.Kestrel.Limits.
 type ServerLimits struct {
-	MaxConcurrentConnections int   // 0 = no limit
-	MaxRequestBodySize       int64 // 0 = the default cap (1 MiB) of our JSON bodies
-	MaxRequestHeaderCount    int   // 0 = no limit
+	MaxConcurrentConnections int   `json:"maxConcurrentConnections"` // 0 = no limit
+	MaxRequestBodySize       int64 `json:"maxRequestBodySize"`       // 0 = the default cap (1 MiB) of our JSON bodies
+	MaxRequestHeaderCount    int   `json:"maxRequestHeaderCount"`    // 0 = no limit
 }
 
 // RecorderClient is one portal allowed to record (Recording.Clients[]).
 type RecorderClient struct {
-	Username string // Credentials.Username
-	Password string `json:"-"` // Credentials.Password
+	Username string `json:"username"` // Credentials.Username
+	Password string `json:"-"`        // Credentials.Password
 	// Host is the portal's origin, scheme://host[:port]: lower case, without a default port
 	// or a trailing slash.
-	Host         string
-	Slots        int    // concurrent recordings; 1 when not given
-	RecordingDir string // absolute; the global RecordingDir when not given
-	Ffmpeg       Ffmpeg
+	Host         string `json:"host"`
+	Slots        int    `json:"slots"`        // concurrent recordings; 1 when not given
+	RecordingDir string `json:"recordingDir"` // absolute; the global RecordingDir when not given
+	Ffmpeg       Ffmpeg `json:"ffmpeg"`
 }
 
 // Ffmpeg is a client's FfmpegConfig.
 type Ffmpeg struct {
-	StartDelay time.Duration // StartDelay, milliseconds
+	StartDelay time.Duration `json:"startDelay"` // StartDelay, milliseconds
 	// CommandOptions and CommandOutputOptions are split as a shell splits words (quotes and
 	// backslashes, nothing expanded); an empty string gives nil.
-	CommandOptions       []string
-	CommandOutputOptions []string
+	CommandOptions       []string `json:"commandOptions"`
+	CommandOutputOptions []string `json:"commandOutputOptions"`
 	// Compose (new key) mixes the room into one file; true when FfmpegConfig is present and
 	// does not say otherwise, false when there is no FfmpegConfig.
-	Compose bool
+	Compose bool `json:"compose"`
 }
 
 // Defaults for keys a recorder file leaves out.

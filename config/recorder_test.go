@@ -347,7 +347,7 @@ func TestRecorderSecretsAreNotPrinted(t *testing.T) {
 			t.Errorf("the JSON shows %q: %s", secret, out)
 		}
 	}
-	if !strings.Contains(string(out), `"Username":"user1"`) {
+	if !strings.Contains(string(out), `"username":"user1"`) {
 		t.Errorf("the JSON lacks the client's username: %s", out)
 	}
 }

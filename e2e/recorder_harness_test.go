@@ -95,6 +95,13 @@ var apiLine = regexp.MustCompile(`API at (https?://\S+)/api/v1/recordings`)
 // text and the media server's address.
 func startRecorder(t testing.TB, dir, configText string, media *mediaServer, env ...string) *recorderServer {
 	t.Helper()
+	return startRecorderIn(t, nil, dir, configText, media, env...)
+}
+
+// startRecorderIn runs it through a wrapper command line (for example
+// unshare), nil for none.
+func startRecorderIn(t testing.TB, wrapper []string, dir, configText string, media *mediaServer, env ...string) *recorderServer {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -102,7 +109,8 @@ func startRecorder(t testing.TB, dir, configText string, media *mediaServer, env
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(configText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(recorderBinary, "-config", "config.json")
+	argv := append(append([]string(nil), wrapper...), recorderBinary, "-config", "config.json")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "VCLASS_MEDIA_URL="+media.WS, "VCLASS_AUTH_SECRET="+testSecret)
 	cmd.Env = append(cmd.Env, env...)

@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vclass/vclass/recorder/mkv"
+)
+
+// A job that cannot join fails with the reason once the join timeout is
+// over: the room is not live, or the media server is not there.
+func TestRecordingThatCannotJoinFails(t *testing.T) {
+	t.Parallel()
+	media := startMedia(t, loopbackConfig(39100, 39109, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	cfg := strings.Replace(recorderConfig(oneClient(2, false)), `"JoinTimeout": 8000`, `"JoinTimeout": 2000`, 1)
+	rec := startRecorder(t, "", cfg, media)
+	job := rec.start(t, "user1", "user1", "nobody-here")
+	failed := rec.waitState(t, "user1", "user1", job.ID, "failed", 10*time.Second)
+	if !strings.Contains(failed.Reason, "not live") {
+		t.Errorf("reason %q, want it to say the room is not live", failed.Reason)
+	}
+
+	gone := startRecorder(t, "", cfg, media, "VCLASS_MEDIA_URL=ws://127.0.0.1:9/ws")
+	job = gone.start(t, "user1", "user1", "math")
+	failed = gone.waitState(t, "user1", "user1", job.ID, "failed", 10*time.Second)
+	if !strings.Contains(failed.Reason, "connection refused") {
+		t.Errorf("reason %q, want connection refused", failed.Reason)
+	}
+}
+
+// The room closing ends its recordings cleanly: done, files finished.
+func TestRoomClosingStopsRecording(t *testing.T) {
+	t.Parallel()
+	media := startMedia(t, loopbackConfig(39110, 39119, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_API_KEY=e2e-api-key")
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	joinParticipant(t, ctx30(t), media.WS, "closing", "Cid", true)
+	job := rec.start(t, "user1", "user1", "closing")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+	time.Sleep(3 * time.Second)
+	req, _ := http.NewRequest("DELETE", media.URL+"/api/v1/rooms/closing", nil)
+	req.Header.Set("Authorization", "Bearer e2e-api-key")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("closing the room: HTTP %d", res.StatusCode)
+	}
+	done := rec.waitState(t, "user1", "user1", job.ID, "done", 15*time.Second)
+	if !strings.Contains(done.Reason, "room closed") {
+		t.Errorf("reason %q, want the room closed", done.Reason)
+	}
+	checkFinished(t, filepath.Join(rec.Dir, "records", job.ID, "Cid.webm"), 1)
+}
+
+// checkFinished says a file was closed properly: ffprobe reads it and the
+// header has the duration, of at least min seconds.
+func checkFinished(t *testing.T, path string, min float64) {
+	t.Helper()
+	d, err := mkv.ReadDuration(path)
+	if err != nil || d.Seconds() < min {
+		t.Errorf("%s: header duration %v (%v), want at least %v s", path, d, err, min)
+	}
+	if fd := fileDuration(t, path); fd < min {
+		t.Errorf("%s: ffprobe duration %.2f, want at least %v s", path, fd, min)
+	}
+	// A finished file has cues: ffprobe finds the keyframe index.
+	if out := ffprobeValue(t, "-v", "debug", "-i", path); !strings.Contains(out, "parsing cues") {
+		t.Logf("%s: no cues found by ffprobe", path)
+	}
+}
+
+// SIGTERM finishes every recording before the recorder exits: the jobs
+// are done, not interrupted, after a restart.
+func TestRecorderSIGTERMFinishesRecordings(t *testing.T) {
+	t.Parallel()
+	media := startMedia(t, loopbackConfig(39120, 39129, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	dir := t.TempDir()
+	rec := startRecorder(t, dir, recorderConfig(oneClient(2, true)), media)
+	ctx := ctx30(t)
+	joinParticipant(t, ctx, media.WS, "term1", "Dan", true)
+	joinParticipant(t, ctx, media.WS, "term2", "Eve", true)
+	jobs := []recording{rec.start(t, "user1", "user1", "term1"), rec.start(t, "user1", "user1", "term2")}
+	for _, j := range jobs {
+		rec.waitState(t, "user1", "user1", j.ID, "recording", 15*time.Second)
+	}
+	time.Sleep(3 * time.Second)
+	began := time.Now()
+	rec.Stop(t)
+	t.Logf("SIGTERM to exit: %v", time.Since(began))
+
+	again := startRecorder(t, dir, recorderConfig(oneClient(2, true)), media)
+	for i, j := range jobs {
+		got := again.get(t, "user1", "user1", j.ID)
+		if got.State != "done" || !strings.Contains(got.Reason, "shut down") {
+			t.Errorf("after SIGTERM and restart job %s is %s (%q), want done because the recorder shut down", j.ID, got.State, got.Reason)
+		}
+		name := []string{"Dan.webm", "Eve.webm"}[i]
+		checkFinished(t, filepath.Join(dir, "records", j.ID, name), 2)
+		if _, err := os.Stat(filepath.Join(dir, "records", j.ID, "manifest.json")); err != nil {
+			t.Errorf("no manifest after SIGTERM: %v", err)
+		}
+	}
+}
+
+// A full disk fails the job with a reason that says so and keeps what was
+// written: the recorder runs in its own mount namespace with a small
+// tmpfs as its recording folder.
+func TestRecordingOnAFullDisk(t *testing.T) {
+	t.Parallel()
+	unshare, err := exec.LookPath("unshare")
+	if err == nil {
+		err = exec.Command(unshare, "-rm", "true").Run()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("unshare -rm (util-linux, user namespaces) is needed: %v", err)
+		}
+		t.Skipf("unshare -rm does not work here: %v", err)
+	}
+	dir := t.TempDir()
+	ivf, ogg := syncClip(t, t.TempDir(), 40)
+	if err := os.Mkdir(filepath.Join(dir, "records"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	media := startMedia(t, loopbackConfig(39130, 39139, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	wrapper := []string{unshare, "-rm", "sh", "-c", `mount -t tmpfs -o size=400k none records && exec "$0" "$@"`}
+	rec := startRecorderIn(t, wrapper, dir, recorderConfig(oneClient(2, false)), media)
+	publishClip(t, ctx30(t), media.WS, "full", "Fay", ivf, ogg)
+	job := rec.start(t, "user1", "user1", "full")
+	failed := rec.waitState(t, "user1", "user1", job.ID, "failed", 40*time.Second)
+	if !strings.Contains(failed.Reason, "disk full") || !strings.Contains(failed.Reason, "no space left") {
+		t.Errorf("reason %q, want disk full: no space left on device", failed.Reason)
+	}
+	var code int
+	body := rec.download(t, "user1", "user1", job.ID, "Fay.webm", "", &code)
+	if code != 200 || len(body) < 200<<10 {
+		t.Fatalf("download of the file written before the disk filled: HTTP %d, %d bytes", code, len(body))
+	}
+	kept := filepath.Join(t.TempDir(), "Fay.webm")
+	if err := os.WriteFile(kept, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-i", kept, "-f", "null", "-").CombinedOutput(); err != nil {
+		t.Errorf("the kept file does not decode: %v\n%s", err, out)
+	}
+	if d := fileDuration(t, kept); d < 2 {
+		t.Errorf("kept file plays %.2f s, want the seconds written before the disk filled", d)
+	}
+}
