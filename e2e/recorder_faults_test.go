@@ -36,14 +36,15 @@ func TestRecordingThatCannotJoinFails(t *testing.T) {
 // The room closing ends its recordings cleanly: done, files finished.
 func TestRoomClosingStopsRecording(t *testing.T) {
 	t.Parallel()
-	media := startMedia(t, loopbackConfig(39110, 39119, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_API_KEY=e2e-api-key")
+	media := startMedia(t, loopbackConfig(39110, 39119, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_API_KEY=e2e-api-key-0123456789abcdef0123456789")
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
-	joinParticipant(t, ctx30(t), media.WS, "closing", "Cid", true)
+	ivf, ogg := syncClip(t, t.TempDir(), 30)
+	publishClip(t, ctx30(t), media.WS, "closing", "Cid", ivf, ogg)
 	job := rec.start(t, "user1", "user1", "closing")
 	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
 	time.Sleep(3 * time.Second)
 	req, _ := http.NewRequest("DELETE", media.URL+"/api/v1/rooms/closing", nil)
-	req.Header.Set("Authorization", "Bearer e2e-api-key")
+	req.Header.Set("Authorization", "Bearer e2e-api-key-0123456789abcdef0123456789")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -59,20 +60,16 @@ func TestRoomClosingStopsRecording(t *testing.T) {
 	checkFinished(t, filepath.Join(rec.Dir, "records", job.ID, "Cid.webm"), 1)
 }
 
-// checkFinished says a file was closed properly: ffprobe reads it and the
-// header has the duration, of at least min seconds.
+// checkFinished says a file was closed properly: its segment has a size,
+// it has cues, and ffprobe reads a duration of at least min seconds.
 func checkFinished(t *testing.T, path string, min float64) {
 	t.Helper()
-	d, err := mkv.ReadDuration(path)
-	if err != nil || d.Seconds() < min {
-		t.Errorf("%s: header duration %v (%v), want at least %v s", path, d, err, min)
+	info, err := mkv.Inspect(path)
+	if err != nil || !info.Finished || !info.Cues || info.Duration.Seconds() < min {
+		t.Errorf("%s: %+v (%v), want finished with cues, at least %v s", path, info, err, min)
 	}
 	if fd := fileDuration(t, path); fd < min {
 		t.Errorf("%s: ffprobe duration %.2f, want at least %v s", path, fd, min)
-	}
-	// A finished file has cues: ffprobe finds the keyframe index.
-	if out := ffprobeValue(t, "-v", "debug", "-i", path); !strings.Contains(out, "parsing cues") {
-		t.Logf("%s: no cues found by ffprobe", path)
 	}
 }
 
@@ -84,8 +81,9 @@ func TestRecorderSIGTERMFinishesRecordings(t *testing.T) {
 	dir := t.TempDir()
 	rec := startRecorder(t, dir, recorderConfig(oneClient(2, true)), media)
 	ctx := ctx30(t)
-	joinParticipant(t, ctx, media.WS, "term1", "Dan", true)
-	joinParticipant(t, ctx, media.WS, "term2", "Eve", true)
+	ivf, ogg := syncClip(t, t.TempDir(), 30)
+	publishClip(t, ctx, media.WS, "term1", "Dan", ivf, ogg)
+	publishClip(t, ctx, media.WS, "term2", "Eve", ivf, ogg)
 	jobs := []recording{rec.start(t, "user1", "user1", "term1"), rec.start(t, "user1", "user1", "term2")}
 	for _, j := range jobs {
 		rec.waitState(t, "user1", "user1", j.ID, "recording", 15*time.Second)
@@ -130,17 +128,19 @@ func TestRecordingOnAFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	media := startMedia(t, loopbackConfig(39130, 39139, ""), "VCLASS_AUTH_SECRET="+testSecret)
-	wrapper := []string{unshare, "-rm", "sh", "-c", `mount -t tmpfs -o size=400k none records && exec "$0" "$@"`}
+	wrapper := []string{unshare, "-rm", "sh", "-c", `mount -t tmpfs -o size=160k none records && exec "$0" "$@"`}
 	rec := startRecorderIn(t, wrapper, dir, recorderConfig(oneClient(2, false)), media)
 	publishClip(t, ctx30(t), media.WS, "full", "Fay", ivf, ogg)
 	job := rec.start(t, "user1", "user1", "full")
+	began := time.Now()
 	failed := rec.waitState(t, "user1", "user1", job.ID, "failed", 40*time.Second)
+	t.Logf("failed %v after the start: %s", time.Since(began), failed.Reason)
 	if !strings.Contains(failed.Reason, "disk full") || !strings.Contains(failed.Reason, "no space left") {
 		t.Errorf("reason %q, want disk full: no space left on device", failed.Reason)
 	}
 	var code int
 	body := rec.download(t, "user1", "user1", job.ID, "Fay.webm", "", &code)
-	if code != 200 || len(body) < 200<<10 {
+	if code != 200 || len(body) < 64<<10 {
 		t.Fatalf("download of the file written before the disk filled: HTTP %d, %d bytes", code, len(body))
 	}
 	kept := filepath.Join(t.TempDir(), "Fay.webm")

@@ -11,45 +11,92 @@ import (
 	"time"
 )
 
+// Info is what a file's structure says about it.
+type Info struct {
+	Duration time.Duration // the header's, as of the last Flush for an unfinished file
+	Finished bool          // closed by Close: the segment has its size
+	Cues     bool          // it has an index to seek with
+	Clusters int
+}
+
 // ReadDuration reads the duration a file's header gives; for a file this
 // package was writing when its process died it is the duration at the
 // last Flush.
 func ReadDuration(path string) (time.Duration, error) {
+	info, err := Inspect(path)
+	return info.Duration, err
+}
+
+// Inspect walks the top level of a file's segment.
+func Inspect(path string) (Info, error) {
+	var info Info
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return info, err
 	}
 	defer f.Close()
-	r := bufio.NewReader(io.LimitReader(f, 64<<10))
-	id, size, err := readHeader(r)
-	if err != nil || id != idEBML {
-		return 0, fmt.Errorf("mkv: %s: not a Matroska file", path)
-	}
-	if _, err := r.Discard(int(size)); err != nil {
-		return 0, fmt.Errorf("mkv: %s: %w", path, err)
-	}
-	if id, _, err = readHeader(r); err != nil || id != idSegment {
-		return 0, fmt.Errorf("mkv: %s: no segment", path)
-	}
-	for {
-		id, size, err := readHeader(r)
+	r := bufio.NewReader(f)
+	pos := int64(0)
+	next := func() (uint32, uint64, error) {
+		b, _ := r.Peek(12)
+		id, size, n, err := parseHeader(b)
 		if err != nil {
-			return 0, fmt.Errorf("mkv: %s: no duration in the header", path)
+			return 0, 0, err
+		}
+		_, err = r.Discard(n)
+		pos += int64(n)
+		return id, size, err
+	}
+	skip := func(size uint64) error {
+		if _, err := f.Seek(pos+int64(size), io.SeekStart); err != nil {
+			return err
+		}
+		pos += int64(size)
+		r.Reset(f)
+		return nil
+	}
+	id, size, err := next()
+	if err != nil || id != idEBML || skip(size) != nil {
+		return info, fmt.Errorf("mkv: %s: not a Matroska file", path)
+	}
+	if id, size, err = next(); err != nil || id != idSegment {
+		return info, fmt.Errorf("mkv: %s: no segment", path)
+	}
+	info.Finished = size != math.MaxInt64
+	haveInfo := false
+	for {
+		id, size, err := next()
+		if err != nil {
+			break
 		}
 		switch id {
 		case idInfo:
 			body := make([]byte, size)
 			if _, err := io.ReadFull(r, body); err != nil {
-				return 0, fmt.Errorf("mkv: %s: %w", path, err)
+				return info, fmt.Errorf("mkv: %s: %w", path, err)
 			}
-			return infoDuration(body)
+			pos += int64(size)
+			if info.Duration, err = infoDuration(body); err != nil {
+				return info, fmt.Errorf("mkv: %s: %w", path, err)
+			}
+			haveInfo = true
+			continue
 		case idCluster:
-			return 0, fmt.Errorf("mkv: %s: no duration in the header", path)
+			info.Clusters++
+		case idCues:
+			info.Cues = true
 		}
-		if _, err := r.Discard(int(size)); err != nil {
-			return 0, fmt.Errorf("mkv: %s: %w", path, err)
+		if size == math.MaxInt64 { // an open cluster runs to the end
+			break
+		}
+		if skip(size) != nil {
+			break
 		}
 	}
+	if !haveInfo {
+		return info, fmt.Errorf("mkv: %s: no duration in the header", path)
+	}
+	return info, nil
 }
 
 func infoDuration(b []byte) (time.Duration, error) {
@@ -83,17 +130,6 @@ func infoDuration(b []byte) (time.Duration, error) {
 		return 0, errors.New("mkv: no duration")
 	}
 	return time.Duration(dur * float64(scale)), nil
-}
-
-// readHeader reads an element's ID and size.
-func readHeader(r *bufio.Reader) (uint32, uint64, error) {
-	b, _ := r.Peek(12)
-	id, size, n, err := parseHeader(b)
-	if err != nil {
-		return 0, 0, err
-	}
-	_, err = r.Discard(n)
-	return id, size, err
 }
 
 // parseHeader parses an element's ID and size at the start of b and

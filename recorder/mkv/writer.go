@@ -429,7 +429,7 @@ func (w *Writer) flushBuf() error {
 	w.bufAt += int64(n)
 	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
 	if err != nil {
-		w.err = fmt.Errorf("mkv: write %s: %w", w.path, err)
+		w.err = fmt.Errorf("mkv: %w", err)
 		return w.err
 	}
 	return nil
@@ -443,7 +443,7 @@ func (w *Writer) patch(off int64, b []byte) error {
 	for len(b) > 0 && off < w.bufAt {
 		n := min(int64(len(b)), w.bufAt-off)
 		if _, err := w.f.WriteAt(b[:n], off); err != nil {
-			w.err = fmt.Errorf("mkv: write %s: %w", w.path, err)
+			w.err = fmt.Errorf("mkv: %w", err)
 			return w.err
 		}
 		b, off = b[n:], off+n

@@ -158,8 +158,8 @@ func TestWriteAndClose(t *testing.T) {
 	if math.Abs(p.duration-4) > 0.1 {
 		t.Errorf("duration %.3f s, want 4", p.duration)
 	}
-	if d, err := ReadDuration(path); err != nil || math.Abs(d.Seconds()-4) > 0.1 {
-		t.Errorf("ReadDuration = %v, %v; want 4s", d, err)
+	if info, err := Inspect(path); err != nil || math.Abs(info.Duration.Seconds()-4) > 0.1 || !info.Finished || !info.Cues || info.Clusters != 4 {
+		t.Errorf("Inspect = %+v, %v; want 4 s, finished, with cues, 4 clusters", info, err)
 	}
 	if dt := run(t, "ffprobe", "-v", "error", "-show_entries", "format_tags=", "-show_entries", "format=format_name", "-of", "csv=p=0", path); !strings.Contains(dt, "webm") {
 		t.Errorf("format %q, want webm", dt)
@@ -192,6 +192,9 @@ func TestUnfinishedFileIsPlayable(t *testing.T) {
 	}
 	if math.Abs(p.duration-3) > 0.1 {
 		t.Errorf("duration %.3f, want 3", p.duration)
+	}
+	if info, err := Inspect(path); err != nil || math.Abs(info.Duration.Seconds()-3) > 0.1 || info.Finished || info.Cues || info.Clusters != 3 {
+		t.Errorf("Inspect = %+v, %v; want 3 s, unfinished, no cues, 3 clusters", info, err)
 	}
 	out := run(t, "ffmpeg", "-v", "error", "-i", path, "-f", "null", "-")
 	if out != "" {
