@@ -5,6 +5,12 @@
 // the server (CPU) and what the server holds in memory.
 //
 //	vclass-load -url ws://127.0.0.1:8011/ws -subscribers 50 -duration 20s
+//
+// With -recorder it loads a vclass-recorder instead: N rooms with one
+// publisher each, every room recorded, and prints the recorder's CPU and
+// memory per recording.
+//
+//	vclass-load -recorder https://127.0.0.1:8443 -recordings 10 -insecure
 package main
 
 import (
@@ -40,6 +46,10 @@ type options struct {
 	warmup, duration        time.Duration
 	fps, frameBytes         int
 	audio                   bool
+
+	recorder, recorderUser, recorderPass string
+	recordings                           int
+	insecure                             bool
 }
 
 func main() {
@@ -53,7 +63,15 @@ func main() {
 	flag.IntVar(&o.fps, "fps", 30, "video frames per second")
 	flag.IntVar(&o.frameBytes, "frame-bytes", 7700, "bytes per video frame (7700 at 30 fps: ~210 packets/s of ~1100 bytes)")
 	flag.BoolVar(&o.audio, "audio", false, "publishers also send Opus")
+	flag.StringVar(&o.recorder, "recorder", "", "load this vclass-recorder (https://host:port) instead: one room per recording")
+	flag.StringVar(&o.recorderUser, "recorder-user", "user1", "recorder client login")
+	flag.StringVar(&o.recorderPass, "recorder-pass", "user1", "recorder client password")
+	flag.IntVar(&o.recordings, "recordings", 1, "concurrent recordings (with -recorder)")
+	flag.BoolVar(&o.insecure, "insecure", false, "do not verify the recorder's certificate (a self-signed one)")
 	flag.Parse()
+	if o.recorder != "" {
+		o.publishers, o.subscribers, o.audio = o.recordings, 0, true
+	}
 	if o.publishers+o.subscribers > maxClients || o.publishers < 1 || o.subscribers < 0 {
 		fmt.Fprintf(os.Stderr, "vclass-load: 1 to %d clients in all\n", maxClients)
 		os.Exit(2)
@@ -64,7 +82,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, o, os.Stdout); err != nil {
+	runLoad := run
+	if o.recorder != "" {
+		runLoad = runRecorder
+	}
+	if err := runLoad(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "vclass-load:", err)
 		os.Exit(1)
 	}
@@ -107,7 +129,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		wg.Wait()
 	}()
 	for i := range o.publishers {
-		c, err := publish(playCtx, o, i, &wg)
+		c, err := publish(playCtx, o, o.room, i, &wg)
 		if err != nil {
 			return err
 		}
@@ -152,7 +174,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 }
 
 // publish starts one publisher of synthetic video (and audio).
-func publish(ctx context.Context, o options, i int, wg *sync.WaitGroup) (*client.Client, error) {
+func publish(ctx context.Context, o options, room string, i int, wg *sync.WaitGroup) (*client.Client, error) {
 	sources := []string{"video:cam"}
 	if o.audio {
 		sources = append(sources, "audio:mic")
@@ -161,7 +183,7 @@ func publish(ctx context.Context, o options, i int, wg *sync.WaitGroup) (*client
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.JoinRoom(ctx, o.room); err != nil {
+	if _, err := c.JoinRoom(ctx, room); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -192,11 +214,15 @@ func publish(ctx context.Context, o options, i int, wg *sync.WaitGroup) (*client
 
 // scrape reads the samples of a Prometheus text page, by name with labels.
 func scrape(ctx context.Context, url string) (map[string]float64, error) {
+	return scrapeWith(ctx, http.DefaultClient, url)
+}
+
+func scrapeWith(ctx context.Context, hc *http.Client, url string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
