@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
@@ -172,4 +173,71 @@ func (s *oggSource) Next() (media.Sample, error) {
 		s.lastPos = h.GranulePosition
 		return media.Sample{Data: page, Duration: time.Duration(samples) * time.Second / 48000}, nil
 	}
+}
+
+// h264Source reads an H.264 Annex B stream and yields one access unit (the
+// parameter sets and slices of a picture) per sample.
+type h264Source struct {
+	f     *os.File
+	r     *h264reader.H264Reader
+	frame time.Duration
+	held  []byte // NAL units read ahead of the picture they belong to
+}
+
+// H264File opens an H.264 Annex B file (one slice per picture, as libx264
+// writes by default) to play at fps pictures a second.
+func H264File(path string, fps int) (SampleSource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := h264reader.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("client: %s: %w", path, err)
+	}
+	return &h264Source{f: f, r: r, frame: time.Second / time.Duration(fps)}, nil
+}
+
+func (s *h264Source) Next() (media.Sample, error) {
+	for {
+		nal, err := s.r.NextNAL()
+		if err != nil {
+			s.f.Close()
+			return media.Sample{}, err
+		}
+		s.held = append(s.held, 0, 0, 0, 1)
+		s.held = append(s.held, nal.Data...)
+		if t := nal.UnitType; t == h264reader.NalUnitTypeCodedSliceNonIdr || t == h264reader.NalUnitTypeCodedSliceIdr {
+			au := s.held
+			s.held = nil
+			return media.Sample{Data: au, Duration: s.frame}, nil
+		}
+	}
+}
+
+// rawSource cuts a file of fixed-size frames, such as G.711.
+type rawSource struct {
+	data  []byte
+	size  int
+	frame time.Duration
+}
+
+// RawFrames plays a file as frames of size bytes lasting frame each: 160
+// bytes of G.711 (PCMA or PCMU at 8 kHz) are 20 ms.
+func RawFrames(path string, size int, frame time.Duration) (SampleSource, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &rawSource{data: data, size: size, frame: frame}, nil
+}
+
+func (s *rawSource) Next() (media.Sample, error) {
+	if len(s.data) < s.size {
+		return media.Sample{}, io.EOF
+	}
+	d := s.data[:s.size]
+	s.data = s.data[s.size:]
+	return media.Sample{Data: d, Duration: s.frame}, nil
 }

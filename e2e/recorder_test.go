@@ -45,7 +45,7 @@ func syncClip(t *testing.T, dir string, secs int) (ivf, ogg string) {
 
 // publishClip joins room as name and sends the clip with real RTP timing,
 // audio and video started together.
-func publishClip(t *testing.T, ctx context.Context, wsURL, room, name, ivf, ogg string) *client.Client {
+func publishClip(t *testing.T, ctx context.Context, wsURL, room, name, ivf, ogg string) (*client.Client, []client.Producer) {
 	t.Helper()
 	c, err := client.Dial(ctx, client.Options{URL: wsURL, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}})
 	if err != nil {
@@ -65,12 +65,13 @@ func publishClip(t *testing.T, ctx context.Context, wsURL, room, name, ivf, ogg 
 	}
 	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}, "cam", name)
 	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", name)
-	if _, err := c.Publish(ctx, client.LocalTrack{Track: video, Source: "video:cam"}, client.LocalTrack{Track: audio, Source: "audio:mic"}); err != nil {
+	prods, err := c.Publish(ctx, client.LocalTrack{Track: video, Source: "video:cam"}, client.LocalTrack{Track: audio, Source: "audio:mic"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = client.Play(ctx, video, videoSrc) }()
 	go func() { _ = client.Play(ctx, audio, audioSrc) }()
-	return c
+	return c, prods
 }
 
 // flashOnsets are the times of frames that turn white after a dark one.

@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"context"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/client"
+)
+
+// publishSources joins room as name and plays one video and one audio
+// source.
+func publishSources(t *testing.T, ctx context.Context, wsURL, room, name string,
+	videoCap webrtc.RTPCodecCapability, video client.SampleSource, audioCap webrtc.RTPCodecCapability, audio client.SampleSource) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctx, client.Options{URL: wsURL, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if _, err := c.JoinRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	vt, _ := webrtc.NewTrackLocalStaticSample(videoCap, "cam", name)
+	at, _ := webrtc.NewTrackLocalStaticSample(audioCap, "mic", name)
+	if _, err := c.Publish(ctx, client.LocalTrack{Track: vt, Source: "video:cam"}, client.LocalTrack{Track: at, Source: "audio:mic"}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = client.Play(ctx, vt, video) }()
+	go func() { _ = client.Play(ctx, at, audio) }()
+	return c
+}
+
+// H.264 and PCMA go into Matroska, VP9 and Opus into WebM: as sent, and
+// decodable.
+func TestRecordingCodecs(t *testing.T) {
+	t.Parallel()
+	ffmpeg := ffmpegPath(t)
+	dir := t.TempDir()
+	h264, alaw, vp9, ogg := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.alaw"), filepath.Join(dir, "v.ivf"), filepath.Join(dir, "a.ogg")
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "12", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline",
+			"-level", "3.1", "-bf", "0", "-g", "30", "-x264-params", "repeat-headers=1:scenecut=0", "-f", "h264", h264},
+		{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000", "-t", "12", "-ac", "1", "-f", "alaw", alaw},
+		{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "12", "-c:v", "libvpx-vp9", "-g", "30", "-b:v", "300k",
+			"-deadline", "realtime", "-cpu-used", "8", vp9},
+		{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "12", "-c:a", "libopus", "-page_duration", "20000", ogg},
+	} {
+		if out, err := exec.Command(ffmpeg, append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+		}
+	}
+	tests := []struct {
+		name, codecs, file, want string
+		video, audio         func() (webrtc.RTPCodecCapability, client.SampleSource)
+	}{
+		{"H264+PCMA", `[
+			{"Kind": "audio", "MimeType": "audio/PCMA", "ClockRate": 8000, "Channels": 1},
+			{"Kind": "video", "MimeType": "video/H264", "ClockRate": 90000,
+			 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`,
+			"Hal.mkv", "pcm_alaw,h264",
+			func() (webrtc.RTPCodecCapability, client.SampleSource) {
+				src, err := client.H264File(h264, 30)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+					SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, src
+			},
+			func() (webrtc.RTPCodecCapability, client.SampleSource) {
+				src, err := client.RawFrames(alaw, 160, 20*time.Millisecond)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, src
+			}},
+		{"VP9+Opus", `[
+			{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
+			{"Kind": "video", "MimeType": "video/VP9", "ClockRate": 90000, "Parameters": {"profile-id": 0}}]`,
+			"Hal.webm", "opus,vp9",
+			func() (webrtc.RTPCodecCapability, client.SampleSource) {
+				src, _, err := client.IVFFile(vp9)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0"}, src
+			},
+			func() (webrtc.RTPCodecCapability, client.SampleSource) {
+				src, err := client.OggOpusFile(ogg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, src
+			}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lo := 39140 + 10*i
+			media := startMedia(t, loopbackConfig(lo, lo+9, tt.codecs), "VCLASS_AUTH_SECRET="+testSecret)
+			rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+			vc, vs := tt.video()
+			ac, as := tt.audio()
+			publishSources(t, ctx30(t), media.WS, "codecs", "Hal", vc, vs, ac, as)
+			job := rec.start(t, "user1", "user1", "codecs")
+			rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+			time.Sleep(5 * time.Second)
+			rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+			done := rec.waitState(t, "user1", "user1", job.ID, "done", 30*time.Second)
+			if len(done.Files) != 2 || done.Files[0].Name != tt.file {
+				t.Fatalf("files %+v, want %s and the manifest", done.Files, tt.file)
+			}
+			path := filepath.Join(rec.Dir, "records", job.ID, tt.file)
+			codecs := ffprobeValue(t, "-show_entries", "stream=codec_name", "-of", "csv=p=0", path)
+			if got := strings.Join(strings.Fields(codecs), ","); got != tt.want {
+				t.Errorf("%s: codecs %q, want %q", tt.file, got, tt.want)
+			}
+			if out, err := exec.Command(ffmpeg, "-v", "error", "-nostdin", "-i", path, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+				t.Errorf("%s does not decode cleanly: %v\n%s", tt.file, err, out)
+			}
+			if d := fileDuration(t, path); d < 3.5 || d > 6 {
+				t.Errorf("%s lasts %.2f s, want about 5", tt.file, d)
+			}
+		})
+	}
+}
+
+// packetTimes lists the times of a file's packets of one stream type.
+func packetTimes(t *testing.T, path, stream string) []float64 {
+	var out []float64
+	for _, line := range strings.Split(ffprobeValue(t, "-select_streams", stream, "-show_entries", "packet=pts_time", "-of", "csv=p=0", path), "\n") {
+		if v, err := strconv.ParseFloat(strings.TrimSpace(line), 64); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// largestGap is the longest time between two consecutive packets.
+func largestGap(times []float64) (gap, at float64) {
+	for i := 1; i < len(times); i++ {
+		if d := times[i] - times[i-1]; d > gap {
+			gap, at = d, times[i-1]
+		}
+	}
+	return gap, at
+}
+
+// A participant who joins late starts later on the timeline; one who
+// mutes leaves a gap; one who leaves and comes back continues the same
+// file, the absence kept as a gap in time.
+func TestRecordingLateMutedAndRejoining(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ivf, ogg := syncClip(t, dir, 40)
+	media := startMedia(t, loopbackConfig(39160, 39179, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	ctx := ctx30(t)
+	first, _ := publishClip(t, ctx, media.WS, "gaps", "Ivy", ivf, ogg)
+	muter, producers := publishClip(t, ctx, media.WS, "gaps", "Jon", ivf, ogg)
+	job := rec.start(t, "user1", "user1", "gaps")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+	time.Sleep(3 * time.Second)
+
+	// Kim joins late; Jon pauses his camera and microphone for 3 s; Ivy
+	// leaves for 3 s and comes back with the same name.
+	publishClip(t, ctx, media.WS, "gaps", "Kim", ivf, ogg)
+	first.Close()
+	pause := func(method string) {
+		for _, p := range producers {
+			if err := muter.Request(ctx, method, map[string]string{"producerId": p.ProducerID}, nil); err != nil {
+				t.Fatalf("%s: %v", method, err)
+			}
+		}
+	}
+	pause("pauseProducer")
+	time.Sleep(3 * time.Second)
+	pause("resumeProducer")
+	publishClip(t, ctx, media.WS, "gaps", "Ivy", ivf, ogg)
+	time.Sleep(4 * time.Second)
+	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+	done := rec.waitState(t, "user1", "user1", job.ID, "done", 30*time.Second)
+
+	offsets := map[string]float64{}
+	for _, f := range done.Files {
+		offsets[f.Name] = f.Offset
+	}
+	if len(offsets) != 4 {
+		t.Fatalf("files %v, want Ivy.webm, Jon.webm, Kim.webm and the manifest", offsets)
+	}
+	if offsets["Kim.webm"] < offsets["Ivy.webm"]+2.5 {
+		t.Errorf("Kim joined 3 s in but her file starts at %.2f s (Ivy's at %.2f s)", offsets["Kim.webm"], offsets["Ivy.webm"])
+	}
+	jobDir := filepath.Join(rec.Dir, "records", job.ID)
+	for _, tc := range []struct {
+		file string
+		min  float64
+	}{{"Ivy.webm", 2.5}, {"Jon.webm", 2.5}} {
+		path := filepath.Join(jobDir, tc.file)
+		for _, stream := range []string{"v", "a"} {
+			gap, at := largestGap(packetTimes(t, path, stream))
+			if gap < tc.min || gap > tc.min+2 {
+				t.Errorf("%s: largest gap in stream %s is %.2f s at %.2f s, want about 3 s", tc.file, stream, gap, at)
+			}
+		}
+		if out, err := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-i", path, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("%s does not decode cleanly: %v\n%s", tc.file, err, out)
+		}
+	}
+	// Ivy's file runs from her first join to the end: the gap is inside it.
+	if d := fileDuration(t, filepath.Join(jobDir, "Ivy.webm")); math.Abs(offsets["Ivy.webm"]+d-done.Duration) > 1.5 {
+		t.Errorf("Ivy.webm: offset %.2f + %.2f s, want it to end with the recording at %.2f s", offsets["Ivy.webm"], d, done.Duration)
+	}
+}
