@@ -59,7 +59,7 @@ func TestRecordingCodecs(t *testing.T) {
 	}
 	tests := []struct {
 		name, codecs, file, want string
-		video, audio         func() (webrtc.RTPCodecCapability, client.SampleSource)
+		video, audio             func() (webrtc.RTPCodecCapability, client.SampleSource)
 	}{
 		{"H264+PCMA", `[
 			{"Kind": "audio", "MimeType": "audio/PCMA", "ClockRate": 8000, "Channels": 1},
