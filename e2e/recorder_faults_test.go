@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,4 +157,93 @@ func TestRecordingOnAFullDisk(t *testing.T) {
 	if d := fileDuration(t, kept); d < 2 {
 		t.Errorf("kept file plays %.2f s, want the seconds written before the disk filled", d)
 	}
+}
+
+// Callbacks carry every state change in order to the client's own Host;
+// StartDelay holds the start back; /metrics counts slots, recordings and
+// bytes; the log goes to LogDir as JSON lines.
+func TestRecorderCallbacksMetricsAndLogs(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var states []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rec recording
+		if err := json.NewDecoder(r.Body).Decode(&rec); err == nil {
+			mu.Lock()
+			states = append(states, rec.State)
+			mu.Unlock()
+		}
+	}))
+	defer hook.Close()
+	media := startMedia(t, loopbackConfig(39180, 39189, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	clients := `[{"Credentials": {"Username": "user1", "Password": "user1"}, "Host": "` + hook.URL + `", "Slots": 3,
+	  "FfmpegConfig": {"StartDelay": "1500", "Compose": false}}]`
+	rec := startRecorder(t, "", recorderConfig(clients), media)
+	ivf, ogg := syncClip(t, t.TempDir(), 20)
+	publishClip(t, ctx30(t), media.WS, "hooks", "Lea", ivf, ogg)
+
+	var started struct {
+		ID        string    `json:"id"`
+		CreatedAt time.Time `json:"createdAt"`
+	}
+	if code := rec.call(t, "POST", "/api/v1/recordings", "user1", "user1",
+		map[string]string{"room": "hooks", "callbackUrl": hook.URL + "/recordings/hook"}, &started); code != 201 {
+		t.Fatalf("start with a callback: HTTP %d", code)
+	}
+	rec.waitState(t, "user1", "user1", started.ID, "recording", 15*time.Second)
+	var got struct {
+		StartedAt time.Time `json:"startedAt"`
+	}
+	rec.call(t, "GET", "/api/v1/recordings/"+started.ID, "user1", "user1", nil, &got)
+	if wait := got.StartedAt.Sub(started.CreatedAt); wait < 1500*time.Millisecond {
+		t.Errorf("recording began %v after the start, want StartDelay 1.5 s at least", wait)
+	}
+	metrics := func() string {
+		res, err := rec.client.Get(rec.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	m := metrics()
+	for _, want := range []string{`vclass_recorder_slots{client="user1",state="used"} 1`, `vclass_recorder_slots{client="user1",state="free"} 2`,
+		`vclass_recorder_recordings{state="recording"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	rec.call(t, "POST", "/api/v1/recordings/"+started.ID+"/stop", "user1", "user1", nil, nil)
+	rec.waitState(t, "user1", "user1", started.ID, "done", 30*time.Second)
+	waitFor(t, 5*time.Second, "the done callback", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(states) == 4
+	})
+	mu.Lock()
+	if got := strings.Join(states, ","); got != "starting,recording,stopping,done" {
+		t.Errorf("callbacks %s, want starting,recording,stopping,done", got)
+	}
+	mu.Unlock()
+	m = metrics()
+	if !strings.Contains(m, `vclass_recorder_slots{client="user1",state="used"} 0`) || !strings.Contains(m, `vclass_recorder_recordings{state="done"} 1`) ||
+		strings.Contains(m, "vclass_recorder_bytes_written_total 0\n") {
+		t.Errorf("metrics after the recording:\n%s", grepLines(m, "vclass_recorder"))
+	}
+	data, err := os.ReadFile(filepath.Join(rec.Dir, "logs", "vclass-recorder.log"))
+	if err != nil || !strings.Contains(string(data), `"msg":"recording state"`) {
+		t.Errorf("log file: %v, %d bytes without JSON state lines", err, len(data))
+	}
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
