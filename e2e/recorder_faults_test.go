@@ -37,19 +37,31 @@ func TestRecordingThatCannotJoinFails(t *testing.T) {
 	}
 }
 
-// The room closing ends its recordings cleanly: done, files finished.
+// In a Pull room (where no one receives what they did not ask for) the
+// recorder gets everything; the room closing ends its recordings
+// cleanly: done, files finished.
 func TestRoomClosingStopsRecording(t *testing.T) {
 	t.Parallel()
 	media := startMedia(t, loopbackConfig(39110, 39119, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_API_KEY=e2e-api-key-0123456789abcdef0123456789")
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	req, _ := http.NewRequest("POST", media.URL+"/api/v1/rooms", strings.NewReader(`{"id": "closing", "serveMode": "Pull"}`))
+	req.Header.Set("Authorization", "Bearer e2e-api-key-0123456789abcdef0123456789")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("creating the Pull room: HTTP %d", res.StatusCode)
+	}
 	ivf, ogg := syncClip(t, t.TempDir(), 30)
 	publishClip(t, ctx30(t), media.WS, "closing", "Cid", ivf, ogg)
 	job := rec.start(t, "user1", "user1", "closing")
 	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
 	time.Sleep(3 * time.Second)
-	req, _ := http.NewRequest("DELETE", media.URL+"/api/v1/rooms/closing", nil)
+	req, _ = http.NewRequest("DELETE", media.URL+"/api/v1/rooms/closing", nil)
 	req.Header.Set("Authorization", "Bearer e2e-api-key-0123456789abcdef0123456789")
-	res, err := http.DefaultClient.Do(req)
+	res, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
