@@ -191,6 +191,11 @@ func TestRecorderCallbacksMetricsAndLogs(t *testing.T) {
 	clients := `[{"Credentials": {"Username": "user1", "Password": "user1"}, "Host": "` + hook.URL + `", "Slots": 3,
 	  "FfmpegConfig": {"StartDelay": "1500", "Compose": false}}]`
 	rec := startRecorder(t, "", recorderConfig(clients), media)
+	if res, err := rec.client.Get(rec.URL + "/healthz"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	ivf, ogg := syncClip(t, t.TempDir(), 20)
 	publishClip(t, ctx30(t), media.WS, "hooks", "Lea", ivf, ogg)
 

@@ -218,7 +218,18 @@ func TestRecordingThreeBrowsers(t *testing.T) {
 	job := rec.start(t, "user1", "user1", "rec-class")
 	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
 	began := time.Now()
-	time.Sleep(10 * time.Second)
+	// The first pupil shares a screen during the recording: a file of its own.
+	time.Sleep(2 * time.Second)
+	if err := pages[0].click("#screen-button"); err != nil {
+		t.Fatalf("share screen: %v", err)
+	}
+	time.Sleep(8 * time.Second)
+	// The recorder is invisible: each page sees the two others only.
+	for _, p := range pages {
+		if n := len(p.peers()); n != 2 {
+			t.Errorf("%s sees %d peers, want 2 (the recorder is invisible)", p.name, n)
+		}
+	}
 	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
 	wall := time.Since(began).Seconds()
 	done := rec.waitState(t, "user1", "user1", job.ID, "done", 60*time.Second)
@@ -242,15 +253,31 @@ func TestRecordingThreeBrowsers(t *testing.T) {
 	if err := json.Unmarshal(data, &man); err != nil {
 		t.Fatal(err)
 	}
-	if man.Room != "rec-class" || len(man.Files) != 3 {
-		t.Fatalf("manifest room %q with %d files, want rec-class and 3:\n%s", man.Room, len(man.Files), data)
+	if man.Room != "rec-class" || len(man.Files) != 4 {
+		t.Fatalf("manifest room %q with %d files, want rec-class and 4 (three pupils, one screen):\n%s", man.Room, len(man.Files), data)
+	}
+	screen := false
+	for _, f := range man.Files {
+		if f.Name == "pupil0-screen.webm" && f.Participant == "pupil0" && f.Source == "screen" {
+			screen = true
+			path := filepath.Join(jobDir, f.Name)
+			if codecs := ffprobeValue(t, "-show_entries", "stream=codec_name", "-of", "csv=p=0", path); codecs != "vp8" {
+				t.Errorf("screen file codecs %q, want vp8", codecs)
+			}
+			if d := fileDuration(t, path); d < 5 || f.Offset < 1.5 {
+				t.Errorf("screen file: offset %.2f s, %.2f s long; want it from about 2 s to the end", f.Offset, d)
+			}
+		}
+	}
+	if !screen {
+		t.Errorf("no pupil0-screen.webm in the manifest:\n%s", data)
 	}
 	for i, p := range pages {
 		f := man.Files[i]
 		want := fmt.Sprintf("pupil%d", i)
 		found := false
 		for _, mf := range man.Files {
-			if mf.Participant == want {
+			if mf.Participant == want && mf.Source == "camera" {
 				f, found = mf, true
 			}
 		}
@@ -272,8 +299,8 @@ func TestRecordingThreeBrowsers(t *testing.T) {
 		}
 		t.Logf("%s: offset %.3f s, duration %.3f s, codecs %v", f.Name, f.Offset, d, f.Codecs)
 	}
-	if len(done.Files) != 4 { // three participants and the manifest
-		t.Errorf("API lists %d files, want 4: %+v", len(done.Files), done.Files)
+	if len(done.Files) != 5 { // three participants, a screen and the manifest
+		t.Errorf("API lists %d files, want 5: %+v", len(done.Files), done.Files)
 	}
 }
 

@@ -99,27 +99,34 @@ type timed struct {
 
 // anchor places the track, given the frames waiting: by the sender report
 // when there is one, else by arrival once waited is over srWait. The
-// least-delayed frame sets the offset, so that network jitter does not.
-func (c *trackClock) anchor(pending []timed, waited time.Duration) bool {
+// least-delayed frame sets the peer's offset, so that network jitter does
+// not. A later track of the peer that shows a smaller delay lowers the
+// offset when mayLower (nothing of the peer written yet); shift says by
+// how much the frames placed so far move earlier.
+func (c *trackClock) anchor(pending []timed, waited time.Duration, mayLower bool) (ok bool, shift time.Duration) {
 	if c.anchored || len(pending) == 0 {
-		return c.anchored
+		return c.anchored, 0
 	}
 	if c.sr != nil && c.srKnown {
-		if !c.peer.set {
-			best := pending[0].arrived - c.publisherTime(pending[0].ext)
-			for _, f := range pending[1:] {
-				best = min(best, f.arrived-c.publisherTime(f.ext))
-			}
+		best := pending[0].arrived - c.publisherTime(pending[0].ext)
+		for _, f := range pending[1:] {
+			best = min(best, f.arrived-c.publisherTime(f.ext))
+		}
+		switch {
+		case !c.peer.set:
 			c.peer.delta, c.peer.set = best, true
+		case mayLower && best < c.peer.delta:
+			shift = c.peer.delta - best
+			c.peer.delta = best
 		}
 		c.anchored = true
-		return true
+		return true, shift
 	}
 	if waited >= srWait {
 		c.arrivalAnchor(pending)
-		return true
+		return true, 0
 	}
-	return false
+	return false, 0
 }
 
 func (c *trackClock) arrivalAnchor(pending []timed) {

@@ -148,7 +148,7 @@ func TestClockPlacesByPublisherClock(t *testing.T) {
 		{ext: audio.extend(48000), arrived: 2*time.Second + 50*time.Millisecond},
 		{ext: audio.extend(48960), arrived: 2*time.Second + 20*time.Millisecond + 30*time.Millisecond},
 	}
-	if !audio.anchor(pending, 0) {
+	if ok, _ := audio.anchor(pending, 0, true); !ok {
 		t.Fatal("audio not placed with a report")
 	}
 	if at := audio.place(pending[0]); at != 2*time.Second+30*time.Millisecond {
@@ -157,7 +157,7 @@ func TestClockPlacesByPublisherClock(t *testing.T) {
 	// Video on the same publisher clock: RTP 9000 is ntp0 + 0.5 s.
 	video.report(senderReport{ntp: ntp0 + 500*time.Millisecond, rtp: 9000})
 	v := timed{ext: video.extend(9000), arrived: 2*time.Second + 600*time.Millisecond}
-	if !video.anchor([]timed{v}, 0) {
+	if ok, _ := video.anchor([]timed{v}, 0, true); !ok {
 		t.Fatal("video not placed")
 	}
 	if at := video.place(v); at != 2*time.Second+530*time.Millisecond {
@@ -167,7 +167,7 @@ func TestClockPlacesByPublisherClock(t *testing.T) {
 	w := &trackClock{rate: 90000, peer: &peerClock{}}
 	w.report(senderReport{ntp: ntp0, rtp: 0xffffff00})
 	a := timed{ext: w.extend(0xffffff00), arrived: time.Second}
-	w.anchor([]timed{a}, 0)
+	w.anchor([]timed{a}, 0, true)
 	b := timed{ext: w.extend(0x00000100 + 90000 - 0x200), arrived: 2 * time.Second}
 	if at := w.place(b); at != 2*time.Second {
 		t.Errorf("after the wrap at %v, want 2 s", at)
@@ -175,14 +175,45 @@ func TestClockPlacesByPublisherClock(t *testing.T) {
 	// No report: not placed before srWait, then by arrival.
 	n := &trackClock{rate: 48000, peer: &peerClock{}}
 	f := timed{ext: n.extend(5000), arrived: 3 * time.Second}
-	if n.anchor([]timed{f}, srWait/2) {
+	if ok, _ := n.anchor([]timed{f}, srWait/2, true); ok {
 		t.Fatal("placed without a report before srWait")
 	}
-	if !n.anchor([]timed{f}, srWait) || n.place(f) != 3*time.Second {
+	if ok, _ := n.anchor([]timed{f}, srWait, true); !ok || n.place(f) != 3*time.Second {
 		t.Fatal("not placed by arrival after srWait")
 	}
 	g := timed{ext: n.extend(5000 + 48000), arrived: 4*time.Second + 40*time.Millisecond}
 	if at := n.place(g); at != 4*time.Second {
 		t.Errorf("by arrival: next second at %v, want 4 s (RTP time, not arrival jitter)", at)
+	}
+}
+
+// A peer's offset comes from its least-delayed frames: a keyframe that
+// came late sets it first, audio placed afterwards lowers it and says by
+// how much the frames placed so far move.
+func TestClockOffsetLoweredByALaterTrack(t *testing.T) {
+	peer := &peerClock{}
+	video := &trackClock{rate: 90000, peer: peer}
+	audio := &trackClock{rate: 48000, peer: peer}
+	const ntp0 = 50 * time.Second
+	video.report(senderReport{ntp: ntp0, rtp: 0})
+	v := timed{ext: video.extend(0), arrived: time.Second + 700*time.Millisecond} // 700 ms late
+	if ok, shift := video.anchor([]timed{v}, 0, true); !ok || shift != 0 {
+		t.Fatalf("video: %v %v", ok, shift)
+	}
+	audio.report(senderReport{ntp: ntp0, rtp: 0})
+	a := timed{ext: audio.extend(0), arrived: time.Second + 20*time.Millisecond}
+	ok, shift := audio.anchor([]timed{a}, 0, true)
+	if !ok || shift != 680*time.Millisecond {
+		t.Fatalf("audio: placed %v, shift %v; want the offset lowered by 680 ms", ok, shift)
+	}
+	if at := video.place(v); at != time.Second+20*time.Millisecond {
+		t.Errorf("the keyframe now at %v, want 1.02 s, with the audio captured at the same time", at)
+	}
+	// Once something is written the offset stays.
+	other := &trackClock{rate: 48000, peer: peer}
+	other.report(senderReport{ntp: ntp0, rtp: 0})
+	o := timed{ext: other.extend(0), arrived: time.Second}
+	if _, shift := other.anchor([]timed{o}, 0, false); shift != 0 || peer.delta != time.Second+20*time.Millisecond-ntp0 {
+		t.Errorf("offset moved after writing began: shift %v", shift)
 	}
 }

@@ -92,6 +92,7 @@ type track struct {
 	queue        []placed
 	lastPlaced   time.Duration
 	placedAny    bool
+	skew         [2]time.Duration // least and most a frame was placed after its arrival
 	file         *pfile
 	slot         int // the file's track number, 0 before the first write
 	done         bool
@@ -337,7 +338,11 @@ func (s *session) pump(t *track, now time.Time, final bool) {
 		if ended {
 			waited = srWait
 		}
-		if t.clock.anchor(t.pending, waited) {
+		placed, shift := t.clock.anchor(t.pending, waited, s.unwritten(t.peerID))
+		if shift > 0 {
+			s.shiftPeer(t, shift)
+		}
+		if placed {
 			s.log.Debug("track placed", "peer", t.peerID, "source", t.source, "bySenderReport", !t.clock.byArrival,
 				"waited", waited, "frames", len(t.pending), "first", t.pending[0].arrived, "at", t.clock.place(t.pending[0]))
 			for _, f := range t.pending {
@@ -350,6 +355,8 @@ func (s *session) pump(t *track, now time.Time, final bool) {
 		s.assign(t)
 	}
 	if ended && len(t.pending) == 0 && len(t.queue) == 0 {
+		s.log.Debug("track ended", "peer", t.peerID, "source", t.source, "lost", t.jb.lost,
+			"placedAfterArrival", fmt.Sprintf("%v..%v", t.skew[0], t.skew[1]))
 		t.done = true
 		if t.file != nil && t.slot > 0 {
 			t.file.slots[t.slot-1].owner = nil
@@ -358,8 +365,39 @@ func (s *session) pump(t *track, now time.Time, final bool) {
 	t.over = ended
 }
 
+// unwritten reports whether no frame of the peer's tracks is in a file yet.
+func (s *session) unwritten(peerID string) bool {
+	for _, t := range s.tracks {
+		if t.peerID == peerID && t.slot != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// shiftPeer moves the frames already placed of t's peer earlier: a track
+// placed later showed a smaller delay than the first one did (a keyframe
+// is slower to arrive than audio).
+func (s *session) shiftPeer(t *track, shift time.Duration) {
+	s.log.Debug("peer's clock offset lowered", "peer", t.peerID, "by", shift, "source", t.source)
+	for _, u := range s.tracks {
+		if u == t || u.peerID != t.peerID || !u.placedAny || u.clock.byArrival {
+			continue
+		}
+		for i := range u.queue {
+			u.queue[i].at -= shift
+		}
+		u.lastPlaced -= shift
+	}
+}
+
 func (t *track) place(f timed) {
 	at := t.clock.place(f)
+	if d := at - f.arrived; !t.placedAny {
+		t.skew = [2]time.Duration{d, d}
+	} else {
+		t.skew = [2]time.Duration{min(t.skew[0], d), max(t.skew[1], d)}
+	}
 	if t.placedAny && at < t.lastPlaced {
 		at = t.lastPlaced
 	}
@@ -638,6 +676,10 @@ func (s *session) fail(err error) {
 // finish writes what is left and closes every file.
 func (s *session) finish() error {
 	s.tick(time.Now(), true)
+	for _, t := range s.tracks {
+		s.log.Debug("track ended", "peer", t.peerID, "source", t.source, "lost", t.jb.lost,
+			"placedAfterArrival", fmt.Sprintf("%v..%v", t.skew[0], t.skew[1]))
+	}
 	for _, f := range s.files {
 		if f.w == nil {
 			continue
