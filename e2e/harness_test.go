@@ -85,12 +85,18 @@ var urlLine = regexp.MustCompile(`open (http://\S+/) in a browser`)
 // extra environment, and waits until it serves HTTP.
 func startMedia(t testing.TB, configText string, env ...string) *mediaServer {
 	t.Helper()
+	return startMediaAt(t, "127.0.0.1:0", configText, env...)
+}
+
+// startMediaAt runs vclass-media serving HTTP on addr.
+func startMediaAt(t testing.TB, addr, configText string, env ...string) *mediaServer {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mediasoup_config.json")
 	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(mediaBinary, "-config", path, "-http", "127.0.0.1:0")
+	cmd := exec.Command(mediaBinary, "-config", path, "-http", addr)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -263,4 +264,53 @@ func grepLines(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The media server dies under a recording and comes back: the recorder
+// joins again on its own, the recording goes on in the same files, and
+// the outage stays a gap in time.
+func TestRecordingSurvivesMediaServerRestart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := loopbackConfig(39190, 39199, "")
+	media := startMediaAt(t, addr, cfg, "VCLASS_AUTH_SECRET="+testSecret)
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	ivf, ogg := syncClip(t, t.TempDir(), 30)
+	ctx := ctx30(t)
+	publishClip(t, ctx, media.WS, "phoenix", "Max", ivf, ogg)
+	job := rec.start(t, "user1", "user1", "phoenix")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+	time.Sleep(3 * time.Second)
+
+	_ = media.cmd.Process.Kill()
+	<-media.done
+	time.Sleep(2 * time.Second)
+	if got := rec.get(t, "user1", "user1", job.ID); got.State != "recording" {
+		t.Fatalf("with the media server down the job is %s (%s), want still recording", got.State, got.Reason)
+	}
+	media2 := startMediaAt(t, addr, cfg, "VCLASS_AUTH_SECRET="+testSecret)
+	publishClip(t, ctx, media2.WS, "phoenix", "Max", ivf, ogg)
+	waitFor(t, 15*time.Second, "the recorder back in the room", func() bool {
+		return strings.Contains(rec.Log(), "joined the room again")
+	})
+	time.Sleep(4 * time.Second)
+	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+	done := rec.waitState(t, "user1", "user1", job.ID, "done", 30*time.Second)
+	if len(done.Files) != 2 || done.Files[0].Name != "Max.webm" {
+		t.Fatalf("files %+v, want Max.webm (one file across the restart) and the manifest", done.Files)
+	}
+	path := filepath.Join(rec.Dir, "records", job.ID, "Max.webm")
+	gap, at := largestGap(packetTimes(t, path, "v"))
+	if gap < 1.5 {
+		t.Errorf("largest gap in the video %.2f s at %.2f s, want the outage (over 2 s) kept", gap, at)
+	}
+	if d := fileDuration(t, path); d < 8 {
+		t.Errorf("Max.webm lasts %.2f s, want both parts with the gap (about 10 s)", d)
+	}
+	checkFinished(t, path, 8)
 }

@@ -208,10 +208,8 @@ func (j *job) run() {
 		}
 		return
 	}
-	defer c.Close()
-	j.sess.setPeers(peers)
-
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go func() {
 		select {
 		case <-j.stop:
@@ -221,15 +219,45 @@ func (j *job) run() {
 		}
 	}()
 	start := time.Now()
+	j.sess.begin(start)
 	j.setState(StateRecording, "")
-	err = j.sess.run(ctx, c.Done(), start)
-	cancel()
-	j.mu.Lock()
-	why := j.why
-	j.mu.Unlock()
-	if why == "" {
-		why = j.disconnectReason()
+	why := ""
+	for {
+		j.sess.setPeers(peers)
+		err = j.sess.run(ctx, c.Done())
+		c.Close()
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+		// The media server ended the connection: the room is over, or the
+		// server went away (a restart, a crash): join again.
+		reason := j.sess.disconnected()
+		if final := finalDisconnect(reason); final != "" {
+			why = final
+			break
+		}
+		j.log.Warn("connection to the media server lost; joining again", "reason", reason)
+		c, peers, err = j.join()
+		if err != nil {
+			if !errors.Is(err, errStopped) {
+				why = "the connection to the media server was lost and could not be restored: " + err.Error()
+			}
+			err = nil
+			break
+		}
+		j.log.Info("joined the room again")
 	}
+	cancel()
+	if err == nil {
+		err = j.sess.finish()
+	} else {
+		j.sess.abandon()
+	}
+	j.mu.Lock()
+	if j.why != "" {
+		why = j.why
+	}
+	j.mu.Unlock()
 	j.setStopping()
 	files := j.sess.Files()
 	j.mu.Lock()
@@ -244,6 +272,20 @@ func (j *job) run() {
 	}
 	j.finish(start, files)
 	j.setState(StateDone, why)
+}
+
+// finalDisconnect says in words why a disconnect ends the recording, or ""
+// when the recorder should join again.
+func finalDisconnect(reason string) string {
+	switch reason {
+	case "roomClosed":
+		return "the room closed"
+	case "kicked":
+		return "the recorder was removed from the room"
+	case "replaced":
+		return "another connection of this recording replaced it"
+	}
+	return ""
 }
 
 func (j *job) setStopping() {
@@ -261,20 +303,6 @@ func failReason(err error) string {
 		return "disk full: " + err.Error() + " (what was written is kept)"
 	}
 	return err.Error()
-}
-
-// disconnectReason is why the media server ended the recording.
-func (j *job) disconnectReason() string {
-	j.sess.mu.Lock()
-	defer j.sess.mu.Unlock()
-	switch j.sess.disconnect {
-	case "roomClosed":
-		return "the room closed"
-	case "":
-		return "the connection to the media server was lost"
-	default:
-		return "the media server disconnected the recorder: " + j.sess.disconnect
-	}
 }
 
 var errStopped = errors.New("recorder: stopped")
@@ -336,8 +364,13 @@ func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, e
 	if err != nil {
 		return nil, nil, err
 	}
-	sess := newSession(j.log, j.dir, &j.stats)
-	sess.onBytes, sess.onLost = j.svc.metrics.bytes, j.svc.metrics.lost
+	j.mu.Lock()
+	sess := j.sess
+	j.mu.Unlock()
+	if sess == nil {
+		sess = newSession(j.log, j.dir, &j.stats)
+		sess.onBytes, sess.onLost = j.svc.metrics.bytes, j.svc.metrics.lost
+	}
 	sess.attach(c)
 	peers, err := c.JoinRoom(ctx, j.rec.Room)
 	if err != nil {

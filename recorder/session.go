@@ -227,25 +227,41 @@ func (t *track) read() {
 	}
 }
 
-// run writes until ctx ends or the client leaves, then finishes every
-// file. It returns the first write error (a full disk), after which the
-// files are left as they are: playable up to the error.
-func (s *session) run(ctx context.Context, done <-chan struct{}, start time.Time) error {
-	s.start, s.lastFlush = start, start
+// begin sets the timeline's zero.
+func (s *session) begin(start time.Time) { s.start, s.lastFlush = start, start }
+
+// run writes until ctx ends or the client's connection does; what is
+// placed is then on disk. It returns the first write error (a full disk),
+// after which the files are left as they are: playable up to the error.
+// The caller finishes the files, possibly after more runs with another
+// client (a rejoin).
+func (s *session) run(ctx context.Context, done <-chan struct{}) error {
 	t := time.NewTicker(tickEvery)
 	defer t.Stop()
 	for s.err == nil {
 		select {
 		case <-ctx.Done():
-			return s.finish()
+			return nil
 		case <-done:
-			return s.finish()
+			s.tick(time.Now(), false)
+			s.flush()
+			return s.err
 		case now := <-t.C:
 			s.tick(now, false)
 		}
 	}
 	s.abandon()
 	return s.err
+}
+
+// disconnected says why the server ended the client's connection ("" when
+// it just went away) and forgets it, for the next connection.
+func (s *session) disconnected() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	why := s.disconnect
+	s.disconnect = ""
+	return why
 }
 
 func (s *session) tick(now time.Time, final bool) {
