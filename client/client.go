@@ -67,8 +67,9 @@ type Client struct {
 	send *sendTransport // guarded by mu
 	recv *recvTransport
 
-	notes chan wire.Message
-	done  chan struct{}
+	notes    chan wire.Message
+	readDone chan struct{} // the connection is gone: no more responses
+	done     chan struct{} // ... and every notification is handled
 }
 
 // Dial connects and joins (the `join` request) but enters no room yet.
@@ -89,7 +90,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	c := &Client{
 		opts: opts, log: opts.Logger, conn: conn, api: api, ctx: cctx, cancel: cancel,
 		pending: map[uint64]chan wire.Message{}, handler: map[string]func(json.RawMessage){},
-		notes: make(chan wire.Message, 1024), done: make(chan struct{}),
+		notes: make(chan wire.Message, 1024), done: make(chan struct{}), readDone: make(chan struct{}),
 	}
 	c.recv = newRecvTransport(c)
 	go c.readLoop()
@@ -186,24 +187,29 @@ func (c *Client) Request(ctx context.Context, method string, data, out any) erro
 	if err := c.conn.Write(ctx, websocket.MessageText, msg); err != nil {
 		return fmt.Errorf("client: %s: %w", method, err)
 	}
+	var res wire.Message
 	select {
-	case res := <-ch:
-		if !res.Succeeded() {
-			e := &ServerError{Method: method}
-			if res.Error != nil {
-				e.Code, e.Message = res.Error.Code, res.Error.Message
-			}
-			return e
-		}
-		if out != nil {
-			return json.Unmarshal(res.Data, out)
-		}
-		return nil
+	case res = <-ch:
 	case <-ctx.Done():
 		return fmt.Errorf("client: %s: %w", method, ctx.Err())
-	case <-c.done:
-		return ErrClosed
+	case <-c.readDone:
+		select {
+		case res = <-ch: // answered just before the connection ended
+		default:
+			return ErrClosed
+		}
 	}
+	if !res.Succeeded() {
+		e := &ServerError{Method: method}
+		if res.Error != nil {
+			e.Code, e.Message = res.Error.Code, res.Error.Message
+		}
+		return e
+	}
+	if out != nil {
+		return json.Unmarshal(res.Data, out)
+	}
+	return nil
 }
 
 // On registers a handler for a server notification; handlers run one at a
@@ -215,8 +221,8 @@ func (c *Client) On(method string, fn func(data json.RawMessage)) {
 }
 
 func (c *Client) readLoop() {
-	defer close(c.done)
-	defer close(c.notes)
+	defer close(c.readDone)
+	defer close(c.notes) // dispatch then closes done
 	for {
 		_, data, err := c.conn.Read(c.ctx)
 		if err != nil {
@@ -245,7 +251,10 @@ func (c *Client) readLoop() {
 	}
 }
 
+// dispatch hands notifications on in order; done closes after the last,
+// so that a disconnect's reason is known when Done fires.
 func (c *Client) dispatch() {
+	defer close(c.done)
 	for msg := range c.notes {
 		c.handleInternal(msg.Method, msg.Data)
 		c.mu.Lock()
@@ -323,5 +332,6 @@ func (c *Client) Close() {
 	}
 }
 
-// Done is closed when the connection to the server has ended.
+// Done is closed when the connection to the server has ended and every
+// notification it brought has been handled.
 func (c *Client) Done() <-chan struct{} { return c.done }

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -94,7 +95,11 @@ func (a *api) auth(h func(http.ResponseWriter, *http.Request, *config.RecorderCl
 	}
 }
 
-func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+// equal compares secrets in constant time, their lengths included.
+func equal(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
 
 func (a *api) start(w http.ResponseWriter, r *http.Request, c *config.RecorderClient) {
 	var req StartRequest

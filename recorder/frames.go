@@ -29,6 +29,7 @@ type assembler struct {
 	needKey  bool // drop frames until a keyframe
 	h264     *codecs.H264Packet
 	sps, pps []byte // the latest H.264 parameter sets
+	lostHeld bool   // a loss noted on a padding packet, for the next one
 }
 
 func newAssembler(mime string) *assembler {
@@ -48,6 +49,15 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 			return frame{}, false, false
 		}
 		return frame{rtpTS: p.pkt.Timestamp, arrival: p.arrival, key: true, data: p.pkt.Payload}, true, false
+	}
+	if len(p.pkt.Payload) == 0 {
+		// Padding (bandwidth probes on the media stream): no part of a
+		// picture; a loss before it counts for the next real packet.
+		a.lostHeld = a.lostHeld || p.lost
+		return frame{}, false, false
+	}
+	if a.lostHeld {
+		p.lost, a.lostHeld = true, false
 	}
 	if p.lost && a.h264 != nil {
 		a.h264 = &codecs.H264Packet{IsAVC: true}

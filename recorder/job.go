@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -75,6 +76,9 @@ type File struct {
 	Offset      float64  `json:"offset"` // seconds from the recording's start
 }
 
+// callbackWait bounds how long an ended job waits for its last callbacks.
+const callbackWait = 5 * time.Second
+
 // stateFile is the job's record in its folder.
 const stateFile = "recording.json"
 
@@ -91,10 +95,11 @@ type job struct {
 	stats  sessionStats
 	cb     *callbacks
 
-	mu   sync.Mutex
-	rec  Recording
-	sess *session
-	why  string // why the recording ended
+	stateMu sync.Mutex // one state change at a time: saved and posted in order
+	mu      sync.Mutex
+	rec     Recording
+	sess    *session
+	why     string // why the recording ended
 }
 
 func (j *job) snapshot() Recording {
@@ -137,6 +142,8 @@ func participants(files []File) []Participant {
 
 // setState moves the job on, saves it and tells the callback.
 func (j *job) setState(s State, reason string) {
+	j.stateMu.Lock()
+	defer j.stateMu.Unlock()
 	j.mu.Lock()
 	j.rec.State = s
 	if reason != "" {
@@ -188,7 +195,7 @@ func (j *job) run() {
 	defer close(j.done)
 	defer func() {
 		if j.cb != nil {
-			j.cb.close()
+			j.cb.close(callbackWait)
 		}
 	}()
 	if d := j.ffmpeg.StartDelay; d > 0 {
@@ -213,8 +220,7 @@ func (j *job) run() {
 	go func() {
 		select {
 		case <-j.stop:
-			j.setStopping()
-			cancel()
+			cancel() // run moves the state on when the session returns
 		case <-ctx.Done():
 		}
 	}()
@@ -248,6 +254,7 @@ func (j *job) run() {
 		j.log.Info("joined the room again")
 	}
 	cancel()
+	j.setStopping()
 	if err == nil {
 		err = j.sess.finish()
 	} else {
@@ -258,7 +265,6 @@ func (j *job) run() {
 		why = j.why
 	}
 	j.mu.Unlock()
-	j.setStopping()
 	files := j.sess.Files()
 	j.mu.Lock()
 	j.rec.Files = files
@@ -385,6 +391,7 @@ func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, e
 
 // finish writes manifest.json and composes class.mp4 when asked to.
 func (j *job) finish(start time.Time, files []File) {
+	files = slices.Clone(files) // the session's list is shared with readers
 	sort.Slice(files, func(a, b int) bool { return files[a].Offset < files[b].Offset })
 	man := Manifest{Room: j.rec.Room, ID: j.rec.ID, Start: start.UTC(), Duration: time.Since(start).Seconds(), Files: files}
 	if err := writeJSON(filepath.Join(j.dir, "manifest.json"), man); err != nil {
@@ -403,7 +410,7 @@ func (j *job) finish(start time.Time, files []File) {
 		} else {
 			j.log.Info("composing class.mp4", "files", len(files))
 			out := filepath.Join(j.dir, "class.mp4")
-			if err := compose(context.Background(), ff, j.dir, files, man.Duration, j.ffmpeg, out); err != nil {
+			if err := compose(j.svc.drainCtx, ff, j.dir, files, man.Duration, j.ffmpeg, out); err != nil {
 				composeErr = err.Error()
 				j.log.Warn("compose failed", "err", err)
 			} else if st, err := os.Stat(out); err == nil {

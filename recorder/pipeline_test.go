@@ -217,3 +217,25 @@ func TestClockOffsetLoweredByALaterTrack(t *testing.T) {
 		t.Errorf("offset moved after writing began: shift %v", shift)
 	}
 }
+
+// Padding packets (a sender's bandwidth probes, empty after their padding
+// is stripped) are no part of a picture and break nothing; a loss before
+// one still counts for the next picture.
+func TestAssemblerSkipsPadding(t *testing.T) {
+	a := newAssembler("video/VP8")
+	add := func(p *rtp.Packet, lost bool) (frame, bool, bool) { return a.add(outPacket{pkt: p, lost: lost}) }
+	if _, ok, _ := add(pkt(1, 100, true, vp8(true, true, 1)...), false); !ok {
+		t.Fatal("keyframe not out")
+	}
+	add(pkt(2, 100, false), false) // padding with the last picture's timestamp
+	add(pkt(3, 100, false), false)
+	for i, seq := range []uint16{4, 5, 6} {
+		if _, ok, want := add(pkt(seq, 200+uint32(i)*100, true, vp8(true, false, 2)...), false); !ok || want {
+			t.Fatalf("delta frame %d after padding: ok %v, keyframe wanted %v", i, ok, want)
+		}
+	}
+	add(pkt(9, 400, false), true) // padding after a loss
+	if _, ok, want := add(pkt(10, 500, true, vp8(true, false, 3)...), false); ok || !want {
+		t.Fatalf("delta frame after a loss hidden by padding: ok %v want %v", ok, want)
+	}
+}

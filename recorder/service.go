@@ -49,6 +49,9 @@ type Service struct {
 	mu       sync.Mutex
 	jobs     map[string]*job
 	draining bool
+	// drainCtx ends when Shutdown begins: compositions stop then.
+	drainCtx context.Context
+	drained  context.CancelFunc
 }
 
 // Errors of the service, for the API to map.
@@ -80,6 +83,7 @@ func New(p Params) (*Service, error) {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: p.Config, log: p.Logger, jobs: map[string]*job{}, ffmpeg: p.FFmpeg}
+	s.drainCtx, s.drained = context.WithCancel(context.Background())
 	if s.ffmpeg == "" {
 		s.ffmpeg, _ = exec.LookPath("ffmpeg")
 	}
@@ -163,6 +167,11 @@ func (s *Service) restore(dir string) error {
 			j.rec.EndedAt = &now
 			j.save()
 			s.log.Warn("recording interrupted", "recording", rec.ID, "room", rec.Room, "files", len(j.rec.Files))
+			if rec.CallbackURL != "" {
+				cb := newCallbacks(rec.CallbackURL, j.log)
+				cb.post(j.snapshot())
+				go cb.close(callbackWait)
+			}
 		}
 		s.jobs[rec.ID] = j
 		s.metrics.state(j, j.rec.State)
@@ -215,12 +224,10 @@ func (s *Service) Start(c *config.RecorderClient, req StartRequest) (Recording, 
 	if !validRoom(req.Room) {
 		return Recording{}, fmt.Errorf("%w: room must be 1-128 characters of A-Z a-z 0-9 . _ -", ErrBadRequest)
 	}
-	var cb *callbacks
 	if req.CallbackURL != "" {
 		if err := sameOrigin(req.CallbackURL, c); err != nil {
 			return Recording{}, err
 		}
-		cb = newCallbacks(req.CallbackURL, s.log)
 	}
 	var ff config.Ffmpeg
 	compose := false
@@ -258,6 +265,10 @@ func (s *Service) Start(c *config.RecorderClient, req StartRequest) (Recording, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.mu.Unlock()
 		return Recording{}, fmt.Errorf("recording folder: %w", err)
+	}
+	var cb *callbacks
+	if req.CallbackURL != "" {
+		cb = newCallbacks(req.CallbackURL, s.log.With("recording", id))
 	}
 	j := &job{
 		svc: s, dir: dir, client: c, ffmpeg: ff, cb: cb,
@@ -370,10 +381,9 @@ func (s *Service) Stop(c *config.RecorderClient, id string) (Recording, error) {
 		return Recording{}, err
 	}
 	j.requestStop("stopped by " + who(c))
-	// Give a quick stop the chance to show in the answer.
-	select {
-	case <-j.done:
-	case <-time.After(50 * time.Millisecond):
+	// The answer shows the recording stopping (or ended) once it is.
+	for deadline := time.Now().Add(500 * time.Millisecond); j.state() == StateRecording && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
 	}
 	return j.snapshot(), nil
 }
@@ -424,6 +434,7 @@ func (s *Service) FilePath(c *config.RecorderClient, id, name string) (string, e
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
+	s.drained()
 	jobs := make([]*job, 0, len(s.jobs))
 	for _, j := range s.jobs {
 		jobs = append(jobs, j)

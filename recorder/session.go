@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -474,6 +475,11 @@ func (s *session) write(f *pfile, now time.Time, final bool) {
 func (s *session) writeFrame(f *pfile, t *track, p placed) {
 	if t.slot == 0 {
 		if err := s.addToFile(f, t, p); err != nil {
+			var ce codecError
+			if !errors.As(err, &ce) {
+				s.fail(err) // the disk: the recording cannot go on
+				return
+			}
 			s.log.Warn("track not recorded", "peer", t.peerID, "source", t.source, "err", err)
 			t.slot = -1
 		}
@@ -502,7 +508,7 @@ func (s *session) writeFrame(f *pfile, t *track, p placed) {
 func (s *session) addToFile(f *pfile, t *track, p placed) error {
 	spec, codec, err := trackSpec(t, p)
 	if err != nil {
-		return err
+		return codecError{err}
 	}
 	if f.w == nil {
 		s.log.Debug("file started", "file", f.base, "at", p.at, "source", t.source)
@@ -541,6 +547,12 @@ func (s *session) addToFile(f *pfile, t *track, p placed) error {
 	}
 	return nil
 }
+
+// codecError is a track that cannot go in a file (as opposed to a file
+// that cannot be written).
+type codecError struct{ error }
+
+func (e codecError) Unwrap() error { return e.error }
 
 // trackSpec describes t's codec for the file header, from its first frame.
 func trackSpec(t *track, first placed) (mkv.Track, string, error) {

@@ -105,11 +105,18 @@ func (s *Subscriber) sendReports(now time.Time, buf *[]rtcp.Packet) {
 		}
 	}
 	s.mu.Unlock()
-	if len(pkts) > 0 {
-		_ = s.pc.WriteRTCP(pkts)
+	// One compound packet per datagram: keep each well under the MTU.
+	for rest := pkts; len(rest) > 0; {
+		n := min(len(rest), reportsPerPacket)
+		_ = s.pc.WriteRTCP(rest[:n])
+		rest = rest[n:]
 	}
 	*buf = pkts
 }
+
+// reportsPerPacket bounds the sender reports in one RTCP packet: 28 bytes
+// each, so 40 make 1,120 bytes before SRTCP's trailer.
+const reportsPerPacket = 40
 
 // reportSoon wakes the report loop.
 func (s *Subscriber) reportSoon() {

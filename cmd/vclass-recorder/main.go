@@ -145,6 +145,8 @@ func serve(ctx context.Context, cfg *config.Recorder, tlsCfg *tls.Config, budget
 		Handler:           recorder.NewHandler(recorder.HandlerParams{Service: svc, Config: cfg, Logger: log.With("part", "api"), Gatherer: reg}),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // requests are small; downloads are writes
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)

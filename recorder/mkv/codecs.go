@@ -122,7 +122,7 @@ func VP9Size(frame []byte) (w, h int, ok bool) {
 	if r.bits(3) != 7 { // color_space != CS_RGB
 		r.bit() // color_range
 		if profile == 1 || profile == 3 {
-			r.bits(4)
+			r.bits(3) // subsampling_x, subsampling_y, reserved_zero
 		}
 	} else if profile == 1 || profile == 3 {
 		r.bit()

@@ -375,6 +375,12 @@ func (w *Writer) Close() error {
 		w.buf = appendMaster(w.buf, idCues, body)
 	}
 	end := w.bufAt + int64(len(w.buf))
+	// The tail first: the header must never point past the file's end.
+	if err := w.flushBuf(); err != nil {
+		w.closed = true
+		w.f.Close()
+		return err
+	}
 	var seeks []byte
 	seek := func(id uint32, at int64) {
 		var s []byte
