@@ -314,3 +314,35 @@ func TestRecordingSurvivesMediaServerRestart(t *testing.T) {
 	}
 	checkFinished(t, path, 8)
 }
+
+// The binaries check their own /healthz for a container HEALTHCHECK: 0
+// when the server answers, 1 when it does not.
+func TestHealthcheckFlags(t *testing.T) {
+	t.Parallel()
+	media := startMedia(t, loopbackConfig(39200, 39209, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), media)
+	mediaAddr := strings.TrimPrefix(media.URL, "http://")
+	check := func(cmd *exec.Cmd) int {
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Logf("%v: %s", cmd.Args, out)
+			return ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	}
+	if code := check(exec.Command(mediaBinary, "-healthcheck", "-http", mediaAddr)); code != 0 {
+		t.Errorf("vclass-media -healthcheck: exit %d, want 0", code)
+	}
+	recCheck := exec.Command(recorderBinary, "-healthcheck", "-config", "config.json")
+	recCheck.Dir = rec.Dir
+	recCheck.Env = append(os.Environ(), "VCLASS_RECORDER_URL="+rec.URL)
+	if code := check(recCheck); code != 0 {
+		t.Errorf("vclass-recorder -healthcheck: exit %d, want 0", code)
+	}
+	media.Stop(t)
+	if code := check(exec.Command(mediaBinary, "-healthcheck", "-http", mediaAddr)); code != 1 {
+		t.Errorf("vclass-media -healthcheck of a stopped server: exit %d, want 1", code)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vclass/vclass/cmd/internal/health"
 	"github.com/vclass/vclass/cmd/internal/logs"
 	"github.com/vclass/vclass/config"
 	"github.com/vclass/vclass/room"
@@ -29,6 +30,9 @@ import (
 	"github.com/vclass/vclass/web"
 	"github.com/vclass/vclass/webhook"
 )
+
+// version is set at build time: -ldflags "-X main.version=1.2.3".
+var version = "dev"
 
 // shutdownBudget is how long SIGTERM may take, all told.
 const shutdownBudget = 10 * time.Second
@@ -53,8 +57,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	checkPath := fs.String("check-config", "", "load this file, print the effective settings as JSON and exit (2 if invalid)")
 	httpAddr := fs.String("http", "", "HTTP listen address (overrides VCLASS_HTTP_ADDR and the default :8011)")
 	logDir := fs.String("log-dir", getenv("VCLASS_LOG_DIR"), "also write logs to a rotated file in this folder (env VCLASS_LOG_DIR)")
+	healthcheck := fs.Bool("healthcheck", false, "ask the running server's /healthz (for a container HEALTHCHECK) and exit 0 if healthy")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "vclass-media", version)
+		return exitOK
 	}
 	if *checkPath != "" {
 		return checkConfig(*checkPath, getenv, stdout, stderr)
@@ -66,6 +76,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if *httpAddr != "" {
 		cfg.HTTPAddr = *httpAddr
+	}
+	if *healthcheck {
+		return health.Check(health.LocalURL("http", cfg.HTTPAddr, "/healthz"), stderr)
 	}
 	log, closeLog, err := logs.New(cfg.LogLevel, *logDir, "vclass-media", stdout)
 	if err != nil {
@@ -153,7 +166,7 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	ready.Store(true)
-	log.Info("vclass-media started", "http", ln.Addr().String(), "serveMode", cfg.ServeMode, "udpPorts", engine.UDPPorts(), "config", cfg.Source)
+	log.Info("vclass-media started", "version", version, "http", ln.Addr().String(), "serveMode", cfg.ServeMode, "udpPorts", engine.UDPPorts(), "config", cfg.Source)
 	fmt.Fprintf(stdout, "vclass-media: open %s in a browser to join a class\n", browserURL(ln.Addr()))
 
 	select {

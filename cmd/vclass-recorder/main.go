@@ -26,10 +26,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/net/netutil"
 
+	"github.com/vclass/vclass/cmd/internal/health"
 	"github.com/vclass/vclass/cmd/internal/logs"
 	"github.com/vclass/vclass/config"
 	"github.com/vclass/vclass/recorder"
 )
+
+// version is set at build time: -ldflags "-X main.version=1.2.3".
+var version = "dev"
 
 // exit codes
 const (
@@ -55,8 +59,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	checkPath := fs.String("check-config", "", "load this file, print the effective settings as JSON and exit (2 if invalid)")
 	logDir := fs.String("log-dir", getenv("VCLASS_LOG_DIR"), "write rotated JSON logs to this folder (env VCLASS_LOG_DIR; default: the config's Logging.LogDir)")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGTERM may take to finish the recordings' files")
+	healthcheck := fs.Bool("healthcheck", false, "ask the running recorder's /healthz (for a container HEALTHCHECK) and exit 0 if healthy")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "vclass-recorder", version)
+		return exitOK
 	}
 	if *checkPath != "" {
 		return checkConfig(*checkPath, getenv, stdout, stderr)
@@ -65,6 +75,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		fmt.Fprintf(stderr, "vclass-recorder: %v\n", err)
 		return exitConfig
+	}
+	if *healthcheck {
+		scheme := "http"
+		if cfg.TLS {
+			scheme = "https"
+		}
+		return health.Check(health.LocalURL(scheme, cfg.ListenAddr, "/healthz"), stderr)
 	}
 	if *logDir == "" {
 		*logDir = cfg.LogDir
@@ -165,7 +182,7 @@ func serve(ctx context.Context, cfg *config.Recorder, tlsCfg *tls.Config, budget
 	if tlsCfg != nil {
 		scheme = "https"
 	}
-	log.Info("vclass-recorder started", "listen", ln.Addr().String(), "tls", tlsCfg != nil, "media", cfg.MediaURL,
+	log.Info("vclass-recorder started", "version", version, "listen", ln.Addr().String(), "tls", tlsCfg != nil, "media", cfg.MediaURL,
 		"recordings", cfg.RecordingDir, "clients", len(cfg.Clients), "config", cfg.Source)
 	fmt.Fprintf(stdout, "vclass-recorder: API at %s://%s/api/v1/recordings\n", scheme, ln.Addr())
 
