@@ -7,12 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # Debian packages the tests drive, by the command each provides. (Redis
-# and nginx join this list with the tests that use them.)
+# joins this list with the tests that use it.)
 declare -A packages=(
   [chromium]=chromium
   [ffmpeg]=ffmpeg
   [ffprobe]=ffmpeg
   [openssl]=openssl
+  [nginx]=nginx
+  [docker-compose]=docker-compose
+  [unshare]=util-linux
 )
 missing=()
 for cmd in "${!packages[@]}"; do
