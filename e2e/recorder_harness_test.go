@@ -279,6 +279,23 @@ func ffprobeValue(t testing.TB, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// decodeErrors decodes every frame of every stream of a file with ffprobe
+// (no muxer in the way) and returns what it complained of.
+func decodeErrors(t testing.TB, path string) string {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("%v: %s", err, out)
+	}
+	var complaints []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if _, err := strconv.Atoi(strings.TrimSpace(line)); err != nil {
+			complaints = append(complaints, line)
+		}
+	}
+	return strings.Join(complaints, "\n")
+}
+
 func fileDuration(t testing.TB, path string) float64 {
 	t.Helper()
 	d, err := strconv.ParseFloat(ffprobeValue(t, "-show_entries", "format=duration", "-of", "csv=p=0", path), 64)

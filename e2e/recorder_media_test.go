@@ -121,8 +121,8 @@ func TestRecordingCodecs(t *testing.T) {
 			if got := strings.Join(strings.Fields(codecs), ","); got != tt.want {
 				t.Errorf("%s: codecs %q, want %q", tt.file, got, tt.want)
 			}
-			if out, err := exec.Command(ffmpeg, "-v", "error", "-nostdin", "-i", path, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
-				t.Errorf("%s does not decode cleanly: %v\n%s", tt.file, err, out)
+			if errs := decodeErrors(t, path); errs != "" {
+				t.Errorf("%s does not decode cleanly:\n%s", tt.file, errs)
 			}
 			if d := fileDuration(t, path); d < 3.5 || d > 6 {
 				t.Errorf("%s lasts %.2f s, want about 5", tt.file, d)
@@ -209,8 +209,8 @@ func TestRecordingLateMutedAndRejoining(t *testing.T) {
 				t.Errorf("%s: largest gap in stream %s is %.2f s at %.2f s, want about 3 s", tc.file, stream, gap, at)
 			}
 		}
-		if out, err := exec.Command("ffmpeg", "-v", "error", "-nostdin", "-i", path, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
-			t.Errorf("%s does not decode cleanly: %v\n%s", tc.file, err, out)
+		if errs := decodeErrors(t, path); errs != "" {
+			t.Errorf("%s does not decode cleanly:\n%s", tc.file, errs)
 		}
 	}
 	// Ivy's file runs from her first join to the end: the gap is inside it.

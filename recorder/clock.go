@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"slices"
 	"time"
 )
 
@@ -52,7 +53,24 @@ type trackClock struct {
 	byArrival bool
 	base      time.Duration // byArrival: timeline of RTP time baseExt
 	baseExt   int64
+
+	// After anchoring, frames follow the anchoring report's line, moved by
+	// corr, which slews toward what later reports say (the median of the
+	// last few): a sender's reports jitter by its own scheduling, while its
+	// clocks drift slowly; frames must neither jump nor go back.
+	anchorSR    senderReport
+	anchorSRExt int64
+	targets     []time.Duration
+	corr        time.Duration
+	corrExt     int64 // RTP time corr was last moved at
 }
+
+// Slewing of the correction: at most slewPerSecond per second of media,
+// toward the median of the last reportWindow reports.
+const (
+	slewPerSecond = 20 * time.Millisecond
+	reportWindow  = 5
+)
 
 // extend gives an RTP timestamp a 64-bit number, near the last one.
 func (c *trackClock) extend(ts uint32) int64 {
@@ -78,6 +96,28 @@ func (c *trackClock) report(sr senderReport) {
 	if c.started {
 		c.srExt, c.srKnown = c.ext+int64(int32(sr.rtp-c.lastTS)), true
 	}
+	if c.anchored && !c.byArrival && c.srKnown {
+		// Where this report puts its own RTP time, against the anchor's line.
+		c.targets = append(c.targets, sr.ntp-c.anchorTime(c.srExt))
+		if len(c.targets) > reportWindow {
+			c.targets = c.targets[1:]
+		}
+	}
+}
+
+// anchorTime is the publisher's clock at an RTP time by the anchoring report.
+func (c *trackClock) anchorTime(ext int64) time.Duration {
+	return c.anchorSR.ntp + c.ticks(ext-c.anchorSRExt)
+}
+
+// target is the median of the recent reports' corrections.
+func (c *trackClock) target() time.Duration {
+	if len(c.targets) == 0 {
+		return 0
+	}
+	s := slices.Clone(c.targets)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func (c *trackClock) ticks(d int64) time.Duration {
@@ -120,6 +160,8 @@ func (c *trackClock) anchor(pending []timed, waited time.Duration, mayLower bool
 			c.peer.delta = best
 		}
 		c.anchored = true
+		c.anchorSR, c.anchorSRExt = *c.sr, c.srExt
+		c.corrExt = pending[0].ext
 		return true, shift
 	}
 	if waited >= srWait {
@@ -144,7 +186,12 @@ func (c *trackClock) place(f timed) time.Duration {
 	if c.byArrival {
 		at = c.base + c.ticks(f.ext-c.baseExt)
 	} else {
-		at = c.publisherTime(f.ext) + c.peer.delta
+		if f.ext > c.corrExt {
+			step := c.ticks(f.ext-c.corrExt) * slewPerSecond / time.Second
+			c.corr += max(-step, min(step, c.target()-c.corr))
+			c.corrExt = f.ext
+		}
+		at = c.anchorTime(f.ext) + c.corr + c.peer.delta
 	}
 	if d := at - f.arrived; d > maxSkew || d < -maxSkew {
 		c.arrivalAnchor([]timed{f})

@@ -239,3 +239,38 @@ func TestAssemblerSkipsPadding(t *testing.T) {
 		t.Fatalf("delta frame after a loss hidden by padding: ok %v want %v", ok, want)
 	}
 }
+
+// Reports that jitter (a sender writing late under load) move frames only
+// a little at a time, and never back; a lasting change (clock drift) is
+// followed at the slew rate.
+func TestClockSmoothsJitteryReports(t *testing.T) {
+	c := &trackClock{rate: 90000, peer: &peerClock{}}
+	const ntp0 = 100 * time.Second
+	c.report(senderReport{ntp: ntp0, rtp: 0})
+	first := timed{ext: c.extend(0), arrived: time.Second}
+	c.anchor([]timed{first}, 0, true)
+	last := c.place(first)
+	jitter := []time.Duration{40, -35, 25, -40, 30, -20, 35, -30}
+	for i := 1; i <= 240; i++ { // 8 s at 30 fps, a report a second off by ±40 ms
+		ts := uint32(i * 3000)
+		if i%30 == 0 {
+			c.report(senderReport{ntp: ntp0 + time.Duration(i)*time.Second/30 + jitter[i/30-1]*time.Millisecond, rtp: ts})
+		}
+		at := c.place(timed{ext: c.extend(ts), arrived: time.Second + time.Duration(i)*time.Second/30})
+		if step := at - last; step < 32*time.Millisecond || step > 35*time.Millisecond {
+			t.Fatalf("frame %d: %v after the last, want 33 ms give or take 2", i, step)
+		}
+		last = at
+	}
+	// A lasting 100 ms shift of the sender's clock is taken up at 20 ms a second.
+	for i := 241; i <= 600; i++ {
+		ts := uint32(i * 3000)
+		if i%30 == 0 {
+			c.report(senderReport{ntp: ntp0 + time.Duration(i)*time.Second/30 + 100*time.Millisecond, rtp: ts})
+		}
+		last = c.place(timed{ext: c.extend(ts), arrived: time.Second + time.Duration(i)*time.Second/30})
+	}
+	if want := time.Second + 20*time.Second + 100*time.Millisecond; last < want-2*time.Millisecond || last > want+2*time.Millisecond {
+		t.Errorf("after a lasting shift the frame at 20 s is at %v, want %v", last, want)
+	}
+}

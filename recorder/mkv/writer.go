@@ -78,9 +78,11 @@ type Writer struct {
 	durAt   int64 // offset of the duration value
 	trackAt int64 // offset of the tracks region
 
-	cluster     int64 // offset of the open cluster, -1 when none
-	clusterTime int64 // its timestamp, ms
-	lastTime    int64 // latest block timestamp, ms
+	cluster     int64         // offset of the open cluster, -1 when none
+	clusterTime int64         // its timestamp, ms
+	lastTime    int64         // latest block timestamp, ms
+	trackLast   map[int]int64 // per track, its latest block timestamp
+	afterFlush  []pendingPatch
 	endTime     int64 // latest block's end, ms: the duration
 	haveBlock   bool
 	cues        []cue
@@ -253,7 +255,9 @@ func (w *Writer) AddTrack(t Track) (int, error) {
 
 // WriteFrame adds one frame of track (numbered from 1) at ms, its time
 // from the start of the file in milliseconds. Frames come in time order;
-// one earlier than the last is written at the last frame's time.
+// one earlier than the last is written at the last frame's time, and a
+// track's frames get strictly increasing times (a millisecond apart at
+// least), which decoders need.
 func (w *Writer) WriteFrame(track int, ms int64, keyframe bool, data []byte) error {
 	if w.closed || w.err != nil {
 		return w.failed()
@@ -265,6 +269,13 @@ func (w *Writer) WriteFrame(track int, ms int64, keyframe bool, data []byte) err
 		ms = w.lastTime
 	}
 	ms = max(ms, 0)
+	if w.trackLast == nil {
+		w.trackLast = map[int]int64{}
+	}
+	if last, ok := w.trackLast[track]; ok && ms <= last {
+		ms = last + 1
+	}
+	w.trackLast[track] = ms
 	video := w.tracks[track-1].Type == Video
 	span := time.Duration(ms-w.clusterTime) * time.Millisecond
 	if w.cluster < 0 || span >= clusterSpan || ms-w.clusterTime > math.MaxInt16 ||
@@ -324,15 +335,28 @@ func (w *Writer) startCluster(ms int64) {
 	w.buf = appendUint(w.buf, idClusterTimestmp, uint64(ms))
 }
 
-// endCluster sets the open cluster's size.
+// endCluster sets the open cluster's size. A header already in the file
+// gets it only once the cluster's last blocks are there too: a file cut
+// short (kill -9, a full disk) must not claim blocks it lacks.
 func (w *Writer) endCluster() {
 	if w.cluster < 0 {
 		return
 	}
 	end := w.bufAt + int64(len(w.buf))
-	size := end - w.cluster - 4 - 8
-	_ = w.patch(w.cluster+4, appendSizeN(nil, uint64(size), 8))
+	size := appendSizeN(nil, uint64(end-w.cluster-4-8), 8)
+	if w.cluster >= w.bufAt {
+		_ = w.patch(w.cluster+4, size)
+	} else {
+		w.afterFlush = append(w.afterFlush, pendingPatch{w.cluster + 4, size})
+	}
 	w.cluster = -1
+}
+
+// pendingPatch is a change to the file's flushed part that waits for the
+// buffer to reach the file.
+type pendingPatch struct {
+	off int64
+	b   []byte
 }
 
 // Flush writes what is buffered and updates the duration in the header,
@@ -428,16 +452,23 @@ func (w *Writer) failed() error {
 }
 
 func (w *Writer) flushBuf() error {
-	if len(w.buf) == 0 {
-		return nil
-	}
 	n, err := w.f.WriteAt(w.buf, w.bufAt)
-	w.bufAt += int64(n)
-	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
 	if err != nil {
+		// Keep the file whole: cut off any part of a block that got in (a
+		// full disk may take some bytes of a write, even one that reports
+		// none), so it ends where the last flush left it, on a block's end.
+		_ = w.f.Truncate(w.bufAt)
 		w.err = fmt.Errorf("mkv: %w", err)
 		return w.err
 	}
+	w.bufAt += int64(n)
+	w.buf = w.buf[:0]
+	for _, p := range w.afterFlush {
+		if err := w.patch(p.off, p.b); err != nil {
+			return err
+		}
+	}
+	w.afterFlush = w.afterFlush[:0]
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
@@ -333,5 +334,106 @@ func TestCodecSizes(t *testing.T) {
 	}
 	if _, _, ok := VP8Size([]byte{1, 2, 3}); ok {
 		t.Error("garbage read as a VP8 keyframe")
+	}
+}
+
+// Frames that come at or before a track's last time (a sender's clock
+// stepping back) get strictly increasing times, which decoders need.
+func TestTrackTimesStrictlyIncrease(t *testing.T) {
+	video, _, w, h := clip(t)
+	path := filepath.Join(t.TempDir(), "a.webm")
+	wr, err := Create(path, Track{Type: Video, CodecID: "V_VP8", Width: w, Height: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range video[:60] {
+		ms := v.ms
+		if i >= 30 && i < 33 {
+			ms = video[29].ms // three frames stuck at one time
+		}
+		if err := wr.WriteFrame(1, ms, v.key, v.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var last float64 = -1
+	for _, line := range strings.Fields(run(t, "ffprobe", "-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", path)) {
+		v, _ := strconv.ParseFloat(line, 64)
+		if v <= last {
+			t.Fatalf("packet at %v after %v: not increasing", v, last)
+		}
+		last = v
+	}
+}
+
+// A full disk fails the write, and the file stays whole: it ends where the
+// last good flush left it, and every frame in it decodes. The writer runs
+// in its own mount namespace on a small tmpfs.
+func TestDiskFullKeepsFileWhole(t *testing.T) {
+	if dir := os.Getenv("MKV_FULL_DIR"); dir != "" {
+		w, err := Create(filepath.Join(dir, "a.webm"), OpusTrack("mic", 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame := make([]byte, 300)
+		var werr error
+		for i := 0; i < 100000 && werr == nil; i++ {
+			if werr = w.WriteFrame(1, int64(i*20), true, frame); werr == nil && i%50 == 0 {
+				werr = w.Flush()
+			}
+		}
+		w.Abandon()
+		if !errors.Is(werr, syscall.ENOSPC) {
+			t.Fatalf("writing until the disk is full: %v, want ENOSPC", werr)
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, "a.webm"))
+		if err := os.WriteFile(os.Getenv("MKV_FULL_OUT"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err == nil {
+		err = exec.Command(unshare, "-rm", "true").Run()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("unshare -rm is needed: %v", err)
+		}
+		t.Skipf("unshare -rm does not work here: %v", err)
+	}
+	mnt, out := t.TempDir(), filepath.Join(t.TempDir(), "kept.webm")
+	cmd := exec.Command(unshare, "-rm", "sh", "-c", `mount -t tmpfs -o size=160k none "$MKV_FULL_DIR" && exec "$0" -test.run '^TestDiskFullKeepsFileWhole$'`, os.Args[0])
+	cmd.Env = append(os.Environ(), "MKV_FULL_DIR="+mnt, "MKV_FULL_OUT="+out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the writer on a full disk: %v\n%s", err, b)
+	}
+	n := run(t, "ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", out)
+	if frames, err := strconv.Atoi(n); err != nil || frames < 400 {
+		t.Errorf("the kept file: ffprobe says %q, want only a frame count (over 400) and no complaint", n)
+	}
+}
+
+// A process killed between flushes leaves the file as of its last flush:
+// a cluster that ended after it must not claim blocks that never reached
+// the file.
+func TestKilledBetweenFlushes(t *testing.T) {
+	video, audio, w, h := clip(t)
+	path := filepath.Join(t.TempDir(), "a.webm")
+	wr, err := Create(path, Track{Type: Video, CodecID: "V_VP8", Width: w, Height: h}, OpusTrack("mic", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	interleave(t, wr, 1, 2, video, audio, 900) // within the first cluster
+	if err := wr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	interleave(t, wr, 1, 2, video[27:], audio[45:], 2500) // the first cluster ends, unflushed
+	wr.f.Close()                                          // killed: the buffer is lost
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil || strings.Contains(string(out), "prematurely") || strings.Contains(string(out), "[") {
+		t.Errorf("file killed between flushes: %v\n%s", err, out)
 	}
 }
