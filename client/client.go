@@ -41,6 +41,7 @@ type Options struct {
 // ServerError is an error response of the server to a request of Method.
 type ServerError struct {
 	Method, Code, Message string
+	Redirect              string // with code "redirect": the node to join instead
 }
 
 func (e *ServerError) Error() string { return fmt.Sprintf("%s: %s: %s", e.Method, e.Code, e.Message) }
@@ -202,7 +203,7 @@ func (c *Client) Request(ctx context.Context, method string, data, out any) erro
 	if !res.Succeeded() {
 		e := &ServerError{Method: method}
 		if res.Error != nil {
-			e.Code, e.Message = res.Error.Code, res.Error.Message
+			e.Code, e.Message, e.Redirect = res.Error.Code, res.Error.Message, res.Error.Redirect
 		}
 		return e
 	}
@@ -314,6 +315,32 @@ func (c *Client) JoinRoom(ctx context.Context, roomID string) ([]RoomPeer, error
 	return res.Peers, nil
 }
 
+// DialRoom connects and enters roomID, following the cluster to the node
+// the room lives on (a "redirect" answer to joinRoom: up to 3 hops).
+// setup, when set, runs on each new client before it enters the room
+// (to set OnTrack and handlers). opts.URL is where it starts.
+func DialRoom(ctx context.Context, opts Options, roomID string, setup func(*Client)) (*Client, []RoomPeer, error) {
+	for hops := 0; ; hops++ {
+		c, err := Dial(ctx, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		if setup != nil {
+			setup(c)
+		}
+		peers, err := c.JoinRoom(ctx, roomID)
+		if err == nil {
+			return c, peers, nil
+		}
+		c.Close()
+		var se *ServerError
+		if !errors.As(err, &se) || se.Code != "redirect" || se.Redirect == "" || hops == 3 {
+			return nil, nil, err
+		}
+		opts.URL = se.Redirect
+	}
+}
+
 // OnTrack sets the function called for each track received; it runs on
 // Pion's goroutine and may read the track until it ends.
 func (c *Client) OnTrack(fn func(*RemoteTrack)) { c.recv.setOnTrack(fn) }
@@ -331,6 +358,9 @@ func (c *Client) Close() {
 	case <-time.After(2 * time.Second):
 	}
 }
+
+// URL is the server this client is connected to.
+func (c *Client) URL() string { return c.opts.URL }
 
 // Done is closed when the connection to the server has ended and every
 // notification it brought has been handled.

@@ -39,11 +39,13 @@ type Media struct {
 	APIKeys []string `json:"-"`
 	// WebhookURL receives room and peer events (WebhookSettings.Url or env
 	// VCLASS_WEBHOOK_URL), signed with WebhookSecret (never printed).
-	WebhookURL    string  `json:"webhookUrl,omitempty"`
-	WebhookSecret string  `json:"-"`
-	RTC           RTC     `json:"rtc"`
-	Codecs        []Codec `json:"codecs"`
-	Bitrate       Bitrate `json:"bitrate"`
+	WebhookURL    string `json:"webhookUrl,omitempty"`
+	WebhookSecret string `json:"-"`
+	RTC           RTC    `json:"rtc"`
+	// Cluster joins this node to others through Redis (env only).
+	Cluster Cluster `json:"cluster"`
+	Codecs  []Codec `json:"codecs"`
+	Bitrate Bitrate `json:"bitrate"`
 	// Ignored lists the keys present in the file that nothing used, as full paths.
 	Ignored []string `json:"ignoredKeys"`
 
@@ -51,6 +53,16 @@ type Media struct {
 	// came from, so that Validate names what the operator wrote. Fields set in code are
 	// absent and named by their JSON path.
 	origin map[string]string
+}
+
+// Cluster is a node's place among several sharing rooms through Redis:
+// env VCLASS_REDIS_URL (empty: a single node), VCLASS_NODE_ID (default the
+// host name) and VCLASS_PUBLIC_URL (the WebSocket URL clients reach this
+// node at, required with Redis).
+type Cluster struct {
+	RedisURL  string `json:"redisUrl,omitempty"`
+	NodeID    string `json:"nodeId,omitempty"`
+	PublicURL string `json:"publicUrl,omitempty"`
 }
 
 // RTC says where WebRTC media flows.

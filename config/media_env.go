@@ -2,6 +2,8 @@ package config
 
 import (
 	"maps"
+	"net/url"
+	"os"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -23,6 +25,10 @@ const (
 	// EnvWebhookURL and EnvWebhookSecret replace WebhookSettings.Url and Secret.
 	EnvWebhookURL    = "VCLASS_WEBHOOK_URL"
 	EnvWebhookSecret = "VCLASS_WEBHOOK_SECRET"
+	// EnvRedisURL, EnvNodeID and EnvPublicURL make the node one of a cluster.
+	EnvRedisURL  = "VCLASS_REDIS_URL"
+	EnvNodeID    = "VCLASS_NODE_ID"
+	EnvPublicURL = "VCLASS_PUBLIC_URL"
 )
 
 // ApplyEnv overrides m from the environment (getenv is os.Getenv outside tests); unset or
@@ -68,7 +74,36 @@ func (m *Media) ApplyEnv(getenv func(string) string) error {
 		m.APIKeys = []string{v}
 		m.note("apiKeys[0]", EnvAPIKey)
 	}
+	if err := m.applyCluster(getenv); err != nil {
+		return err
+	}
 	return m.Validate()
+}
+
+func (m *Media) applyCluster(getenv func(string) string) error {
+	c := Cluster{
+		RedisURL:  strings.TrimSpace(getenv(EnvRedisURL)),
+		NodeID:    strings.TrimSpace(getenv(EnvNodeID)),
+		PublicURL: strings.TrimSpace(getenv(EnvPublicURL)),
+	}
+	if c.RedisURL == "" {
+		return nil
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return &KeyError{Path: EnvRedisURL, Value: strconv.Quote(c.RedisURL), Reason: "is not a redis://host:port/db URL"}
+	}
+	if c.NodeID == "" {
+		c.NodeID, _ = os.Hostname()
+	}
+	if c.NodeID == "" {
+		return &KeyError{Path: EnvNodeID, Reason: "a node of a cluster needs an id"}
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return &KeyError{Path: EnvPublicURL, Value: strconv.Quote(c.PublicURL), Reason: "must be the node's WebSocket URL as clients reach it (wss://host/path/ws) when " + EnvRedisURL + " is set"}
+	}
+	m.Cluster = c
+	return nil
 }
 
 func (m *Media) applyAnnouncedIP(v string) error {

@@ -30,14 +30,8 @@ func (p *participant) count(key string) int64 {
 	return 0
 }
 
-func joinParticipant(t *testing.T, ctx context.Context, wsURL, roomID, name string, publish bool) *participant {
-	t.Helper()
-	c, err := client.Dial(ctx, client.Options{URL: wsURL, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	p := &participant{c: c, received: map[string]*atomic.Int64{}}
+// track counts the packets c receives, by peer and source.
+func (p *participant) track(c *client.Client) {
 	c.OnTrack(func(rt *client.RemoteTrack) {
 		key := rt.PeerID + "/" + rt.Source
 		n := &atomic.Int64{}
@@ -51,6 +45,17 @@ func joinParticipant(t *testing.T, ctx context.Context, wsURL, roomID, name stri
 			n.Add(1)
 		}
 	})
+}
+
+func joinParticipant(t *testing.T, ctx context.Context, wsURL, roomID, name string, publish bool) *participant {
+	t.Helper()
+	c, err := client.Dial(ctx, client.Options{URL: wsURL, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	p := &participant{c: c, received: map[string]*atomic.Int64{}}
+	p.track(c)
 	if _, err := c.JoinRoom(ctx, roomID); err != nil {
 		t.Fatal(err)
 	}

@@ -366,10 +366,6 @@ func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, e
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := client.Dial(ctx, client.Options{URL: cfg.MediaURL, DisplayName: "recorder", Ticket: ticket, Logger: j.log})
-	if err != nil {
-		return nil, nil, err
-	}
 	j.mu.Lock()
 	sess := j.sess
 	j.mu.Unlock()
@@ -377,10 +373,10 @@ func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, e
 		sess = newSession(j.log, j.dir, &j.stats)
 		sess.onBytes, sess.onLost = j.svc.metrics.bytes, j.svc.metrics.lost
 	}
-	sess.attach(c)
-	peers, err := c.JoinRoom(ctx, j.rec.Room)
+	// In a cluster the media server may send the recorder to the room's node.
+	c, peers, err := client.DialRoom(ctx, client.Options{URL: cfg.MediaURL, DisplayName: "recorder", Ticket: ticket, Logger: j.log},
+		j.rec.Room, sess.attach)
 	if err != nil {
-		c.Close()
 		return nil, nil, err
 	}
 	j.mu.Lock()

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -156,6 +157,19 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 			err := errorf(codeUnauthorized, "%v", err)
 			s.srv.p.Metrics.joinFailed(err)
 			return nil, err
+		}
+	}
+	if place := s.srv.p.Place; place != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		url, err := place(ctx, req.RoomID)
+		cancel()
+		if err != nil {
+			err := errorf(codeClusterDown, "the cluster cannot place rooms now (%v); try again soon", err)
+			s.srv.p.Metrics.joinFailed(err)
+			return nil, err
+		}
+		if url != "" {
+			return nil, &protoError{code: codeRedirect, msg: "room " + req.RoomID + " lives on another node: join there", redirect: url}
 		}
 	}
 	peer, others, err := s.srv.p.Rooms.Join(req.RoomID, room.PeerParams{ID: s.peerID, Role: s.role, UserID: s.userID(), DisplayName: s.displayName, Sources: s.sources, Sink: s})

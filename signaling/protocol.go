@@ -31,13 +31,16 @@ const (
 	codeForbidden        = "forbidden"
 	codeUnknownPeer      = "unknownPeer"
 	codeNoRoom           = "noRoom"
+	codeRedirect         = "redirect"
+	codeClusterDown      = "clusterUnavailable"
 	codeInternal         = "internal"
 )
 
 // protoError is an error that already carries its protocol code.
 type protoError struct {
-	code string
-	msg  string
+	code     string
+	msg      string
+	redirect string // with codeRedirect
 }
 
 func (e *protoError) Error() string { return e.code + ": " + e.msg }
@@ -50,7 +53,7 @@ func errorf(code, format string, a ...any) error {
 func toWire(err error) *wire.Error {
 	var pe *protoError
 	if errors.As(err, &pe) {
-		return &wire.Error{Code: pe.code, Message: pe.msg}
+		return &wire.Error{Code: pe.code, Message: pe.msg, Redirect: pe.redirect}
 	}
 	codes := []struct {
 		err  error

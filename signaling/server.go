@@ -30,6 +30,10 @@ type Params struct {
 	// TicketSecrets verify tickets (current first); none = every ticket
 	// is refused.
 	TicketSecrets []string
+	// Place, in a cluster, says where a room lives before a joinRoom: ""
+	// for this node, else the WebSocket URL of the node to send the client
+	// to. An error (Redis down) refuses the join. Nil: a single node.
+	Place func(ctx context.Context, roomID string) (redirect string, err error)
 }
 
 // Server accepts WebSocket clients at /ws.

@@ -107,7 +107,11 @@ export class Connection {
       this.#pending.delete(msg.id);
       clearTimeout(waiter.timer);
       if (msg.ok) waiter.resolve(msg.data ?? {});
-      else waiter.reject(new VClassError(msg.error?.code ?? 'internal', msg.error?.message));
+      else {
+        const err = new VClassError(msg.error?.code ?? 'internal', msg.error?.message);
+        if (msg.error?.redirect) err.redirect = msg.error.redirect;
+        waiter.reject(err);
+      }
     } else if (msg.notification) {
       this.#handlers.onNotification(msg.method, msg.data ?? {});
     } else if (msg.request && this.isOpen) {

@@ -159,7 +159,20 @@ export class VClassClient extends EventTarget {
   }
 
   async #joinRoom(roomId) {
-    const res = await this.#request('joinRoom', { roomId });
+    let res;
+    for (let hops = 0; ; hops++) {
+      try {
+        res = await this.#request('joinRoom', { roomId });
+        break;
+      } catch (err) {
+        // In a cluster the room lives on another node: join there.
+        if (err?.code !== 'redirect' || !err.redirect || hops >= 3) throw err;
+        this.#closeConnection();
+        this.#url = err.redirect;
+        await this.#connect(this.#session);
+        this.#adoptJoin(await this.#request('join', this.#joinParams));
+      }
+    }
     this.#roomId = res.roomId ?? roomId;
     this.#serveMode = res.serveMode ?? null;
     this.#ensureRecvPC(); // so early server candidates have a place to wait

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vclass/vclass/cluster"
 	"github.com/vclass/vclass/cmd/internal/health"
 	"github.com/vclass/vclass/cmd/internal/logs"
 	"github.com/vclass/vclass/config"
@@ -132,21 +133,58 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
-	var onEvent func(room.Event)
+	var hooks *webhook.Sender
 	if cfg.WebhookURL != "" {
-		hooks := webhook.New(webhook.Params{URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Logger: log.With("part", "webhook")})
+		hooks = webhook.New(webhook.Params{URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Logger: log.With("part", "webhook")})
 		defer hooks.Close()
-		onEvent = func(e room.Event) {
+	}
+	var node *cluster.Node // set below in cluster mode; read by onEvent afterwards only
+	onEvent := func(e room.Event) {
+		if hooks != nil {
 			hooks.Post(webhook.Event{Event: e.Kind, Room: e.Room, PeerID: e.PeerID, DisplayName: e.DisplayName, Role: e.Role, Reason: e.Reason})
+		}
+		if e.Kind == "roomFinished" && node != nil {
+			go node.Release(e.Room) // the room may form again on any node
 		}
 	}
 	rooms := room.NewManager(room.Params{
 		Engine: engine, ServeMode: cfg.ServeMode, EmptyGrace: 10 * time.Second, OnEvent: onEvent, Logger: log.With("part", "room"),
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
+	var place func(ctx context.Context, roomID string) (string, error)
+	if c := cfg.Cluster; c.RedisURL != "" {
+		n, err := cluster.New(cluster.Params{
+			RedisURL: c.RedisURL, NodeID: c.NodeID, PublicURL: c.PublicURL, Logger: log.With("part", "cluster"),
+			Load: func() int {
+				_, peers, _, _ := rooms.Counts()
+				return peers
+			},
+			Rooms: func() []string {
+				var ids []string
+				for _, r := range rooms.Rooms() {
+					ids = append(ids, r.ID())
+				}
+				return ids
+			},
+		})
+		if err != nil {
+			engine.Close()
+			return err
+		}
+		defer n.Close()
+		node = n
+		place = func(ctx context.Context, roomID string) (string, error) {
+			owner, local, err := n.Place(ctx, roomID)
+			if err != nil || local {
+				return "", err
+			}
+			return owner.URL, nil
+		}
+		log.Info("cluster mode", "node", c.NodeID, "publicUrl", c.PublicURL)
+	}
 	srv := signaling.NewServer(signaling.Params{
 		Rooms: rooms, Metrics: metrics, AllowEmptyTickets: cfg.AllowEmptyTickets, TicketSecrets: cfg.TicketSecrets,
-		Logger: log.With("part", "signaling"),
+		Logger: log.With("part", "signaling"), Place: place,
 	})
 	if !cfg.AllowEmptyTickets && len(cfg.TicketSecrets) == 0 {
 		log.Warn("AuthSettings.AllowEmptyTickets is false and no ticket secret is set (AuthSettings.Secret or VCLASS_AUTH_SECRET): every join will be refused")

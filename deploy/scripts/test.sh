@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# Debian packages the tests drive, by the command each provides. (Redis
-# joins this list with the tests that use it.)
+# Debian packages the tests drive, by the command each provides.
 declare -A packages=(
+  [redis-server]=redis-server
   [chromium]=chromium
   [ffmpeg]=ffmpeg
   [ffprobe]=ffmpeg

@@ -21,6 +21,9 @@ type Message struct {
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Redirect, with code "redirect", is the WebSocket URL of the node the
+	// room lives on: join there.
+	Redirect string `json:"redirect,omitempty"`
 }
 
 // Succeeded reports whether a response says ok.

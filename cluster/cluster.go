@@ -1,0 +1,300 @@
+// Package cluster lets several vclass-media nodes share rooms through
+// Redis, with no protocol of their own: each node registers itself (id,
+// public URL, load) under a key that expires unless its heartbeat renews
+// it; a room is claimed by one node under a key that its owner's heartbeat
+// renews too. A join for a room is served where the room lives: the node
+// that gets it either owns the room or sends the client to the owner. When
+// a node dies its keys expire, and its rooms form again on a live node as
+// their clients come back.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Keys in Redis.
+const (
+	keyNodes      = "vclass:nodes"       // sorted set: node id, scored by when it expires (unix ms)
+	keyNodePrefix = "vclass:node:"       // hash: url, load, started
+	keyRoomPrefix = "vclass:room:"       // string: the owning node's id
+	defaultBeat   = 2 * time.Second      // heartbeat
+	defaultTTL    = 3 * defaultBeat      // a node or room not renewed for this long is gone
+	opTimeout     = 1500 * time.Millisecond
+)
+
+// ErrUnavailable is returned while Redis cannot be reached: new joins
+// cannot be placed (rooms already running keep running).
+var ErrUnavailable = errors.New("cluster: Redis is unavailable")
+
+// Params configure a Node.
+type Params struct {
+	RedisURL  string // redis://host:port/db
+	NodeID    string
+	PublicURL string // how clients reach this node's WebSocket (wss://host/n/media-1/ws)
+	// Load is the node's current load (peers), read at each heartbeat.
+	Load func() int
+	// Rooms lists the rooms live on this node, whose claims the heartbeat
+	// renews.
+	Rooms     func() []string
+	Heartbeat time.Duration // default 2 s; the keys live 3 heartbeats
+	Logger    *slog.Logger
+}
+
+// quietRedis keeps go-redis's own log (the standard logger) quiet.
+var quietRedis sync.Once
+
+type discard struct{}
+
+func (discard) Printf(context.Context, string, ...any) {}
+
+// Info is a live node as Redis knows it.
+type Info struct {
+	ID   string `json:"id"`
+	URL  string `json:"url"`
+	Load int    `json:"load"`
+}
+
+// Node is this process's membership of the cluster.
+type Node struct {
+	p   Params
+	rdb *redis.Client
+	log *slog.Logger
+	ttl time.Duration
+
+	mu      sync.Mutex
+	healthy bool
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// New connects to Redis (lazily: a Redis that is down at start is tried
+// again at each heartbeat) and starts the heartbeat.
+func New(p Params) (*Node, error) {
+	if p.NodeID == "" || p.PublicURL == "" {
+		return nil, errors.New("cluster: a node needs an id (VCLASS_NODE_ID) and a public URL (VCLASS_PUBLIC_URL)")
+	}
+	opts, err := redis.ParseURL(p.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: VCLASS_REDIS_URL: %w", err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = opTimeout, opTimeout, opTimeout
+	opts.MaxRetries = 1
+	if p.Heartbeat <= 0 {
+		p.Heartbeat = defaultBeat
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	if p.Load == nil {
+		p.Load = func() int { return 0 }
+	}
+	if p.Rooms == nil {
+		p.Rooms = func() []string { return nil }
+	}
+	quietRedis.Do(func() { redis.SetLogger(discard{}) }) // errors reach us as values
+	n := &Node{p: p, rdb: redis.NewClient(opts), log: p.Logger, ttl: 3 * p.Heartbeat,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	n.beat()
+	go n.run()
+	return n, nil
+}
+
+// Close leaves the cluster: the node's key goes at once, its rooms' claims
+// expire (clients come back elsewhere).
+func (n *Node) Close() {
+	n.halt()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	n.rdb.ZRem(ctx, keyNodes, n.p.NodeID)
+	n.rdb.Del(ctx, keyNodePrefix+n.p.NodeID)
+	n.rdb.Close()
+}
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.p.NodeID }
+
+// Healthy reports whether the last heartbeat reached Redis.
+func (n *Node) Healthy() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.healthy
+}
+
+// halt stops the heartbeat, as a dead node's stops.
+func (n *Node) halt() {
+	select {
+	case <-n.stop:
+	default:
+		close(n.stop)
+	}
+	<-n.done
+}
+
+func (n *Node) run() {
+	defer close(n.done)
+	t := time.NewTicker(n.p.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.beat()
+		}
+	}
+}
+
+// claimScript renews a room's claim if this node holds it or no one does,
+// and returns the owner.
+var claimScript = redis.NewScript(`
+local owner = redis.call('GET', KEYS[1])
+if owner == false or owner == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return owner`)
+
+// beat renews the node's registration and its rooms' claims.
+func (n *Node) beat() {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	now := time.Now()
+	id := n.p.NodeID
+	_, err := n.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, keyNodePrefix+id, "url", n.p.PublicURL, "load", n.p.Load(), "beat", now.UnixMilli())
+		p.PExpire(ctx, keyNodePrefix+id, n.ttl)
+		p.ZAdd(ctx, keyNodes, redis.Z{Score: float64(now.Add(n.ttl).UnixMilli()), Member: id})
+		p.ZRemRangeByScore(ctx, keyNodes, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+		return nil
+	})
+	if err == nil {
+		for _, room := range n.p.Rooms() {
+			owner, cerr := claimScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room}, id, n.ttl.Milliseconds()).Text()
+			if cerr != nil {
+				err = cerr
+				break
+			}
+			if owner != id {
+				n.log.Warn("a room live here is claimed by another node (Redis lost our claim)", "room", room, "owner", owner)
+			}
+		}
+	}
+	n.mu.Lock()
+	was := n.healthy
+	n.healthy = err == nil
+	n.mu.Unlock()
+	switch {
+	case err != nil && was:
+		n.log.Error("Redis unreachable: new joins are refused, running rooms go on", "err", err)
+	case err == nil && !was:
+		n.log.Info("in the cluster", "node", id, "url", n.p.PublicURL)
+	}
+}
+
+// Nodes lists the live nodes.
+func (n *Node) Nodes(ctx context.Context) ([]Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	ids, err := n.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: keyNodes, ByScore: true,
+		Start: strconv.FormatInt(time.Now().UnixMilli(), 10), Stop: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, keyNodePrefix+id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var out []Info
+	for i, id := range ids {
+		h := cmds[i].Val()
+		if h["url"] == "" {
+			continue // expired between the two reads
+		}
+		load, _ := strconv.Atoi(h["load"])
+		out = append(out, Info{ID: id, URL: h["url"], Load: load})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out, nil
+}
+
+// placeScript claims a room for a node unless a live node holds it, and
+// returns the owner. KEYS: the room, the nodes set; ARGV: the chosen
+// node, the claim's life (ms), now (ms).
+var placeScript = redis.NewScript(`
+local owner = redis.call('GET', KEYS[1])
+if owner then
+  local alive = redis.call('ZSCORE', KEYS[2], owner)
+  if alive and tonumber(alive) > tonumber(ARGV[3]) then
+    return owner
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]`)
+
+// Place says where room lives: its live owner, or the least loaded live
+// node, which it then claims. local reports whether that is this node.
+func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, err error) {
+	nodes, err := n.Nodes(ctx)
+	if err != nil {
+		return Info{}, false, err
+	}
+	best := Info{ID: n.p.NodeID, URL: n.p.PublicURL, Load: n.p.Load()}
+	for _, nd := range nodes {
+		if nd.Load < best.Load {
+			best = nd
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes},
+		best.ID, n.ttl.Milliseconds(), time.Now().UnixMilli()).Text()
+	if err != nil {
+		return Info{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if id == n.p.NodeID {
+		return Info{ID: id, URL: n.p.PublicURL, Load: n.p.Load()}, true, nil
+	}
+	for _, nd := range nodes {
+		if nd.ID == id {
+			return nd, false, nil
+		}
+	}
+	// An owner that registered after the list was read.
+	h, err := n.rdb.HGetAll(ctx, keyNodePrefix+id).Result()
+	if err != nil || h["url"] == "" {
+		return Info{}, false, fmt.Errorf("%w: room %s is on node %s, which is not live", ErrUnavailable, room, id)
+	}
+	load, _ := strconv.Atoi(h["load"])
+	return Info{ID: id, URL: h["url"], Load: load}, false, nil
+}
+
+// releaseScript drops a room's claim if this node holds it.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// Release gives up this node's claim on a room that closed here.
+func (n *Node) Release(room string) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := releaseScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room}, n.p.NodeID).Err(); err != nil {
+		n.log.Warn("room claim not released (it will expire)", "room", room, "err", err)
+	}
+}

@@ -1,0 +1,133 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vclass/vclass/cluster/redistest"
+)
+
+// state is a node's load and rooms, as a test sets them.
+type state struct {
+	mu    sync.Mutex
+	load  int
+	rooms []string
+}
+
+func (s *state) set(load int, rooms ...string) {
+	s.mu.Lock()
+	s.load, s.rooms = load, rooms
+	s.mu.Unlock()
+}
+
+func newNode(t *testing.T, r *redistest.Server, id string, st *state) *Node {
+	t.Helper()
+	n, err := New(Params{RedisURL: r.URL(), NodeID: id, PublicURL: "ws://" + id + "/ws", Heartbeat: 100 * time.Millisecond,
+		Load: func() int {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return st.load
+		},
+		Rooms: func() []string {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return append([]string(nil), st.rooms...)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Two nodes see each other; a room goes to the least loaded node and both
+// then agree where it is; a dead node's rooms go elsewhere once its keys
+// expire; a closed room's claim is released.
+func TestPlacement(t *testing.T) {
+	r := redistest.Start(t)
+	ctx := context.Background()
+	sa, sb := &state{load: 5}, &state{load: 1}
+	a := newNode(t, r, "a", sa)
+	defer a.Close()
+	b := newNode(t, r, "b", sb)
+	defer b.Close()
+
+	nodes, err := a.Nodes(ctx)
+	if err != nil || len(nodes) != 2 || nodes[0].ID != "a" || nodes[1].URL != "ws://b/ws" {
+		t.Fatalf("Nodes = %+v, %v", nodes, err)
+	}
+	owner, local, err := a.Place(ctx, "math")
+	if err != nil || local || owner.ID != "b" {
+		t.Fatalf("a.Place(math) = %+v local %v, %v; want b, the less loaded", owner, local, err)
+	}
+	owner, local, err = b.Place(ctx, "math")
+	if err != nil || !local || owner.ID != "b" {
+		t.Fatalf("b.Place(math) = %+v local %v, %v; want itself", owner, local, err)
+	}
+	sb.set(1, "math")
+	// Loads change: a new room goes to a, an existing one stays.
+	sa.set(0)
+	sb.set(9, "math")
+	time.Sleep(250 * time.Millisecond)
+	if owner, _, _ := b.Place(ctx, "art"); owner.ID != "a" {
+		t.Errorf("art placed on %s, want a (now the less loaded)", owner.ID)
+	}
+	if owner, _, _ := a.Place(ctx, "math"); owner.ID != "b" {
+		t.Errorf("math moved to %s while b holds it", owner.ID)
+	}
+
+	// b dies: its keys expire within three heartbeats and math comes to a.
+	b.halt()
+	eventually(t, "b to leave the node list", func() bool {
+		nodes, _ := a.Nodes(ctx)
+		return len(nodes) == 1
+	})
+	if owner, local, err := a.Place(ctx, "math"); err != nil || !local {
+		t.Errorf("after b died a.Place(math) = %+v local %v, %v; want a", owner, local, err)
+	}
+	a.Release("math")
+	c := newNode(t, r, "c", &state{})
+	defer c.Close()
+	if owner, _, _ := c.Place(ctx, "math"); owner.ID != "c" {
+		t.Errorf("after a released math, c.Place gave %s, want c", owner.ID)
+	}
+}
+
+// Redis going away: placing fails with ErrUnavailable and the node says
+// it is not healthy; when Redis is back, the node recovers on its own.
+func TestRedisDownAndBack(t *testing.T) {
+	r := redistest.Start(t)
+	ctx := context.Background()
+	a := newNode(t, r, "a", &state{rooms: []string{"live"}})
+	defer a.Close()
+	eventually(t, "a healthy", a.Healthy)
+	r.Stop()
+	eventually(t, "a to notice Redis is gone", func() bool { return !a.Healthy() })
+	if _, _, err := a.Place(ctx, "math"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Place with Redis down: %v, want ErrUnavailable", err)
+	}
+	r.Restart(t)
+	eventually(t, "a healthy again", a.Healthy)
+	if _, local, err := a.Place(ctx, "math"); err != nil || !local {
+		t.Fatalf("Place after Redis came back: local %v, %v", local, err)
+	}
+	// Its live room was claimed again by the heartbeat.
+	b := newNode(t, r, "b", &state{})
+	defer b.Close()
+	if owner, _, _ := b.Place(ctx, "live"); owner.ID != "a" {
+		t.Errorf("the room live on a is placed on %s after Redis came back", owner.ID)
+	}
+}

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vclass/vclass/client"
+	"github.com/vclass/vclass/cluster/redistest"
+)
+
+// freeAddr is a loopback address with a port free now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startNode runs a media node of a cluster on Redis r.
+func startNode(t *testing.T, id string, lo int, redisURL string) *mediaServer {
+	t.Helper()
+	addr := freeAddr(t)
+	return startMediaAt(t, addr, loopbackConfig(lo, lo+9, ""),
+		"VCLASS_REDIS_URL="+redisURL, "VCLASS_NODE_ID="+id, "VCLASS_PUBLIC_URL=ws://"+addr+"/ws")
+}
+
+// Two nodes share rooms through Redis: a client arriving at the node
+// that does not hold the room is sent to the one that does, and the two
+// clients see each other's media. With Redis down, joins fail with
+// clusterUnavailable while the running room goes on; with Redis back,
+// joins work again.
+func TestClusterSendsClientsToTheRoomsNode(t *testing.T) {
+	r := redistest.Start(t)
+	a := startNode(t, "node-a", 39300, r.URL())
+	b := startNode(t, "node-b", 39310, r.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Ann arrives at b: the room is new, b holds it (no redirect).
+	ann := joinVia(t, ctx, b.WS, "physics", "Ann")
+	// Bob arrives at a: sent to b.
+	bob := joinVia(t, ctx, a.WS, "physics", "Bob")
+	if bob.url != b.WS {
+		t.Fatalf("Bob ended at %s, want b (%s)", bob.url, b.WS)
+	}
+	for _, p := range []*participant{ann.p, bob.p} {
+		publishSynthetic(t, ctx, p.c, p.c.PeerID)
+	}
+	waitFor(t, 15*time.Second, "Bob receiving Ann's video", func() bool { return bob.p.count(ann.p.c.PeerID+"/video:cam") > 20 })
+	waitFor(t, 15*time.Second, "Ann receiving Bob's video", func() bool { return ann.p.count(bob.p.c.PeerID+"/video:cam") > 20 })
+
+	// Redis goes away: the room goes on, new joins are refused with a clear error.
+	r.Stop()
+	time.Sleep(2500 * time.Millisecond) // a heartbeat notices
+	before := bob.p.count(ann.p.c.PeerID + "/video:cam")
+	_, _, err := client.DialRoom(ctx, client.Options{URL: a.WS, DisplayName: "Cid"}, "chemistry", nil)
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Code != "clusterUnavailable" {
+		t.Fatalf("join with Redis down: %v, want clusterUnavailable", err)
+	}
+	waitFor(t, 5*time.Second, "media still flowing with Redis down", func() bool {
+		return bob.p.count(ann.p.c.PeerID+"/video:cam") > before+30
+	})
+
+	// Redis is back: joins work again, and the running room is still b's.
+	r.Restart(t)
+	time.Sleep(2500 * time.Millisecond)
+	cid := joinVia(t, ctx, a.WS, "physics", "Cid")
+	if cid.url != b.WS {
+		t.Errorf("after Redis came back Cid joined physics at %s, want b (%s), where it runs", cid.url, b.WS)
+	}
+}
+
+type joined struct {
+	p   *participant
+	url string
+}
+
+// joinVia joins room starting at url, following redirects, and counts
+// what it receives.
+func joinVia(t *testing.T, ctx context.Context, url, room, name string) joined {
+	t.Helper()
+	p := &participant{received: map[string]*atomic.Int64{}}
+	var at string
+	c, _, err := client.DialRoom(ctx, client.Options{URL: url, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}}, room,
+		func(c *client.Client) { p.track(c) })
+	if err != nil {
+		t.Fatalf("%s joining %s via %s: %v", name, room, url, err)
+	}
+	at = c.URL()
+	t.Cleanup(c.Close)
+	p.c = c
+	return joined{p: p, url: at}
+}
