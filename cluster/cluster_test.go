@@ -131,3 +131,51 @@ func TestRedisDownAndBack(t *testing.T) {
 		t.Errorf("the room live on a is placed on %s after Redis came back", owner.ID)
 	}
 }
+
+// Slots are shared by every recorder on the Redis: a client's limit holds
+// across them, a lease not renewed lapses, a released slot frees at once.
+func TestSlotsShared(t *testing.T) {
+	r := redistest.Start(t)
+	ctx := context.Background()
+	a, err := NewSlots(r.URL(), 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, _ := NewSlots(r.URL(), 300*time.Millisecond)
+	defer b.Close()
+	for _, s := range []struct {
+		slots *Slots
+		id    string
+	}{{a, "r1"}, {b, "r2"}, {a, "r3"}} {
+		if ok, _, err := s.slots.Acquire(ctx, "user1", s.id, 3); !ok || err != nil {
+			t.Fatalf("acquire %s: %v %v", s.id, ok, err)
+		}
+	}
+	ok, holders, err := b.Acquire(ctx, "user1", "r4", 3)
+	if ok || err != nil || len(holders) != 3 {
+		t.Fatalf("a fourth slot: %v %v %v, want refused naming the three", ok, holders, err)
+	}
+	if ok, _, _ := b.Acquire(ctx, "user2", "x", 1); !ok {
+		t.Fatal("another client's slots are its own")
+	}
+	if err := a.Release(ctx, "user1", "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := b.Acquire(ctx, "user1", "r4", 3); !ok {
+		t.Fatal("no slot after a release")
+	}
+	// r2 and r4 are renewed, r3 is not (its recorder died): it lapses.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		_ = b.Renew(ctx, "user1", []string{"r2", "r4"})
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n, _ := a.Used(ctx, "user1"); n != 2 {
+		t.Errorf("used %d after r3's lease lapsed, want 2", n)
+	}
+	r.Stop()
+	if _, _, err := a.Acquire(ctx, "user1", "r5", 3); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("acquire with Redis down: %v, want ErrUnavailable", err)
+	}
+}

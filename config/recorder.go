@@ -42,6 +42,9 @@ type Recorder struct {
 	// AuthSecret signs the recorder's join tickets (Media.AuthSecret, or env
 	// VCLASS_AUTH_SECRET): the secret vclass-media verifies them with. Never printed.
 	AuthSecret string `json:"-"`
+	// RedisURL (env VCLASS_REDIS_URL) shares the clients' slots with the other
+	// recorders on that Redis; empty: this recorder counts alone.
+	RedisURL string `json:"-"`
 	// JoinTimeout bounds joining a room (Recording.JoinTimeout, milliseconds).
 	JoinTimeout time.Duration `json:"joinTimeout"`
 	// Ignored lists the keys present in the file that nothing read, as full paths.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,12 @@ func (r *Recorder) ApplyEnv(getenv func(string) string) error {
 	}
 	if v := strings.TrimSpace(getenv(EnvRecordingDir)); v != "" {
 		r.applyRecordingDir(v)
+	}
+	if v := strings.TrimSpace(getenv(EnvRedisURL)); v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return &KeyError{Path: EnvRedisURL, Value: strconv.Quote(v), Reason: "is not a redis://host:port/db URL"}
+		}
+		r.RedisURL = v
 	}
 	return r.Validate()
 }

@@ -99,3 +99,41 @@ func joinVia(t *testing.T, ctx context.Context, url, room, name string) joined {
 	p.c = c
 	return joined{p: p, url: at}
 }
+
+// Two recorders on one Redis share a client's slots: with Slots 3, a
+// fourth recording is refused on either, and a stop on one frees a slot
+// for the other.
+func TestRecordersShareSlots(t *testing.T) {
+	r := redistest.Start(t)
+	media := startMedia(t, loopbackConfig(39320, 39329, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	ctx := ctx30(t)
+	for _, room := range []string{"s1", "s2", "s3", "s4", "s5"} {
+		joinParticipant(t, ctx, media.WS, room, "T-"+room, false)
+	}
+	cfg := recorderConfig(oneClient(3, false))
+	recA := startRecorder(t, "", cfg, media, "VCLASS_REDIS_URL="+r.URL())
+	recB := startRecorder(t, "", cfg, media, "VCLASS_REDIS_URL="+r.URL())
+	r1 := recA.start(t, "user1", "user1", "s1")
+	recA.start(t, "user1", "user1", "s2")
+	recB.start(t, "user1", "user1", "s3")
+	for _, rec := range []*recorderServer{recA, recB} {
+		var full struct {
+			Error struct {
+				Code   string   `json:"code"`
+				Active []string `json:"active"`
+			} `json:"error"`
+		}
+		if code := rec.call(t, "POST", "/api/v1/recordings", "user1", "user1", map[string]string{"room": "s4"}, &full); code != 429 ||
+			full.Error.Code != "slotsFull" || len(full.Error.Active) != 3 {
+			t.Fatalf("a fourth recording: HTTP %d %+v, want 429 naming the three across both recorders", code, full)
+		}
+	}
+	recA.waitState(t, "user1", "user1", r1.ID, "recording", 15*time.Second)
+	recA.call(t, "POST", "/api/v1/recordings/"+r1.ID+"/stop", "user1", "user1", nil, nil)
+	recA.waitState(t, "user1", "user1", r1.ID, "done", 30*time.Second)
+	recB.start(t, "user1", "user1", "s4")
+	var full struct{}
+	if code := recB.call(t, "POST", "/api/v1/recordings", "user1", "user1", map[string]string{"room": "s5"}, &full); code != 429 {
+		t.Errorf("after the freed slot was taken again: HTTP %d, want 429", code)
+	}
+}

@@ -201,6 +201,8 @@ func (a *api) fail(w http.ResponseWriter, err error) {
 		apiError(w, http.StatusConflict, "recordingActive", "stop the recording first; it can be deleted once it is done")
 	case errors.Is(err, ErrBadRequest):
 		apiError(w, http.StatusBadRequest, "badRequest", err.Error())
+	case errors.Is(err, ErrSlotsUnavailable):
+		apiError(w, http.StatusServiceUnavailable, "slotsUnavailable", err.Error())
 	case errors.Is(err, ErrDraining):
 		apiError(w, http.StatusServiceUnavailable, "shuttingDown", "the recorder is shutting down")
 	default:

@@ -158,6 +158,9 @@ func (j *job) setState(s State, reason string) {
 	}
 	j.mu.Unlock()
 	j.save()
+	if !s.active() {
+		j.svc.releaseSlot(j)
+	}
 	rec := j.snapshot()
 	j.svc.metrics.state(j, s)
 	j.log.Info("recording state", "state", s, "reason", reason)

@@ -25,6 +25,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vclass/vclass/cluster"
 	"github.com/vclass/vclass/config"
 	"github.com/vclass/vclass/recorder/mkv"
 )
@@ -46,6 +47,9 @@ type Service struct {
 	metrics *metrics
 	ffmpeg  string
 
+	// slots, with Redis, counts the clients' recordings across recorders.
+	slots *cluster.Slots
+
 	mu       sync.Mutex
 	jobs     map[string]*job
 	draining bool
@@ -54,12 +58,54 @@ type Service struct {
 	drained  context.CancelFunc
 }
 
+// slotLease is how long a recording's slot in Redis outlives the last
+// renewal by its recorder (every slotLease/3).
+const slotLease = 9 * time.Second
+
+// renewSlots keeps the leases of the running recordings until shutdown.
+func (s *Service) renewSlots() {
+	t := time.NewTicker(slotLease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.drainCtx.Done():
+			return
+		case <-t.C:
+		}
+		byClient := map[string][]string{}
+		s.mu.Lock()
+		for id, j := range s.jobs {
+			if j.rec.Client != "" && j.state().active() {
+				byClient[j.rec.Client] = append(byClient[j.rec.Client], id)
+			}
+		}
+		s.mu.Unlock()
+		for client, ids := range byClient {
+			if err := s.slots.Renew(context.Background(), client, ids); err != nil {
+				s.log.Warn("slot leases not renewed (Redis)", "client", client, "err", err)
+			}
+		}
+	}
+}
+
+// releaseSlot frees an ended recording's slot in Redis.
+func (s *Service) releaseSlot(j *job) {
+	if s.slots == nil || j.rec.Client == "" {
+		return
+	}
+	if err := s.slots.Release(context.Background(), j.rec.Client, j.rec.ID); err != nil {
+		s.log.Warn("slot not released (it will lapse)", "recording", j.rec.ID, "err", err)
+	}
+}
+
 // Errors of the service, for the API to map.
 var (
 	ErrNotFound   = errors.New("recorder: no such recording")
 	ErrActive     = errors.New("recorder: the recording is still going on")
 	ErrDraining   = errors.New("recorder: shutting down")
 	ErrBadRequest = errors.New("recorder: bad request")
+	// ErrSlotsUnavailable: slots are shared through Redis, which is down.
+	ErrSlotsUnavailable = errors.New("recorder: the shared slot count (Redis) is unavailable")
 )
 
 // SlotsFullError is the answer to a start beyond a client's slots.
@@ -88,6 +134,14 @@ func New(p Params) (*Service, error) {
 		s.ffmpeg, _ = exec.LookPath("ffmpeg")
 	}
 	s.metrics = newMetrics(p.Registry, p.Config)
+	if p.Config.RedisURL != "" {
+		slots, err := cluster.NewSlots(p.Config.RedisURL, slotLease)
+		if err != nil {
+			return nil, err
+		}
+		s.slots = slots
+		go s.renewSlots()
+	}
 	for _, dir := range s.recordingDirs() {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("recording folder: %w", err)
@@ -261,9 +315,23 @@ func (s *Service) Start(c *config.RecorderClient, req StartRequest) (Recording, 
 		}
 	}
 	id := newID()
+	if c != nil && s.slots != nil {
+		ok, holders, err := s.slots.Acquire(context.Background(), c.Username, id, c.Slots)
+		if err != nil {
+			s.mu.Unlock()
+			return Recording{}, fmt.Errorf("%w: %v", ErrSlotsUnavailable, err)
+		}
+		if !ok {
+			s.mu.Unlock()
+			return Recording{}, &SlotsFullError{Client: c.Username, Slots: c.Slots, Active: holders}
+		}
+	}
 	dir := filepath.Join(s.dirOf(c), id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.mu.Unlock()
+		if c != nil && s.slots != nil {
+			_ = s.slots.Release(context.Background(), c.Username, id)
+		}
 		return Recording{}, fmt.Errorf("recording folder: %w", err)
 	}
 	var cb *callbacks
@@ -449,6 +517,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if s.slots != nil {
+		s.slots.Close()
 	}
 	return nil
 }
