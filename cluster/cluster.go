@@ -23,11 +23,11 @@ import (
 
 // Keys in Redis.
 const (
-	keyNodes      = "vclass:nodes"       // sorted set: node id, scored by when it expires (unix ms)
-	keyNodePrefix = "vclass:node:"       // hash: url, load, started
-	keyRoomPrefix = "vclass:room:"       // string: the owning node's id
-	defaultBeat   = 2 * time.Second      // heartbeat
-	defaultTTL    = 3 * defaultBeat      // a node or room not renewed for this long is gone
+	keyNodes      = "vclass:nodes"  // sorted set: node id, scored by when it expires (unix ms)
+	keyNodePrefix = "vclass:node:"  // hash: url, load, started
+	keyRoomPrefix = "vclass:room:"  // string: the owning node's id
+	defaultBeat   = 2 * time.Second // heartbeat
+	defaultTTL    = 3 * defaultBeat // a node or room not renewed for this long is gone
 	opTimeout     = 1500 * time.Millisecond
 )
 

@@ -2,9 +2,9 @@ package config
 
 import (
 	"maps"
+	"net/netip"
 	"net/url"
 	"os"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
