@@ -26,8 +26,7 @@ const (
 	keyNodes      = "vclass:nodes"  // sorted set: node id, scored by when it expires (unix ms)
 	keyNodePrefix = "vclass:node:"  // hash: url, load, started
 	keyRoomPrefix = "vclass:room:"  // string: the owning node's id
-	defaultBeat   = 2 * time.Second // heartbeat
-	defaultTTL    = 3 * defaultBeat // a node or room not renewed for this long is gone
+	defaultBeat   = 2 * time.Second // heartbeat; a node or room not renewed for 3 beats is gone
 	opTimeout     = 1500 * time.Millisecond
 )
 
@@ -40,6 +39,9 @@ type Params struct {
 	RedisURL  string // redis://host:port/db
 	NodeID    string
 	PublicURL string // how clients reach this node's WebSocket (wss://host/n/media-1/ws)
+	// InternalURL is how the other nodes reach this node's HTTP API
+	// (http://vclass-media-1:8011), for the portal API across nodes.
+	InternalURL string
 	// Load is the node's current load (peers), read at each heartbeat.
 	Load func() int
 	// Rooms lists the rooms live on this node, whose claims the heartbeat
@@ -58,9 +60,10 @@ func (discard) Printf(context.Context, string, ...any) {}
 
 // Info is a live node as Redis knows it.
 type Info struct {
-	ID   string `json:"id"`
-	URL  string `json:"url"`
-	Load int    `json:"load"`
+	ID       string `json:"id"`
+	URL      string `json:"url"`
+	Internal string `json:"internal"`
+	Load     int    `json:"load"`
 }
 
 // Node is this process's membership of the cluster.
@@ -170,7 +173,7 @@ func (n *Node) beat() {
 	now := time.Now()
 	id := n.p.NodeID
 	_, err := n.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, keyNodePrefix+id, "url", n.p.PublicURL, "load", n.p.Load(), "beat", now.UnixMilli())
+		p.HSet(ctx, keyNodePrefix+id, "url", n.p.PublicURL, "internal", n.p.InternalURL, "load", n.p.Load(), "beat", now.UnixMilli())
 		p.PExpire(ctx, keyNodePrefix+id, n.ttl)
 		p.ZAdd(ctx, keyNodes, redis.Z{Score: float64(now.Add(n.ttl).UnixMilli()), Member: id})
 		p.ZRemRangeByScore(ctx, keyNodes, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
@@ -226,7 +229,7 @@ func (n *Node) Nodes(ctx context.Context) ([]Info, error) {
 			continue // expired between the two reads
 		}
 		load, _ := strconv.Atoi(h["load"])
-		out = append(out, Info{ID: id, URL: h["url"], Load: load})
+		out = append(out, Info{ID: id, URL: h["url"], Internal: h["internal"], Load: load})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
 	return out, nil
@@ -253,7 +256,7 @@ func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, 
 	if err != nil {
 		return Info{}, false, err
 	}
-	best := Info{ID: n.p.NodeID, URL: n.p.PublicURL, Load: n.p.Load()}
+	best := n.self()
 	for _, nd := range nodes {
 		if nd.Load < best.Load {
 			best = nd
@@ -267,7 +270,7 @@ func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, 
 		return Info{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if id == n.p.NodeID {
-		return Info{ID: id, URL: n.p.PublicURL, Load: n.p.Load()}, true, nil
+		return n.self(), true, nil
 	}
 	for _, nd := range nodes {
 		if nd.ID == id {
@@ -280,7 +283,37 @@ func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, 
 		return Info{}, false, fmt.Errorf("%w: room %s is on node %s, which is not live", ErrUnavailable, room, id)
 	}
 	load, _ := strconv.Atoi(h["load"])
-	return Info{ID: id, URL: h["url"], Load: load}, false, nil
+	return Info{ID: id, URL: h["url"], Internal: h["internal"], Load: load}, false, nil
+}
+
+func (n *Node) self() Info {
+	return Info{ID: n.p.NodeID, URL: n.p.PublicURL, Internal: n.p.InternalURL, Load: n.p.Load()}
+}
+
+// Owner says which live node holds room, without placing it: ok is false
+// when none does.
+func (n *Node) Owner(ctx context.Context, room string) (owner Info, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	id, err := n.rdb.Get(ctx, keyRoomPrefix+room).Result()
+	if errors.Is(err, redis.Nil) {
+		return Info{}, false, nil
+	}
+	if err != nil {
+		return Info{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if id == n.p.NodeID {
+		return n.self(), true, nil
+	}
+	h, err := n.rdb.HGetAll(ctx, keyNodePrefix+id).Result()
+	if err != nil {
+		return Info{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if h["url"] == "" {
+		return Info{}, false, nil // its node is gone
+	}
+	load, _ := strconv.Atoi(h["load"])
+	return Info{ID: id, URL: h["url"], Internal: h["internal"], Load: load}, true, nil
 }
 
 // releaseScript drops a room's claim if this node holds it.

@@ -60,9 +60,12 @@ type Media struct {
 // host name) and VCLASS_PUBLIC_URL (the WebSocket URL clients reach this
 // node at, required with Redis).
 type Cluster struct {
-	RedisURL  string `json:"redisUrl,omitempty"`
+	RedisURL  string `json:"-"` // may hold a password
 	NodeID    string `json:"nodeId,omitempty"`
 	PublicURL string `json:"publicUrl,omitempty"`
+	// InternalURL is how the other nodes reach this node's HTTP API
+	// (VCLASS_INTERNAL_URL; default http://HOSTNAME:PORT of HTTPAddr).
+	InternalURL string `json:"internalUrl,omitempty"`
 }
 
 // RTC says where WebRTC media flows.

@@ -29,6 +29,8 @@ const (
 	EnvRedisURL  = "VCLASS_REDIS_URL"
 	EnvNodeID    = "VCLASS_NODE_ID"
 	EnvPublicURL = "VCLASS_PUBLIC_URL"
+	// EnvInternalURL is how the other nodes reach this node's HTTP API.
+	EnvInternalURL = "VCLASS_INTERNAL_URL"
 )
 
 // ApplyEnv overrides m from the environment (getenv is os.Getenv outside tests); unset or
@@ -82,9 +84,10 @@ func (m *Media) ApplyEnv(getenv func(string) string) error {
 
 func (m *Media) applyCluster(getenv func(string) string) error {
 	c := Cluster{
-		RedisURL:  strings.TrimSpace(getenv(EnvRedisURL)),
-		NodeID:    strings.TrimSpace(getenv(EnvNodeID)),
-		PublicURL: strings.TrimSpace(getenv(EnvPublicURL)),
+		RedisURL:    strings.TrimSpace(getenv(EnvRedisURL)),
+		NodeID:      strings.TrimSpace(getenv(EnvNodeID)),
+		PublicURL:   strings.TrimSpace(getenv(EnvPublicURL)),
+		InternalURL: strings.TrimSpace(getenv(EnvInternalURL)),
 	}
 	if c.RedisURL == "" {
 		return nil
@@ -101,6 +104,11 @@ func (m *Media) applyCluster(getenv func(string) string) error {
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return &KeyError{Path: EnvPublicURL, Value: strconv.Quote(c.PublicURL), Reason: "must be the node's WebSocket URL as clients reach it (wss://host/path/ws) when " + EnvRedisURL + " is set"}
+	}
+	if c.InternalURL != "" {
+		if u, err := url.Parse(c.InternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &KeyError{Path: EnvInternalURL, Value: strconv.Quote(c.InternalURL), Reason: "must be an http://host:port URL"}
+		}
 	}
 	m.Cluster = c
 	return nil

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +31,26 @@ func startNode(t *testing.T, id string, lo int, redisURL string) *mediaServer {
 	t.Helper()
 	addr := freeAddr(t)
 	return startMediaAt(t, addr, loopbackConfig(lo, lo+9, ""),
-		"VCLASS_REDIS_URL="+redisURL, "VCLASS_NODE_ID="+id, "VCLASS_PUBLIC_URL=ws://"+addr+"/ws")
+		"VCLASS_REDIS_URL="+redisURL, "VCLASS_NODE_ID="+id, "VCLASS_PUBLIC_URL=ws://"+addr+"/ws",
+		"VCLASS_INTERNAL_URL=http://"+addr, "VCLASS_API_KEY="+clusterAPIKey)
+}
+
+const clusterAPIKey = "e2e-cluster-api-key-0123456789abcdef"
+
+// nodeAPI makes a portal API request to a node and decodes the answer.
+func nodeAPI(t *testing.T, srv *mediaServer, method, path, body string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+clusterAPIKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(res.Body).Decode(out)
+	}
+	return res.StatusCode
 }
 
 // Two nodes share rooms through Redis: a client arriving at the node
@@ -55,6 +77,34 @@ func TestClusterSendsClientsToTheRoomsNode(t *testing.T) {
 	}
 	waitFor(t, 15*time.Second, "Bob receiving Ann's video", func() bool { return bob.p.count(ann.p.c.PeerID+"/video:cam") > 20 })
 	waitFor(t, 15*time.Second, "Ann receiving Bob's video", func() bool { return ann.p.count(bob.p.c.PeerID+"/video:cam") > 20 })
+
+	// The portal API answers for every node at any node.
+	if code := nodeAPI(t, a, "POST", "/api/v1/rooms", `{"id": "geo", "serveMode": "Pull"}`, nil); code != http.StatusCreated {
+		t.Fatalf("creating geo through a: HTTP %d", code)
+	}
+	for _, n := range []*mediaServer{a, b} {
+		var list struct {
+			Rooms []struct {
+				ID    string `json:"id"`
+				Peers int    `json:"peers"`
+			} `json:"rooms"`
+		}
+		nodeAPI(t, n, "GET", "/api/v1/rooms", "", &list)
+		if len(list.Rooms) != 2 || list.Rooms[0].ID != "geo" || list.Rooms[1].ID != "physics" || list.Rooms[1].Peers != 2 {
+			t.Errorf("rooms listed by %s: %+v, want geo and physics with 2 peers", n.URL, list.Rooms)
+		}
+	}
+	var detail struct {
+		PeerList []struct {
+			DisplayName string `json:"displayName"`
+		} `json:"peerList"`
+	}
+	if code := nodeAPI(t, a, "GET", "/api/v1/rooms/physics", "", &detail); code != 200 || len(detail.PeerList) != 2 {
+		t.Errorf("physics (on b) read through a: HTTP %d %+v", code, detail)
+	}
+	if code := nodeAPI(t, a, "DELETE", "/api/v1/rooms/geo", "", nil); code != http.StatusNoContent {
+		t.Errorf("closing geo through a: HTTP %d", code)
+	}
 
 	// Redis goes away: the room goes on, new joins are refused with a clear error.
 	r.Stop()

@@ -23,6 +23,8 @@ type APIParams struct {
 	Keys []string
 	// TicketSecret signs the tickets the API mints ("" = it mints none).
 	TicketSecret string
+	// Cluster, when set, makes the API answer for the rooms of every node.
+	Cluster ClusterAPI
 }
 
 // api is the portal's HTTP API under /api/v1/ (docs/api.md).
@@ -37,14 +39,14 @@ const maxTicketTTL = 24 * time.Hour
 func NewAPI(p APIParams) http.Handler {
 	a := &api{p: p}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/rooms", a.listRooms)
-	mux.HandleFunc("POST /api/v1/rooms", a.createRoom)
-	mux.HandleFunc("GET /api/v1/rooms/{room}", a.getRoom)
-	mux.HandleFunc("DELETE /api/v1/rooms/{room}", a.closeRoom)
-	mux.HandleFunc("DELETE /api/v1/rooms/{room}/peers/{peer}", a.kickPeer)
-	mux.HandleFunc("DELETE /api/v1/rooms/{room}/peers/{peer}/sources/{source}", a.closeSource)
-	mux.HandleFunc("POST /api/v1/rooms/{room}/peers/{peer}/sources/{source}/mute", a.muteSource(true))
-	mux.HandleFunc("POST /api/v1/rooms/{room}/peers/{peer}/sources/{source}/unmute", a.muteSource(false))
+	mux.HandleFunc("GET /api/v1/rooms", a.listAll)
+	mux.HandleFunc("POST /api/v1/rooms", a.createRouted)
+	mux.HandleFunc("GET /api/v1/rooms/{room}", a.routed(a.getRoom))
+	mux.HandleFunc("DELETE /api/v1/rooms/{room}", a.routed(a.closeRoom))
+	mux.HandleFunc("DELETE /api/v1/rooms/{room}/peers/{peer}", a.routed(a.kickPeer))
+	mux.HandleFunc("DELETE /api/v1/rooms/{room}/peers/{peer}/sources/{source}", a.routed(a.closeSource))
+	mux.HandleFunc("POST /api/v1/rooms/{room}/peers/{peer}/sources/{source}/mute", a.routed(a.muteSource(true)))
+	mux.HandleFunc("POST /api/v1/rooms/{room}/peers/{peer}/sources/{source}/unmute", a.routed(a.muteSource(false)))
 	mux.HandleFunc("POST /api/v1/tickets", a.mintTicket)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, _ *http.Request) {
 		apiError(w, http.StatusNotFound, "notFound", "no such endpoint")
@@ -86,13 +88,13 @@ func summarize(r *room.Room, peers []room.PeerInfo) roomSummary {
 	return roomSummary{ID: r.ID(), Settings: r.Settings(), Created: r.Created(), Peers: len(peers)}
 }
 
-func (a *api) listRooms(w http.ResponseWriter, _ *http.Request) {
+// localSummaries are this node's rooms.
+func (a *api) localSummaries() []roomSummary {
 	out := []roomSummary{}
 	for _, r := range a.p.Rooms.Rooms() {
 		out = append(out, summarize(r, r.Peers()))
 	}
-	slices.SortFunc(out, func(x, y roomSummary) int { return strings.Compare(x.ID, y.ID) })
-	apiJSON(w, http.StatusOK, map[string]any{"rooms": out})
+	return out
 }
 
 func (a *api) createRoom(w http.ResponseWriter, r *http.Request) {
@@ -123,8 +125,11 @@ func (a *api) createRoom(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeBody reads a JSON body strictly, answering 400 when it cannot.
+// maxAPIBody bounds a request body of the portal API.
+const maxAPIBody = 64 << 10
+
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		apiError(w, http.StatusBadRequest, "badRequest", "bad JSON: "+err.Error())

@@ -152,9 +152,14 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
 	var place func(ctx context.Context, roomID string) (string, error)
+	var clusterAPI signaling.ClusterAPI
 	if c := cfg.Cluster; c.RedisURL != "" {
+		internal := c.InternalURL
+		if internal == "" {
+			internal = defaultInternalURL(cfg.HTTPAddr)
+		}
 		n, err := cluster.New(cluster.Params{
-			RedisURL: c.RedisURL, NodeID: c.NodeID, PublicURL: c.PublicURL, Logger: log.With("part", "cluster"),
+			RedisURL: c.RedisURL, NodeID: c.NodeID, PublicURL: c.PublicURL, InternalURL: internal, Logger: log.With("part", "cluster"),
 			Load: func() int {
 				_, peers, _, _ := rooms.Counts()
 				return peers
@@ -180,7 +185,8 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 			}
 			return owner.URL, nil
 		}
-		log.Info("cluster mode", "node", c.NodeID, "publicUrl", c.PublicURL)
+		clusterAPI = clusterView{n}
+		log.Info("cluster mode", "node", c.NodeID, "publicUrl", c.PublicURL, "internalUrl", internal)
 	}
 	srv := signaling.NewServer(signaling.Params{
 		Rooms: rooms, Metrics: metrics, AllowEmptyTickets: cfg.AllowEmptyTickets, TicketSecrets: cfg.TicketSecrets,
@@ -193,7 +199,7 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	httpSrv := &http.Server{
 		Handler: signaling.NewHandler(signaling.HTTPParams{
 			Server: srv, Metrics: metrics, Web: web.Handler(), Ready: &ready,
-			API: signaling.NewAPI(signaling.APIParams{Rooms: rooms, Keys: cfg.APIKeys, TicketSecret: firstOrEmpty(cfg.TicketSecrets)}),
+			API: signaling.NewAPI(signaling.APIParams{Rooms: rooms, Keys: cfg.APIKeys, TicketSecret: firstOrEmpty(cfg.TicketSecrets), Cluster: clusterAPI}),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -227,6 +233,49 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// clusterView answers the portal API's questions from the cluster.
+type clusterView struct{ n *cluster.Node }
+
+func (v clusterView) RoomNode(ctx context.Context, room string) (string, error) {
+	owner, ok, err := v.n.Owner(ctx, room)
+	if err != nil || !ok || owner.ID == v.n.ID() {
+		return "", err
+	}
+	return owner.Internal, nil
+}
+
+func (v clusterView) PlaceNode(ctx context.Context, room string) (string, error) {
+	owner, local, err := v.n.Place(ctx, room)
+	if err != nil || local {
+		return "", err
+	}
+	return owner.Internal, nil
+}
+
+func (v clusterView) OtherNodes(ctx context.Context) ([]string, error) {
+	nodes, err := v.n.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, nd := range nodes {
+		if nd.ID != v.n.ID() && nd.Internal != "" {
+			out = append(out, nd.Internal)
+		}
+	}
+	return out, nil
+}
+
+// defaultInternalURL is http://HOSTNAME:PORT, PORT from the listen address.
+func defaultInternalURL(httpAddr string) string {
+	host, _ := os.Hostname()
+	_, port, err := net.SplitHostPort(httpAddr)
+	if err != nil || port == "" {
+		port = "8011"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func firstOrEmpty(s []string) string {
