@@ -23,10 +23,10 @@ import (
 
 // Keys in Redis.
 const (
-	keyNodes      = "vclass:nodes"  // sorted set: node id, scored by when it expires (unix ms)
-	keyNodePrefix = "vclass:node:"  // hash: url, load, started
-	keyRoomPrefix = "vclass:room:"  // string: the owning node's id
-	defaultBeat   = 2 * time.Second // heartbeat; a node or room not renewed for 3 beats is gone
+	keyNodes      = "vclass:nodes" // sorted set: node id, scored by when it expires (unix ms)
+	keyNodePrefix = "vclass:node:" // hash: url, load, started
+	keyRoomPrefix = "vclass:room:" // string: the owning node's id
+	defaultBeat   = time.Second    // heartbeat; a node or room not renewed for 3 beats is gone
 	opTimeout     = 1500 * time.Millisecond
 )
 
@@ -47,7 +47,7 @@ type Params struct {
 	// Rooms lists the rooms live on this node, whose claims the heartbeat
 	// renews.
 	Rooms     func() []string
-	Heartbeat time.Duration // default 2 s; the keys live 3 heartbeats
+	Heartbeat time.Duration // default 1 s; the keys live 3 heartbeats
 	Logger    *slog.Logger
 }
 

@@ -531,6 +531,7 @@ async function joinClass({ name, room, cam, mic, ticket, screen }) {
     const joined = await client.join({ displayName: name, sources: SOURCES, ticket: ticket || undefined });
     state.peerId = joined.peerId;
     const entered = await client.joinRoom(room); // peers arrive as `peerjoined` events
+    state.peerId = client.peerId; // a cluster may have sent us to another node: a new peer id
     state.roomId = entered.roomId ?? room;
     state.joined = true;
     applyServeMode(entered.serveMode ?? client.serveMode);

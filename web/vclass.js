@@ -59,6 +59,7 @@ class SerialQueue {
  */
 export class VClassClient extends EventTarget {
   #url;
+  #entryUrl; // where this client first connected; a cluster may send it to another node
   #rtcConfig;
   #maxReconnectAttempts;
   #conn = null;
@@ -102,6 +103,7 @@ export class VClassClient extends EventTarget {
   constructor({ url = defaultUrl(), iceServers = [], maxReconnectAttempts = 20 } = {}) {
     super();
     this.#url = url;
+    this.#entryUrl = url;
     this.#rtcConfig = { iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
     this.#maxReconnectAttempts = maxReconnectAttempts;
   }
@@ -372,6 +374,9 @@ export class VClassClient extends EventTarget {
       } catch (err) {
         if (stale()) return;
         this.#closeConnection();
+        // The node we were sent to is gone: start again where we came in; the
+        // cluster sends us to the room's new node.
+        if (err.code === 'connectFailed' && this.#url !== this.#entryUrl) this.#url = this.#entryUrl;
         if (FINAL_JOIN_ERRORS.has(err.code)) {
           this.#finish(`${err.code}: ${err.message}`);
           return;
