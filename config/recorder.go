@@ -37,7 +37,8 @@ type Recorder struct {
 	RecordingDir string           `json:"recordingDir"`
 	Clients      []RecorderClient `json:"clients"`
 	// MediaURL is vclass-media's WebSocket (Media.Url): ws:// or wss://, path /ws unless
-	// the file gives another.
+	// the file gives another; several, comma-separated, are tried in turn (the nodes of a
+	// cluster: any of them sends the recorder to the room's node).
 	MediaURL string `json:"mediaUrl"`
 	// AuthSecret signs the recorder's join tickets (Media.AuthSecret, or env
 	// VCLASS_AUTH_SECRET): the secret vclass-media verifies them with. Never printed.

@@ -63,9 +63,24 @@ func onlyHost(u *url.URL) error {
 	return nil
 }
 
-// normalizeMediaURL turns an address of vclass-media into the URL of its WebSocket: http
-// becomes ws and https wss, and a URL with no path gets /ws.
+// normalizeMediaURL normalizes a comma-separated list of vclass-media
+// addresses (several nodes of a cluster: the recorder tries them in turn),
+// each as normalizeOneMediaURL does.
 func normalizeMediaURL(raw string) (string, error) {
+	var out []string
+	for _, part := range strings.Split(raw, ",") {
+		u, err := normalizeOneMediaURL(strings.TrimSpace(part))
+		if err != nil {
+			return "", err
+		}
+		out = append(out, u)
+	}
+	return strings.Join(out, ","), nil
+}
+
+// normalizeOneMediaURL turns an address of vclass-media into the URL of its WebSocket: http
+// becomes ws and https wss, and a URL with no path gets /ws.
+func normalizeOneMediaURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Opaque != "" || u.Host == "" {
 		return "", errors.New("is not a URL like ws://127.0.0.1:8011/ws")

@@ -63,6 +63,8 @@ func TestNormalizeMediaURL(t *testing.T) {
 		{"ws://u@h/ws", "", "has a user name; the recorder authenticates with a ticket"},
 		{"ws://h/ws#x", "", "has a query or a fragment"},
 		{"ws:///ws", "", "is not a URL like ws://127.0.0.1:8011/ws"},
+		{"http://media-1:8011, ws://media-2:8011/ws", "ws://media-1:8011/ws,ws://media-2:8011/ws", ""},
+		{"ws://media-1:8011/ws,", "", "is not a URL like ws://127.0.0.1:8011/ws"},
 	}
 	for _, tt := range tests {
 		got, err := normalizeMediaURL(tt.in)

@@ -376,9 +376,18 @@ func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, e
 		sess = newSession(j.log, j.dir, &j.stats)
 		sess.onBytes, sess.onLost = j.svc.metrics.bytes, j.svc.metrics.lost
 	}
-	// In a cluster the media server may send the recorder to the room's node.
-	c, peers, err := client.DialRoom(ctx, client.Options{URL: cfg.MediaURL, DisplayName: "recorder", Ticket: ticket, Logger: j.log},
-		j.rec.Room, sess.attach)
+	// In a cluster the media server may send the recorder to the room's
+	// node; with several addresses, one that does not answer is skipped.
+	var c *client.Client
+	var peers []client.RoomPeer
+	for _, url := range strings.Split(cfg.MediaURL, ",") {
+		c, peers, err = client.DialRoom(ctx, client.Options{URL: url, DisplayName: "recorder", Ticket: ticket, Logger: j.log},
+			j.rec.Room, sess.attach)
+		var se *client.ServerError
+		if err == nil || errors.As(err, &se) || ctx.Err() != nil {
+			break // joined, or a media server answered: no other would answer otherwise
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
