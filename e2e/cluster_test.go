@@ -187,3 +187,14 @@ func TestRecordersShareSlots(t *testing.T) {
 		t.Errorf("after the freed slot was taken again: HTTP %d, want 429", code)
 	}
 }
+
+// A recorder given several media URLs joins through the first that
+// answers.
+func TestRecorderTriesEachMediaURL(t *testing.T) {
+	t.Parallel()
+	media := startMedia(t, loopbackConfig(39350, 39359, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	joinParticipant(t, ctx30(t), media.WS, "failover", "Tia", true)
+	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), media, "VCLASS_MEDIA_URL=ws://127.0.0.1:9/ws,"+media.WS)
+	job := rec.start(t, "user1", "user1", "failover")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+}
