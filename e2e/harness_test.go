@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -51,13 +48,9 @@ func TestMain(m *testing.M) {
 
 // mediaServer is a running vclass-media process.
 type mediaServer struct {
-	URL   string // http://127.0.0.1:port
-	WS    string // ws://127.0.0.1:port/ws
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	log   strings.Builder
-	done  chan struct{}
-	state *os.ProcessState
+	*process
+	URL string // http://127.0.0.1:port
+	WS  string // ws://127.0.0.1:port/ws
 }
 
 // loopbackConfig is a mediasoup_config.json for tests: loopback only,
@@ -98,75 +91,10 @@ func startMediaAt(t testing.TB, addr, configText string, env ...string) *mediaSe
 	}
 	cmd := exec.Command(mediaBinary, "-config", path, "-http", addr)
 	cmd.Env = append(os.Environ(), env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &mediaServer{cmd: cmd, done: make(chan struct{})}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.log.WriteString(line + "\n")
-			s.mu.Unlock()
-			if m := urlLine.FindStringSubmatch(line); m != nil {
-				found <- m[1]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		s.state, _ = cmd.Process.Wait()
-		close(s.done)
-	}()
-	select {
-	case u := <-found:
-		s.URL = strings.TrimSuffix(u, "/")
-		s.WS = "ws" + strings.TrimPrefix(s.URL, "http") + "/ws"
-	case <-s.done:
-		t.Fatalf("vclass-media exited before serving:\n%s", s.Log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("vclass-media did not start:\n%s", s.Log())
-	}
-	t.Cleanup(func() {
-		s.Stop(t)
-		if strings.Contains(s.Log(), "WARNING: DATA RACE") {
-			t.Errorf("vclass-media reported a data race")
-		}
-		if t.Failed() {
-			t.Logf("vclass-media log:\n%s", s.Log())
-		}
-	})
+	p, u := startProcess(t, "vclass-media", cmd, urlLine, 10*time.Second) // it promises 10 s after SIGTERM
+	s := &mediaServer{process: p, URL: strings.TrimSuffix(u, "/")}
+	s.WS = "ws" + strings.TrimPrefix(s.URL, "http") + "/ws"
 	return s
-}
-
-// Log is everything the server printed so far.
-func (s *mediaServer) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-// Stop sends SIGTERM and waits for the exit (the server promises 10 s).
-func (s *mediaServer) Stop(t testing.TB) {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(12 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		t.Errorf("vclass-media did not exit within 12 s of SIGTERM")
-	}
 }
 
 // get fetches a path of the server.

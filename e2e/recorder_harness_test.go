@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -16,8 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -28,13 +25,10 @@ const testSecret = "e2e-recorder-secret-0123456789abcdef"
 
 // recorderServer is a running vclass-recorder process.
 type recorderServer struct {
+	*process
 	URL    string // https://127.0.0.1:port
 	Dir    string // its working directory: records/ and logs/ are here
 	client *http.Client
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	log    strings.Builder
-	done   chan struct{}
 }
 
 // testCert makes a certificate for 127.0.0.1 with the real openssl and
@@ -114,80 +108,9 @@ func startRecorderIn(t testing.TB, wrapper []string, dir, configText string, med
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "VCLASS_MEDIA_URL="+media.WS, "VCLASS_AUTH_SECRET="+testSecret)
 	cmd.Env = append(cmd.Env, env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := &recorderServer{Dir: dir, cmd: cmd, done: make(chan struct{}),
+	p, u := startProcess(t, "vclass-recorder", cmd, apiLine, 38*time.Second) // -shutdown-timeout 30 s and exit
+	return &recorderServer{process: p, URL: u, Dir: dir,
 		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			r.mu.Lock()
-			r.log.WriteString(line + "\n")
-			r.mu.Unlock()
-			if m := apiLine.FindStringSubmatch(line); m != nil {
-				found <- m[1]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		_, _ = cmd.Process.Wait()
-		close(r.done)
-	}()
-	select {
-	case u := <-found:
-		r.URL = u
-	case <-r.done:
-		t.Fatalf("vclass-recorder exited before serving:\n%s", r.Log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("vclass-recorder did not start:\n%s", r.Log())
-	}
-	t.Cleanup(func() {
-		r.Stop(t)
-		if strings.Contains(r.Log(), "WARNING: DATA RACE") {
-			t.Errorf("vclass-recorder reported a data race")
-		}
-		if t.Failed() {
-			t.Logf("vclass-recorder log:\n%s", r.Log())
-		}
-	})
-	return r
-}
-
-func (r *recorderServer) Log() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.log.String()
-}
-
-// Stop sends SIGTERM and waits for the exit.
-func (r *recorderServer) Stop(t testing.TB) {
-	select {
-	case <-r.done:
-		return
-	default:
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(40 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-		t.Errorf("vclass-recorder did not exit within 40 s of SIGTERM")
-	}
-}
-
-// Kill ends the process with SIGKILL, as a crash would.
-func (r *recorderServer) Kill() {
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.done
 }
 
 // call makes an API request as user:pass and decodes a JSON answer into out.
