@@ -144,6 +144,10 @@ func participants(files []File) []Participant {
 func (j *job) setState(s State, reason string) {
 	j.stateMu.Lock()
 	defer j.stateMu.Unlock()
+	if !s.active() {
+		// Before the state shows: whoever sees it ended finds its slot free.
+		j.svc.releaseSlot(j)
+	}
 	j.mu.Lock()
 	j.rec.State = s
 	if reason != "" {
@@ -158,9 +162,6 @@ func (j *job) setState(s State, reason string) {
 	}
 	j.mu.Unlock()
 	j.save()
-	if !s.active() {
-		j.svc.releaseSlot(j)
-	}
 	rec := j.snapshot()
 	j.svc.metrics.state(j, s)
 	j.log.Info("recording state", "state", s, "reason", reason)
