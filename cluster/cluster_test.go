@@ -81,7 +81,10 @@ func TestPlacement(t *testing.T) {
 	// Loads change: a new room goes to a, an existing one stays.
 	sa.set(0)
 	sb.set(9, "math")
-	time.Sleep(250 * time.Millisecond)
+	eventually(t, "the heartbeats to carry the new loads", func() bool {
+		nodes, _ := a.Nodes(ctx)
+		return len(nodes) == 2 && nodes[0].Load == 0 && nodes[1].Load == 9
+	})
 	if owner, _, _ := b.Place(ctx, "art"); owner.ID != "a" {
 		t.Errorf("art placed on %s, want a (now the less loaded)", owner.ID)
 	}

@@ -108,7 +108,11 @@ func TestClusterSendsClientsToTheRoomsNode(t *testing.T) {
 
 	// Redis goes away: the room goes on, new joins are refused with a clear error.
 	r.Stop()
-	time.Sleep(2500 * time.Millisecond) // a heartbeat notices
+	for _, n := range []*mediaServer{a, b} {
+		waitFor(t, 5*time.Second, "a heartbeat to notice Redis is gone", func() bool {
+			return strings.Contains(n.Log(), "Redis unreachable")
+		})
+	}
 	before := bob.p.count(ann.p.c.PeerID + "/video:cam")
 	_, _, err := client.DialRoom(ctx, client.Options{URL: a.WS, DisplayName: "Cid"}, "chemistry", nil)
 	var se *client.ServerError
@@ -120,8 +124,13 @@ func TestClusterSendsClientsToTheRoomsNode(t *testing.T) {
 	})
 
 	// Redis is back: joins work again, and the running room is still b's.
+	// Each node says so once at start and once on coming back; b's
+	// heartbeat has then claimed its live room again.
+	joinedCluster := func(n *mediaServer) int { return strings.Count(n.Log(), `msg="in the cluster"`) }
 	r.Restart(t)
-	time.Sleep(2500 * time.Millisecond)
+	for _, n := range []*mediaServer{a, b} {
+		waitFor(t, 5*time.Second, "the nodes back in the cluster", func() bool { return joinedCluster(n) >= 2 })
+	}
 	cid := joinVia(t, ctx, a.WS, "physics", "Cid")
 	if cid.url != b.WS {
 		t.Errorf("after Redis came back Cid joined physics at %s, want b (%s), where it runs", cid.url, b.WS)
