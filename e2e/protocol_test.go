@@ -65,6 +65,24 @@ func (r *rawConn) send(text string) rawResponse {
 	}
 }
 
+// nextNotification skips to the next notification of method and returns its data.
+func (r *rawConn) nextNotification(method string) json.RawMessage {
+	r.t.Helper()
+	for {
+		_, data, err := r.conn.Read(r.ctx)
+		if err != nil {
+			r.t.Fatalf("waiting for %s: %v", method, err)
+		}
+		var n struct {
+			Method string          `json:"method"`
+			Data   json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(data, &n) == nil && n.Method == method {
+			return n.Data
+		}
+	}
+}
+
 func (r *rawConn) expectError(text, code string) {
 	r.t.Helper()
 	res := r.send(text)
@@ -238,6 +256,33 @@ func TestJoinWithTickets(t *testing.T) {
 	}
 	if _, body := srv.get(t, "/metrics"); !containsMetric(body, `vclass_join_failures_total{reason="unauthorized"} 3`) {
 		t.Errorf("refusals not counted:\n%s", body)
+	}
+
+	// A resumed connection is held to the ticket as the first was: after
+	// leaving, it may enter the ticket's room only, with the ticket's role.
+	var held struct {
+		PeerID      string `json:"peerId"`
+		ResumeToken string `json:"resumeToken"`
+	}
+	first := dialRaw(t, srv)
+	_ = json.Unmarshal(first.expectOK(join(mint("math", auth.RoleAdmin, time.Hour))).Data, &held)
+	first.expectOK(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "math"}}`)
+	resumed := dialRaw(t, srv)
+	res = resumed.expectOK(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "x", "resume": {"peerId": "` + held.PeerID + `", "token": "` + held.ResumeToken + `"}}}`)
+	if !strings.Contains(string(res.Data), `"resumed":true`) {
+		t.Fatalf("resume answer %s", res.Data)
+	}
+	resumed.expectOK(`{"request": true, "id": 2, "method": "leaveRoom"}`)
+	resumed.expectError(`{"request": true, "id": 3, "method": "joinRoom", "data": {"roomId": "physics"}}`, "unauthorized")
+	res = resumed.expectOK(`{"request": true, "id": 4, "method": "joinRoom", "data": {"roomId": "math"}}`)
+	_ = json.Unmarshal(res.Data, &room)
+	// The teacher's connection was replaced by `first` (same ticket subject).
+	if len(room.Peers) != 1 || room.Peers[0].Role != "normal" {
+		t.Errorf("back in math the resumed peer sees %+v, want the student", room.Peers)
+	}
+	student.nextNotification("peerLeaveRoom")
+	if got := student.nextNotification("peerJoinRoom"); !strings.Contains(string(got), `"role":"admin"`) {
+		t.Errorf("the resumed peer came back as %s, want its ticket's role admin", got)
 	}
 }
 

@@ -78,11 +78,15 @@ func (s *session) join(data json.RawMessage) (any, error) {
 		return nil, errorf(codeAlreadyJoined, "this connection has joined already")
 	}
 	if req.Resume != nil {
-		if peer := s.srv.resume(req.Resume.PeerID, req.Resume.Token); peer != nil {
-			s.joined, s.peer, s.peerID, s.token = true, peer, peer.ID(), req.Resume.Token
+		if h, ok := s.srv.resume(req.Resume.PeerID, req.Resume.Token); ok {
+			peer := h.peer
+			s.joined, s.peer, s.peerID, s.token = true, peer, peer.ID(), h.token
 			s.displayName, s.sources = peer.DisplayName(), peer.Sources()
+			// The ticket's grant goes on with the peer: after a leaveRoom
+			// this connection is held to the same room and role.
+			s.role, s.claims = h.role, h.claims
 			peer.SetSink(s)
-			s.srv.attach(s, peer, s.token)
+			s.srv.attach(s)
 			// What happened meanwhile: the room as it is now. Media state
 			// follows with the client's restartIce (every consumer is
 			// announced again in the new offer).
@@ -178,7 +182,7 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 		return nil, err
 	}
 	s.peer = peer
-	s.srv.attach(s, peer, s.token)
+	s.srv.attach(s)
 	// Subscriptions start once the client has this response.
 	s.afterResponse = peer.Start
 	return map[string]any{"roomId": req.RoomID, "peerId": peer.ID(), "serveMode": peer.Room().Mode(), "peers": others}, nil

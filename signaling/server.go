@@ -50,17 +50,24 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-// attachedPeer is a peer in a room with its session and resume token.
+// heldPeer is a peer in a room with what its ticket granted, which a
+// resumed connection takes over with it.
+type heldPeer struct {
+	peer   *room.Peer
+	token  string
+	role   auth.Role
+	claims *auth.Claims
+}
+
+// attachedPeer is a peer with a live session.
 type attachedPeer struct {
-	sess  *session
-	peer  *room.Peer
-	token string
+	heldPeer
+	sess *session
 }
 
 // detachedPeer is a peer whose connection dropped, kept for a resume.
 type detachedPeer struct {
-	peer  *room.Peer
-	token string
+	heldPeer
 	timer *time.Timer
 }
 
@@ -119,14 +126,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // detach keeps a peer whose connection dropped for ResumeWindow.
-func (s *Server) detach(peer *room.Peer, token string) {
+func (s *Server) detach(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	peer := sess.peer
 	if s.draining {
 		go peer.Leave()
 		return
 	}
-	d := &detachedPeer{peer: peer, token: token}
+	d := &detachedPeer{heldPeer: sess.held()}
 	d.timer = time.AfterFunc(s.p.ResumeWindow, func() {
 		s.mu.Lock()
 		if s.detached[peer.ID()] != d {
@@ -141,10 +149,10 @@ func (s *Server) detach(peer *room.Peer, token string) {
 }
 
 // attach records that sess carries peer; detachSession forgets it.
-func (s *Server) attach(sess *session, peer *room.Peer, token string) {
+func (s *Server) attach(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.attached[peer.ID()] = attachedPeer{sess: sess, peer: peer, token: token}
+	s.attached[sess.peer.ID()] = attachedPeer{heldPeer: sess.held(), sess: sess}
 }
 
 func (s *Server) unattach(sess *session, peerID string) {
@@ -159,24 +167,24 @@ func (s *Server) unattach(sess *session, peerID string) {
 // detached one, or one whose old connection the server still thinks alive
 // (after a network change the old one may take 30 s to time out); that
 // old connection is closed.
-func (s *Server) resume(peerID, token string) *room.Peer {
+func (s *Server) resume(peerID, token string) (heldPeer, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a, ok := s.attached[peerID]; ok && a.token == token && token != "" {
 		delete(s.attached, peerID)
 		a.sess.takenOver.Store(true)
 		a.sess.conn.CloseNow()
-		return a.peer
+		return a.heldPeer, true
 	}
 	d := s.detached[peerID]
 	if d == nil || d.token != token || token == "" {
-		return nil
+		return heldPeer{}, false
 	}
 	if !d.timer.Stop() {
-		return nil // it is leaving right now
+		return heldPeer{}, false // it is leaving right now
 	}
 	delete(s.detached, peerID)
-	return d.peer
+	return d.heldPeer, true
 }
 
 // BeginDrain refuses new connections and lets detached peers go.

@@ -47,6 +47,11 @@ type session struct {
 
 var _ room.Sink = (*session)(nil)
 
+// held is the session's peer with what its ticket granted.
+func (s *session) held() heldPeer {
+	return heldPeer{peer: s.peer, token: s.token, role: s.role, claims: s.claims}
+}
+
 func newSession(s *Server, conn *websocket.Conn, remote string) *session {
 	return &session{
 		srv: s, conn: conn, log: s.log.With("remote", remote),
@@ -101,7 +106,7 @@ func (s *session) run(ctx context.Context) {
 	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
 		s.peer.Leave()
 	default:
-		s.srv.detach(s.peer, s.token)
+		s.srv.detach(s)
 	}
 }
 
