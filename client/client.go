@@ -36,6 +36,15 @@ type Options struct {
 	UDPConn net.PacketConn
 	// TCPOnly makes the client reach the server over ICE-TCP only.
 	TCPOnly bool
+	// Resume, when set, asks the server to hand this connection the peer
+	// of an earlier one (docs/protocol.md, "Reconnecting").
+	Resume *Resume
+}
+
+// Resume names an earlier connection's peer by its id and resume token.
+type Resume struct {
+	PeerID string `json:"peerId"`
+	Token  string `json:"token"`
 }
 
 // ServerError is an error response of the server to a request of Method.
@@ -63,7 +72,11 @@ type Client struct {
 	pending map[uint64]chan wire.Message
 	handler map[string]func(json.RawMessage)
 
-	PeerID string
+	PeerID      string
+	ResumeToken string // to take this peer over from a new connection
+	Resumed     bool   // the join took over Options.Resume's peer
+
+	disconnect atomic.Pointer[string] // the reason of the server's `disconnect`
 
 	send *sendTransport // guarded by mu
 	recv *recvTransport
@@ -97,14 +110,19 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	go c.readLoop()
 	go c.dispatch()
 	var res struct {
-		PeerID string `json:"peerId"`
+		PeerID      string `json:"peerId"`
+		ResumeToken string `json:"resumeToken"`
+		Resumed     bool   `json:"resumed"`
 	}
-	err = c.Request(ctx, "join", map[string]any{"displayName": opts.DisplayName, "sources": opts.Sources, "ticket": opts.Ticket}, &res)
-	if err != nil {
+	req := map[string]any{"displayName": opts.DisplayName, "sources": opts.Sources, "ticket": opts.Ticket}
+	if opts.Resume != nil {
+		req["resume"] = opts.Resume
+	}
+	if err := c.Request(ctx, "join", req, &res); err != nil {
 		c.Close()
 		return nil, err
 	}
-	c.PeerID = res.PeerID
+	c.PeerID, c.ResumeToken, c.Resumed = res.PeerID, res.ResumeToken, res.Resumed
 	return c, nil
 }
 
@@ -269,6 +287,13 @@ func (c *Client) dispatch() {
 
 func (c *Client) handleInternal(method string, data json.RawMessage) {
 	switch method {
+	case "disconnect":
+		var n struct {
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(data, &n) == nil {
+			c.disconnect.Store(&n.Reason)
+		}
 	case "newConsumer":
 		c.recv.newConsumer(data)
 	case "consumerClosed":
@@ -361,6 +386,15 @@ func (c *Client) Close() {
 
 // URL is the server this client is connected to.
 func (c *Client) URL() string { return c.opts.URL }
+
+// DisconnectReason is the reason the server gave in its `disconnect`
+// notification ("" when it sent none); final once Done is closed.
+func (c *Client) DisconnectReason() string {
+	if r := c.disconnect.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
 
 // Done is closed when the connection to the server has ended and every
 // notification it brought has been handled.

@@ -31,20 +31,20 @@ func (p *participant) count(key string) int64 {
 }
 
 // track counts the packets c receives, by peer and source.
-func (p *participant) track(c *client.Client) {
-	c.OnTrack(func(rt *client.RemoteTrack) {
-		key := rt.PeerID + "/" + rt.Source
-		n := &atomic.Int64{}
-		p.mu.Lock()
-		p.received[key] = n
-		p.mu.Unlock()
-		for {
-			if _, _, err := rt.Track.ReadRTP(); err != nil {
-				return
-			}
-			n.Add(1)
+func (p *participant) track(c *client.Client) { c.OnTrack(p.onTrack) }
+
+func (p *participant) onTrack(rt *client.RemoteTrack) {
+	key := rt.PeerID + "/" + rt.Source
+	n := &atomic.Int64{}
+	p.mu.Lock()
+	p.received[key] = n
+	p.mu.Unlock()
+	for {
+		if _, _, err := rt.Track.ReadRTP(); err != nil {
+			return
 		}
-	})
+		n.Add(1)
+	}
 }
 
 func joinParticipant(t *testing.T, ctx context.Context, wsURL, roomID, name string, publish bool) *participant {
@@ -67,6 +67,15 @@ func joinParticipant(t *testing.T, ctx context.Context, wsURL, roomID, name stri
 
 func publishSynthetic(t *testing.T, ctx context.Context, c *client.Client, name string) {
 	t.Helper()
+	if _, err := c.Publish(ctx, syntheticTracks(t, ctx, name)...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syntheticTracks are a camera and a microphone playing synthetic media
+// until ctx ends.
+func syntheticTracks(t *testing.T, ctx context.Context, name string) []client.LocalTrack {
+	t.Helper()
 	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "cam", name)
 	if err != nil {
 		t.Fatal(err)
@@ -76,13 +85,12 @@ func publishSynthetic(t *testing.T, ctx context.Context, c *client.Client, name 
 		t.Fatal(err)
 	}
 	src := client.SyntheticVP8(30, 2500, 60)
-	if _, err := c.Publish(ctx,
-		client.LocalTrack{Track: video, Source: "video:cam", OnKeyframeRequest: src.RequestKeyframe},
-		client.LocalTrack{Track: audio, Source: "audio:mic"}); err != nil {
-		t.Fatal(err)
-	}
 	go func() { _ = client.Play(ctx, video, src) }()
 	go func() { _ = client.Play(ctx, audio, client.SyntheticOpus()) }()
+	return []client.LocalTrack{
+		{Track: video, Source: "video:cam", OnKeyframeRequest: src.RequestKeyframe},
+		{Track: audio, Source: "audio:mic"},
+	}
 }
 
 // Three Go clients in one room each receive the other two's audio and video.

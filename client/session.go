@@ -1,0 +1,397 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Session is a participant that stays in its room. When its connection
+// ends without the server saying it must (the node died, the network
+// changed, the server restarted), it connects again, enters the room again
+// (on the node the cluster now keeps it on) and publishes its tracks
+// again, as the browser SDK does. Received tracks end with the old
+// connection and arrive anew through OnTrack.
+//
+// A reconnect enters the room as a new peer, with new producers and
+// consumers. When the node still holds the old peer (it is alive and has
+// not let it go yet), the new connection takes it over with its resume
+// token and leaves with it first, so the room never shows the participant
+// twice; the peer id then stays the same.
+type Session struct {
+	opts Options // URL: where it came in
+	room string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	c        *Client
+	onTrack  func(*RemoteTrack)
+	handlers map[string]func(json.RawMessage)
+	onState  func(SessionEvent)
+	err      error
+
+	// pub is held by Publish and by a reconnect's republishing, so that
+	// every track published is published again on the next connection.
+	pub    chan struct{}
+	tracks []LocalTrack
+}
+
+// SessionOptions configure a Session beyond its Client's options.
+type SessionOptions struct {
+	// GiveUpAfter ends the session when it has not reconnected in this
+	// long (default 2 minutes).
+	GiveUpAfter time.Duration
+	// MoreURLs are further entry points (other nodes, another load
+	// balancer), tried in turn after Options.URL when a node is down.
+	MoreURLs []string
+	// Keepalive is how often the session pings the server, and how long
+	// an answer may take before the connection counts as lost (default
+	// 5 s): a connection that died without a close is noticed in twice
+	// that.
+	Keepalive time.Duration
+}
+
+// SessionEvent tells what a Session's connection is doing.
+type SessionEvent struct {
+	State  string // "reconnecting", "reconnected" or "closed"
+	Reason string // why it reconnects or closed
+	URL    string // with "reconnected": the node it is on now
+	PeerID string // with "reconnected": its new peer id
+}
+
+// Disconnect reasons and join errors after which a session does not try
+// again: the portal or the same user ended it, or it may not join.
+var (
+	finalReasons    = map[string]bool{"replaced": true, "kicked": true, "roomClosed": true}
+	finalJoinErrors = map[string]bool{"unauthorized": true, "badRequest": true, "roomFull": true}
+)
+
+// NewSession prepares a session of opts.DisplayName in roomID; set its
+// handlers, then Join.
+func NewSession(opts Options, roomID string) *Session {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Session{
+		opts: opts, room: roomID, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		handlers: map[string]func(json.RawMessage){}, pub: make(chan struct{}, 1),
+	}
+}
+
+// OnTrack sets the function called for each track received, on every
+// connection of the session.
+func (s *Session) OnTrack(fn func(*RemoteTrack)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onTrack = fn
+	if s.c != nil {
+		s.c.OnTrack(fn)
+	}
+}
+
+// On registers a notification handler on every connection of the session.
+func (s *Session) On(method string, fn func(json.RawMessage)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[method] = fn
+	if s.c != nil {
+		s.c.On(method, fn)
+	}
+}
+
+// OnStateChange sets the function told of reconnects and of the end; it
+// runs on the session's own goroutine.
+func (s *Session) OnStateChange(fn func(SessionEvent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onState = fn
+}
+
+// Join connects and enters the room (following the cluster's redirects),
+// and from then on keeps the session in it until Close.
+func (s *Session) Join(ctx context.Context, so SessionOptions) ([]RoomPeer, error) {
+	if so.GiveUpAfter <= 0 {
+		so.GiveUpAfter = 2 * time.Minute
+	}
+	if so.Keepalive <= 0 {
+		so.Keepalive = 5 * time.Second
+	}
+	c, peers, err := DialRoom(ctx, s.opts, s.room, s.setup)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.c = c
+	s.mu.Unlock()
+	go s.run(c, so)
+	return peers, nil
+}
+
+// setup gives a new connection the session's handlers.
+func (s *Session) setup(c *Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for m, fn := range s.handlers {
+		c.On(m, fn)
+	}
+	if s.onTrack != nil {
+		c.OnTrack(s.onTrack)
+	}
+}
+
+// Client is the session's current connection (another one after a
+// reconnect); use it for requests of its own.
+func (s *Session) Client() *Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c
+}
+
+// Publish publishes tracks now and again after every reconnect.
+func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer, error) {
+	select {
+	case s.pub <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.done:
+		return nil, ErrClosed
+	}
+	defer func() { <-s.pub }()
+	prods, err := s.Client().Publish(ctx, tracks...)
+	if err != nil {
+		return nil, err
+	}
+	s.tracks = append(s.tracks, tracks...)
+	return prods, nil
+}
+
+// Done is closed when the session has ended: Close, a final disconnect,
+// or no reconnect within GiveUpAfter. Err says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended (nil while it runs, ErrClosed after Close).
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close leaves the room and ends the session.
+func (s *Session) Close() {
+	s.cancel()
+	if c := s.Client(); c != nil { // else it never joined
+		c.Close()
+		<-s.done
+	}
+}
+
+// run watches the connection and replaces it when it is lost.
+func (s *Session) run(c *Client, so SessionOptions) {
+	var err error
+	defer func() {
+		if s.ctx.Err() != nil {
+			err = ErrClosed
+		}
+		s.mu.Lock()
+		s.err = err
+		cur := s.c
+		s.mu.Unlock()
+		cur.Close()
+		s.emit(SessionEvent{State: "closed", Reason: err.Error()})
+		close(s.done)
+	}()
+	for {
+		reason := s.watch(c, so.Keepalive)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if finalReasons[reason] {
+			err = fmt.Errorf("client: session ended: the server disconnected it (%s)", reason)
+			return
+		}
+		if reason == "" {
+			reason = "connection lost"
+		}
+		s.emit(SessionEvent{State: "reconnecting", Reason: reason})
+		c, err = s.reconnect(c, so)
+		if err != nil {
+			return
+		}
+		s.emit(SessionEvent{State: "reconnected", URL: c.URL(), PeerID: c.PeerID})
+	}
+}
+
+// watch pings c until its connection ends and returns the server's reason.
+func (s *Session) watch(c *Client, every time.Duration) string {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.Done():
+			return c.DisconnectReason()
+		case <-s.ctx.Done():
+			return ""
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(s.ctx, every)
+			err := c.Request(ctx, "ping", nil, nil)
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.log.Info("no answer to a ping; connecting again")
+				c.conn.CloseNow()
+			}
+		}
+	}
+}
+
+// reconnect tries, with backoff, to be in the room again with every track
+// published, first on the node it was on, then through the entry URLs in
+// turn while nodes cannot be reached.
+func (s *Session) reconnect(old *Client, so SessionOptions) (*Client, error) {
+	old.Close()
+	select { // no Publish in between: what is published now is republished
+	case s.pub <- struct{}{}:
+	case <-s.ctx.Done():
+		return nil, ErrClosed
+	}
+	defer func() { <-s.pub }()
+	start := time.Now()
+	deadline := start.Add(so.GiveUpAfter)
+	entries := append([]string{s.opts.URL}, so.MoreURLs...)
+	next := 0
+	url := old.URL()
+	resume := &Resume{PeerID: old.PeerID, Token: old.ResumeToken}
+	var last error
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		if err := sleepCtx(s.ctx, backoff(attempt, time.Since(start))); err != nil {
+			return nil, ErrClosed
+		}
+		c, err := s.rejoin(url, resume, deadline)
+		if err == nil {
+			s.mu.Lock()
+			s.c = c
+			s.mu.Unlock()
+			return c, nil
+		}
+		if s.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
+		last = err
+		var se *ServerError
+		var down *unreachableError
+		switch {
+		case errors.As(err, &se) && finalJoinErrors[se.Code]:
+			return nil, fmt.Errorf("client: session ended: cannot join again: %w", err)
+		case errors.As(err, &down) && down.url == url:
+			// That node is gone: another way in; the cluster knows where
+			// the room goes now. (When a redirect named the dead node, the
+			// way in is fine: the room's claim on that node has yet to
+			// lapse, so try there again.)
+			for range entries {
+				url = entries[next%len(entries)]
+				next++
+				if url != down.url {
+					break
+				}
+			}
+		}
+		s.opts.Logger.Info("reconnect failed; trying again", "room", s.room, "attempt", attempt+1, "err", err)
+	}
+	return nil, fmt.Errorf("client: session ended: no reconnect in %s: %w", so.GiveUpAfter, last)
+}
+
+// rejoin makes one attempt: connect at url, take over and drop the old
+// peer if that node still has it, enter the room and republish.
+func (s *Session) rejoin(url string, resume *Resume, deadline time.Time) (*Client, error) {
+	ctx, cancel := context.WithDeadline(s.ctx, deadline.Add(requestTimeout))
+	defer cancel()
+	ctx, cancelTry := context.WithTimeout(ctx, 2*requestTimeout)
+	defer cancelTry()
+	opts := s.opts
+	opts.Resume = resume
+	for hops := 0; ; hops++ {
+		opts.URL = url
+		c, err := Dial(ctx, opts)
+		if err != nil {
+			var se *ServerError
+			if !errors.As(err, &se) {
+				err = &unreachableError{url: url, err: err}
+			}
+			return nil, err
+		}
+		s.setup(c)
+		if c.Resumed {
+			// Its transports are gone with the old connection: leave with
+			// it, so that the room does not show us twice, and come in anew.
+			if err := c.Request(ctx, "leaveRoom", nil, nil); err != nil {
+				c.Close()
+				return nil, err
+			}
+		}
+		opts.Resume = nil
+		_, err = c.JoinRoom(ctx, s.room)
+		var se *ServerError
+		if errors.As(err, &se) && se.Code == "redirect" && se.Redirect != "" && hops < 3 {
+			c.Close()
+			url = se.Redirect
+			continue
+		}
+		if err == nil && len(s.tracks) > 0 {
+			_, err = c.Publish(ctx, s.tracks...)
+		}
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// unreachableError is a node that could not be reached.
+type unreachableError struct {
+	url string
+	err error
+}
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+func (s *Session) emit(ev SessionEvent) {
+	s.mu.Lock()
+	fn := s.onState
+	s.mu.Unlock()
+	if fn != nil {
+		fn(ev)
+	}
+}
+
+// backoff is the wait before attempt n, after trying for elapsed: 0.25 s
+// doubling to 1 s, for a room moving off a dead node comes back within
+// seconds; after 15 s, 5 s. With jitter, so that a restarted node is not
+// stormed by all its clients at once.
+func backoff(n int, elapsed time.Duration) time.Duration {
+	d := 250 * time.Millisecond << min(n, 2)
+	if elapsed > 15*time.Second {
+		d = 5 * time.Second
+	}
+	return time.Duration(float64(d) * (0.75 + rand.Float64()/2))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

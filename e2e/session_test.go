@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"context"
+	"maps"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vclass/vclass/client"
+	"github.com/vclass/vclass/cluster/redistest"
+)
+
+// sessionParticipant is a client.Session that publishes synthetic media
+// and counts what it receives, and remembers where it is now.
+type sessionParticipant struct {
+	*participant
+	s      *client.Session
+	name   string
+	mu     sync.Mutex
+	events []client.SessionEvent
+}
+
+func joinSession(t *testing.T, ctx context.Context, url, room, name string, more ...string) *sessionParticipant {
+	t.Helper()
+	p := &sessionParticipant{participant: &participant{received: map[string]*atomic.Int64{}}, name: name}
+	p.s = client.NewSession(client.Options{URL: url, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}}, room)
+	p.s.OnTrack(p.onTrack)
+	p.s.OnStateChange(func(ev client.SessionEvent) {
+		p.mu.Lock()
+		p.events = append(p.events, ev)
+		p.mu.Unlock()
+	})
+	if _, err := p.s.Join(ctx, client.SessionOptions{MoreURLs: more, Keepalive: time.Second}); err != nil {
+		t.Fatalf("%s joining %s via %s: %v", name, room, url, err)
+	}
+	t.Cleanup(p.s.Close)
+	if _, err := p.s.Publish(ctx, syntheticTracks(t, ctx, name)...); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (p *sessionParticipant) peerID() string { return p.s.Client().PeerID }
+
+func (p *sessionParticipant) reconnects() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, ev := range p.events {
+		if ev.State == "reconnected" {
+			n++
+		}
+	}
+	return n
+}
+
+// tracksNow notes each participant's current received tracks.
+func tracksNow(ps ...*sessionParticipant) map[*sessionParticipant]map[string]*atomic.Int64 {
+	m := map[*sessionParticipant]map[string]*atomic.Int64{}
+	for _, p := range ps {
+		p.participant.mu.Lock()
+		m[p] = maps.Clone(p.received)
+		p.participant.mu.Unlock()
+	}
+	return m
+}
+
+// receiving waits until each participant gets more than 20 packets of
+// every other's camera on a track that came after before was noted.
+func receiving(t *testing.T, within time.Duration, what string, before map[*sessionParticipant]map[string]*atomic.Int64, ps ...*sessionParticipant) {
+	t.Helper()
+	for _, p := range ps {
+		for _, o := range ps {
+			if p == o {
+				continue
+			}
+			waitFor(t, within, p.name+" receiving "+o.name+" "+what, func() bool {
+				key := o.peerID() + "/video:cam"
+				p.participant.mu.Lock()
+				n := p.received[key]
+				p.participant.mu.Unlock()
+				return n != nil && n != before[p][key] && n.Load() > 20
+			})
+		}
+	}
+}
+
+// Go clients reconnect on their own: when the node holding their room is
+// killed, they are back in the room on the other node, receiving each
+// other, within 10 s.
+func TestGoSessionsFollowTheirRoomToALiveNode(t *testing.T) {
+	r := redistest.Start(t)
+	a := startNode(t, "node-a", 39360, r.URL())
+	b := startNode(t, "node-b", 39370, r.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// Ann comes in at a, which takes the new room; Bob comes in at b and
+	// is sent to a. Each knows the other node as a second way in.
+	ann := joinSession(t, ctx, a.WS, "history", "Ann", b.WS)
+	bob := joinSession(t, ctx, b.WS, "history", "Bob", a.WS)
+	if got := bob.s.Client().URL(); got != a.WS {
+		t.Fatalf("Bob is on %s, want a (%s), which holds the room", got, a.WS)
+	}
+	receiving(t, 15*time.Second, "on a", nil, ann, bob)
+
+	before := tracksNow(ann, bob)
+	killed := time.Now()
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	receiving(t, 10*time.Second, "again on b", before, ann, bob)
+	t.Logf("both receiving again %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	for _, p := range []*sessionParticipant{ann, bob} {
+		if got := p.s.Client().URL(); got != b.WS {
+			t.Errorf("%s is on %s after the kill, want b (%s)", p.name, got, b.WS)
+		}
+		if n := p.reconnects(); n != 1 {
+			t.Errorf("%s reconnected %d times, want 1", p.name, n)
+		}
+	}
+}
+
+// A session whose connection drops while its node lives (a network
+// change) takes its old peer over and leaves with it before entering
+// again: the room never shows it twice, and media flows again. A kicked
+// session ends instead.
+func TestGoSessionReconnectsAfterConnectionLoss(t *testing.T) {
+	srv := startMedia(t, strings.Replace(loopbackConfig(39380, 39389, ""), `"AllowEmptyTickets": true`,
+		`"AllowEmptyTickets": true, "ApiKey": "`+apiKey+`"`, 1))
+	proxy := startProxy(t, srv.URL[len("http://"):])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ann := joinSession(t, ctx, "ws://"+proxy.addr()+"/ws", "biology", "Ann")
+	bob := joinSession(t, ctx, srv.WS, "biology", "Bob")
+	receiving(t, 15*time.Second, "before the drop", nil, ann, bob)
+
+	before := tracksNow(ann, bob)
+	proxy.sever()
+	waitFor(t, 10*time.Second, "Ann reconnected", func() bool { return ann.reconnects() == 1 })
+	receiving(t, 10*time.Second, "after the drop", before, ann, bob)
+	// A newcomer sees Ann once: her old peer left when she came back.
+	cid, peers, err := client.DialRoom(ctx, client.Options{URL: srv.WS, DisplayName: "Cid"}, "biology", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cid.Close()
+	if len(peers) != 2 {
+		t.Errorf("a newcomer sees %d peers, want Ann and Bob: %+v", len(peers), peers)
+	}
+	if bob.reconnects() != 0 {
+		t.Errorf("Bob reconnected %d times, want 0", bob.reconnects())
+	}
+
+	// The portal kicks Bob: his session ends and does not come back.
+	req, _ := http.NewRequest("DELETE", srv.URL+"/api/v1/rooms/biology/peers/"+bob.peerID(), nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("kick: HTTP %d", res.StatusCode)
+	}
+	select {
+	case <-bob.s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Bob's session goes on after a kick")
+	}
+	if err := bob.s.Err(); err == nil || !strings.Contains(err.Error(), "kicked") {
+		t.Errorf("Bob's session ended with %v, want the kick named", err)
+	}
+	if bob.reconnects() != 0 {
+		t.Errorf("a kicked session reconnected")
+	}
+}
