@@ -5,7 +5,9 @@
 // renews too. A join for a room is served where the room lives: the node
 // that gets it either owns the room or sends the client to the owner. When
 // a node dies its keys expire, and its rooms form again on a live node as
-// their clients come back.
+// their clients come back. When Redis comes back without its data, no room
+// is placed until every live node has had a heartbeat to claim its rooms
+// again.
 package cluster
 
 import (
@@ -15,6 +17,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +29,7 @@ const (
 	keyNodes      = "vclass:nodes" // sorted set: node id, scored by when it expires (unix ms)
 	keyNodePrefix = "vclass:node:" // hash: url, load, started
 	keyRoomPrefix = "vclass:room:" // string: the owning node's id
+	keyBorn       = "vclass:born"  // string: who made this dataset and when; new after Redis lost its data
 	defaultBeat   = time.Second    // heartbeat; a node or room not renewed for 3 beats is gone
 	opTimeout     = 1500 * time.Millisecond
 )
@@ -33,6 +37,11 @@ const (
 // ErrUnavailable is returned while Redis cannot be reached: new joins
 // cannot be placed (rooms already running keep running).
 var ErrUnavailable = errors.New("cluster: Redis is unavailable")
+
+// errSettling is why rooms are not placed for a while after Redis lost its
+// data: until every live node has claimed its rooms again, a room could
+// otherwise start a second time on another node.
+var errSettling = fmt.Errorf("%w: it lost its data (restarted without persistence?) and the nodes are claiming their rooms again", ErrUnavailable)
 
 // Params configure a Node.
 type Params struct {
@@ -75,6 +84,8 @@ type Node struct {
 
 	mu      sync.Mutex
 	healthy bool
+	born    string    // the dataset this node knows (keyBorn)
+	settle  time.Time // no placing before this: Redis lost its data
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -172,13 +183,31 @@ func (n *Node) beat() {
 	defer cancel()
 	now := time.Now()
 	id := n.p.NodeID
+	var born *redis.StringCmd
 	_, err := n.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, keyNodePrefix+id, "url", n.p.PublicURL, "internal", n.p.InternalURL, "load", n.p.Load(), "beat", now.UnixMilli())
 		p.PExpire(ctx, keyNodePrefix+id, n.ttl)
 		p.ZAdd(ctx, keyNodes, redis.Z{Score: float64(now.Add(n.ttl).UnixMilli()), Member: id})
 		p.ZRemRangeByScore(ctx, keyNodes, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+		p.SetNX(ctx, keyBorn, id+"@"+strconv.FormatInt(now.UnixMilli(), 10), 0)
+		born = p.Get(ctx, keyBorn)
 		return nil
 	})
+	if err == nil {
+		// A dataset other than the one this node knew: Redis lost the
+		// rooms' claims. Every live node claims its rooms again at its next
+		// beat (this one below); new rooms wait until they all have.
+		n.mu.Lock()
+		lost := n.born != "" && n.born != born.Val()
+		n.born = born.Val()
+		if lost {
+			n.settle = now.Add(n.ttl)
+		}
+		n.mu.Unlock()
+		if lost {
+			n.log.Warn("Redis lost the cluster's data: new rooms wait while every node claims its rooms again", "for", n.ttl)
+		}
+	}
 	if err == nil {
 		for _, room := range n.p.Rooms() {
 			owner, cerr := claimScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room}, id, n.ttl.Milliseconds()).Text()
@@ -236,9 +265,14 @@ func (n *Node) Nodes(ctx context.Context) ([]Info, error) {
 }
 
 // placeScript claims a room for a node unless a live node holds it, and
-// returns the owner. KEYS: the room, the nodes set; ARGV: the chosen
-// node, the claim's life (ms), now (ms).
+// returns the owner. KEYS: the room, the nodes set, the dataset's birth;
+// ARGV: the chosen node, the claim's life (ms), now (ms), the dataset the
+// placing node knows ("" if none yet): a different one means Redis lost
+// its data since, and the rooms' owners may not have claimed them again.
 var placeScript = redis.NewScript(`
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return redis.error_reply('SETTLING')
+end
 local owner = redis.call('GET', KEYS[1])
 if owner then
   local alive = redis.call('ZSCORE', KEYS[2], owner)
@@ -252,6 +286,12 @@ return ARGV[1]`)
 // Place says where room lives: its live owner, or the least loaded live
 // node, which it then claims. local reports whether that is this node.
 func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, err error) {
+	n.mu.Lock()
+	known, settle := n.born, n.settle
+	n.mu.Unlock()
+	if time.Now().Before(settle) {
+		return Info{}, false, errSettling
+	}
 	nodes, err := n.Nodes(ctx)
 	if err != nil {
 		return Info{}, false, err
@@ -264,8 +304,11 @@ func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes},
-		best.ID, n.ttl.Milliseconds(), time.Now().UnixMilli()).Text()
+	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes, keyBorn},
+		best.ID, n.ttl.Milliseconds(), time.Now().UnixMilli(), known).Text()
+	if err != nil && strings.HasPrefix(err.Error(), "SETTLING") {
+		return Info{}, false, errSettling
+	}
 	if err != nil {
 		return Info{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

@@ -124,14 +124,61 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 	r.Restart(t)
 	eventually(t, "a healthy again", a.Healthy)
-	if _, local, err := a.Place(ctx, "math"); err != nil || !local {
-		t.Fatalf("Place after Redis came back: local %v, %v", local, err)
-	}
+	// Redis came back empty: placing waits until the nodes have claimed
+	// their rooms again, then works.
+	eventually(t, "placing to work again", func() bool {
+		_, local, err := a.Place(ctx, "math")
+		return err == nil && local
+	})
 	// Its live room was claimed again by the heartbeat.
 	b := newNode(t, r, "b", &state{})
 	defer b.Close()
 	if owner, _, _ := b.Place(ctx, "live"); owner.ID != "a" {
 		t.Errorf("the room live on a is placed on %s after Redis came back", owner.ID)
+	}
+}
+
+// Redis restarted without its data while a room runs: no node starts the
+// room a second time before its owner has claimed it again, even one that
+// is asked before any heartbeat has seen the new, empty Redis.
+func TestRedisLosingItsDataSplitsNoRoom(t *testing.T) {
+	r := redistest.Start(t)
+	ctx := context.Background()
+	a := newNode(t, r, "a", &state{load: 5, rooms: []string{"live"}})
+	defer a.Close()
+	b := newNode(t, r, "b", &state{}) // less loaded: new rooms go to b
+	defer b.Close()
+	if owner, _, err := b.Place(ctx, "live"); err != nil || owner.ID != "a" {
+		t.Fatalf("b.Place(live) = %+v, %v; want a", owner, err)
+	}
+	for round := range 3 {
+		r.Stop()
+		r.Restart(t)
+		refused := 0
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			owner, _, err := b.Place(ctx, "live")
+			if err == nil {
+				if owner.ID != "a" {
+					t.Fatalf("round %d: after Redis lost its data, live was placed on %s while a runs it", round, owner.ID)
+				}
+				break
+			}
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("round %d: Place: %v, want ErrUnavailable while settling", round, err)
+			}
+			refused++
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: still refused after 5 s: %v", round, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if refused == 0 {
+			t.Errorf("round %d: b placed at once on an empty Redis, before the owners could claim again", round)
+		}
+	}
+	if owner, local, err := b.Place(ctx, "new"); err != nil || !local {
+		t.Errorf("a new room after settling: %+v local %v, %v; want b", owner, local, err)
 	}
 }
 
