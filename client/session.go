@@ -49,6 +49,9 @@ type SessionOptions struct {
 	// GiveUpAfter ends the session when it has not reconnected in this
 	// long (default 2 minutes).
 	GiveUpAfter time.Duration
+	// Ticket, when set, gives the ticket for each reconnect (the first
+	// one may have expired by then); Options.Ticket is the first join's.
+	Ticket func(context.Context) (string, error)
 	// MoreURLs are further entry points (other nodes, another load
 	// balancer), tried in turn after Options.URL when a node is down.
 	MoreURLs []string
@@ -156,7 +159,9 @@ func (s *Session) Client() *Client {
 	return s.c
 }
 
-// Publish publishes tracks now and again after every reconnect.
+// Publish publishes tracks now and again after every reconnect. While a
+// reconnect is under way it waits for it; on a connection that has just
+// died it fails, and the tracks are not kept.
 func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer, error) {
 	select {
 	case s.pub <- struct{}{}:
@@ -242,7 +247,7 @@ func (s *Session) watch(c *Client, every time.Duration) string {
 			return ""
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(s.ctx, every)
-			err := c.Request(ctx, "ping", nil, nil)
+			err := c.Request(ctx, "ping", struct{}{}, nil)
 			cancel()
 			if errors.Is(err, context.DeadlineExceeded) {
 				c.log.Info("no answer to a ping; connecting again")
@@ -274,7 +279,7 @@ func (s *Session) reconnect(old *Client, so SessionOptions) (*Client, error) {
 		if err := sleepCtx(s.ctx, backoff(attempt, time.Since(start))); err != nil {
 			return nil, ErrClosed
 		}
-		c, err := s.rejoin(url, resume, deadline)
+		c, err := s.rejoin(url, resume, deadline, so.Ticket)
 		if err == nil {
 			s.mu.Lock()
 			s.c = c
@@ -310,13 +315,20 @@ func (s *Session) reconnect(old *Client, so SessionOptions) (*Client, error) {
 
 // rejoin makes one attempt: connect at url, take over and drop the old
 // peer if that node still has it, enter the room and republish.
-func (s *Session) rejoin(url string, resume *Resume, deadline time.Time) (*Client, error) {
+func (s *Session) rejoin(url string, resume *Resume, deadline time.Time, ticket func(context.Context) (string, error)) (*Client, error) {
 	ctx, cancel := context.WithDeadline(s.ctx, deadline.Add(requestTimeout))
 	defer cancel()
 	ctx, cancelTry := context.WithTimeout(ctx, 2*requestTimeout)
 	defer cancelTry()
 	opts := s.opts
 	opts.Resume = resume
+	if ticket != nil {
+		t, err := ticket(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("client: a ticket to reconnect: %w", err)
+		}
+		opts.Ticket = t
+	}
 	for hops := 0; ; hops++ {
 		opts.URL = url
 		c, err := Dial(ctx, opts)
@@ -331,7 +343,7 @@ func (s *Session) rejoin(url string, resume *Resume, deadline time.Time) (*Clien
 		if c.Resumed {
 			// Its transports are gone with the old connection: leave with
 			// it, so that the room does not show us twice, and come in anew.
-			if err := c.Request(ctx, "leaveRoom", nil, nil); err != nil {
+			if err := c.Request(ctx, "leaveRoom", struct{}{}, nil); err != nil {
 				c.Close()
 				return nil, err
 			}

@@ -27,12 +27,12 @@ func freeAddr(t *testing.T) string {
 }
 
 // startNode runs a media node of a cluster on Redis r.
-func startNode(t *testing.T, id string, lo int, redisURL string) *mediaServer {
+func startNode(t *testing.T, id string, lo int, redisURL string, env ...string) *mediaServer {
 	t.Helper()
 	addr := freeAddr(t)
-	return startMediaAt(t, addr, loopbackConfig(lo, lo+9, ""),
-		"VCLASS_REDIS_URL="+redisURL, "VCLASS_NODE_ID="+id, "VCLASS_PUBLIC_URL=ws://"+addr+"/ws",
-		"VCLASS_INTERNAL_URL=http://"+addr, "VCLASS_API_KEY="+clusterAPIKey)
+	return startMediaAt(t, addr, loopbackConfig(lo, lo+9, ""), append([]string{
+		"VCLASS_REDIS_URL=" + redisURL, "VCLASS_NODE_ID=" + id, "VCLASS_PUBLIC_URL=ws://" + addr + "/ws",
+		"VCLASS_INTERNAL_URL=http://" + addr, "VCLASS_API_KEY=" + clusterAPIKey}, env...)...)
 }
 
 const clusterAPIKey = "e2e-cluster-api-key-0123456789abcdef"

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/client"
 	"github.com/vclass/vclass/cluster/redistest"
 )
@@ -26,16 +29,26 @@ type sessionParticipant struct {
 
 func joinSession(t *testing.T, ctx context.Context, url, room, name string, more ...string) *sessionParticipant {
 	t.Helper()
+	return joinSessionWith(t, ctx, client.Options{URL: url, DisplayName: name}, client.SessionOptions{MoreURLs: more}, room)
+}
+
+// joinSessionWith joins with the given options (sources, a 1 s keepalive
+// and the synthetic tracks added).
+func joinSessionWith(t *testing.T, ctx context.Context, opts client.Options, so client.SessionOptions, room string) *sessionParticipant {
+	t.Helper()
+	name := opts.DisplayName
 	p := &sessionParticipant{participant: &participant{received: map[string]*atomic.Int64{}}, name: name}
-	p.s = client.NewSession(client.Options{URL: url, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}}, room)
+	opts.Sources = []string{"audio:mic", "video:cam"}
+	p.s = client.NewSession(opts, room)
 	p.s.OnTrack(p.onTrack)
 	p.s.OnStateChange(func(ev client.SessionEvent) {
 		p.mu.Lock()
 		p.events = append(p.events, ev)
 		p.mu.Unlock()
 	})
-	if _, err := p.s.Join(ctx, client.SessionOptions{MoreURLs: more, Keepalive: time.Second}); err != nil {
-		t.Fatalf("%s joining %s via %s: %v", name, room, url, err)
+	so.Keepalive = time.Second
+	if _, err := p.s.Join(ctx, so); err != nil {
+		t.Fatalf("%s joining %s via %s: %v", name, room, opts.URL, err)
 	}
 	t.Cleanup(p.s.Close)
 	if _, err := p.s.Publish(ctx, syntheticTracks(t, ctx, name)...); err != nil {
@@ -91,22 +104,41 @@ func receiving(t *testing.T, within time.Duration, what string, before map[*sess
 
 // Go clients reconnect on their own: when the node holding their room is
 // killed, they are back in the room on the other node, receiving each
-// other, within 10 s.
+// other, within 10 s. Ann's first ticket has expired by then: her session
+// asks for a fresh one.
 func TestGoSessionsFollowTheirRoomToALiveNode(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
 	r := redistest.Start(t)
-	a := startNode(t, "node-a", 39360, r.URL())
-	b := startNode(t, "node-b", 39370, r.URL())
+	a := startNode(t, "node-a", 39360, r.URL(), "VCLASS_AUTH_SECRET="+secret)
+	b := startNode(t, "node-b", 39370, r.URL(), "VCLASS_AUTH_SECRET="+secret)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	mint := func(expires time.Time) string {
+		tk, err := auth.Mint(secret, auth.Claims{Room: "history", Name: "Ann", Role: auth.RoleNormal,
+			RegisteredClaims: jwt.RegisteredClaims{Subject: "u-ann"}}, expires.Add(-time.Hour), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	var fresh atomic.Int32
+	// The first ticket expired 2 s ago: the server's 5 s of leeway for
+	// clocks admits it for 3 s more, long enough to join.
+	firstExpires := time.Now().Add(-2 * time.Second)
 
 	// Ann comes in at a, which takes the new room; Bob comes in at b and
 	// is sent to a. Each knows the other node as a second way in.
-	ann := joinSession(t, ctx, a.WS, "history", "Ann", b.WS)
+	ann := joinSessionWith(t, ctx, client.Options{URL: a.WS, DisplayName: "Ann", Ticket: mint(firstExpires)},
+		client.SessionOptions{MoreURLs: []string{b.WS}, Ticket: func(context.Context) (string, error) {
+			fresh.Add(1)
+			return mint(time.Now().Add(time.Hour)), nil
+		}}, "history")
 	bob := joinSession(t, ctx, b.WS, "history", "Bob", a.WS)
 	if got := bob.s.Client().URL(); got != a.WS {
 		t.Fatalf("Bob is on %s, want a (%s), which holds the room", got, a.WS)
 	}
 	receiving(t, 15*time.Second, "on a", nil, ann, bob)
+	time.Sleep(time.Until(firstExpires.Add(6 * time.Second))) // leeway and a second past it
 
 	before := tracksNow(ann, bob)
 	killed := time.Now()
@@ -121,6 +153,9 @@ func TestGoSessionsFollowTheirRoomToALiveNode(t *testing.T) {
 		if n := p.reconnects(); n != 1 {
 			t.Errorf("%s reconnected %d times, want 1", p.name, n)
 		}
+	}
+	if fresh.Load() == 0 {
+		t.Errorf("Ann's session reconnected without asking for a fresh ticket")
 	}
 }
 
