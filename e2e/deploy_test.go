@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
+	"io"
 	"os"
+	"regexp"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -159,5 +162,69 @@ upstream vclass_recorder { server 127.0.0.1:18443; }
 	out, err := exec.Command(nginx, "-t", "-p", dir+"/", "-c", "nginx/nginx.conf").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "test is successful") {
 		t.Errorf("nginx -t: %v\n%s", err, out)
+	}
+}
+
+// Every metric the provisioned Grafana dashboard queries is one that
+// vclass-media or vclass-recorder serves, with the label values it
+// selects: a renamed metric would leave a panel silently empty.
+func TestMonitoringDashboardMetricsExist(t *testing.T) {
+	media := startMedia(t, loopbackConfig(39400, 39409, ""))
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	_, mediaMetrics := media.get(t, "/metrics")
+	res, err := rec.client.Get(rec.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	served := mediaMetrics + "\n" + string(body)
+
+	data, err := os.ReadFile("../deploy/monitoring/grafana/dashboards/vclass.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "expr" {
+					exprs = append(exprs, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	var dash any
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	walk(dash)
+	selector := regexp.MustCompile(`(vclass_\w+)(\{([^}]*)\})?`)
+	label := regexp.MustCompile(`(\w+)="([^"]*)"`)
+	names := 0
+	for _, e := range exprs {
+		for _, m := range selector.FindAllStringSubmatch(e, -1) {
+			names++
+			name := m[1]
+			if !regexp.MustCompile(`(?m)^` + name + `[{ ]`).MatchString(served) {
+				t.Errorf("the dashboard queries %s, which neither binary serves (expr %q)", name, e)
+				continue
+			}
+			for _, l := range label.FindAllStringSubmatch(m[3], -1) {
+				if !regexp.MustCompile(`(?m)^` + name + `\{[^}]*` + l[1] + `="` + regexp.QuoteMeta(l[2]) + `"`).MatchString(served) {
+					t.Errorf("the dashboard selects %s{%s=%q}, which is never served", name, l[1], l[2])
+				}
+			}
+		}
+	}
+	if names < 8 {
+		t.Errorf("only %d vclass metrics found in the dashboard's queries", names)
 	}
 }
