@@ -353,6 +353,9 @@ func (p *Peer) subscriber() (*sfu.Subscriber, error) {
 	return sub, nil
 }
 
+// Left reports whether the peer has left its room (for good).
+func (p *Peer) Left() bool { return p.hasLeft() }
+
 func (p *Peer) hasLeft() bool {
 	p.room.mu.Lock()
 	defer p.room.mu.Unlock()

@@ -125,14 +125,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 }
 
-// detach keeps a peer whose connection dropped for ResumeWindow.
-func (s *Server) detach(sess *session) {
+// release settles the peer of a session whose connection ended: it has
+// left (the client closed properly), or it is kept for ResumeWindow. A
+// resume that took the peer over first leaves it alone: the check and the
+// handover are one step under s.mu.
+//
+// It reports whether the peer is to leave now (the caller makes it leave,
+// outside the server's lock).
+func (s *Server) release(sess *session, left bool) (leave bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if sess.takenOver.Load() {
+		return false
+	}
 	peer := sess.peer
-	if s.draining {
-		go peer.Leave()
-		return
+	if a, ok := s.attached[peer.ID()]; ok && a.sess == sess {
+		delete(s.attached, peer.ID())
+	}
+	if left || s.draining {
+		return true
 	}
 	d := &detachedPeer{heldPeer: sess.held()}
 	d.timer = time.AfterFunc(s.p.ResumeWindow, func() {
@@ -146,9 +157,10 @@ func (s *Server) detach(sess *session) {
 		peer.TimeOut()
 	})
 	s.detached[peer.ID()] = d
+	return false
 }
 
-// attach records that sess carries peer; detachSession forgets it.
+// attach records that sess carries its peer; unattach forgets it.
 func (s *Server) attach(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,6 +180,14 @@ func (s *Server) unattach(sess *session, peerID string) {
 // (after a network change the old one may take 30 s to time out); that
 // old connection is closed.
 func (s *Server) resume(peerID, token string) (heldPeer, bool) {
+	h, ok := s.takeOver(peerID, token)
+	if ok && h.peer.Left() { // kicked or replaced, its connection not yet gone
+		return heldPeer{}, false
+	}
+	return h, ok
+}
+
+func (s *Server) takeOver(peerID, token string) (heldPeer, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a, ok := s.attached[peerID]; ok && a.token == token && token != "" {

@@ -96,17 +96,14 @@ func (s *session) run(ctx context.Context) {
 	s.Close()
 	cancel()
 	wg.Wait()
-	if s.peer == nil || s.takenOver.Load() {
+	if s.peer == nil {
 		return
 	}
-	s.srv.unattach(s, s.peer.ID())
 	// A client that closes the socket properly (a closed tab sends 1001)
 	// has left; one that vanished (no close frame) may come back.
-	switch websocket.CloseStatus(err) {
-	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+	st := websocket.CloseStatus(err)
+	if s.srv.release(s, st == websocket.StatusNormalClosure || st == websocket.StatusGoingAway) {
 		s.peer.Leave()
-	default:
-		s.srv.detach(s)
 	}
 }
 
