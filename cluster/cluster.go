@@ -5,9 +5,10 @@
 // renews too. A join for a room is served where the room lives: the node
 // that gets it either owns the room or sends the client to the owner. When
 // a node dies its keys expire, and its rooms form again on a live node as
-// their clients come back. When Redis comes back without its data, no room
-// is placed until every live node has had a heartbeat to claim its rooms
-// again.
+// their clients come back. When Redis has no cluster data (the first start,
+// or it lost its data) or a node was away from it longer than a claim
+// lives, no room is placed for one claim's life, while every live node
+// claims its rooms again.
 package cluster
 
 import (
@@ -29,7 +30,8 @@ const (
 	keyNodes      = "vclass:nodes" // sorted set: node id, scored by when it expires (unix ms)
 	keyNodePrefix = "vclass:node:" // hash: url, load, started
 	keyRoomPrefix = "vclass:room:" // string: the owning node's id
-	keyBorn       = "vclass:born"  // string: who made this dataset and when; new after Redis lost its data
+	keyBorn       = "vclass:born"     // string: when this dataset began; missing after Redis lost its data
+	keySettling   = "vclass:settling" // while it exists, no room is placed (the owners are claiming theirs)
 	defaultBeat   = time.Second    // heartbeat; a node or room not renewed for 3 beats is gone
 	opTimeout     = 1500 * time.Millisecond
 )
@@ -39,9 +41,10 @@ const (
 var ErrUnavailable = errors.New("cluster: Redis is unavailable")
 
 // errSettling is why rooms are not placed for a while after Redis lost its
-// data: until every live node has claimed its rooms again, a room could
-// otherwise start a second time on another node.
-var errSettling = fmt.Errorf("%w: it lost its data (restarted without persistence?) and the nodes are claiming their rooms again", ErrUnavailable)
+// data, or after a node was away from it longer than a claim lives: until
+// every live node has claimed its rooms again, a room could otherwise
+// start a second time on another node.
+var errSettling = fmt.Errorf("%w: the nodes are claiming their rooms again after Redis lost its data or was away; try again in a few seconds", ErrUnavailable)
 
 // Params configure a Node.
 type Params struct {
@@ -84,8 +87,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	healthy bool
-	born    string    // the dataset this node knows (keyBorn)
-	settle  time.Time // no placing before this: Redis lost its data
+	lastOK  time.Time // the last heartbeat that reached Redis
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -177,36 +179,48 @@ if owner == false or owner == ARGV[1] then
 end
 return owner`)
 
+// settleScript starts a settling period (no room placed for ARGV[2] ms)
+// when the dataset is new (Redis lost its data, or this is the cluster's
+// first start) or when the caller was away from Redis longer than claims
+// live (ARGV[3] = "1"), and returns 1 if it did. KEYS: born, settling.
+var settleScript = `
+local fresh = redis.call('SET', KEYS[1], ARGV[1], 'NX')
+if fresh or ARGV[3] == '1' then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`
+
 // beat renews the node's registration and its rooms' claims.
 func (n *Node) beat() {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	now := time.Now()
 	id := n.p.NodeID
-	var born *redis.StringCmd
+	n.mu.Lock()
+	away := !n.lastOK.IsZero() && now.Sub(n.lastOK) > n.ttl
+	n.mu.Unlock()
+	awayArg := "0"
+	if away {
+		awayArg = "1"
+	}
+	var settle *redis.Cmd
 	_, err := n.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, keyNodePrefix+id, "url", n.p.PublicURL, "internal", n.p.InternalURL, "load", n.p.Load(), "beat", now.UnixMilli())
 		p.PExpire(ctx, keyNodePrefix+id, n.ttl)
 		p.ZAdd(ctx, keyNodes, redis.Z{Score: float64(now.Add(n.ttl).UnixMilli()), Member: id})
 		p.ZRemRangeByScore(ctx, keyNodes, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
-		p.SetNX(ctx, keyBorn, id+"@"+strconv.FormatInt(now.UnixMilli(), 10), 0)
-		born = p.Get(ctx, keyBorn)
+		settle = p.Eval(ctx, settleScript, []string{keyBorn, keySettling}, now.UnixMilli(), n.ttl.Milliseconds(), awayArg)
 		return nil
 	})
-	if err == nil {
-		// A dataset other than the one this node knew: Redis lost the
-		// rooms' claims. Every live node claims its rooms again at its next
-		// beat (this one below); new rooms wait until they all have.
-		n.mu.Lock()
-		lost := n.born != "" && n.born != born.Val()
-		n.born = born.Val()
-		if lost {
-			n.settle = now.Add(n.ttl)
+	if err == nil && settle.Val() == int64(1) {
+		// Every live node claims its rooms again at its next beat (this
+		// one below); new rooms wait until they all have.
+		why := "Redis has no cluster data: a new cluster, or Redis lost its data"
+		if away {
+			why = "this node was away from Redis longer than claims live"
 		}
-		n.mu.Unlock()
-		if lost {
-			n.log.Warn("Redis lost the cluster's data: new rooms wait while every node claims its rooms again", "for", n.ttl)
-		}
+		n.log.Warn("no new rooms while every node claims its rooms again", "why", why, "for", n.ttl)
 	}
 	if err == nil {
 		for _, room := range n.p.Rooms() {
@@ -223,6 +237,9 @@ func (n *Node) beat() {
 	n.mu.Lock()
 	was := n.healthy
 	n.healthy = err == nil
+	if err == nil {
+		n.lastOK = now
+	}
 	n.mu.Unlock()
 	switch {
 	case err != nil && was:
@@ -265,13 +282,14 @@ func (n *Node) Nodes(ctx context.Context) ([]Info, error) {
 }
 
 // placeScript claims a room for a node unless a live node holds it, and
-// returns the owner. KEYS: the room, the nodes set, the dataset's birth;
-// ARGV: the chosen node, the claim's life (ms), now (ms), the dataset the
-// placing node knows ("" if none yet): a different one means Redis lost
-// its data since, and the rooms' owners may not have claimed them again.
+// returns the owner. While the cluster settles it places nothing (a room
+// with a live owner is still found), and an empty Redis (no heartbeat has
+// seen it yet) starts the settling. KEYS:
+// the room, the nodes set, the settling flag, the dataset's birth; ARGV:
+// the chosen node, the claim's life (ms), now (ms).
 var placeScript = redis.NewScript(`
-if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[4] then
-  return redis.error_reply('SETTLING')
+if redis.call('SET', KEYS[4], ARGV[3], 'NX') then
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
 end
 local owner = redis.call('GET', KEYS[1])
 if owner then
@@ -280,18 +298,15 @@ if owner then
     return owner
   end
 end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.error_reply('SETTLING')
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]`)
 
 // Place says where room lives: its live owner, or the least loaded live
 // node, which it then claims. local reports whether that is this node.
 func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, err error) {
-	n.mu.Lock()
-	known, settle := n.born, n.settle
-	n.mu.Unlock()
-	if time.Now().Before(settle) {
-		return Info{}, false, errSettling
-	}
 	nodes, err := n.Nodes(ctx)
 	if err != nil {
 		return Info{}, false, err
@@ -304,9 +319,9 @@ func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes, keyBorn},
-		best.ID, n.ttl.Milliseconds(), time.Now().UnixMilli(), known).Text()
-	if err != nil && strings.HasPrefix(err.Error(), "SETTLING") {
+	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes, keySettling, keyBorn},
+		best.ID, n.ttl.Milliseconds(), time.Now().UnixMilli()).Text()
+	if err != nil && strings.Contains(err.Error(), "SETTLING") {
 		return Info{}, false, errSettling
 	}
 	if err != nil {

@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +28,12 @@ func (s *state) set(load int, rooms ...string) {
 
 func newNode(t *testing.T, r *redistest.Server, id string, st *state) *Node {
 	t.Helper()
-	n, err := New(Params{RedisURL: r.URL(), NodeID: id, PublicURL: "ws://" + id + "/ws", Heartbeat: 100 * time.Millisecond,
+	return newNodeAt(t, r.URL(), id, st, 100*time.Millisecond)
+}
+
+func newNodeAt(t *testing.T, url, id string, st *state, beat time.Duration) *Node {
+	t.Helper()
+	n, err := New(Params{RedisURL: url, NodeID: id, PublicURL: "ws://" + id + "/ws", Heartbeat: beat,
 		Load: func() int {
 			st.mu.Lock()
 			defer st.mu.Unlock()
@@ -40,6 +48,16 @@ func newNode(t *testing.T, r *redistest.Server, id string, st *state) *Node {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// settled waits out the settling of a new cluster (or one whose Redis lost
+// its data): no rooms are placed meanwhile.
+func settled(t *testing.T, n *Node) {
+	t.Helper()
+	eventually(t, "the cluster to settle", func() bool {
+		v, err := n.rdb.Exists(context.Background(), keySettling).Result()
+		return err == nil && v == 0
+	})
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -64,6 +82,11 @@ func TestPlacement(t *testing.T) {
 	defer a.Close()
 	b := newNode(t, r, "b", sb)
 	defer b.Close()
+	// A new cluster first settles: nothing is placed while it does.
+	if _, _, err := a.Place(ctx, "early"); !errors.Is(err, errSettling) {
+		t.Errorf("Place on a new cluster: %v, want the settling error", err)
+	}
+	settled(t, a)
 
 	nodes, err := a.Nodes(ctx)
 	if err != nil || len(nodes) != 2 || nodes[0].ID != "a" || nodes[1].URL != "ws://b/ws" {
@@ -117,6 +140,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	a := newNode(t, r, "a", &state{rooms: []string{"live"}})
 	defer a.Close()
 	eventually(t, "a healthy", a.Healthy)
+	settled(t, a)
 	r.Stop()
 	eventually(t, "a to notice Redis is gone", func() bool { return !a.Healthy() })
 	if _, _, err := a.Place(ctx, "math"); !errors.Is(err, ErrUnavailable) {
@@ -132,15 +156,48 @@ func TestRedisDownAndBack(t *testing.T) {
 	})
 	// Its live room was claimed again by the heartbeat.
 	b := newNode(t, r, "b", &state{})
+	settled(t, b)
 	defer b.Close()
 	if owner, _, _ := b.Place(ctx, "live"); owner.ID != "a" {
 		t.Errorf("the room live on a is placed on %s after Redis came back", owner.ID)
 	}
 }
 
+// placeAfterLoss asks n to place room until it is placed (on want), and
+// fails if it is placed elsewhere or not refused by the settling at least
+// once.
+func placeAfterLoss(t *testing.T, n *Node, room, want, what string) {
+	t.Helper()
+	settling := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		owner, _, err := n.Place(context.Background(), room)
+		if err == nil {
+			if owner.ID != want {
+				t.Fatalf("%s: %s was placed on %s while %s runs it", what, room, owner.ID, want)
+			}
+			break
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("%s: Place: %v, want ErrUnavailable", what, err)
+		}
+		if errors.Is(err, errSettling) {
+			settling++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still refused after 5 s: %v", what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if settling == 0 {
+		t.Errorf("%s: %s placed without the cluster settling first", what, room)
+	}
+}
+
 // Redis restarted without its data while a room runs: no node starts the
-// room a second time before its owner has claimed it again, even one that
-// is asked before any heartbeat has seen the new, empty Redis.
+// room a second time before its owner has claimed it again: not one asked
+// before any heartbeat has seen the empty Redis, nor a node that starts
+// just then.
 func TestRedisLosingItsDataSplitsNoRoom(t *testing.T) {
 	r := redistest.Start(t)
 	ctx := context.Background()
@@ -148,38 +205,113 @@ func TestRedisLosingItsDataSplitsNoRoom(t *testing.T) {
 	defer a.Close()
 	b := newNode(t, r, "b", &state{}) // less loaded: new rooms go to b
 	defer b.Close()
+	settled(t, a)
 	if owner, _, err := b.Place(ctx, "live"); err != nil || owner.ID != "a" {
 		t.Fatalf("b.Place(live) = %+v, %v; want a", owner, err)
 	}
 	for round := range 3 {
 		r.Stop()
 		r.Restart(t)
-		refused := 0
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			owner, _, err := b.Place(ctx, "live")
-			if err == nil {
-				if owner.ID != "a" {
-					t.Fatalf("round %d: after Redis lost its data, live was placed on %s while a runs it", round, owner.ID)
-				}
-				break
-			}
-			if !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("round %d: Place: %v, want ErrUnavailable while settling", round, err)
-			}
-			refused++
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: still refused after 5 s: %v", round, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if refused == 0 {
-			t.Errorf("round %d: b placed at once on an empty Redis, before the owners could claim again", round)
-		}
+		placeAfterLoss(t, b, "live", "a", fmt.Sprintf("round %d", round))
 	}
+	// A node starting just as Redis comes back empty.
+	r.Stop()
+	r.Restart(t)
+	c := newNode(t, r, "c", &state{})
+	defer c.Close()
+	placeAfterLoss(t, c, "live", "a", "a node new to the empty Redis")
+	settled(t, b)
 	if owner, local, err := b.Place(ctx, "new"); err != nil || !local {
 		t.Errorf("a new room after settling: %+v local %v, %v; want b", owner, local, err)
 	}
+}
+
+// Every node cut off from Redis (which keeps its data) for longer than
+// claims live: the first node back does not place the others' rooms before
+// they are back to claim them.
+func TestNodesAwayFromRedisSplitNoRoom(t *testing.T) {
+	r := redistest.Start(t)
+	const beat = 300 * time.Millisecond // claims live 900 ms
+	pa, pb := startCutProxy(t, r.Port), startCutProxy(t, r.Port)
+	a := newNodeAt(t, pa.url(), "a", &state{}, beat) // less loaded: new rooms go to a
+	defer a.Close()
+	b := newNodeAt(t, pb.url(), "b", &state{load: 5, rooms: []string{"live"}}, beat)
+	defer b.Close()
+	settled(t, a)
+	if owner, _, err := a.Place(context.Background(), "live"); err != nil || owner.ID != "b" {
+		t.Fatalf("a.Place(live) = %+v, %v; want b", owner, err)
+	}
+	pa.cut()
+	pb.cut()
+	eventually(t, "both to notice", func() bool { return !a.Healthy() && !b.Healthy() })
+	time.Sleep(3 * beat) // the claims lapse
+	pa.restore()
+	eventually(t, "a back", a.Healthy)
+	if owner, _, err := a.Place(context.Background(), "live"); !errors.Is(err, errSettling) {
+		t.Fatalf("right after a came back: Place(live) = %+v, %v; want the settling error (b is not back yet)", owner, err)
+	}
+	pb.restore()
+	placeAfterLoss(t, a, "live", "b", "after both came back")
+}
+
+// cutProxy forwards TCP to a local port and can cut every connection and
+// refuse new ones, as a network partition would.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+func startCutProxy(t *testing.T, port int) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: fmt.Sprintf("127.0.0.1:%d", port)}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			up, err := net.Dial("tcp", p.target)
+			if down || err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) url() string { return "redis://" + p.ln.Addr().String() + "/0" }
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *cutProxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
 }
 
 // Slots are shared by every recorder on the Redis: a client's limit holds

@@ -153,6 +153,7 @@ upstream vclass_recorder { server %s; }
 	}
 	a := node("media-1", 1, aAddr, 39330)
 	b := node("media-2", 2, bAddr, 39340)
+	clusterSettled(t, r.URL())
 	cfg := strings.Replace(recorderConfig(oneClient(2, false)), "https://127.0.0.1:0", "https://"+recAddr, 1)
 	startRecorder(t, "", cfg, a)
 
