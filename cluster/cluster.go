@@ -27,12 +27,12 @@ import (
 
 // Keys in Redis.
 const (
-	keyNodes      = "vclass:nodes" // sorted set: node id, scored by when it expires (unix ms)
-	keyNodePrefix = "vclass:node:" // hash: url, load, started
-	keyRoomPrefix = "vclass:room:" // string: the owning node's id
+	keyNodes      = "vclass:nodes"    // sorted set: node id, scored by when it expires (unix ms)
+	keyNodePrefix = "vclass:node:"    // hash: url, load, started
+	keyRoomPrefix = "vclass:room:"    // string: the owning node's id
 	keyBorn       = "vclass:born"     // string: when this dataset began; missing after Redis lost its data
 	keySettling   = "vclass:settling" // while it exists, no room is placed (the owners are claiming theirs)
-	defaultBeat   = time.Second    // heartbeat; a node or room not renewed for 3 beats is gone
+	defaultBeat   = time.Second       // heartbeat; a node or room not renewed for 3 beats is gone
 	opTimeout     = 1500 * time.Millisecond
 )
 
