@@ -37,7 +37,10 @@ type Options struct {
 	// TCPOnly makes the client reach the server over ICE-TCP only.
 	TCPOnly bool
 	// Resume, when set, asks the server to hand this connection the peer
-	// of an earlier one (docs/protocol.md, "Reconnecting").
+	// of an earlier one (docs/protocol.md, "Reconnecting"). This client
+	// cannot restart that peer's transports: when Resumed, call LeaveRoom
+	// (and enter again); until then the old peer's notifications are
+	// ignored.
 	Resume *Resume
 }
 
@@ -77,6 +80,13 @@ type Client struct {
 	Resumed     bool   // the join took over Options.Resume's peer
 
 	disconnect atomic.Pointer[string] // the reason of the server's `disconnect`
+	// stale: the notifications are a taken-over peer's, until LeaveRoom.
+	stale atomic.Bool
+	// resetAt is the id of the leaveRoom whose answer resets the
+	// transports; resetDone closes when dispatch has done it.
+	resetAt   atomic.Uint64
+	resetDone chan struct{} // guarded by mu
+	closed    bool          // guarded by mu
 
 	send *sendTransport // guarded by mu
 	recv *recvTransport
@@ -107,6 +117,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		notes: make(chan wire.Message, 1024), done: make(chan struct{}), readDone: make(chan struct{}),
 	}
 	c.recv = newRecvTransport(c)
+	c.stale.Store(opts.Resume != nil)
 	go c.readLoop()
 	go c.dispatch()
 	var res struct {
@@ -123,6 +134,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return nil, err
 	}
 	c.PeerID, c.ResumeToken, c.Resumed = res.PeerID, res.ResumeToken, res.Resumed
+	if !res.Resumed {
+		c.stale.Store(false) // no peer was taken over: nothing is stale
+	}
 	return c, nil
 }
 
@@ -188,11 +202,19 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 
 // Request sends a request and decodes the response's data into out (may be nil).
 func (c *Client) Request(ctx context.Context, method string, data, out any) error {
+	return c.request(ctx, method, data, out, nil)
+}
+
+// request is Request; beforeSend, when set, learns the request's id first.
+func (c *Client) request(ctx context.Context, method string, data, out any, beforeSend func(id uint64)) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return err
 	}
 	id := c.nextID.Add(1)
+	if beforeSend != nil {
+		beforeSend(id)
+	}
 	ch := make(chan wire.Message, 1)
 	c.mu.Lock()
 	c.pending[id] = ch
@@ -254,6 +276,11 @@ func (c *Client) readLoop() {
 		}
 		switch {
 		case msg.Response:
+			if msg.ID == c.resetAt.Load() {
+				// In order with the notifications: what came before the
+				// answer to leaveRoom was the old room's.
+				c.notes <- wire.Message{Notification: true, Method: resetMarker}
+			}
 			c.mu.Lock()
 			ch := c.pending[msg.ID]
 			c.mu.Unlock()
@@ -275,6 +302,13 @@ func (c *Client) readLoop() {
 func (c *Client) dispatch() {
 	defer close(c.done)
 	for msg := range c.notes {
+		if msg.Method == resetMarker {
+			c.resetTransports()
+			continue
+		}
+		if c.stale.Load() && msg.Method != "disconnect" {
+			continue
+		}
 		c.handleInternal(msg.Method, msg.Data)
 		c.mu.Lock()
 		fn := c.handler[msg.Method]
@@ -313,6 +347,49 @@ func (c *Client) handleInternal(method string, data json.RawMessage) {
 		} else if n.Transport == "recv" {
 			c.recv.addCandidate(*n.Candidate)
 		}
+	}
+}
+
+// resetMarker is queued by readLoop behind a leaveRoom's answer.
+const resetMarker = "\x00reset"
+
+// LeaveRoom leaves the room; the client may then enter one again (with
+// new transports: the old ones are closed, and tracks received end).
+func (c *Client) LeaveRoom(ctx context.Context) error {
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.resetDone = done
+	c.mu.Unlock()
+	err := c.request(ctx, "leaveRoom", struct{}{}, nil, func(id uint64) { c.resetAt.Store(id) })
+	if err != nil && !errors.As(err, new(*ServerError)) {
+		return err
+	}
+	select { // the transports are reset before anything of the next room
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return ErrClosed
+	}
+	return err
+}
+
+// resetTransports drops both transports after a leaveRoom; notifications
+// from now on are the next room's.
+func (c *Client) resetTransports() {
+	c.mu.Lock()
+	send := c.send
+	c.send = nil
+	done := c.resetDone
+	c.resetDone = nil
+	c.mu.Unlock()
+	if send != nil {
+		send.close()
+	}
+	c.recv.reset()
+	c.stale.Store(false)
+	if done != nil {
+		close(done)
 	}
 }
 
@@ -372,7 +449,11 @@ func (c *Client) OnTrack(fn func(*RemoteTrack)) { c.recv.setOnTrack(fn) }
 
 // Close leaves and disconnects.
 func (c *Client) Close() {
-	if send := c.sendTransport(); send != nil {
+	c.mu.Lock()
+	c.closed = true
+	send := c.send
+	c.mu.Unlock()
+	if send != nil {
 		send.close()
 	}
 	c.recv.close()

@@ -27,15 +27,20 @@ type Session struct {
 	opts Options // URL: where it came in
 	room string
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx       context.Context // ends with Close
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
 
 	mu       sync.Mutex
-	c        *Client
+	c        *Client // the connection in the room
+	next     *Client // one being set up by a reconnect
+	joining  bool
 	onTrack  func(*RemoteTrack)
 	handlers map[string]func(json.RawMessage)
 	onState  func(SessionEvent)
+	events   []SessionEvent // not yet delivered to onState
+	wake     chan struct{}
 	err      error
 
 	// pub is held by Publish and by a reconnect's republishing, so that
@@ -51,14 +56,14 @@ type SessionOptions struct {
 	GiveUpAfter time.Duration
 	// Ticket, when set, gives the ticket for each reconnect (the first
 	// one may have expired by then); Options.Ticket is the first join's.
+	// If it fails, the attempt goes on with the ticket it had.
 	Ticket func(context.Context) (string, error)
 	// MoreURLs are further entry points (other nodes, another load
 	// balancer), tried in turn after Options.URL when a node is down.
 	MoreURLs []string
-	// Keepalive is how often the session pings the server, and how long
-	// an answer may take before the connection counts as lost (default
-	// 5 s): a connection that died without a close is noticed in twice
-	// that.
+	// Keepalive is how often the session pings the server (default 5 s);
+	// a ping unanswered in twice that, at least 5 s, counts the
+	// connection as lost.
 	Keepalive time.Duration
 }
 
@@ -67,7 +72,10 @@ type SessionEvent struct {
 	State  string // "reconnecting", "reconnected" or "closed"
 	Reason string // why it reconnects or closed
 	URL    string // with "reconnected": the node it is on now
-	PeerID string // with "reconnected": its new peer id
+	PeerID string // with "reconnected": its peer id
+	// Err, with "reconnected", is why some tracks could not be published
+	// again (the session goes on without them).
+	Err error
 }
 
 // Disconnect reasons and join errors after which a session does not try
@@ -86,7 +94,7 @@ func NewSession(opts Options, roomID string) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Session{
 		opts: opts, room: roomID, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		handlers: map[string]func(json.RawMessage){}, pub: make(chan struct{}, 1),
+		handlers: map[string]func(json.RawMessage){}, pub: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 	}
 }
 
@@ -96,8 +104,10 @@ func (s *Session) OnTrack(fn func(*RemoteTrack)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.onTrack = fn
-	if s.c != nil {
-		s.c.OnTrack(fn)
+	for _, c := range []*Client{s.c, s.next} {
+		if c != nil {
+			c.OnTrack(fn)
+		}
 	}
 }
 
@@ -106,13 +116,15 @@ func (s *Session) On(method string, fn func(json.RawMessage)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.handlers[method] = fn
-	if s.c != nil {
-		s.c.On(method, fn)
+	for _, c := range []*Client{s.c, s.next} {
+		if c != nil {
+			c.On(method, fn)
+		}
 	}
 }
 
-// OnStateChange sets the function told of reconnects and of the end; it
-// runs on the session's own goroutine.
+// OnStateChange sets the function told of reconnects and of the end. It
+// runs on a goroutine of its own, one event at a time, and may call Close.
 func (s *Session) OnStateChange(fn func(SessionEvent)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,22 +132,49 @@ func (s *Session) OnStateChange(fn func(SessionEvent)) {
 }
 
 // Join connects and enters the room (following the cluster's redirects),
-// and from then on keeps the session in it until Close.
+// and from then on keeps the session in it until Close. A failed Join may
+// be tried again.
 func (s *Session) Join(ctx context.Context, so SessionOptions) ([]RoomPeer, error) {
+	if s.opts.UDPConn != nil {
+		return nil, errors.New("client: a Session makes a new connection per reconnect and cannot share Options.UDPConn")
+	}
 	if so.GiveUpAfter <= 0 {
 		so.GiveUpAfter = 2 * time.Minute
 	}
 	if so.Keepalive <= 0 {
 		so.Keepalive = 5 * time.Second
 	}
+	s.mu.Lock()
+	switch {
+	case s.ctx.Err() != nil:
+		s.mu.Unlock()
+		return nil, ErrClosed
+	case s.joining || s.c != nil:
+		s.mu.Unlock()
+		return nil, errors.New("client: the session has joined already")
+	}
+	s.joining = true
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel) // Close ends a Join under way
+	defer stop()
 	c, peers, err := DialRoom(ctx, s.opts, s.room, s.setup)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.joining, s.next = false, nil
+	if err == nil && s.ctx.Err() != nil {
+		c.Close()
+		err = ErrClosed
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	s.c = c
-	s.mu.Unlock()
 	go s.run(c, so)
+	go s.deliver()
 	return peers, nil
 }
 
@@ -143,6 +182,7 @@ func (s *Session) Join(ctx context.Context, so SessionOptions) ([]RoomPeer, erro
 func (s *Session) setup(c *Client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.next = c
 	for m, fn := range s.handlers {
 		c.On(m, fn)
 	}
@@ -152,7 +192,7 @@ func (s *Session) setup(c *Client) {
 }
 
 // Client is the session's current connection (another one after a
-// reconnect); use it for requests of its own.
+// reconnect; nil before Join); use it for requests of its own.
 func (s *Session) Client() *Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,6 +203,9 @@ func (s *Session) Client() *Client {
 // reconnect is under way it waits for it; on a connection that has just
 // died it fails, and the tracks are not kept.
 func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer, error) {
+	if s.Client() == nil {
+		return nil, errors.New("client: Publish before the session joined")
+	}
 	select {
 	case s.pub <- struct{}{}:
 	case <-ctx.Done():
@@ -193,10 +236,23 @@ func (s *Session) Err() error {
 // Close leaves the room and ends the session.
 func (s *Session) Close() {
 	s.cancel()
-	if c := s.Client(); c != nil { // else it never joined
+	if c := s.Client(); c != nil {
 		c.Close()
 		<-s.done
+		return
 	}
+	s.finish(ErrClosed) // it never joined
+}
+
+// finish ends the session once, with err.
+func (s *Session) finish(err error) {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.err = err
+		s.mu.Unlock()
+		s.emit(SessionEvent{State: "closed", Reason: err.Error()})
+		close(s.done)
+	})
 }
 
 // run watches the connection and replaces it when it is lost.
@@ -206,13 +262,10 @@ func (s *Session) run(c *Client, so SessionOptions) {
 		if s.ctx.Err() != nil {
 			err = ErrClosed
 		}
-		s.mu.Lock()
-		s.err = err
-		cur := s.c
-		s.mu.Unlock()
-		cur.Close()
-		s.emit(SessionEvent{State: "closed", Reason: err.Error()})
-		close(s.done)
+		if cur := s.Client(); cur != nil {
+			cur.Close()
+		}
+		s.finish(err)
 	}()
 	for {
 		reason := s.watch(c, so.Keepalive)
@@ -227,11 +280,12 @@ func (s *Session) run(c *Client, so SessionOptions) {
 			reason = "connection lost"
 		}
 		s.emit(SessionEvent{State: "reconnecting", Reason: reason})
-		c, err = s.reconnect(c, so)
+		var pubErr error
+		c, pubErr, err = s.reconnect(c, so)
 		if err != nil {
 			return
 		}
-		s.emit(SessionEvent{State: "reconnected", URL: c.URL(), PeerID: c.PeerID})
+		s.emit(SessionEvent{State: "reconnected", URL: c.URL(), PeerID: c.PeerID, Err: pubErr})
 	}
 }
 
@@ -246,7 +300,7 @@ func (s *Session) watch(c *Client, every time.Duration) string {
 		case <-s.ctx.Done():
 			return ""
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(s.ctx, every)
+			ctx, cancel := context.WithTimeout(s.ctx, max(2*every, 5*time.Second))
 			err := c.Request(ctx, "ping", struct{}{}, nil)
 			cancel()
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -259,13 +313,14 @@ func (s *Session) watch(c *Client, every time.Duration) string {
 
 // reconnect tries, with backoff, to be in the room again with every track
 // published, first on the node it was on, then through the entry URLs in
-// turn while nodes cannot be reached.
-func (s *Session) reconnect(old *Client, so SessionOptions) (*Client, error) {
+// turn while nodes cannot be reached. pubErr is why some tracks could not
+// be published again.
+func (s *Session) reconnect(old *Client, so SessionOptions) (c *Client, pubErr, err error) {
 	old.Close()
 	select { // no Publish in between: what is published now is republished
 	case s.pub <- struct{}{}:
 	case <-s.ctx.Done():
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	defer func() { <-s.pub }()
 	start := time.Now()
@@ -273,28 +328,43 @@ func (s *Session) reconnect(old *Client, so SessionOptions) (*Client, error) {
 	entries := append([]string{s.opts.URL}, so.MoreURLs...)
 	next := 0
 	url := old.URL()
+	// Sent until a connection has taken the old peer over (and left with it).
 	resume := &Resume{PeerID: old.PeerID, Token: old.ResumeToken}
+	ticket := s.opts.Ticket
 	var last error
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
 		if err := sleepCtx(s.ctx, backoff(attempt, time.Since(start))); err != nil {
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		}
-		c, err := s.rejoin(url, resume, deadline, so.Ticket)
+		if so.Ticket != nil {
+			ctx, cancel := context.WithTimeout(s.ctx, requestTimeout)
+			t, err := so.Ticket(ctx)
+			cancel()
+			if err != nil {
+				s.opts.Logger.Warn("no fresh ticket to reconnect; trying with the last one", "err", err)
+			} else {
+				ticket = t
+			}
+		}
+		c, tookOver, pubErr, err := s.rejoin(url, resume, ticket, deadline)
+		if tookOver {
+			resume = nil
+		}
 		if err == nil {
 			s.mu.Lock()
-			s.c = c
+			s.c, s.next = c, nil
 			s.mu.Unlock()
-			return c, nil
+			return c, pubErr, nil
 		}
 		if s.ctx.Err() != nil {
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		}
 		last = err
 		var se *ServerError
 		var down *unreachableError
 		switch {
-		case errors.As(err, &se) && finalJoinErrors[se.Code]:
-			return nil, fmt.Errorf("client: session ended: cannot join again: %w", err)
+		case errors.As(err, &se) && (se.Method == "join" || se.Method == "joinRoom") && finalJoinErrors[se.Code]:
+			return nil, nil, fmt.Errorf("client: session ended: cannot join again: %w", err)
 		case errors.As(err, &down) && down.url == url:
 			// That node is gone: another way in; the cluster knows where
 			// the room goes now. (When a redirect named the dead node, the
@@ -310,45 +380,55 @@ func (s *Session) reconnect(old *Client, so SessionOptions) (*Client, error) {
 		}
 		s.opts.Logger.Info("reconnect failed; trying again", "room", s.room, "attempt", attempt+1, "err", err)
 	}
-	return nil, fmt.Errorf("client: session ended: no reconnect in %s: %w", so.GiveUpAfter, last)
+	return nil, nil, fmt.Errorf("client: session ended: no reconnect in %s: %w", so.GiveUpAfter, last)
 }
 
-// rejoin makes one attempt: connect at url, take over and drop the old
-// peer if that node still has it, enter the room and republish.
-func (s *Session) rejoin(url string, resume *Resume, deadline time.Time, ticket func(context.Context) (string, error)) (*Client, error) {
+// rejoin makes one attempt: connect at url (following redirects), take
+// over and drop the old peer if that node still has it, enter the room
+// and publish again. tookOver says the old peer is gone. A track the
+// server refuses now does not fail the attempt: pubErr says why.
+func (s *Session) rejoin(url string, resume *Resume, ticket string, deadline time.Time) (c *Client, tookOver bool, pubErr, err error) {
 	ctx, cancel := context.WithDeadline(s.ctx, deadline.Add(requestTimeout))
 	defer cancel()
 	ctx, cancelTry := context.WithTimeout(ctx, 2*requestTimeout)
 	defer cancelTry()
 	opts := s.opts
-	opts.Resume = resume
-	if ticket != nil {
-		t, err := ticket(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("client: a ticket to reconnect: %w", err)
+	opts.Ticket = ticket
+	defer func() {
+		if err != nil && c != nil {
+			c.Close()
+			s.mu.Lock()
+			if s.next == c {
+				s.next = nil
+			}
+			s.mu.Unlock()
+			c = nil
 		}
-		opts.Ticket = t
-	}
+	}()
 	for hops := 0; ; hops++ {
+		if !tookOver {
+			opts.Resume = resume
+		} else {
+			opts.Resume = nil
+		}
 		opts.URL = url
-		c, err := Dial(ctx, opts)
+		c, err = Dial(ctx, opts)
 		if err != nil {
 			var se *ServerError
 			if !errors.As(err, &se) {
 				err = &unreachableError{url: url, err: err}
 			}
-			return nil, err
+			return nil, tookOver, nil, err
 		}
 		s.setup(c)
 		if c.Resumed {
-			// Its transports are gone with the old connection: leave with
-			// it, so that the room does not show us twice, and come in anew.
-			if err := c.Request(ctx, "leaveRoom", struct{}{}, nil); err != nil {
-				c.Close()
-				return nil, err
+			// Its transports were the old connection's: leave with it, so
+			// that the room does not show us twice, and come in anew.
+			if err = c.LeaveRoom(ctx); err != nil {
+				return c, tookOver, nil, err
 			}
+			tookOver = true
 		}
-		opts.Resume = nil
 		_, err = c.JoinRoom(ctx, s.room)
 		var se *ServerError
 		if errors.As(err, &se) && se.Code == "redirect" && se.Redirect != "" && hops < 3 {
@@ -356,14 +436,18 @@ func (s *Session) rejoin(url string, resume *Resume, deadline time.Time, ticket 
 			url = se.Redirect
 			continue
 		}
-		if err == nil && len(s.tracks) > 0 {
-			_, err = c.Publish(ctx, s.tracks...)
-		}
 		if err != nil {
-			c.Close()
-			return nil, err
+			return c, tookOver, nil, err
 		}
-		return c, nil
+		if len(s.tracks) > 0 {
+			if _, err = c.Publish(ctx, s.tracks...); err != nil {
+				if !errors.As(err, &se) {
+					return c, tookOver, nil, err // the connection failed: try again
+				}
+				pubErr, err = err, nil
+			}
+		}
+		return c, tookOver, pubErr, nil
 	}
 }
 
@@ -376,12 +460,47 @@ type unreachableError struct {
 func (e *unreachableError) Error() string { return e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
 
+// emit queues ev for the OnStateChange function.
 func (s *Session) emit(ev SessionEvent) {
 	s.mu.Lock()
-	fn := s.onState
+	s.events = append(s.events, ev)
 	s.mu.Unlock()
-	if fn != nil {
-		fn(ev)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver hands events to the OnStateChange function, until the session
+// has ended and its last event is delivered.
+func (s *Session) deliver() {
+	for {
+		s.mu.Lock()
+		evs, fn := s.events, s.onState
+		s.events = nil
+		s.mu.Unlock()
+		for _, ev := range evs {
+			if fn != nil {
+				fn(ev)
+			}
+		}
+		if len(evs) > 0 {
+			continue
+		}
+		select {
+		case <-s.wake:
+		case <-s.done:
+			s.mu.Lock()
+			evs, fn = s.events, s.onState
+			s.events = nil
+			s.mu.Unlock()
+			for _, ev := range evs {
+				if fn != nil {
+					fn(ev)
+				}
+			}
+			return
+		}
 	}
 }
 

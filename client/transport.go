@@ -92,6 +92,10 @@ type Producer struct {
 // Publish adds tracks to the send transport and negotiates them.
 func (c *Client) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer, error) {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
 	if c.send == nil {
 		pc, err := c.api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
 		if err != nil {
@@ -265,7 +269,7 @@ func (r *recvTransport) peerConnection() (*webrtc.PeerConnection, error) {
 		return nil, err
 	}
 	pc.OnICECandidate(r.c.candidateSender("recv"))
-	pc.OnTrack(r.track)
+	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.track(pc, t, recv) })
 	r.pc = pc
 	r.cand.mu.Lock()
 	r.cand.pc = pc
@@ -273,8 +277,12 @@ func (r *recvTransport) peerConnection() (*webrtc.PeerConnection, error) {
 	return pc, nil
 }
 
-func (r *recvTransport) track(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+func (r *recvTransport) track(pc *webrtc.PeerConnection, t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	r.mu.Lock()
+	if r.pc != pc { // a transport reset since
+		r.mu.Unlock()
+		return
+	}
 	mid := ""
 	for _, tr := range r.pc.GetTransceivers() {
 		if tr.Receiver() == recv {
@@ -283,7 +291,6 @@ func (r *recvTransport) track(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 	info := r.byMid[mid]
 	fn := r.onTrack
-	pc := r.pc
 	r.mu.Unlock()
 	rt := &RemoteTrack{
 		ConsumerID: info.ConsumerID, ProducerID: info.ProducerID, PeerID: info.PeerID, Source: info.Source,
@@ -351,6 +358,21 @@ func (r *recvTransport) answer(sdp string, version int) error {
 }
 
 func (r *recvTransport) addCandidate(c webrtc.ICECandidateInit) { r.cand.add(c) }
+
+// reset closes the transport; the next offer makes a new one.
+func (r *recvTransport) reset() {
+	r.mu.Lock()
+	pc := r.pc
+	r.pc = nil
+	r.byMid = map[string]consumerInfo{}
+	r.cand.mu.Lock()
+	r.cand.pc, r.cand.list = nil, nil
+	r.cand.mu.Unlock()
+	r.mu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
+}
 
 func (r *recvTransport) close() {
 	r.mu.Lock()
