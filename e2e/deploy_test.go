@@ -190,7 +190,7 @@ func TestMonitoringDashboardMetricsExist(t *testing.T) {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
-				if s, ok := x.(string); ok && k == "expr" {
+				if s, ok := x.(string); ok && (k == "expr" || k == "query") {
 					exprs = append(exprs, s)
 				}
 				walk(x)

@@ -58,9 +58,13 @@ func readDockerfile(t *testing.T) map[string]*dockerStage {
 // With no Docker engine here, the images' contract is checked piece by
 // piece: the build stage's own commands (as the Dockerfile has them) give
 // static binaries that carry the version and are the same bytes when
-// built from another directory; and the media image's environment alone
-// (no flags, as its ENTRYPOINT runs it) brings vclass-media up, which its
-// HEALTHCHECK command then finds healthy.
+// built from another directory (one without .git: a VCS stamp or a path
+// would show; the compiled packages come from the shared build cache,
+// whose keys -trimpath keeps free of paths, for a fresh cache would cost
+// minutes here); and the media
+// image's environment alone (no flags, as its ENTRYPOINT runs it; its
+// paths moved into a temp dir) brings vclass-media up on that config,
+// which its HEALTHCHECK command then finds healthy.
 func TestImageBuildIsStaticReproducibleAndRunsOnItsEnv(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries twice")
@@ -148,10 +152,17 @@ func TestImageBuildIsStaticReproducibleAndRunsOnItsEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	imageEnv := append(os.Environ(), "VCLASS_MEDIA_CONFIG="+cfg, "VCLASS_LOG_DIR="+filepath.Join(dir, "Logs"), "VCLASS_HTTP_ADDR="+addr)
+	// The image's environment and nothing else of ours.
+	imageEnv := []string{"PATH=/usr/bin:/bin", "HOME=" + dir,
+		"VCLASS_MEDIA_CONFIG=" + cfg, "VCLASS_LOG_DIR=" + filepath.Join(dir, "Logs"), "VCLASS_HTTP_ADDR=" + addr}
 	media := exec.Command(filepath.Join(outs[0], "vclass-media"))
 	media.Env = imageEnv
-	startProcess(t, "vclass-media (image env)", media, urlLine, 10*time.Second)
+	media.Dir = dir
+	p, _ := startProcess(t, "vclass-media (image env)", media, urlLine, 10*time.Second)
+	waitFor(t, 5*time.Second, "the start line", func() bool { return strings.Contains(p.Log(), "vclass-media started") })
+	if log := p.Log(); !strings.Contains(log, "config="+cfg) || !strings.Contains(log, "udpPorts=") || !strings.Contains(log, version) {
+		t.Errorf("vclass-media did not start on VCLASS_MEDIA_CONFIG (%s) with version %s:\n%s", cfg, version, log)
+	}
 	check := exec.Command(filepath.Join(outs[0], "vclass-media"), "-healthcheck")
 	check.Env = imageEnv
 	if out, err := check.CombinedOutput(); err != nil {
