@@ -58,7 +58,12 @@ type Params struct {
 	Load func() int
 	// Rooms lists the rooms live on this node, whose claims the heartbeat
 	// renews.
-	Rooms     func() []string
+	Rooms func() []string
+	// OnLost, when set, is told of a room live here whose claim another
+	// node holds: the room formed there while this node was cut off from
+	// Redis. Its peers here belong there (called on the heartbeat's
+	// goroutine).
+	OnLost    func(room, owner string)
 	Heartbeat time.Duration // default 1 s; the keys live 3 heartbeats
 	Logger    *slog.Logger
 }
@@ -230,7 +235,10 @@ func (n *Node) beat() {
 				break
 			}
 			if owner != id {
-				n.log.Warn("a room live here is claimed by another node (Redis lost our claim)", "room", room, "owner", owner)
+				n.log.Warn("a room live here runs on another node too: its peers here are sent there", "room", room, "owner", owner)
+				if n.p.OnLost != nil {
+					n.p.OnLost(room, owner)
+				}
 			}
 		}
 	}

@@ -254,6 +254,48 @@ func TestNodesAwayFromRedisSplitNoRoom(t *testing.T) {
 	placeAfterLoss(t, a, "live", "b", "after both came back")
 }
 
+// A node cut off from Redis while its room formed again on another node
+// is told so when it is back (OnLost), to send its peers there.
+func TestLostRoomIsReported(t *testing.T) {
+	r := redistest.Start(t)
+	const beat = 200 * time.Millisecond
+	pa := startCutProxy(t, r.Port)
+	lost := make(chan [2]string, 10)
+	a, err := New(Params{RedisURL: pa.url(), NodeID: "a", PublicURL: "ws://a/ws", Heartbeat: beat,
+		Rooms:  func() []string { return []string{"x"} },
+		OnLost: func(room, owner string) { lost <- [2]string{room, owner} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := newNodeAt(t, r.URL(), "b", &state{}, beat)
+	defer b.Close()
+	settled(t, b)
+	if owner, _, _ := b.Place(context.Background(), "x"); owner.ID != "a" {
+		t.Fatalf("x placed on %s, want a", owner.ID)
+	}
+	pa.cut()
+	eventually(t, "a cut off", func() bool { return !a.Healthy() })
+	eventually(t, "x to form again on b", func() bool {
+		owner, local, err := b.Place(context.Background(), "x")
+		return err == nil && local && owner.ID == "b"
+	})
+	select {
+	case l := <-lost:
+		t.Fatalf("OnLost(%v) while a was cut off", l)
+	default:
+	}
+	pa.restore()
+	select {
+	case l := <-lost:
+		if l != [2]string{"x", "b"} {
+			t.Errorf("OnLost(%v), want x on b", l)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a, back, was not told that x runs on b")
+	}
+}
+
 // cutProxy forwards TCP to a local port and can cut every connection and
 // refuse new ones, as a network partition would.
 type cutProxy struct {

@@ -182,7 +182,15 @@ func (m *Manager) Room(id string) *Room {
 
 // CloseRoom makes everyone in room id leave with reason and closes the
 // room; false when there is no such room.
-func (m *Manager) CloseRoom(id, reason string) bool {
+func (m *Manager) CloseRoom(id, reason string) bool { return m.closeRoom(id, reason, true) }
+
+// MoveRoom closes this node's copy of a room that runs on another node now
+// (a cluster found its claim taken): everyone leaves with reason
+// roomMoved, told to reconnect, and is sent there. The room goes on
+// elsewhere: no roomFinished event.
+func (m *Manager) MoveRoom(id string) bool { return m.closeRoom(id, "roomMoved", false) }
+
+func (m *Manager) closeRoom(id, reason string, finished bool) bool {
 	m.mu.Lock()
 	r := m.rooms[id]
 	if r != nil {
@@ -194,7 +202,9 @@ func (m *Manager) CloseRoom(id, reason string) bool {
 	}
 	r.close(reason)
 	m.log.Info("room closed", "room", id, "reason", reason)
-	m.emit(Event{Kind: "roomFinished", Room: id, Reason: reason})
+	if finished {
+		m.emit(Event{Kind: "roomFinished", Room: id, Reason: reason})
+	}
 	return true
 }
 

@@ -255,3 +255,40 @@ func TestRecorderNeitherStartsNorKeepsRooms(t *testing.T) {
 		t.Errorf("recorder got no disconnect{roomClosed}:\n%s", dump(signalingNotes(rec.sink.all())))
 	}
 }
+
+// A room that runs on another node now (the cluster found its claim
+// taken) is closed here: its peers are told roomMoved and disconnected,
+// and the room is not reported finished, for it goes on there.
+func TestMoveRoomSendsPeersAway(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var events []Event
+	m := NewManager(Params{Engine: newTestEngine(t), ServeMode: config.ServeOpen, EmptyGrace: time.Minute,
+		OnEvent: func(e Event) {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}})
+	t.Cleanup(func() { m.Drain("serverShutdown") })
+	a, _ := joinClient(t, m, "moved", "Ann")
+	b, _ := joinClient(t, m, "moved", "Bob")
+	if !m.MoveRoom("moved") {
+		t.Fatal("MoveRoom of a live room returned false")
+	}
+	for _, cl := range []*testClient{a, b} {
+		notes, closed, _ := cl.sink.snapshot()
+		if !closed || indexOf(notes, 0, "disconnect", map[string]string{"reason": "roomMoved"}) < 0 {
+			t.Errorf("%s: closed %v, notes:\n%s", cl.name, closed, dump(signalingNotes(notes)))
+		}
+	}
+	if m.Room("moved") != nil || m.MoveRoom("moved") {
+		t.Error("the moved room is still here")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range events {
+		if e.Kind == "roomFinished" {
+			t.Errorf("a moved room was reported finished: %+v", e)
+		}
+	}
+}

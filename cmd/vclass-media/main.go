@@ -171,6 +171,7 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 				}
 				return ids
 			},
+			OnLost: func(room, _ string) { rooms.MoveRoom(room) },
 		})
 		if err != nil {
 			engine.Close()
