@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vclass/vclass/internal/tcpproxy"
 )
 
 // The WebSocket of a browser drops (a network change): the page reconnects,
@@ -11,8 +13,8 @@ import (
 // other peer never sees it leave.
 func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(34800, 34809, ""))
-	proxy := startProxy(t, strings.TrimPrefix(srv.URL, "http://"))
-	viaProxy := &mediaServer{URL: "http://" + proxy.addr()}
+	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.URL, "http://"))
+	viaProxy := &mediaServer{URL: "http://" + proxy.Addr()}
 	a := openPage(t, classURL(viaProxy, "drop", "ann", ""), "ann")
 	b := openPage(t, classURL(srv, "drop", "bob", ""), "bob")
 	waitFor(t, 15*time.Second, "both joined", func() bool { return a.peerID() != "" && b.peerID() != "" })
@@ -21,7 +23,7 @@ func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
 	waitMedia(t, a, []*page{a, b}, ids)
 	waitMedia(t, b, []*page{a, b}, ids)
 
-	proxy.sever()
+	proxy.Sever()
 	waitFor(t, 20*time.Second, "ann reconnected", func() bool {
 		var state string
 		_ = a.eval(`document.body.dataset.state`, &state)

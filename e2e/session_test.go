@@ -16,6 +16,7 @@ import (
 	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/client"
 	"github.com/vclass/vclass/cluster/redistest"
+	"github.com/vclass/vclass/internal/tcpproxy"
 )
 
 // sessionParticipant is a client.Session that publishes synthetic media
@@ -167,16 +168,16 @@ func TestGoSessionsFollowTheirRoomToALiveNode(t *testing.T) {
 func TestGoSessionReconnectsAfterConnectionLoss(t *testing.T) {
 	srv := startMedia(t, strings.Replace(loopbackConfig(39380, 39389, ""), `"AllowEmptyTickets": true`,
 		`"AllowEmptyTickets": true, "ApiKey": "`+apiKey+`"`, 1))
-	proxy := startProxy(t, srv.URL[len("http://"):])
+	proxy := tcpproxy.Start(t, srv.URL[len("http://"):])
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ann := joinSession(t, ctx, "ws://"+proxy.addr()+"/ws", "biology", "Ann")
+	ann := joinSession(t, ctx, "ws://"+proxy.Addr()+"/ws", "biology", "Ann")
 	bob := joinSession(t, ctx, srv.WS, "biology", "Bob")
 	receiving(t, 15*time.Second, "before the drop", nil, ann, bob)
 
 	// Dan, through the same proxy, closes his session when it loses its
 	// connection, from its own callback.
-	dan := joinSession(t, ctx, "ws://"+proxy.addr()+"/ws", "biology", "Dan")
+	dan := joinSession(t, ctx, "ws://"+proxy.Addr()+"/ws", "biology", "Dan")
 	dan.s.OnStateChange(func(ev client.SessionEvent) {
 		if ev.State == "reconnecting" {
 			dan.s.Close()
@@ -184,7 +185,7 @@ func TestGoSessionReconnectsAfterConnectionLoss(t *testing.T) {
 	})
 
 	before := tracksNow(ann, bob)
-	proxy.sever()
+	proxy.Sever()
 	select {
 	case <-dan.s.Done():
 	case <-time.After(10 * time.Second):

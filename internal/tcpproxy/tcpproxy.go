@@ -1,0 +1,93 @@
+// Package tcpproxy is a loopback TCP proxy for tests: it forwards
+// connections to a target and can break them as a network would, at once
+// (Sever) or for a while (Cut, Restore).
+package tcpproxy
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// Proxy forwards connections accepted on a loopback port to a target.
+type Proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+// Start listens on 127.0.0.1 and forwards to target (host:port) until the
+// test ends.
+func Start(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.Sever() })
+	go p.accept()
+	return p
+}
+
+// Addr is the proxy's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *Proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		go func() { _, _ = io.Copy(c, up); c.Close() }()
+	}
+}
+
+// Sever resets every connection (no orderly close, so a WebSocket sees no
+// close frame: code 1006); new connections are still forwarded.
+func (p *Proxy) Sever() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// Cut severs every connection and refuses new ones until Restore: a
+// network partition.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	p.down = true
+	p.mu.Unlock()
+	p.Sever()
+}
+
+// Restore forwards new connections again after Cut.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
