@@ -10,11 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/vclass/vclass/cluster/redistest"
 )
@@ -212,4 +215,28 @@ upstream vclass_recorder { server %s; }
 	<-owner.done
 	decoding(10*time.Second, "again after the room's node died")
 	t.Logf("both pages decoding again %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+}
+
+// A page that joins while the cluster settles (Redis has just lost its
+// data) is answered clusterUnavailable, and the browser SDK tries again
+// until the room can be placed: the page joins, no error.
+func TestBrowserJoinWaitsForASettlingCluster(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, "solo", 39410, r.URL())
+	opts, _ := redis.ParseURL(r.URL())
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := openPage(t, classURL(n, "settling", "Una", ""), "Una")
+	waitFor(t, 15*time.Second, "Una in the room", func() bool {
+		var room string
+		_ = p.eval(`window.vclass.state.roomId || ""`, &room)
+		return room == "settling"
+	})
+	_, m := n.get(t, "/metrics")
+	if !regexp.MustCompile(`vclass_signaling_requests_total\{code="clusterUnavailable",method="joinRoom"\} [1-9]`).MatchString(m) {
+		t.Errorf("the page joined without meeting the settling cluster (did it load after the 3 s?):\n%s", m)
+	}
 }

@@ -25,6 +25,10 @@ function defaultUrl() {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// joinRoom answered clusterUnavailable (a cluster settling for 3 s, or Redis away): retried
+// this often, for this long, before the error reaches the caller.
+const CLUSTER_RETRY_MS = 500;
+const CLUSTER_WAIT_MS = 10_000;
 
 /** Rows for the RTP streams of one stats type that `ownerOf` maps to a consumer or producer;
  * streams of m-lines nobody owns any more are left out. */
@@ -162,11 +166,18 @@ export class VClassClient extends EventTarget {
 
   async #joinRoom(roomId) {
     let res;
+    const settleUntil = Date.now() + CLUSTER_WAIT_MS;
     for (let hops = 0; ; hops++) {
       try {
         res = await this.#request('joinRoom', { roomId });
         break;
       } catch (err) {
+        // A cluster settling after Redis lost its data (or Redis briefly away): try again soon.
+        if (err?.code === 'clusterUnavailable' && Date.now() < settleUntil) {
+          await sleep(CLUSTER_RETRY_MS * (0.75 + Math.random() / 2));
+          hops--;
+          continue;
+        }
         // In a cluster the room lives on another node: join there.
         if (err?.code !== 'redirect' || !err.redirect || hops >= 3) throw err;
         this.#closeConnection();
