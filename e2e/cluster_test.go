@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/vclass/vclass/client"
 	"github.com/vclass/vclass/cluster/redistest"
+	"github.com/vclass/vclass/webhook"
 )
 
 // freeAddr is a loopback address with a port free now.
@@ -242,4 +245,50 @@ func TestRecorderTriesEachMediaURL(t *testing.T) {
 	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), media, "VCLASS_MEDIA_URL=ws://127.0.0.1:9/ws,"+media.WS)
 	job := rec.start(t, "user1", "user1", "failover")
 	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+}
+
+// Webhooks are sent once, by the node the room lives on: two nodes share
+// a receiver, two clients come in at different nodes (one is sent on),
+// and the portal hears of one room and two peers.
+func TestClusterWebhooksOnce(t *testing.T) {
+	const secret = "webhook-secret-for-tests"
+	var mu sync.Mutex
+	var got []webhook.Event
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e webhook.Event
+		_ = json.NewDecoder(r.Body).Decode(&e)
+		mu.Lock()
+		got = append(got, e)
+		mu.Unlock()
+	}))
+	defer receiver.Close()
+	r := redistest.Start(t)
+	hooks := []string{"VCLASS_WEBHOOK_URL=" + receiver.URL, "VCLASS_WEBHOOK_SECRET=" + secret}
+	a := startNode(t, "node-a", 39420, r.URL(), hooks...)
+	b := startNode(t, "node-b", 39430, r.URL(), hooks...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	joinVia(t, ctx, a.WS, "music", "Ann")
+	bob := joinVia(t, ctx, b.WS, "music", "Bob")
+	if bob.url != a.WS {
+		t.Fatalf("Bob is on %s, want a", bob.url)
+	}
+	count := func(kind string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, e := range got {
+			if e.Event == kind && e.Room == "music" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 5*time.Second, "two peerJoined events", func() bool { return count("peerJoined") >= 2 })
+	time.Sleep(500 * time.Millisecond) // room for a duplicate to arrive
+	if rs, pj := count("roomStarted"), count("peerJoined"); rs != 1 || pj != 2 {
+		mu.Lock()
+		t.Errorf("roomStarted %d, peerJoined %d, want 1 and 2: %+v", rs, pj, got)
+		mu.Unlock()
+	}
 }
