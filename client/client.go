@@ -276,10 +276,15 @@ func (c *Client) readLoop() {
 		}
 		switch {
 		case msg.Response:
-			if msg.ID == c.resetAt.Load() {
+			if msg.ID != 0 && msg.ID == c.resetAt.Load() {
 				// In order with the notifications: what came before the
-				// answer to leaveRoom was the old room's.
-				c.notes <- wire.Message{Notification: true, Method: resetMarker}
+				// answer to leaveRoom was the old room's. (Notifications
+				// leave room for it in the queue: see below.)
+				select {
+				case c.notes <- wire.Message{Notification: true, Method: resetMarker}:
+				case <-c.ctx.Done():
+					return
+				}
 			}
 			c.mu.Lock()
 			ch := c.pending[msg.ID]
@@ -288,11 +293,13 @@ func (c *Client) readLoop() {
 				ch <- msg
 			}
 		case msg.Notification:
-			select {
-			case c.notes <- msg:
-			default:
+			// Never blocks, and keeps a few places for reset markers: a
+			// handler may be waiting for a response this loop must read.
+			if len(c.notes) >= cap(c.notes)-4 {
 				c.log.Warn("notification queue full; dropped", "method", msg.Method)
+				continue
 			}
+			c.notes <- msg
 		}
 	}
 }
@@ -354,7 +361,9 @@ func (c *Client) handleInternal(method string, data json.RawMessage) {
 const resetMarker = "\x00reset"
 
 // LeaveRoom leaves the room; the client may then enter one again (with
-// new transports: the old ones are closed, and tracks received end).
+// new transports: the old ones are closed, and tracks received end). It
+// waits for the notifications before it to be handled, so it must not be
+// called from a notification handler or OnTrack.
 func (c *Client) LeaveRoom(ctx context.Context) error {
 	done := make(chan struct{})
 	c.mu.Lock()

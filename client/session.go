@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -45,8 +46,9 @@ type Session struct {
 
 	// pub is held by Publish and by a reconnect's republishing, so that
 	// every track published is published again on the next connection.
-	pub    chan struct{}
-	tracks []LocalTrack
+	pub      chan struct{}
+	tracks   []LocalTrack      // one per source, the newest
+	produced map[string]string // source -> producer id on the current connection
 }
 
 // SessionOptions configure a Session beyond its Client's options.
@@ -74,7 +76,8 @@ type SessionEvent struct {
 	URL    string // with "reconnected": the node it is on now
 	PeerID string // with "reconnected": its peer id
 	// Err, with "reconnected", is why some tracks could not be published
-	// again (the session goes on without them).
+	// again (the session goes on without them, and tries them again after
+	// the next reconnect).
 	Err error
 }
 
@@ -95,6 +98,7 @@ func NewSession(opts Options, roomID string) *Session {
 	return &Session{
 		opts: opts, room: roomID, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		handlers: map[string]func(json.RawMessage){}, pub: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		produced: map[string]string{},
 	}
 }
 
@@ -218,8 +222,39 @@ func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer
 	if err != nil {
 		return nil, err
 	}
+	for _, t := range tracks {
+		s.tracks = slices.DeleteFunc(s.tracks, func(o LocalTrack) bool { return o.Source == t.Source })
+	}
 	s.tracks = append(s.tracks, tracks...)
+	s.noteProduced(prods)
 	return prods, nil
+}
+
+// Unpublish stops publishing source (closes its producer) and forgets it:
+// it is not published again after a reconnect.
+func (s *Session) Unpublish(ctx context.Context, source string) error {
+	select {
+	case s.pub <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return ErrClosed
+	}
+	defer func() { <-s.pub }()
+	s.tracks = slices.DeleteFunc(s.tracks, func(o LocalTrack) bool { return o.Source == source })
+	id, ok := s.produced[source]
+	if !ok {
+		return nil // refused on this connection: nothing to close
+	}
+	delete(s.produced, source)
+	return s.Client().Request(ctx, "closeProducer", map[string]string{"producerId": id}, nil)
+}
+
+// noteProduced remembers the producer ids of the current connection.
+func (s *Session) noteProduced(prods []Producer) {
+	for _, p := range prods {
+		s.produced[p.Source] = p.ProducerID
+	}
 }
 
 // Done is closed when the session has ended: Close, a final disconnect,
@@ -439,13 +474,27 @@ func (s *Session) rejoin(url string, resume *Resume, ticket string, deadline tim
 		if err != nil {
 			return c, tookOver, nil, err
 		}
+		clear(s.produced)
 		if len(s.tracks) > 0 {
-			if _, err = c.Publish(ctx, s.tracks...); err != nil {
-				if !errors.As(err, &se) {
-					return c, tookOver, nil, err // the connection failed: try again
-				}
-				pubErr, err = err, nil
+			prods, err := c.Publish(ctx, s.tracks...)
+			if err != nil && !errors.As(err, &se) {
+				return c, tookOver, nil, err // the connection failed: try again
 			}
+			if err != nil {
+				// Refused whole (one source not allowed now, say): one at a
+				// time, so that what may be published is.
+				var errs []error
+				for _, t := range s.tracks {
+					p, err := c.Publish(ctx, t)
+					if err != nil && !errors.As(err, &se) {
+						return c, tookOver, nil, err
+					}
+					errs = append(errs, err)
+					prods = append(prods, p...)
+				}
+				pubErr = errors.Join(errs...)
+			}
+			s.noteProduced(prods)
 		}
 		return c, tookOver, pubErr, nil
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -139,6 +140,10 @@ func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Pro
 		Producers []Producer `json:"producers"`
 	}
 	if err := s.c.Request(ctx, "produce", map[string]any{"offer": s.pc.LocalDescription().SDP, "producers": reqs}, &res); err != nil {
+		var se *ServerError
+		if errors.As(err, &se) {
+			s.refused(ctx, senders)
+		}
 		return nil, err
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
@@ -153,6 +158,41 @@ func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Pro
 		}
 	}
 	return res.Producers, nil
+}
+
+// refused makes the transport usable again after the server refused a
+// produce whole (it then negotiates nothing). Pion cannot roll a local
+// offer back: a transport never negotiated is dropped (the next Publish
+// makes another); one negotiated before completes the offer with no new
+// producers (the server answers, and receives nothing on the refused
+// m-lines), and the refused tracks are stopped.
+func (s *sendTransport) refused(ctx context.Context, senders map[*webrtc.RTPTransceiver]LocalTrack) {
+	for tr := range senders {
+		_ = s.pc.RemoveTrack(tr.Sender())
+	}
+	if s.pc.RemoteDescription() == nil {
+		s.c.mu.Lock()
+		if s.c.send == s {
+			s.c.send = nil
+		}
+		s.c.mu.Unlock()
+		s.close()
+		return
+	}
+	var res struct {
+		Answer string `json:"answer"`
+	}
+	err := s.c.Request(ctx, "produce", map[string]any{"offer": s.pc.LocalDescription().SDP, "producers": []any{}}, &res)
+	if err == nil {
+		err = s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer})
+	}
+	if err != nil {
+		s.c.log.Warn("send transport left waiting for an answer after a refused publish", "err", err)
+		return
+	}
+	for tr := range senders {
+		_ = tr.Stop()
+	}
 }
 
 func (s *sendTransport) addCandidate(c webrtc.ICECandidateInit) { s.cand.add(c) }
@@ -220,6 +260,7 @@ type recvTransport struct {
 	byMid   map[string]consumerInfo
 	onTrack func(*RemoteTrack)
 	cand    pendingCandidates
+	closed  bool // no new peer connection after close
 }
 
 func newRecvTransport(c *Client) *recvTransport {
@@ -261,6 +302,9 @@ func (r *recvTransport) consumerClosed(data json.RawMessage) {
 func (r *recvTransport) peerConnection() (*webrtc.PeerConnection, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
 	if r.pc != nil {
 		return r.pc, nil
 	}
@@ -377,6 +421,7 @@ func (r *recvTransport) reset() {
 func (r *recvTransport) close() {
 	r.mu.Lock()
 	pc := r.pc
+	r.closed = true
 	r.mu.Unlock()
 	if pc != nil {
 		_ = pc.Close()

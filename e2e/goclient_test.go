@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -116,4 +117,45 @@ func TestGoClientsExchangeMedia(t *testing.T) {
 	if _, body := srv.get(t, "/metrics"); !containsMetric(body, "vclass_peers 3") {
 		t.Errorf("metrics do not show 3 peers:\n%s", body)
 	}
+}
+
+// A publish the server refuses takes nothing with it: the same connection
+// then publishes what it may, and it reaches the others, both on a send
+// transport not negotiated yet and on one already carrying a track.
+func TestRefusedPublishLeavesClientUsable(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(39440, 39449, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ann, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "Ann", Sources: []string{"audio:mic", "video:screen"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Close()
+	if _, err := ann.JoinRoom(ctx, "refused-publish"); err != nil {
+		t.Fatal(err)
+	}
+	bob := joinParticipant(t, ctx, srv.WS, "refused-publish", "Bob", false)
+	cam := func() client.LocalTrack { return syntheticTracks(t, ctx, "Ann")[0] } // video:cam, not declared
+	refused := func(when string) {
+		t.Helper()
+		var se *client.ServerError
+		if _, err := ann.Publish(ctx, cam()); !errors.As(err, &se) || se.Code != "sourceNotAllowed" {
+			t.Fatalf("%s: publishing an undeclared camera: %v, want sourceNotAllowed", when, err)
+		}
+	}
+	refused("first")
+	if _, err := ann.Publish(ctx, syntheticTracks(t, ctx, "Ann")[1]); err != nil {
+		t.Fatalf("publishing the microphone after the refusal: %v", err)
+	}
+	waitFor(t, 10*time.Second, "Bob receiving Ann's microphone", func() bool { return bob.count(ann.PeerID+"/audio:mic") > 20 })
+
+	refused("with the microphone on")
+	screen := cam()
+	screen.Source = "video:screen"
+	if _, err := ann.Publish(ctx, screen); err != nil {
+		t.Fatalf("publishing the screen after the second refusal: %v", err)
+	}
+	waitFor(t, 10*time.Second, "Bob receiving Ann's screen", func() bool { return bob.count(ann.PeerID+"/video:screen") > 20 })
+	before := bob.count(ann.PeerID + "/audio:mic")
+	waitFor(t, 5*time.Second, "the microphone still flowing", func() bool { return bob.count(ann.PeerID+"/audio:mic") > before+20 })
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"strings"
@@ -236,5 +237,80 @@ func TestGoSessionReconnectsAfterConnectionLoss(t *testing.T) {
 	}
 	if bob.reconnects() != 0 {
 		t.Errorf("a kicked session reconnected")
+	}
+}
+
+// In an Invite room an invitation is good for one producer: after a
+// reconnect the session's tracks are refused. The session goes on (and
+// says why), and publishes again once invited again.
+func TestGoSessionGoesOnWhenRepublishIsRefused(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	cfg := strings.Replace(loopbackConfig(39450, 39459, ""), `"ServeMode": "Open"`, `"ServeMode": "Invite"`, 1)
+	srv := startMedia(t, cfg, "VCLASS_AUTH_SECRET="+secret)
+	proxy := tcpproxy.Start(t, srv.URL[len("http://"):])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ticket, err := auth.Mint(secret, auth.Claims{Room: "invited", Name: "Tom", Role: auth.RoleAdmin,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "u-tom"}}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tom := dialRaw(t, srv)
+	tom.expectOK(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "x", "ticket": "` + ticket + `"}}`)
+	tom.expectOK(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "invited"}}`)
+	eve := &sessionParticipant{participant: &participant{received: map[string]*atomic.Int64{}}, name: "Eve"}
+	eve.s = client.NewSession(client.Options{URL: "ws://" + proxy.Addr() + "/ws", DisplayName: "Eve", Sources: []string{"audio:mic", "video:cam"}}, "invited")
+	var mu sync.Mutex
+	var events []client.SessionEvent
+	eve.s.OnStateChange(func(ev client.SessionEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	})
+	if _, err := eve.s.Join(ctx, client.SessionOptions{Keepalive: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	defer eve.s.Close()
+	inviteEve := func(id int, sources string) {
+		tom.expectOK(fmt.Sprintf(`{"request": true, "id": %d, "method": "invite", "data": {"peerId": %q, "sources": [%s]}}`,
+			id, eve.peerID(), sources))
+	}
+	inviteEve(3, `"audio:mic", "video:cam"`)
+	tracks := syntheticTracks(t, ctx, "Eve")
+	if _, err := eve.s.Publish(ctx, tracks...); err != nil {
+		t.Fatalf("publishing when invited: %v", err)
+	}
+
+	proxy.Sever()
+	var back client.SessionEvent
+	waitFor(t, 10*time.Second, "Eve reconnected", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range events {
+			if ev.State == "reconnected" {
+				back = ev
+				return true
+			}
+		}
+		return false
+	})
+	var se *client.ServerError
+	if !errors.As(back.Err, &se) || se.Code != "sourceNotAllowed" {
+		t.Errorf("reconnected with republish error %v, want sourceNotAllowed", back.Err)
+	}
+	select {
+	case <-eve.s.Done():
+		t.Fatalf("the session ended: %v", eve.s.Err())
+	default:
+	}
+	inviteEve(4, `"audio:mic"`)
+	if _, err := eve.s.Publish(ctx, tracks[1]); err != nil {
+		t.Errorf("publishing the microphone when invited again: %v", err)
+	}
+	if err := eve.s.Unpublish(ctx, "audio:mic"); err != nil {
+		t.Errorf("unpublishing the microphone: %v", err)
+	}
+	if got := tom.nextNotification("producerClosed"); !strings.Contains(string(got), eve.peerID()) {
+		t.Errorf("Tom was told %s, want Eve's microphone closed", got)
 	}
 }
