@@ -30,7 +30,7 @@ const (
 	keyNodes      = "vclass:nodes"    // sorted set: node id, scored by when it expires (unix ms)
 	keyNodePrefix = "vclass:node:"    // hash: url, load, started
 	keyRoomPrefix = "vclass:room:"    // string: the owning node's id
-	keyBorn       = "vclass:born"     // string: when this dataset began; missing after Redis lost its data
+	keyAlive      = "vclass:alive"    // string renewed by every heartbeat: missing once none came for a claim's life
 	keySettling   = "vclass:settling" // while it exists, no room is placed (the owners are claiming theirs)
 	defaultBeat   = time.Second       // heartbeat; a node or room not renewed for 3 beats is gone
 	opTimeout     = 1500 * time.Millisecond
@@ -174,23 +174,30 @@ func (n *Node) run() {
 	}
 }
 
-// claimScript renews a room's claim if this node holds it or no one does,
-// and returns the owner.
-var claimScript = redis.NewScript(`
+// claimScript renews a room's claim if this node holds it, or no one
+// does, or its holder is not live; it returns the owner. KEYS: the room,
+// the nodes set; ARGV: this node, the claim's life (ms), now (ms).
+const claimScript = `
 local owner = redis.call('GET', KEYS[1])
-if owner == false or owner == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
+if owner ~= false and owner ~= ARGV[1] then
+  local alive = redis.call('ZSCORE', KEYS[2], owner)
+  if alive and tonumber(alive) > tonumber(ARGV[3]) then
+    return owner
+  end
 end
-return owner`)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]`
 
-// settleScript starts a settling period (no room placed for ARGV[2] ms)
-// when the dataset is new (Redis lost its data, or this is the cluster's
-// first start) or when the caller was away from Redis longer than claims
-// live (ARGV[3] = "1"), and returns 1 if it did. KEYS: born, settling.
-var settleScript = `
-local fresh = redis.call('SET', KEYS[1], ARGV[1], 'NX')
-if fresh or ARGV[3] == '1' then
+// settleScript renews the cluster's heartbeat key and starts a settling
+// period (no room placed for ARGV[2] ms) when that key had lapsed (no
+// heartbeat for a claim's life: the cluster's first start, Redis lost its
+// data or came back from an old snapshot, or every node was away) or when
+// this node was away longer than claims live (ARGV[3] = "1"); it returns 1
+// if it started one. KEYS: alive, settling.
+const settleScript = `
+local was = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if was == false or ARGV[3] == '1' then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
   return 1
 end
@@ -215,32 +222,20 @@ func (n *Node) beat() {
 		p.PExpire(ctx, keyNodePrefix+id, n.ttl)
 		p.ZAdd(ctx, keyNodes, redis.Z{Score: float64(now.Add(n.ttl).UnixMilli()), Member: id})
 		p.ZRemRangeByScore(ctx, keyNodes, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
-		settle = p.Eval(ctx, settleScript, []string{keyBorn, keySettling}, now.UnixMilli(), n.ttl.Milliseconds(), awayArg)
+		settle = p.Eval(ctx, settleScript, []string{keyAlive, keySettling}, now.UnixMilli(), n.ttl.Milliseconds(), awayArg)
 		return nil
 	})
 	if err == nil && settle.Val() == int64(1) {
 		// Every live node claims its rooms again at its next beat (this
 		// one below); new rooms wait until they all have.
-		why := "Redis has no cluster data: a new cluster, or Redis lost its data"
+		why := "no heartbeat in Redis for a claim's life: a new cluster, or Redis lost its data"
 		if away {
 			why = "this node was away from Redis longer than claims live"
 		}
 		n.log.Warn("no new rooms while every node claims its rooms again", "why", why, "for", n.ttl)
 	}
 	if err == nil {
-		for _, room := range n.p.Rooms() {
-			owner, cerr := claimScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room}, id, n.ttl.Milliseconds()).Text()
-			if cerr != nil {
-				err = cerr
-				break
-			}
-			if owner != id {
-				n.log.Warn("a room live here runs on another node too: its peers here are sent there", "room", room, "owner", owner)
-				if n.p.OnLost != nil {
-					n.p.OnLost(room, owner)
-				}
-			}
-		}
+		err = n.claim(ctx, now)
 	}
 	n.mu.Lock()
 	was := n.healthy
@@ -255,6 +250,37 @@ func (n *Node) beat() {
 	case err == nil && !was:
 		n.log.Info("in the cluster", "node", id, "url", n.p.PublicURL)
 	}
+}
+
+// claim renews the claims of the rooms live here, in one round trip, and
+// hands those another node holds to OnLost (on goroutines of their own:
+// moving a room takes a while, and the heartbeat goes on).
+func (n *Node) claim(ctx context.Context, now time.Time) error {
+	rooms := n.p.Rooms()
+	if len(rooms) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.Cmd, len(rooms))
+	_, err := n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, room := range rooms {
+			cmds[i] = p.Eval(ctx, claimScript, []string{keyRoomPrefix + room, keyNodes}, n.p.NodeID, n.ttl.Milliseconds(), now.UnixMilli())
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, room := range rooms {
+		owner, _ := cmds[i].Text()
+		if owner == n.p.NodeID {
+			continue
+		}
+		n.log.Warn("a room live here runs on another node too: its peers here are sent there", "room", room, "owner", owner)
+		if n.p.OnLost != nil {
+			go n.p.OnLost(room, owner)
+		}
+	}
+	return nil
 }
 
 // Nodes lists the live nodes.
@@ -291,12 +317,12 @@ func (n *Node) Nodes(ctx context.Context) ([]Info, error) {
 
 // placeScript claims a room for a node unless a live node holds it, and
 // returns the owner. While the cluster settles it places nothing (a room
-// with a live owner is still found), and an empty Redis (no heartbeat has
-// seen it yet) starts the settling. KEYS:
-// the room, the nodes set, the settling flag, the dataset's birth; ARGV:
-// the chosen node, the claim's life (ms), now (ms).
+// with a live owner is still found), and a lapsed heartbeat key (no
+// heartbeat has seen this Redis yet) starts the settling. KEYS: the room,
+// the nodes set, the settling flag, the heartbeat key; ARGV: the chosen
+// node, the claim's life (ms), now (ms).
 var placeScript = redis.NewScript(`
-if redis.call('SET', KEYS[4], ARGV[3], 'NX') then
+if redis.call('EXISTS', KEYS[4]) == 0 then
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
 end
 local owner = redis.call('GET', KEYS[1])
@@ -327,7 +353,7 @@ func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes, keySettling, keyBorn},
+	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes, keySettling, keyAlive},
 		best.ID, n.ttl.Milliseconds(), time.Now().UnixMilli()).Text()
 	if err != nil && strings.Contains(err.Error(), "SETTLING") {
 		return Info{}, false, errSettling

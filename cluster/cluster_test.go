@@ -270,7 +270,8 @@ func TestLostRoomIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b := newNodeAt(t, r.URL(), "b", &state{}, beat)
+	sb := &state{}
+	b := newNodeAt(t, r.URL(), "b", sb, beat)
 	defer b.Close()
 	settled(t, b)
 	if owner, _, _ := b.Place(context.Background(), "x"); owner.ID != "a" {
@@ -282,6 +283,7 @@ func TestLostRoomIsReported(t *testing.T) {
 		owner, local, err := b.Place(context.Background(), "x")
 		return err == nil && local && owner.ID == "b"
 	})
+	sb.set(0, "x") // live on b now: its heartbeat renews the claim
 	select {
 	case l := <-lost:
 		t.Fatalf("OnLost(%v) while a was cut off", l)
