@@ -87,13 +87,19 @@ func (s *session) join(data json.RawMessage) (any, error) {
 			s.role, s.claims = h.role, h.claims
 			peer.SetSink(s)
 			s.srv.attach(s)
-			// What happened meanwhile: the room as it is now. Media state
-			// follows with the client's restartIce (every consumer is
-			// announced again in the new offer).
-			return map[string]any{
-				"peerId": peer.ID(), "resumeToken": s.token, "resumed": true,
-				"roomId": peer.Room().ID(), "serveMode": peer.Room().Mode(), "peers": peer.Others(),
-			}, nil
+			if !peer.Left() {
+				// What happened meanwhile: the room as it is now. Media
+				// state follows with the client's restartIce (every
+				// consumer is announced again in the new offer).
+				return map[string]any{
+					"peerId": peer.ID(), "resumeToken": s.token, "resumed": true,
+					"roomId": peer.Room().ID(), "serveMode": peer.Room().Mode(), "peers": peer.Others(),
+				}, nil
+			}
+			// It left as it was handed over (its room closed, telling the
+			// old connection): join afresh.
+			s.srv.unattach(s, peer.ID())
+			s.joined, s.peer, s.peerID, s.token, s.role, s.claims = false, nil, "", "", "", nil
 		}
 	}
 	// The ticket, when there is one, decides role, room, and may set the

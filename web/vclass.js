@@ -166,6 +166,7 @@ export class VClassClient extends EventTarget {
 
   async #joinRoom(roomId) {
     let res;
+    const session = this.#session;
     const settleUntil = Date.now() + CLUSTER_WAIT_MS;
     for (let hops = 0; ; hops++) {
       try {
@@ -175,6 +176,7 @@ export class VClassClient extends EventTarget {
         // A cluster settling after Redis lost its data (or Redis briefly away): try again soon.
         if (err?.code === 'clusterUnavailable' && Date.now() < settleUntil) {
           await sleep(CLUSTER_RETRY_MS * (0.75 + Math.random() / 2));
+          if (session !== this.#session) throw new VClassError('disconnected', 'session ended');
           hops--;
           continue;
         }
