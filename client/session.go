@@ -127,8 +127,9 @@ func (s *Session) On(method string, fn func(json.RawMessage)) {
 	}
 }
 
-// OnStateChange sets the function told of reconnects and of the end. It
-// runs on a goroutine of its own, one event at a time, and may call Close.
+// OnStateChange sets the function told of reconnects and of the end, from
+// a successful Join on. It runs on a goroutine of its own, one event at a
+// time, and may call Close.
 func (s *Session) OnStateChange(fn func(SessionEvent)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
