@@ -319,8 +319,11 @@ func (n *Node) Nodes(ctx context.Context) ([]Info, error) {
 // returns the owner. While the cluster settles it places nothing (a room
 // with a live owner is still found), and a lapsed heartbeat key (no
 // heartbeat has seen this Redis yet) starts the settling. KEYS: the room,
-// the nodes set, the settling flag, the heartbeat key; ARGV: the chosen
-// node, the claim's life (ms), now (ms).
+// the nodes set, the settling flag, the heartbeat key, the chosen node's
+// hash; ARGV: the chosen node, the claim's life (ms), now (ms). A placed
+// room counts one more peer in the chosen node's load until that node's
+// next heartbeat says the real load, so that rooms started in a burst
+// spread over the nodes.
 var placeScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[4]) == 0 then
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
@@ -336,6 +339,9 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   return redis.error_reply('SETTLING')
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('HINCRBY', KEYS[5], 'load', 1)
+end
 return ARGV[1]`)
 
 // Place says where room lives: its live owner, or the least loaded live
@@ -345,7 +351,14 @@ func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, 
 	if err != nil {
 		return Info{}, false, err
 	}
+	// This node's load: what it holds now, or what Redis counts (rooms
+	// just placed here, before this node's next heartbeat), the higher.
 	best := n.self()
+	for _, nd := range nodes {
+		if nd.ID == best.ID {
+			best.Load = max(best.Load, nd.Load)
+		}
+	}
 	for _, nd := range nodes {
 		if nd.Load < best.Load {
 			best = nd
@@ -353,7 +366,7 @@ func (n *Node) Place(ctx context.Context, room string) (owner Info, local bool, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes, keySettling, keyAlive},
+	id, err := placeScript.Run(ctx, n.rdb, []string{keyRoomPrefix + room, keyNodes, keySettling, keyAlive, keyNodePrefix + best.ID},
 		best.ID, n.ttl.Milliseconds(), time.Now().UnixMilli()).Text()
 	if err != nil && strings.Contains(err.Error(), "SETTLING") {
 		return Info{}, false, errSettling

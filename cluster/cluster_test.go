@@ -131,6 +131,29 @@ func TestPlacement(t *testing.T) {
 	}
 }
 
+// Rooms started in a burst, faster than the heartbeats carry the loads,
+// still spread over the nodes: each placed room counts in its node's load
+// at once.
+func TestBurstOfRoomsSpreads(t *testing.T) {
+	r := redistest.Start(t)
+	a := newNode(t, r, "a", &state{})
+	defer a.Close()
+	b := newNode(t, r, "b", &state{})
+	defer b.Close()
+	settled(t, a)
+	on := map[string]int{}
+	for i := range 10 {
+		owner, _, err := a.Place(context.Background(), fmt.Sprintf("burst-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		on[owner.ID]++
+	}
+	if on["a"] < 3 || on["b"] < 3 {
+		t.Errorf("10 rooms placed in a burst went %v, want them spread", on)
+	}
+}
+
 // Redis going away: placing fails with ErrUnavailable and the node says
 // it is not healthy; when Redis is back, the node recovers on its own.
 func TestRedisDownAndBack(t *testing.T) {

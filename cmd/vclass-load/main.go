@@ -11,6 +11,14 @@
 // memory per recording.
 //
 //	vclass-load -recorder https://127.0.0.1:8443 -recordings 10 -insecure
+//
+// With -failover it measures how a cluster recovers from a dead node:
+// rooms of Go sessions (client.Session) entering at the given nodes in
+// turn; once everyone receives everyone it prints "ready", and after the
+// caller has killed a node, how long each disrupted room took until every
+// session received every other again (deploy/scripts/bench-failover.sh).
+//
+//	vclass-load -failover -url ws://127.0.0.1:18011/ws,ws://127.0.0.1:18012/ws -rooms 10 -per-room 4 -duration 60s
 package main
 
 import (
@@ -50,6 +58,9 @@ type options struct {
 	recorder, recorderUser, recorderPass string
 	recordings                           int
 	insecure                             bool
+
+	failover       bool
+	rooms, perRoom int
 }
 
 func main() {
@@ -68,9 +79,19 @@ func main() {
 	flag.StringVar(&o.recorderPass, "recorder-pass", "user1", "recorder client password")
 	flag.IntVar(&o.recordings, "recordings", 1, "concurrent recordings (with -recorder)")
 	flag.BoolVar(&o.insecure, "insecure", false, "do not verify the recorder's certificate (a self-signed one)")
+	flag.BoolVar(&o.failover, "failover", false, "measure recovery from a dead node: -url lists the cluster's nodes (comma-separated); -duration is how long to wait for it")
+	flag.IntVar(&o.rooms, "rooms", 4, "rooms (with -failover)")
+	flag.IntVar(&o.perRoom, "per-room", 3, "sessions per room, each publishing video (with -failover)")
 	flag.Parse()
 	if o.recorder != "" {
 		o.publishers, o.subscribers, o.audio = o.recordings, 0, true
+	}
+	if o.failover {
+		if o.rooms < 1 || o.perRoom < 2 {
+			fmt.Fprintln(os.Stderr, "vclass-load: -failover needs at least 1 room of 2 sessions")
+			os.Exit(2)
+		}
+		o.publishers, o.subscribers = o.rooms*o.perRoom, 0
 	}
 	if o.publishers+o.subscribers > maxClients || o.publishers < 1 || o.subscribers < 0 {
 		fmt.Fprintf(os.Stderr, "vclass-load: 1 to %d clients in all\n", maxClients)
@@ -83,8 +104,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	runLoad := run
-	if o.recorder != "" {
+	switch {
+	case o.recorder != "":
 		runLoad = runRecorder
+	case o.failover:
+		runLoad = runFailover
 	}
 	if err := runLoad(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "vclass-load:", err)
