@@ -19,6 +19,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/vclass/vclass/internal/pionlog"
 	"github.com/vclass/vclass/signaling/wire"
 )
 
@@ -158,6 +159,7 @@ func newAPI(opts Options) (*webrtc.API, error) {
 		return nil, err
 	}
 	se := webrtc.SettingEngine{}
+	se.LoggerFactory = pionlog.Factory{Log: opts.Logger}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if opts.UDPConn != nil {

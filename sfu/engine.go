@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/config"
+	"github.com/vclass/vclass/internal/pionlog"
 )
 
 // ErrNoPort is returned when no port of the configured range can be bound.
@@ -133,7 +134,7 @@ func (e *Engine) listen(pubCodecs, subCodecs []webrtc.RTPCodecParameters) error 
 			ports = append(ports, conn.LocalAddr().(*net.UDPAddr).Port)
 			mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{
 				UDPConn: sock,
-				Logger:  pionLoggerFactory{e.quietLog()}.NewLogger("udpmux"),
+				Logger:  pionlog.Factory{Log: e.quietLog()}.NewLogger("udpmux"),
 			})
 			e.closers = append(e.closers, mux.Close)
 			muxes = append(muxes, mux)
@@ -214,7 +215,7 @@ func (e *Engine) listenTCP() (ice.TCPMux, error) {
 		}
 		mux := ice.NewTCPMuxDefault(ice.TCPMuxParams{
 			Listener:        ln,
-			Logger:          pionLoggerFactory{e.quietLog()}.NewLogger("tcpmux"),
+			Logger:          pionlog.Factory{Log: e.quietLog()}.NewLogger("tcpmux"),
 			ReadBufferSize:  32,
 			WriteBufferSize: 4 << 20, // a full buffer drops packets instead of blocking the fan-out
 			// A connection opened by a STUN request for a peer we do not know
@@ -239,7 +240,7 @@ func (e *Engine) listenTCP() (ice.TCPMux, error) {
 
 func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs []webrtc.RTPCodecParameters) (*apiShard, error) {
 	se := webrtc.SettingEngine{}
-	se.LoggerFactory = pionLoggerFactory{e.log}
+	se.LoggerFactory = pionlog.Factory{Log: e.log}
 	se.SetICEUDPMux(udp)
 	if tcp != nil {
 		se.SetICETCPMux(tcp)

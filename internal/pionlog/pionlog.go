@@ -1,4 +1,6 @@
-package sfu
+// Package pionlog routes Pion's scoped logs into slog, for the server and
+// the Go client alike.
+package pionlog
 
 import (
 	"context"
@@ -16,10 +18,13 @@ type pionLogger struct {
 	log *slog.Logger
 }
 
-type pionLoggerFactory struct{ log *slog.Logger }
+// Factory makes Pion's loggers, each with a "pion" attribute naming its
+// scope.
+type Factory struct{ Log *slog.Logger }
 
-func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{log: f.log.With("pion", scope)}
+// NewLogger implements logging.LoggerFactory.
+func (f Factory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{log: f.Log.With("pion", scope)}
 }
 
 func (l pionLogger) emit(level slog.Level, msg string) {
