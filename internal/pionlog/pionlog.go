@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
@@ -28,13 +29,22 @@ func (f Factory) NewLogger(scope string) logging.LeveledLogger {
 }
 
 func (l pionLogger) emit(level slog.Level, msg string) {
+	if level == slog.LevelInfo && closing(msg) {
+		level = slog.LevelDebug
+	}
 	l.log.Log(context.Background(), level, msg)
 }
 
 func (l pionLogger) emitf(level slog.Level, format string, a []any) {
-	if l.log.Enabled(context.Background(), level) {
-		l.log.Log(context.Background(), level, fmt.Sprintf(format, a...))
+	if l.log.Enabled(context.Background(), min(level, slog.LevelDebug)) {
+		l.emit(level, fmt.Sprintf(format, a...))
 	}
+}
+
+// closing tells Pion's warnings about sockets it reads after they were
+// closed: every transport that ends says so, dozens at a shutdown.
+func closing(msg string) bool {
+	return strings.Contains(msg, "closed pipe") || strings.Contains(msg, "use of closed network connection")
 }
 
 func (l pionLogger) Trace(string)          {}
