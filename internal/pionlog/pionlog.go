@@ -36,7 +36,7 @@ func (l pionLogger) emit(level slog.Level, msg string) {
 }
 
 func (l pionLogger) emitf(level slog.Level, format string, a []any) {
-	if l.log.Enabled(context.Background(), min(level, slog.LevelDebug)) {
+	if l.log.Enabled(context.Background(), level) {
 		l.emit(level, fmt.Sprintf(format, a...))
 	}
 }
