@@ -136,9 +136,10 @@ func (s *Session) OnStateChange(fn func(SessionEvent)) {
 	s.onState = fn
 }
 
-// Join connects and enters the room (following the cluster's redirects),
-// and from then on keeps the session in it until Close. A failed Join may
-// be tried again.
+// Join connects and enters the room (following the cluster's redirects;
+// while the cluster answers clusterUnavailable, for up to 10 s), and from
+// then on keeps the session in it until Close. A failed Join may be tried
+// again.
 func (s *Session) Join(ctx context.Context, so SessionOptions) ([]RoomPeer, error) {
 	if s.opts.UDPConn != nil {
 		return nil, errors.New("client: a Session makes a new connection per reconnect and cannot share Options.UDPConn")
@@ -165,7 +166,7 @@ func (s *Session) Join(ctx context.Context, so SessionOptions) ([]RoomPeer, erro
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel) // Close ends a Join under way
 	defer stop()
-	c, peers, err := DialRoom(ctx, s.opts, s.room, s.setup)
+	c, peers, err := s.dialSettled(ctx)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,6 +182,26 @@ func (s *Session) Join(ctx context.Context, so SessionOptions) ([]RoomPeer, erro
 	go s.run(c, so)
 	go s.deliver()
 	return peers, nil
+}
+
+// clusterWait is how long Join tries again while a cluster answers
+// clusterUnavailable (it settles for 3 s after Redis forgot it, or Redis
+// is briefly away), as the browser SDK does.
+const clusterWait = 10 * time.Second
+
+// dialSettled is DialRoom, tried again while the cluster is unavailable.
+func (s *Session) dialSettled(ctx context.Context) (*Client, []RoomPeer, error) {
+	deadline := time.Now().Add(clusterWait)
+	for attempt := 0; ; attempt++ {
+		c, peers, err := DialRoom(ctx, s.opts, s.room, s.setup)
+		var se *ServerError
+		if err == nil || !errors.As(err, &se) || se.Code != "clusterUnavailable" || time.Now().After(deadline) {
+			return c, peers, err
+		}
+		if err := sleepCtx(ctx, backoff(attempt, 0)); err != nil {
+			return nil, nil, err
+		}
+	}
 }
 
 // setup gives a new connection the session's handlers.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/client"
@@ -312,5 +314,28 @@ func TestGoSessionGoesOnWhenRepublishIsRefused(t *testing.T) {
 	}
 	if got := tom.nextNotification("producerClosed"); !strings.Contains(string(got), eve.peerID()) {
 		t.Errorf("Tom was told %s, want Eve's microphone closed", got)
+	}
+}
+
+// A session that joins while the cluster settles is refused with
+// clusterUnavailable and tries again until the room can be placed.
+func TestGoSessionJoinWaitsForASettlingCluster(t *testing.T) {
+	r := redistest.Start(t)
+	n := startNode(t, "solo", 39460, r.URL())
+	opts, _ := redis.ParseURL(r.URL())
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	if err := rdb.Set(context.Background(), "vclass:settling", "e2e", 2*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := client.NewSession(client.Options{URL: n.WS, DisplayName: "Una"}, "settling")
+	defer s.Close()
+	if _, err := s.Join(ctx, client.SessionOptions{}); err != nil {
+		t.Fatalf("Join while the cluster settles: %v", err)
+	}
+	if _, m := n.get(t, "/metrics"); !regexp.MustCompile(`vclass_signaling_requests_total\{code="clusterUnavailable",method="joinRoom"\} [1-9]`).MatchString(m) {
+		t.Error("the join was never refused: the test did not meet the settling cluster")
 	}
 }

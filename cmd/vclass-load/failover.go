@@ -99,7 +99,7 @@ func runFailover(ctx context.Context, o options, out io.Writer) error {
 				m.reconnects.Add(1)
 			}
 		})
-		if err := joinSettled(ctx, m.s, client.SessionOptions{MoreURLs: more}); err != nil {
+		if _, err := m.s.Join(ctx, client.SessionOptions{MoreURLs: more}); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		rooms[i/o.perRoom] = append(rooms[i/o.perRoom], m)
@@ -190,23 +190,6 @@ func runFailover(ctx context.Context, o options, out io.Writer) error {
 		return fmt.Errorf("%d disrupted rooms did not come back within %v", disrupted-len(times), o.duration)
 	}
 	return nil
-}
-
-// joinSettled joins, trying again while the cluster answers
-// clusterUnavailable (a new cluster settles for its first 3 s).
-func joinSettled(ctx context.Context, s *client.Session, so client.SessionOptions) error {
-	for try := 0; ; try++ {
-		_, err := s.Join(ctx, so)
-		var se *client.ServerError
-		if err == nil || !errors.As(err, &se) || se.Code != "clusterUnavailable" || try == 40 {
-			return err
-		}
-		select {
-		case <-time.After(250 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // poll checks cond every 50 ms until it holds or d has passed.
