@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 
 	"github.com/pion/logging"
@@ -37,8 +38,40 @@ func (l pionLogger) emit(level slog.Level, msg string) {
 
 func (l pionLogger) emitf(level slog.Level, format string, a []any) {
 	if l.log.Enabled(context.Background(), level) {
-		l.emit(level, fmt.Sprintf(format, a...))
+		l.emit(level, fmt.Sprintf(format, opaque(a)...))
 	}
+}
+
+// opaque keeps Pion's live objects out of formatting. Pion logs some of
+// them whole ("got new track: %+v" of a *TrackRemote): fmt reads their
+// fields by reflection without their locks while Pion's other goroutines
+// write them (a data race), and prints pages of internals. A pointer to a
+// struct that cannot describe itself is logged as its type, with its ID
+// when it has one (through its own, locked, method).
+func opaque(a []any) []any {
+	var out []any
+	for i, v := range a {
+		switch v.(type) {
+		case nil, fmt.Stringer, error:
+			continue
+		}
+		t := reflect.TypeOf(v)
+		if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		if out == nil {
+			out = append([]any(nil), a...)
+		}
+		if id, ok := v.(interface{ ID() string }); ok {
+			out[i] = fmt.Sprintf("%T(%s)", v, id.ID())
+		} else {
+			out[i] = fmt.Sprintf("%T", v)
+		}
+	}
+	if out == nil {
+		return a
+	}
+	return out
 }
 
 // closing tells Pion's warnings about sockets it reads after they were

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -27,5 +28,50 @@ func TestLevels(t *testing.T) {
 		if strings.Contains(out, not) {
 			t.Errorf("%q logged at info:\n%s", not, out)
 		}
+	}
+}
+
+type track struct {
+	mu   sync.RWMutex
+	id   string
+	ssrc uint32
+}
+
+func (t *track) ID() string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.id
+}
+
+// Pion logs live objects whole ("got new track: %+v"); formatting one
+// while Pion's goroutines write it was a data race (seen under -race in
+// the recorder) and printed its internals. They are logged by type and ID.
+func TestLiveObjectsAreNotFormattedWhole(t *testing.T) {
+	var buf bytes.Buffer
+	l := Factory{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}.NewLogger("pc")
+	tr := &track{id: "cam"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 1000 {
+			tr.mu.Lock()
+			tr.ssrc = uint32(i)
+			tr.mu.Unlock()
+		}
+	}()
+	for range 100 {
+		l.Debugf("got new track: %+v", tr)
+	}
+	<-done
+	l.Debugf("pair %v, %d bytes, %v", struct{ A int }{1}, 12, nil)
+	out := buf.String()
+	if !strings.Contains(out, `msg="got new track: *pionlog.track(cam)"`) {
+		t.Errorf("track not logged by type and ID:\n%.300s", out)
+	}
+	if strings.Contains(out, "ssrc") {
+		t.Errorf("track's fields were formatted:\n%.300s", out)
+	}
+	if !strings.Contains(out, `msg="pair {1}, 12 bytes, <nil>"`) {
+		t.Errorf("plain values changed:\n%s", out)
 	}
 }
