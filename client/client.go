@@ -39,10 +39,14 @@ type Options struct {
 	TCPOnly bool
 	// Resume, when set, asks the server to hand this connection the peer
 	// of an earlier one (docs/protocol.md, "Reconnecting"). This client
-	// cannot restart that peer's transports: when Resumed, call LeaveRoom
-	// (and enter again); until then the old peer's notifications are
-	// ignored.
+	// does not take that peer's transports over: when Resumed, call
+	// LeaveRoom (and enter again); until then the old peer's
+	// notifications are ignored.
 	Resume *Resume
+	// OnICEState, when set, learns each change of a transport's ICE
+	// connection state ("send" or "recv"); it runs on Pion's goroutine
+	// and must not block.
+	OnICEState func(transport string, state webrtc.ICEConnectionState)
 }
 
 // Resume names an earlier connection's peer by its id and resume token.
@@ -91,6 +95,9 @@ type Client struct {
 
 	send *sendTransport // guarded by mu
 	recv *recvTransport
+	// iceSend and iceRecv restart ICE when a transport's media path
+	// breaks while the connection to the server stays up.
+	iceSend, iceRecv iceRepair
 
 	notes    chan wire.Message
 	readDone chan struct{} // the connection is gone: no more responses
@@ -118,6 +125,8 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		notes: make(chan wire.Message, 1024), done: make(chan struct{}), readDone: make(chan struct{}),
 	}
 	c.recv = newRecvTransport(c)
+	c.iceSend = iceRepair{c: c, transport: "send"}
+	c.iceRecv = iceRepair{c: c, transport: "recv"}
 	c.stale.Store(opts.Resume != nil)
 	go c.readLoop()
 	go c.dispatch()
@@ -468,6 +477,8 @@ func (c *Client) Close() {
 		send.close()
 	}
 	c.recv.close()
+	c.iceSend.stop()
+	c.iceRecv.stop()
 	c.conn.Close(websocket.StatusNormalClosure, "bye")
 	c.cancel()
 	select {

@@ -106,6 +106,7 @@ func (c *Client) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer,
 		c.send = &sendTransport{c: c, pc: pc}
 		c.send.cand.pc = pc
 		pc.OnICECandidate(c.candidateSender("send"))
+		pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { c.iceSend.changed(pc, st) })
 	}
 	send := c.send
 	c.mu.Unlock()
@@ -313,6 +314,7 @@ func (r *recvTransport) peerConnection() (*webrtc.PeerConnection, error) {
 		return nil, err
 	}
 	pc.OnICECandidate(r.c.candidateSender("recv"))
+	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { r.c.iceRecv.changed(pc, st) })
 	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.track(pc, t, recv) })
 	r.pc = pc
 	r.cand.mu.Lock()

@@ -1,0 +1,166 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// As the browser SDK (web/vclass.js): a transport whose ICE has failed is
+// restarted at once, one disconnected for iceDisconnectedGrace then; never
+// more often than iceRestartInterval per transport.
+const (
+	iceDisconnectedGrace = 2 * time.Second
+	iceRestartInterval   = 4 * time.Second
+)
+
+// iceRepair restarts one transport's ICE when its media path breaks while
+// the connection to the server stays up (a NAT rebinding, a network
+// change, a long outage). A lost connection is the Session's to repair: it
+// enters the room again, with new transports.
+type iceRepair struct {
+	c         *Client
+	transport string // "send" or "recv"
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	last    time.Time
+	stopped bool
+}
+
+// changed follows pc's ICE connection state.
+func (r *iceRepair) changed(pc *webrtc.PeerConnection, st webrtc.ICEConnectionState) {
+	if fn := r.c.opts.OnICEState; fn != nil {
+		fn(r.transport, st)
+	}
+	switch st {
+	case webrtc.ICEConnectionStateFailed:
+		r.schedule(pc, 0)
+	case webrtc.ICEConnectionStateDisconnected:
+		r.schedule(pc, iceDisconnectedGrace)
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		r.cancel()
+	}
+}
+
+func (r *iceRepair) schedule(pc *webrtc.PeerConnection, delay time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.timer != nil {
+		return
+	}
+	wait := max(delay, iceRestartInterval-time.Since(r.last))
+	r.timer = time.AfterFunc(wait, func() { r.fire(pc) })
+}
+
+func (r *iceRepair) cancel() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+}
+
+func (r *iceRepair) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.cancel()
+}
+
+// fire restarts ICE if pc is still the transport's and still down.
+func (r *iceRepair) fire(pc *webrtc.PeerConnection) {
+	r.mu.Lock()
+	r.timer = nil
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	r.last = time.Now()
+	r.mu.Unlock()
+	if st := pc.ICEConnectionState(); st != webrtc.ICEConnectionStateDisconnected && st != webrtc.ICEConnectionStateFailed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.c.ctx, requestTimeout)
+	defer cancel()
+	err := r.c.restartICE(ctx, r.transport, pc)
+	switch {
+	case err == nil:
+		r.c.log.Info("ICE restarted", "transport", r.transport)
+	case errors.Is(err, errNotCurrent), errors.Is(err, ErrClosed), r.c.ctx.Err() != nil:
+	default:
+		r.c.log.Warn("ICE restart", "transport", r.transport, "err", err)
+		r.schedule(pc, 0) // again, if ICE is still down by then
+	}
+}
+
+// errNotCurrent: the transport was replaced or closed since.
+var errNotCurrent = errors.New("client: transport replaced")
+
+// RestartICE restarts ICE on both transports: the server sends a new offer
+// for the receiving one, and the sending one offers new credentials. The
+// client does this on its own when a transport's ICE fails or stays
+// disconnected; call it after a known change of network.
+func (c *Client) RestartICE(ctx context.Context) error {
+	var errs []error
+	if send := c.sendTransport(); send != nil {
+		errs = append(errs, c.restartICE(ctx, "send", send.pc))
+	}
+	c.recv.mu.Lock()
+	recv := c.recv.pc
+	c.recv.mu.Unlock()
+	if recv != nil {
+		errs = append(errs, c.restartICE(ctx, "recv", recv))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) restartICE(ctx context.Context, transport string, pc *webrtc.PeerConnection) error {
+	if transport == "recv" {
+		c.recv.mu.Lock()
+		current := c.recv.pc == pc
+		c.recv.mu.Unlock()
+		if !current {
+			return errNotCurrent
+		}
+		// The server answers with a new offer (and every consumer again),
+		// which the recv transport answers as any other.
+		return c.Request(ctx, "restartIce", struct{}{}, nil)
+	}
+	send := c.sendTransport()
+	if send == nil || send.pc != pc {
+		return errNotCurrent
+	}
+	return send.restartICE(ctx)
+}
+
+// restartICE offers new ICE credentials with no new producers.
+func (s *sendTransport) restartICE(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pc.RemoteDescription() == nil {
+		return nil // never negotiated: nothing to restart
+	}
+	offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		return err
+	}
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	var res struct {
+		Answer string `json:"answer"`
+	}
+	if err := s.c.Request(ctx, "produce", map[string]any{"offer": s.pc.LocalDescription().SDP, "producers": []any{}}, &res); err != nil {
+		return err
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
+		return err
+	}
+	s.cand.flush()
+	return nil
+}

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/client"
+)
+
+// cuttableConn is a client's UDP socket that can lose everything, both
+// ways, as a link that goes dark does.
+type cuttableConn struct {
+	net.PacketConn
+	cut atomic.Bool
+}
+
+func (c *cuttableConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !c.cut.Load() {
+			return n, addr, err
+		}
+	}
+}
+
+func (c *cuttableConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.cut.Load() {
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+// iceStates records a client's ICE states per transport.
+type iceStates struct {
+	mu     sync.Mutex
+	states map[string][]webrtc.ICEConnectionState
+}
+
+func (s *iceStates) add(transport string, st webrtc.ICEConnectionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.states[transport] = append(s.states[transport], st)
+}
+
+// since is transport's states from index i on.
+func (s *iceStates) since(transport string, i int) []webrtc.ICEConnectionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.states[transport][min(i, len(s.states[transport])):])
+}
+
+func (s *iceStates) len(transport string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.states[transport])
+}
+
+// restarted: a disconnection followed by new checks, which only an ICE
+// restart brings (a path that comes back by itself goes straight back to
+// connected).
+func restarted(states []webrtc.ICEConnectionState) bool {
+	i := slices.Index(states, webrtc.ICEConnectionStateDisconnected)
+	return i >= 0 && slices.Contains(states[i:], webrtc.ICEConnectionStateChecking)
+}
+
+// A Go client whose media path goes dark while its WebSocket stays up
+// restarts ICE on both transports by itself, and media flows both ways
+// again without it leaving the room.
+func TestGoClientRestartsICEWhenMediaPathBreaks(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(39480, 39489, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	teacher := joinParticipant(t, ctx, srv.WS, "ice-class", "teacher", true)
+	var left atomic.Int32
+	teacher.c.On("peerLeaveRoom", func(json.RawMessage) { left.Add(1) })
+
+	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := &cuttableConn{PacketConn: sock}
+	states := &iceStates{states: map[string][]webrtc.ICEConnectionState{}}
+	c, err := client.Dial(ctx, client.Options{
+		URL: srv.WS, DisplayName: "pupil", Sources: []string{"audio:mic", "video:cam"},
+		UDPConn: link, OnICEState: states.add,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pupil := &participant{c: c, received: map[string]*atomic.Int64{}}
+	pupil.track(c)
+	if _, err := c.JoinRoom(ctx, "ice-class"); err != nil {
+		t.Fatal(err)
+	}
+	publishSynthetic(t, ctx, c, "pupil")
+	fromTeacher, fromPupil := teacher.c.PeerID+"/video:cam", c.PeerID+"/video:cam"
+	waitFor(t, 15*time.Second, "video both ways", func() bool {
+		return pupil.count(fromTeacher) > 30 && teacher.count(fromPupil) > 30
+	})
+
+	sendFrom, recvFrom := states.len("send"), states.len("recv")
+	link.cut.Store(true)
+	cutAt := time.Now()
+	waitFor(t, 25*time.Second, "ICE restarts on both transports while the link is dark", func() bool {
+		return restarted(states.since("send", sendFrom)) && restarted(states.since("recv", recvFrom))
+	})
+	t.Logf("both transports restarting %.1f s after the cut", time.Since(cutAt).Seconds())
+	time.Sleep(time.Second) // the link stays dark a little longer
+	link.cut.Store(false)
+	restoredAt := time.Now()
+	a, b := pupil.count(fromTeacher), teacher.count(fromPupil)
+	waitFor(t, 15*time.Second, "video both ways again", func() bool {
+		return pupil.count(fromTeacher) > a+30 && teacher.count(fromPupil) > b+30
+	})
+	t.Logf("video both ways again %.1f s after the link came back", time.Since(restoredAt).Seconds())
+	if n := left.Load(); n != 0 {
+		t.Errorf("the teacher saw %d peerLeaveRoom: the pupil should have stayed in the room", n)
+	}
+	t.Logf("send: %v; recv: %v", states.since("send", sendFrom), states.since("recv", recvFrom))
+}
