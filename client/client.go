@@ -487,6 +487,16 @@ func (c *Client) Close() {
 	}
 }
 
+// connected tells whether the connection to the server is still up.
+func (c *Client) connected() bool {
+	select {
+	case <-c.readDone:
+		return false
+	default:
+		return true
+	}
+}
+
 // URL is the server this client is connected to.
 func (c *Client) URL() string { return c.opts.URL }
 

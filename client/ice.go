@@ -38,22 +38,25 @@ func (r *iceRepair) changed(pc *webrtc.PeerConnection, st webrtc.ICEConnectionSt
 	}
 	switch st {
 	case webrtc.ICEConnectionStateFailed:
-		r.schedule(pc, 0)
+		r.schedule(pc, 0, false)
 	case webrtc.ICEConnectionStateDisconnected:
-		r.schedule(pc, iceDisconnectedGrace)
+		r.schedule(pc, iceDisconnectedGrace, false)
 	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
 		r.cancel()
 	}
 }
 
-func (r *iceRepair) schedule(pc *webrtc.PeerConnection, delay time.Duration) {
+// schedule restarts pc's ICE after delay, if it is still down then; retry
+// (after a failed attempt, which may have left ICE checking on new
+// credentials) restarts it unless it is connected by then.
+func (r *iceRepair) schedule(pc *webrtc.PeerConnection, delay time.Duration, retry bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped || r.timer != nil {
 		return
 	}
 	wait := max(delay, iceRestartInterval-time.Since(r.last))
-	r.timer = time.AfterFunc(wait, func() { r.fire(pc) })
+	r.timer = time.AfterFunc(wait, func() { r.fire(pc, retry) })
 }
 
 func (r *iceRepair) cancel() {
@@ -72,8 +75,7 @@ func (r *iceRepair) stop() {
 	r.cancel()
 }
 
-// fire restarts ICE if pc is still the transport's and still down.
-func (r *iceRepair) fire(pc *webrtc.PeerConnection) {
+func (r *iceRepair) fire(pc *webrtc.PeerConnection, retry bool) {
 	r.mu.Lock()
 	r.timer = nil
 	if r.stopped {
@@ -82,8 +84,17 @@ func (r *iceRepair) fire(pc *webrtc.PeerConnection) {
 	}
 	r.last = time.Now()
 	r.mu.Unlock()
-	if st := pc.ICEConnectionState(); st != webrtc.ICEConnectionStateDisconnected && st != webrtc.ICEConnectionStateFailed {
-		return
+	switch pc.ICEConnectionState() {
+	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
+	case webrtc.ICEConnectionStateChecking, webrtc.ICEConnectionStateNew:
+		if !retry {
+			return
+		}
+	default:
+		return // connected, or closed
+	}
+	if !r.c.connected() {
+		return // a new connection enters the room again (Session)
 	}
 	ctx, cancel := context.WithTimeout(r.c.ctx, requestTimeout)
 	defer cancel()
@@ -91,10 +102,10 @@ func (r *iceRepair) fire(pc *webrtc.PeerConnection) {
 	switch {
 	case err == nil:
 		r.c.log.Info("ICE restarted", "transport", r.transport)
-	case errors.Is(err, errNotCurrent), errors.Is(err, ErrClosed), r.c.ctx.Err() != nil:
+	case errors.Is(err, errNotCurrent), errors.Is(err, ErrClosed), r.c.ctx.Err() != nil, !r.c.connected():
 	default:
 		r.c.log.Warn("ICE restart", "transport", r.transport, "err", err)
-		r.schedule(pc, 0) // again, if ICE is still down by then
+		r.schedule(pc, 0, true)
 	}
 }
 
@@ -138,12 +149,18 @@ func (c *Client) restartICE(ctx context.Context, transport string, pc *webrtc.Pe
 	return send.restartICE(ctx)
 }
 
-// restartICE offers new ICE credentials with no new producers.
+// restartICE offers new ICE credentials with no new producers. An offer
+// left waiting by an earlier attempt is settled first; if it was a restart
+// itself, that completes this one.
 func (s *sendTransport) restartICE(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pc.RemoteDescription() == nil {
-		return nil // never negotiated: nothing to restart
+	wasRestart := s.restarting
+	if err := s.settle(ctx); err != nil {
+		return err
+	}
+	if wasRestart || s.pc.RemoteDescription() == nil {
+		return nil // restarted, or never negotiated: nothing to restart
 	}
 	offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
@@ -152,15 +169,6 @@ func (s *sendTransport) restartICE(ctx context.Context) error {
 	if err := s.pc.SetLocalDescription(offer); err != nil {
 		return err
 	}
-	var res struct {
-		Answer string `json:"answer"`
-	}
-	if err := s.c.Request(ctx, "produce", map[string]any{"offer": s.pc.LocalDescription().SDP, "producers": []any{}}, &res); err != nil {
-		return err
-	}
-	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
-		return err
-	}
-	s.cand.flush()
-	return nil
+	s.restarting = true
+	return s.settle(ctx)
 }

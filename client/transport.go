@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/internal/icecand"
 )
 
 // sendTransport is the publishing transport, nil before the first Publish.
@@ -38,38 +40,16 @@ func (c *Client) candidateSender(transport string) func(*webrtc.ICECandidate) {
 	}
 }
 
-// pendingCandidates holds remote candidates until a remote description exists.
-type pendingCandidates struct {
-	mu   sync.Mutex
-	pc   *webrtc.PeerConnection
-	list []webrtc.ICECandidateInit
-}
-
-func (p *pendingCandidates) add(c webrtc.ICECandidateInit) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.pc == nil || p.pc.RemoteDescription() == nil {
-		p.list = append(p.list, c)
-		return
-	}
-	_ = p.pc.AddICECandidate(c)
-}
-
-func (p *pendingCandidates) flush() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.list {
-		_ = p.pc.AddICECandidate(c)
-	}
-	p.list = nil
-}
-
 // sendTransport is the client's publishing peer connection.
 type sendTransport struct {
 	c    *Client
 	pc   *webrtc.PeerConnection
 	mu   sync.Mutex // one negotiation at a time
-	cand pendingCandidates
+	cand icecand.Queue
+	// restarting: the offer waiting for its answer restarts ICE.
+	restarting bool // guarded by mu
+	// lost: the requests of a publish whose answer was lost.
+	lost []map[string]string // guarded by mu
 }
 
 // LocalTrack is a track to publish under a source name.
@@ -90,7 +70,10 @@ type Producer struct {
 	Sender     *webrtc.RTPSender
 }
 
-// Publish adds tracks to the send transport and negotiates them.
+// Publish adds tracks to the send transport and negotiates them. On an
+// error nothing of them is published: a refusal (ServerError) negotiates
+// nothing, and after an answer lost on the way (ctx ended first) the next
+// negotiation closes whatever the server made of them.
 func (c *Client) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -104,7 +87,7 @@ func (c *Client) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer,
 			return nil, err
 		}
 		c.send = &sendTransport{c: c, pc: pc}
-		c.send.cand.pc = pc
+		c.send.cand.Bind(pc)
 		pc.OnICECandidate(c.candidateSender("send"))
 		pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { c.iceSend.changed(pc, st) })
 	}
@@ -116,6 +99,9 @@ func (c *Client) Publish(ctx context.Context, tracks ...LocalTrack) ([]Producer,
 func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Producer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	senders := map[*webrtc.RTPTransceiver]LocalTrack{}
 	for _, t := range tracks {
 		tr, err := s.pc.AddTransceiverFromTrack(t.Track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
@@ -144,13 +130,21 @@ func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Pro
 		var se *ServerError
 		if errors.As(err, &se) {
 			s.refused(ctx, senders)
+		} else {
+			// Lost on the way (the server may have made the producers):
+			// the offer waits, and the next negotiation settles it first,
+			// closing what it made. These tracks are not sent.
+			s.lost = reqs
+			for tr := range senders {
+				_ = s.pc.RemoveTrack(tr.Sender())
+			}
 		}
 		return nil, err
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
 		return nil, fmt.Errorf("client: apply answer: %w", err)
 	}
-	s.cand.flush()
+	s.cand.Flush()
 	for i := range res.Producers {
 		for tr := range senders {
 			if tr.Mid() == res.Producers[i].Mid {
@@ -180,14 +174,7 @@ func (s *sendTransport) refused(ctx context.Context, senders map[*webrtc.RTPTran
 		s.close()
 		return
 	}
-	var res struct {
-		Answer string `json:"answer"`
-	}
-	err := s.c.Request(ctx, "produce", map[string]any{"offer": s.pc.LocalDescription().SDP, "producers": []any{}}, &res)
-	if err == nil {
-		err = s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer})
-	}
-	if err != nil {
+	if err := s.settle(ctx); err != nil {
 		s.c.log.Warn("send transport left waiting for an answer after a refused publish", "err", err)
 		return
 	}
@@ -196,7 +183,53 @@ func (s *sendTransport) refused(ctx context.Context, senders map[*webrtc.RTPTran
 	}
 }
 
-func (s *sendTransport) addCandidate(c webrtc.ICECandidateInit) { s.cand.add(c) }
+// settle completes an offer still waiting for its answer (its produce was
+// lost on the way: a timeout, a stalled connection): Pion can neither make
+// another offer meanwhile nor roll this one back. It is sent again: a lost
+// publish with its requests, which gets back the producers the server
+// made (protocol.md, produce), to close them, as Publish reported a
+// failure; else with no new producers. The server answers, and receives
+// nothing on m-lines without a producer.
+func (s *sendTransport) settle(ctx context.Context) error {
+	if s.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		return nil
+	}
+	var res struct {
+		Answer    string     `json:"answer"`
+		Producers []Producer `json:"producers"`
+	}
+	offer := s.pc.LocalDescription().SDP
+	reqs := s.lost
+	if reqs == nil {
+		reqs = []map[string]string{}
+	}
+	err := s.c.Request(ctx, "produce", map[string]any{"offer": offer, "producers": reqs}, &res)
+	if se := (*ServerError)(nil); errors.As(err, &se) && len(s.lost) > 0 {
+		// Refused (it was then, too): nothing was made.
+		s.lost = nil
+		err = s.c.Request(ctx, "produce", map[string]any{"offer": offer, "producers": []any{}}, &res)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
+		return fmt.Errorf("client: apply answer: %w", err)
+	}
+	s.cand.Flush()
+	s.restarting, s.lost = false, nil
+	for _, p := range res.Producers {
+		if err := s.c.Request(ctx, "closeProducer", map[string]string{"producerId": p.ProducerID}, nil); err != nil {
+			s.c.log.Warn("close the producer of a failed publish", "source", p.Source, "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *sendTransport) addCandidate(c webrtc.ICECandidateInit) {
+	if err := s.cand.Add(c); err != nil {
+		s.c.log.Debug("remote candidate", "transport", "send", "err", err)
+	}
+}
 
 func (s *sendTransport) close() { _ = s.pc.Close() }
 
@@ -260,7 +293,7 @@ type recvTransport struct {
 	pc      *webrtc.PeerConnection
 	byMid   map[string]consumerInfo
 	onTrack func(*RemoteTrack)
-	cand    pendingCandidates
+	cand    icecand.Queue
 	closed  bool // no new peer connection after close
 }
 
@@ -317,9 +350,7 @@ func (r *recvTransport) peerConnection() (*webrtc.PeerConnection, error) {
 	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { r.c.iceRecv.changed(pc, st) })
 	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.track(pc, t, recv) })
 	r.pc = pc
-	r.cand.mu.Lock()
-	r.cand.pc = pc
-	r.cand.mu.Unlock()
+	r.cand.Bind(pc)
 	return pc, nil
 }
 
@@ -390,7 +421,7 @@ func (r *recvTransport) answer(sdp string, version int) error {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return err
 	}
-	r.cand.flush()
+	r.cand.Flush()
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return err
@@ -403,7 +434,11 @@ func (r *recvTransport) answer(sdp string, version int) error {
 	return r.c.Request(ctx, "answer", map[string]any{"sdp": pc.LocalDescription().SDP, "version": version}, nil)
 }
 
-func (r *recvTransport) addCandidate(c webrtc.ICECandidateInit) { r.cand.add(c) }
+func (r *recvTransport) addCandidate(c webrtc.ICECandidateInit) {
+	if err := r.cand.Add(c); err != nil {
+		r.c.log.Debug("remote candidate", "transport", "recv", "err", err)
+	}
+}
 
 // reset closes the transport; the next offer makes a new one.
 func (r *recvTransport) reset() {
@@ -411,9 +446,7 @@ func (r *recvTransport) reset() {
 	pc := r.pc
 	r.pc = nil
 	r.byMid = map[string]consumerInfo{}
-	r.cand.mu.Lock()
-	r.cand.pc, r.cand.list = nil, nil
-	r.cand.mu.Unlock()
+	r.cand.Reset()
 	r.mu.Unlock()
 	if pc != nil {
 		_ = pc.Close()

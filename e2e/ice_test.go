@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/client"
+	"github.com/vclass/vclass/internal/tcpproxy"
 )
 
 // cuttableConn is a client's UDP socket that can lose everything, both
@@ -73,10 +76,11 @@ func restarted(states []webrtc.ICEConnectionState) bool {
 
 // A Go client whose media path goes dark while its WebSocket stays up
 // restarts ICE on both transports by itself, and media flows both ways
-// again without it leaving the room.
+// again without it leaving the room: after a short outage, and after one
+// longer than ICE's own patience.
 func TestGoClientRestartsICEWhenMediaPathBreaks(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(39480, 39489, ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	teacher := joinParticipant(t, ctx, srv.WS, "ice-class", "teacher", true)
 	var left atomic.Int32
@@ -122,8 +126,92 @@ func TestGoClientRestartsICEWhenMediaPathBreaks(t *testing.T) {
 		return pupil.count(fromTeacher) > a+30 && teacher.count(fromPupil) > b+30
 	})
 	t.Logf("video both ways again %.1f s after the link came back", time.Since(restoredAt).Seconds())
+	t.Logf("send: %v; recv: %v", states.since("send", sendFrom), states.since("recv", recvFrom))
+
+	// Dark for longer than ICE waits (Pion gives up checks after 30 s):
+	// only a restart after the failure brings the path back.
+	sendFrom, recvFrom = states.len("send"), states.len("recv")
+	link.cut.Store(true)
+	cutAt = time.Now()
+	waitFor(t, 60*time.Second, "ICE failing, then restarting, on both transports", func() bool {
+		return restartedAfterFailure(states.since("send", sendFrom)) && restartedAfterFailure(states.since("recv", recvFrom))
+	})
+	t.Logf("both transports failed and restarting %.1f s after the cut", time.Since(cutAt).Seconds())
+	link.cut.Store(false)
+	restoredAt = time.Now()
+	a, b = pupil.count(fromTeacher), teacher.count(fromPupil)
+	waitFor(t, 15*time.Second, "video both ways after the long outage", func() bool {
+		return pupil.count(fromTeacher) > a+30 && teacher.count(fromPupil) > b+30
+	})
+	t.Logf("video both ways again %.1f s after the link came back", time.Since(restoredAt).Seconds())
+	t.Logf("send: %v; recv: %v", states.since("send", sendFrom), states.since("recv", recvFrom))
 	if n := left.Load(); n != 0 {
 		t.Errorf("the teacher saw %d peerLeaveRoom: the pupil should have stayed in the room", n)
 	}
-	t.Logf("send: %v; recv: %v", states.since("send", sendFrom), states.since("recv", recvFrom))
+}
+
+// restartedAfterFailure: ICE failed, then checks began again.
+func restartedAfterFailure(states []webrtc.ICEConnectionState) bool {
+	i := slices.Index(states, webrtc.ICEConnectionStateFailed)
+	return i >= 0 && slices.Contains(states[i:], webrtc.ICEConnectionStateChecking)
+}
+
+// A publish whose answer is held up past its deadline (the connection
+// stalls but stays open) publishes nothing, and leaves the send transport
+// usable: the next publish settles the waiting offer first, closing the
+// producer the server made of the late request, and then goes through.
+func TestPublishWithItsAnswerLostLeavesNothing(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(39490, 39499, ""))
+	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.URL, "http://"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bob := joinParticipant(t, ctx, srv.WS, "stall", "bob", false)
+	var mu sync.Mutex
+	live := map[string]string{} // Ann's producers as Bob sees them: id -> source
+	bob.c.On("newProducer", func(data json.RawMessage) {
+		var n struct{ ProducerID, Source string }
+		if json.Unmarshal(data, &n) == nil {
+			mu.Lock()
+			live[n.ProducerID] = n.Source
+			mu.Unlock()
+		}
+	})
+	bob.c.On("producerClosed", func(data json.RawMessage) {
+		var n struct{ ProducerID string }
+		if json.Unmarshal(data, &n) == nil {
+			mu.Lock()
+			delete(live, n.ProducerID)
+			mu.Unlock()
+		}
+	})
+	sources := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(maps.Values(live))
+	}
+
+	ann, err := client.Dial(ctx, client.Options{URL: "ws://" + proxy.Addr() + "/ws", DisplayName: "ann", Sources: []string{"audio:mic", "video:cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Close()
+	if _, err := ann.JoinRoom(ctx, "stall"); err != nil {
+		t.Fatal(err)
+	}
+	tracks := syntheticTracks(t, ctx, "ann")
+	proxy.Stall()
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	_, err = ann.Publish(short, tracks[0]) // the camera
+	cancelShort()
+	if err == nil {
+		t.Fatal("a publish with its answer held up past its deadline succeeded")
+	}
+	proxy.Resume()
+	waitFor(t, 10*time.Second, "the late request reaching the server", func() bool { return len(sources()) == 1 })
+
+	if _, err := ann.Publish(ctx, tracks[1]); err != nil { // the microphone
+		t.Fatalf("the next publish: %v", err)
+	}
+	waitFor(t, 10*time.Second, "Bob receiving Ann's microphone", func() bool { return bob.count(ann.PeerID+"/audio:mic") > 20 })
+	waitFor(t, 5*time.Second, "only the microphone published", func() bool { return slices.Equal(sources(), []string{"audio:mic"}) })
 }

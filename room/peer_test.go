@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/config"
 	"github.com/vclass/vclass/sfu"
 )
@@ -239,6 +240,46 @@ func TestProduceSameSourceAgainIsBusy(t *testing.T) {
 	}
 	if got := producersOf(t, a.peer); len(got) != 1 || got[0].ProducerID != first["audio:mic"].ProducerID {
 		t.Errorf("producers after the refused one: %+v, want only the first", got)
+	}
+}
+
+// A produce sent again as is (its answer was lost on the way) gets the
+// same producers back and announces nothing twice; in an Invite room the
+// used-up invitation does not refuse it.
+func TestProduceSentAgainGetsItsProducers(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []config.ServeMode{config.ServeOpen, config.ServeInvite} {
+		t.Run(string(mode), func(t *testing.T) {
+			m := newTestManager(t, mode, time.Minute)
+			a, _ := joinClient(t, m, "again", "Ann", "audio:mic")
+			b, _ := joinClientAs(t, m, "again", "Bob", auth.RoleAdmin)
+			a.peer.Start()
+			b.peer.Start()
+			if mode == config.ServeInvite {
+				if err := b.peer.Invite(a.peer.ID(), []string{"audio:mic"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			offer, reqs, tracks := a.prepareOffer("audio:mic")
+			_, lost, err := a.peer.Produce(offer, reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, again, err := a.peer.Produce(offer, reqs)
+			if err != nil {
+				t.Fatalf("the same produce again: %v", err)
+			}
+			a.applyAnswer(answer, tracks)
+			if len(again) != 1 || again[0].ProducerID != lost[0].ProducerID {
+				t.Fatalf("producers the second time: %+v, want %+v", again, lost)
+			}
+			if got := producersOf(t, a.peer); len(got) != 1 {
+				t.Errorf("Ann's producers: %+v, want one", got)
+			}
+			if n := count(b.sink.all(), "newProducer", map[string]string{"producerId": lost[0].ProducerID}); n != 1 {
+				t.Errorf("Bob got %d newProducer, want 1", n)
+			}
+		})
 	}
 }
 

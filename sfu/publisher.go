@@ -9,6 +9,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/internal/icecand"
 )
 
 // ErrBadSDP wraps every failure to parse or apply a session description.
@@ -38,7 +40,7 @@ type Publisher struct {
 	engine *Engine
 	pc     *webrtc.PeerConnection
 	params PublisherParams
-	ice    iceQueue
+	ice    icecand.Queue
 	stop   chan struct{}
 	once   sync.Once
 }
@@ -53,7 +55,7 @@ func (e *Engine) NewPublisher(p PublisherParams) (*Publisher, error) {
 		return nil, fmt.Errorf("sfu: new publisher: %w", err)
 	}
 	pub := &Publisher{engine: e, pc: pc, params: p, stop: make(chan struct{})}
-	pub.ice.pc = pc
+	pub.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if p.OnStateChange != nil {
@@ -119,7 +121,7 @@ func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
 	if err := p.pc.SetLocalDescription(answer); err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
 	}
-	p.ice.flush()
+	p.ice.Flush()
 	var sending []MediaSection
 	for _, t := range p.pc.GetTransceivers() {
 		if t.Mid() != "" && t.Direction() == webrtc.RTPTransceiverDirectionRecvonly {
@@ -131,7 +133,7 @@ func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
 
 // AddICECandidate adds a remote candidate, holding it until the remote
 // description is known.
-func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error { return p.ice.add(c) }
+func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error { return p.ice.Add(c) }
 
 // Close ends the peer connection and its tracks.
 func (p *Publisher) Close() error {
@@ -168,41 +170,6 @@ func candidateInit(c *webrtc.ICECandidate) *webrtc.ICECandidateInit {
 	}
 	init := c.ToJSON()
 	return &init
-}
-
-// iceQueue holds remote candidates that arrive before the remote description.
-type iceQueue struct {
-	mu      sync.Mutex
-	pc      *webrtc.PeerConnection
-	pending []webrtc.ICECandidateInit
-}
-
-// maxPendingCandidates bounds what a client may queue before its
-// description arrives (a browser gathers a handful).
-const maxPendingCandidates = 64
-
-var errTooManyCandidates = errors.New("sfu: too many ICE candidates before the description")
-
-func (q *iceQueue) add(c webrtc.ICECandidateInit) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.pc.RemoteDescription() == nil {
-		if len(q.pending) >= maxPendingCandidates {
-			return errTooManyCandidates
-		}
-		q.pending = append(q.pending, c)
-		return nil
-	}
-	return q.pc.AddICECandidate(c)
-}
-
-func (q *iceQueue) flush() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for _, c := range q.pending {
-		_ = q.pc.AddICECandidate(c)
-	}
-	q.pending = nil
 }
 
 // OfferedSections lists the m-lines of an offer that send media to us,

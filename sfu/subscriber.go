@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/internal/icecand"
 )
 
 // ErrStaleVersion is returned for an answer to an offer that is not the latest.
@@ -33,7 +35,7 @@ type Subscriber struct {
 	engine *Engine
 	pc     *webrtc.PeerConnection
 	params SubscriberParams
-	ice    iceQueue
+	ice    icecand.Queue
 	kick   chan struct{}
 	stop   chan struct{}
 	// reportNow asks for sender reports now.
@@ -65,7 +67,7 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		stop:      make(chan struct{}),
 		tracks:    map[*DownTrack]*webrtc.RTPTransceiver{},
 	}
-	s.ice.pc = pc
+	s.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if p.OnStateChange != nil {
@@ -206,7 +208,7 @@ func (s *Subscriber) SetAnswer(sdp string, version int) error {
 		s.signal()
 		return fmt.Errorf("%w: %w", ErrBadSDP, err)
 	}
-	s.ice.flush()
+	s.ice.Flush()
 	s.mu.Lock()
 	s.awaiting = false
 	s.mu.Unlock()
@@ -215,7 +217,7 @@ func (s *Subscriber) SetAnswer(sdp string, version int) error {
 }
 
 // AddICECandidate adds a remote candidate.
-func (s *Subscriber) AddICECandidate(c webrtc.ICECandidateInit) error { return s.ice.add(c) }
+func (s *Subscriber) AddICECandidate(c webrtc.ICECandidateInit) error { return s.ice.Add(c) }
 
 // Close ends the peer connection and detaches every down track.
 func (s *Subscriber) Close() error {

@@ -1,10 +1,10 @@
 // Package tcpproxy is a loopback TCP proxy for tests: it forwards
 // connections to a target and can break them as a network would, at once
-// (Sever) or for a while (Cut, Restore).
+// (Sever) or for a while (Cut, Restore), or hold their bytes back while
+// they stay open (Stall, Resume).
 package tcpproxy
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -14,9 +14,11 @@ import (
 type Proxy struct {
 	ln     net.Listener
 	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
+	mu      sync.Mutex
+	down    bool
+	stalled bool
+	flowing *sync.Cond // signalled when a stall ends
+	conns   []net.Conn
 }
 
 // Start listens on 127.0.0.1 and forwards to target (host:port) until the
@@ -28,7 +30,8 @@ func Start(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); p.Sever() })
+	p.flowing = sync.NewCond(&p.mu)
+	t.Cleanup(func() { ln.Close(); p.Sever(); p.Resume() })
 	go p.accept()
 	return p
 }
@@ -63,9 +66,47 @@ func (p *Proxy) accept() {
 		}
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
+		go p.pipe(up, c)
+		go p.pipe(c, up)
 	}
+}
+
+// pipe copies src to dst, holding bytes back while stalled.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.stalled {
+				p.flowing.Wait()
+			}
+			p.mu.Unlock()
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall holds every byte back, both ways, until Resume; connections stay
+// open (a network that stops delivering while TCP waits).
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	p.stalled = true
+	p.mu.Unlock()
+}
+
+// Resume delivers what a Stall held back, and flows again.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	p.stalled = false
+	p.mu.Unlock()
+	p.flowing.Broadcast()
 }
 
 // Sever resets every connection (no orderly close, so a WebSocket sees no
