@@ -12,8 +12,8 @@ import (
 
 // Proxy forwards connections accepted on a loopback port to a target.
 type Proxy struct {
-	ln     net.Listener
-	target string
+	ln      net.Listener
+	target  string
 	mu      sync.Mutex
 	down    bool
 	stalled bool
