@@ -12,9 +12,16 @@ import (
 // As the browser SDK (web/vclass.js): a transport whose ICE has failed is
 // restarted at once, one disconnected for iceDisconnectedGrace then; never
 // more often than iceRestartInterval per transport.
+//
+// A restart made while the path is still dark is spent: Pion gives each new
+// candidate pair a few checks (under 2 s) and then waits for its checking
+// timeout (30 s). So until ICE connects, the restart is made again after
+// iceRestartInterval, doubling up to iceRestartMaxInterval: a link that
+// comes back is used within that.
 const (
-	iceDisconnectedGrace = 2 * time.Second
-	iceRestartInterval   = 4 * time.Second
+	iceDisconnectedGrace  = 2 * time.Second
+	iceRestartInterval    = 4 * time.Second
+	iceRestartMaxInterval = 8 * time.Second
 )
 
 // iceRepair restarts one transport's ICE when its media path breaks while
@@ -28,6 +35,7 @@ type iceRepair struct {
 	mu      sync.Mutex
 	timer   *time.Timer
 	last    time.Time
+	again   time.Duration // until the next restart while ICE is not connected
 	stopped bool
 }
 
@@ -43,6 +51,9 @@ func (r *iceRepair) changed(pc *webrtc.PeerConnection, st webrtc.ICEConnectionSt
 		r.schedule(pc, iceDisconnectedGrace, false)
 	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
 		r.cancel()
+		r.mu.Lock()
+		r.again = 0
+		r.mu.Unlock()
 	}
 }
 
@@ -102,6 +113,11 @@ func (r *iceRepair) fire(pc *webrtc.PeerConnection, retry bool) {
 	switch {
 	case err == nil:
 		r.c.log.Info("ICE restarted", "transport", r.transport)
+		r.mu.Lock()
+		r.again = min(max(2*r.again, iceRestartInterval), iceRestartMaxInterval)
+		again := r.again
+		r.mu.Unlock()
+		r.schedule(pc, again, true) // again, unless connected by then
 	case errors.Is(err, errNotCurrent), errors.Is(err, ErrClosed), r.c.ctx.Err() != nil, !r.c.connected():
 	default:
 		r.c.log.Warn("ICE restart", "transport", r.transport, "err", err)
@@ -155,7 +171,9 @@ func (c *Client) restartICE(ctx context.Context, transport string, pc *webrtc.Pe
 func (s *sendTransport) restartICE(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	wasRestart := s.restarting
+	// A restart offer left waiting is this restart, unless ICE has failed
+	// since (a failed agent checks no more: it needs new credentials).
+	wasRestart := s.restarting && s.pc.ICEConnectionState() != webrtc.ICEConnectionStateFailed
 	if err := s.settle(ctx); err != nil {
 		return err
 	}

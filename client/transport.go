@@ -50,6 +50,8 @@ type sendTransport struct {
 	restarting bool // guarded by mu
 	// lost: the requests of a publish whose answer was lost.
 	lost []map[string]string // guarded by mu
+	// unwanted: producers of failed publishes still to close.
+	unwanted []string // guarded by mu
 }
 
 // LocalTrack is a track to publish under a source name.
@@ -185,43 +187,42 @@ func (s *sendTransport) refused(ctx context.Context, senders map[*webrtc.RTPTran
 
 // settle completes an offer still waiting for its answer (its produce was
 // lost on the way: a timeout, a stalled connection): Pion can neither make
-// another offer meanwhile nor roll this one back. It is sent again: a lost
-// publish with its requests, which gets back the producers the server
-// made (protocol.md, produce), to close them, as Publish reported a
-// failure; else with no new producers. The server answers, and receives
-// nothing on m-lines without a producer.
+// another offer meanwhile nor roll this one back. It is sent again with
+// repeat (docs/protocol.md): the server makes nothing now and lists what
+// the lost request made, which is closed, as Publish reported a failure.
+// Producers it could not close yet are tried again on the next settle.
 func (s *sendTransport) settle(ctx context.Context) error {
-	if s.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
-		return nil
-	}
-	var res struct {
-		Answer    string     `json:"answer"`
-		Producers []Producer `json:"producers"`
-	}
-	offer := s.pc.LocalDescription().SDP
-	reqs := s.lost
-	if reqs == nil {
-		reqs = []map[string]string{}
-	}
-	err := s.c.Request(ctx, "produce", map[string]any{"offer": offer, "producers": reqs}, &res)
-	if se := (*ServerError)(nil); errors.As(err, &se) && len(s.lost) > 0 {
-		// Refused (it was then, too): nothing was made.
-		s.lost = nil
-		err = s.c.Request(ctx, "produce", map[string]any{"offer": offer, "producers": []any{}}, &res)
-	}
-	if err != nil {
-		return err
-	}
-	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
-		return fmt.Errorf("client: apply answer: %w", err)
-	}
-	s.cand.Flush()
-	s.restarting, s.lost = false, nil
-	for _, p := range res.Producers {
-		if err := s.c.Request(ctx, "closeProducer", map[string]string{"producerId": p.ProducerID}, nil); err != nil {
-			s.c.log.Warn("close the producer of a failed publish", "source", p.Source, "err", err)
+	if s.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		var res struct {
+			Answer    string     `json:"answer"`
+			Producers []Producer `json:"producers"`
+		}
+		reqs := s.lost
+		if reqs == nil {
+			reqs = []map[string]string{}
+		}
+		req := map[string]any{"offer": s.pc.LocalDescription().SDP, "producers": reqs, "repeat": true}
+		if err := s.c.Request(ctx, "produce", req, &res); err != nil {
+			return err
+		}
+		if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
+			return fmt.Errorf("client: apply answer: %w", err)
+		}
+		s.cand.Flush()
+		s.restarting, s.lost = false, nil
+		for _, p := range res.Producers {
+			s.unwanted = append(s.unwanted, p.ProducerID)
 		}
 	}
+	var left []string
+	for _, id := range s.unwanted {
+		err := s.c.Request(ctx, "closeProducer", map[string]string{"producerId": id}, nil)
+		if err != nil && !errors.As(err, new(*ServerError)) { // unknownProducer: closed already
+			s.c.log.Warn("close the producer of a failed publish", "producer", id, "err", err)
+			left = append(left, id)
+		}
+	}
+	s.unwanted = left
 	return nil
 }
 

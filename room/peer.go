@@ -184,7 +184,7 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 	if err != nil {
 		return "", nil, err
 	}
-	created, repeated, err := p.addProducers(sections, reqs)
+	created, err := p.addProducers(sections, reqs)
 	if err != nil {
 		return "", nil, err
 	}
@@ -195,10 +195,7 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 		answer, accepted, err = pub.Negotiate(offer)
 		if err == nil {
 			created = p.dropRejected(created, accepted)
-			infos := make([]ProducerInfo, 0, len(repeated)+len(created))
-			for _, prod := range repeated {
-				infos = append(infos, prod.info())
-			}
+			infos := make([]ProducerInfo, 0, len(created))
 			for _, prod := range created {
 				infos = append(infos, prod.info())
 				p.room.broadcast(p, "newProducer", map[string]any{
@@ -215,6 +212,36 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 	}
 	r.mu.Unlock()
 	return "", nil, err
+}
+
+// ProduceAgain applies an offer sent again because the answer to its
+// produce was lost (docs/protocol.md, produce with repeat): it creates
+// nothing, and lists the producers of reqs' m-lines and sources that are
+// open, which the lost answer would have listed.
+func (p *Peer) ProduceAgain(offer string, reqs []ProduceRequest) (string, []ProducerInfo, error) {
+	if _, err := sfu.OfferedSections(offer); err != nil {
+		return "", nil, err
+	}
+	pub, err := p.publisher()
+	if err != nil {
+		return "", nil, err
+	}
+	answer, _, err := pub.Negotiate(offer)
+	if err != nil {
+		return "", nil, err
+	}
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	infos := []ProducerInfo{}
+	for _, req := range reqs {
+		for _, prod := range p.producers {
+			if prod.mid == req.Mid && prod.source == req.Source {
+				infos = append(infos, prod.info())
+			}
+		}
+	}
+	return answer, infos, nil
 }
 
 // dropRejected removes the producers whose m-line the answer did not accept
@@ -238,10 +265,7 @@ func (p *Peer) dropRejected(created []*Producer, accepted []sfu.MediaSection) []
 	return kept
 }
 
-// addProducers checks reqs and creates their producers. A request naming
-// an m-line that already carries that source is a produce sent again (its
-// answer was lost): it gets that producer back, in repeated.
-func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) (created, repeated []*Producer, err error) {
+func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) ([]*Producer, error) {
 	kinds := map[string]string{}
 	for _, s := range sections {
 		kinds[s.Mid] = s.Kind.String()
@@ -250,38 +274,35 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.left {
-		return nil, nil, ErrLeft
+		return nil, ErrLeft
 	}
 	// Check every request before creating anything: a refusal leaves no
 	// producer behind.
 	for i, req := range reqs {
 		kind, _, ok := strings.Cut(req.Source, ":")
 		if !ok || (kind != "audio" && kind != "video") {
-			return nil, nil, fmt.Errorf("%w: source %q is not kind:name", ErrBadRequest, req.Source)
+			return nil, fmt.Errorf("%w: source %q is not kind:name", ErrBadRequest, req.Source)
 		}
 		if kinds[req.Mid] != kind {
-			return nil, nil, fmt.Errorf("%w: mid %q is not a sending %s m-line of the offer", ErrBadRequest, req.Mid, kind)
-		}
-		if prod := p.producerOn(req.Mid); prod != nil && prod.source == req.Source {
-			continue // sent again: it gets its producer back
+			return nil, fmt.Errorf("%w: mid %q is not a sending %s m-line of the offer", ErrBadRequest, req.Mid, kind)
 		}
 		if !mayPublish(r.mode, p, req.Source) {
-			return nil, nil, fmt.Errorf("%w: %s", ErrSourceNotAllowed, req.Source)
+			return nil, fmt.Errorf("%w: %s", ErrSourceNotAllowed, req.Source)
 		}
 		for _, prod := range p.producers {
 			if prod.source == req.Source {
-				return nil, nil, fmt.Errorf("%w: %s", ErrSourceBusy, req.Source)
+				return nil, fmt.Errorf("%w: %s", ErrSourceBusy, req.Source)
 			}
 			if prod.mid == req.Mid {
-				return nil, nil, fmt.Errorf("%w: mid %q already carries %s", ErrBadRequest, req.Mid, prod.source)
+				return nil, fmt.Errorf("%w: mid %q already carries %s", ErrBadRequest, req.Mid, prod.source)
 			}
 		}
 		for _, other := range reqs[:i] {
 			if other.Source == req.Source {
-				return nil, nil, fmt.Errorf("%w: %s twice", ErrSourceBusy, req.Source)
+				return nil, fmt.Errorf("%w: %s twice", ErrSourceBusy, req.Source)
 			}
 			if other.Mid == req.Mid {
-				return nil, nil, fmt.Errorf("%w: mid %q named twice", ErrBadRequest, req.Mid)
+				return nil, fmt.Errorf("%w: mid %q named twice", ErrBadRequest, req.Mid)
 			}
 		}
 	}
@@ -293,31 +314,18 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 			}
 		}
 		if publishing >= max {
-			return nil, nil, fmt.Errorf("%w: %d publishers at most", ErrRoomFull, max)
+			return nil, fmt.Errorf("%w: %d publishers at most", ErrRoomFull, max)
 		}
 	}
+	created := make([]*Producer, 0, len(reqs))
 	for _, req := range reqs {
-		if prod := p.producerOn(req.Mid); prod != nil {
-			repeated = append(repeated, prod)
-			continue
-		}
 		kind, _, _ := strings.Cut(req.Source, ":")
 		delete(p.invited, req.Source) // an invitation is good for one producer
 		prod := &Producer{id: newID(), source: req.Source, kind: kind, mid: req.Mid, peer: p, consumers: map[*Consumer]struct{}{}}
 		p.producers[prod.id] = prod
 		created = append(created, prod)
 	}
-	return created, repeated, nil
-}
-
-// producerOn is the producer on m-line mid, if any; room locked.
-func (p *Peer) producerOn(mid string) *Producer {
-	for _, prod := range p.producers {
-		if prod.mid == mid {
-			return prod
-		}
-	}
-	return nil
+	return created, nil
 }
 
 func (p *Peer) publisher() (*sfu.Publisher, error) {

@@ -243,20 +243,21 @@ func TestProduceSameSourceAgainIsBusy(t *testing.T) {
 	}
 }
 
-// A produce sent again as is (its answer was lost on the way) gets the
-// same producers back and announces nothing twice; in an Invite room the
-// used-up invitation does not refuse it.
-func TestProduceSentAgainGetsItsProducers(t *testing.T) {
+// A produce sent again (its answer was lost on the way) with repeat gets
+// the producers the first one made, and makes none: not in an Invite room
+// whose invitation the first used up, not for a request that was refused
+// or whose producer has closed since.
+func TestProduceAgainListsWhatTheFirstMade(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []config.ServeMode{config.ServeOpen, config.ServeInvite} {
 		t.Run(string(mode), func(t *testing.T) {
 			m := newTestManager(t, mode, time.Minute)
-			a, _ := joinClient(t, m, "again", "Ann", "audio:mic")
+			a, _ := joinClient(t, m, "again", "Ann", "audio:mic", "video:cam")
 			b, _ := joinClientAs(t, m, "again", "Bob", auth.RoleAdmin)
 			a.peer.Start()
 			b.peer.Start()
 			if mode == config.ServeInvite {
-				if err := b.peer.Invite(a.peer.ID(), []string{"audio:mic"}); err != nil {
+				if err := b.peer.Invite(a.peer.ID(), []string{"audio:mic", "video:cam"}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -265,7 +266,7 @@ func TestProduceSentAgainGetsItsProducers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			answer, again, err := a.peer.Produce(offer, reqs)
+			answer, again, err := a.peer.ProduceAgain(offer, reqs)
 			if err != nil {
 				t.Fatalf("the same produce again: %v", err)
 			}
@@ -278,6 +279,24 @@ func TestProduceSentAgainGetsItsProducers(t *testing.T) {
 			}
 			if n := count(b.sink.all(), "newProducer", map[string]string{"producerId": lost[0].ProducerID}); n != 1 {
 				t.Errorf("Bob got %d newProducer, want 1", n)
+			}
+
+			// Closed before the repeat: not listed, and not made again.
+			offer, reqs, tracks = a.prepareOffer("video:cam")
+			_, lost, err = a.peer.Produce(offer, reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.peer.CloseProducer(lost[0].ProducerID); err != nil {
+				t.Fatal(err)
+			}
+			answer, again, err = a.peer.ProduceAgain(offer, reqs)
+			if err != nil || len(again) != 0 {
+				t.Fatalf("again after the close: %+v, %v; want none", again, err)
+			}
+			a.applyAnswer(answer, tracks)
+			if got := producersOf(t, a.peer); len(got) != 1 || got[0].Source != "audio:mic" {
+				t.Errorf("Ann's producers after the close: %+v, want the microphone only", got)
 			}
 		})
 	}

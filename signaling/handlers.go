@@ -229,13 +229,18 @@ func inRoomHandler[T any](fn func(s *session, peer *room.Peer, req *T) (any, err
 type produceRequest struct {
 	Offer     string                `json:"offer"`
 	Producers []room.ProduceRequest `json:"producers"`
+	Repeat    bool                  `json:"repeat"` // the same produce again: its answer was lost
 }
 
 func produce(_ *session, peer *room.Peer, req *produceRequest) (any, error) {
 	if req.Offer == "" {
 		return nil, errorf(codeBadRequest, "offer is required")
 	}
-	answer, prods, err := peer.Produce(req.Offer, req.Producers)
+	produce := peer.Produce
+	if req.Repeat {
+		produce = peer.ProduceAgain
+	}
+	answer, prods, err := produce(req.Offer, req.Producers)
 	if err != nil {
 		return nil, err
 	}
