@@ -128,32 +128,22 @@ func TestGoClientRestartsICEWhenMediaPathBreaks(t *testing.T) {
 	t.Logf("video both ways again %.1f s after the link came back", time.Since(restoredAt).Seconds())
 	t.Logf("send: %v; recv: %v", states.since("send", sendFrom), states.since("recv", recvFrom))
 
-	// Dark for longer than ICE waits (Pion gives up checks after 30 s):
-	// only a restart after the failure brings the path back.
+	// Dark for longer than ICE waits (Pion's agent gives up after 30 s and
+	// never checks again by itself): only restarts bring the path back.
 	sendFrom, recvFrom = states.len("send"), states.len("recv")
 	link.cut.Store(true)
-	cutAt = time.Now()
-	waitFor(t, 60*time.Second, "ICE failing, then restarting, on both transports", func() bool {
-		return restartedAfterFailure(states.since("send", sendFrom)) && restartedAfterFailure(states.since("recv", recvFrom))
-	})
-	t.Logf("both transports failed and restarting %.1f s after the cut", time.Since(cutAt).Seconds())
+	time.Sleep(35 * time.Second)
 	link.cut.Store(false)
 	restoredAt = time.Now()
 	a, b = pupil.count(fromTeacher), teacher.count(fromPupil)
-	waitFor(t, 15*time.Second, "video both ways after the long outage", func() bool {
+	waitFor(t, 20*time.Second, "video both ways after the long outage", func() bool {
 		return pupil.count(fromTeacher) > a+30 && teacher.count(fromPupil) > b+30
 	})
-	t.Logf("video both ways again %.1f s after the link came back", time.Since(restoredAt).Seconds())
+	t.Logf("video both ways again %.1f s after a 35 s outage", time.Since(restoredAt).Seconds())
 	t.Logf("send: %v; recv: %v", states.since("send", sendFrom), states.since("recv", recvFrom))
 	if n := left.Load(); n != 0 {
 		t.Errorf("the teacher saw %d peerLeaveRoom: the pupil should have stayed in the room", n)
 	}
-}
-
-// restartedAfterFailure: ICE failed, then checks began again.
-func restartedAfterFailure(states []webrtc.ICEConnectionState) bool {
-	i := slices.Index(states, webrtc.ICEConnectionStateFailed)
-	return i >= 0 && slices.Contains(states[i:], webrtc.ICEConnectionStateChecking)
 }
 
 // A publish whose answer is held up past its deadline (the connection
@@ -166,29 +156,7 @@ func TestPublishWithItsAnswerLostLeavesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bob := joinParticipant(t, ctx, srv.WS, "stall", "bob", false)
-	var mu sync.Mutex
-	live := map[string]string{} // Ann's producers as Bob sees them: id -> source
-	bob.c.On("newProducer", func(data json.RawMessage) {
-		var n struct{ ProducerID, Source string }
-		if json.Unmarshal(data, &n) == nil {
-			mu.Lock()
-			live[n.ProducerID] = n.Source
-			mu.Unlock()
-		}
-	})
-	bob.c.On("producerClosed", func(data json.RawMessage) {
-		var n struct{ ProducerID string }
-		if json.Unmarshal(data, &n) == nil {
-			mu.Lock()
-			delete(live, n.ProducerID)
-			mu.Unlock()
-		}
-	})
-	sources := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Sorted(maps.Values(live))
-	}
+	sources := watchProducers(bob.c)
 
 	ann, err := client.Dial(ctx, client.Options{URL: "ws://" + proxy.Addr() + "/ws", DisplayName: "ann", Sources: []string{"audio:mic", "video:cam"}})
 	if err != nil {
@@ -214,4 +182,32 @@ func TestPublishWithItsAnswerLostLeavesNothing(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "Bob receiving Ann's microphone", func() bool { return bob.count(ann.PeerID+"/audio:mic") > 20 })
 	waitFor(t, 5*time.Second, "only the microphone published", func() bool { return slices.Equal(sources(), []string{"audio:mic"}) })
+}
+
+// watchProducers follows the others' open producers as c is told of them,
+// and returns their sources, sorted.
+func watchProducers(c *client.Client) func() []string {
+	var mu sync.Mutex
+	live := map[string]string{} // producer id -> source
+	c.On("newProducer", func(data json.RawMessage) {
+		var n struct{ ProducerID, Source string }
+		if json.Unmarshal(data, &n) == nil {
+			mu.Lock()
+			live[n.ProducerID] = n.Source
+			mu.Unlock()
+		}
+	})
+	c.On("producerClosed", func(data json.RawMessage) {
+		var n struct{ ProducerID string }
+		if json.Unmarshal(data, &n) == nil {
+			mu.Lock()
+			delete(live, n.ProducerID)
+			mu.Unlock()
+		}
+	})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(maps.Values(live))
+	}
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,4 +40,57 @@ func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
 		}
 	}
 	t.Errorf("bob no longer lists ann (%s) after her reconnect", aID)
+}
+
+// A browser's publish whose answer is held up past the SDK's request
+// timeout (the connection stalls, and may be dropped by the server's
+// pings) leaves nothing published: the SDK keeps the offer, sends it again
+// with repeat before its next negotiation and closes what the server made
+// of the late request. Publishing that source again then works.
+func TestBrowserPublishWithItsAnswerLost(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(39500, 39509, ""))
+	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.URL, "http://"))
+	viaProxy := &mediaServer{URL: "http://" + proxy.Addr()}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bob := joinParticipant(t, ctx, srv.WS, "lost", "bob", false)
+	sources := watchProducers(bob.c)
+	ann := openPage(t, classURL(viaProxy, "lost", "ann", "&cam=0"), "ann")
+	waitFor(t, 20*time.Second, "Ann's microphone published", func() bool { return slices.Equal(sources(), []string{"audio:mic"}) })
+	// ... and Ann's page knowing it (the answer reached it), so that the
+	// stall below holds up the camera's publish only.
+	waitFor(t, 10*time.Second, "Ann's page publishing its microphone", func() bool {
+		var n int
+		_ = ann.eval(`window.vclass.client.producers.length`, &n)
+		return n == 1
+	})
+
+	const publishCam = `window.__cam = navigator.mediaDevices.getUserMedia({ video: true })
+		.then((s) => window.vclass.client.publish(s.getVideoTracks()[0], 'video:cam'))
+		.then(() => 'ok', (err) => err.code ?? String(err)); true`
+	result := func() string {
+		var r string
+		if err := ann.eval(`window.__cam ?? Promise.resolve('')`, &r); err != nil {
+			return err.Error()
+		}
+		return r
+	}
+	proxy.Stall()
+	if err := ann.eval(publishCam, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the publish failing", func() bool { r := result(); return r != "" && r != "ok" })
+	t.Logf("the publish failed with %q", result())
+	proxy.Resume()
+
+	if err := ann.eval(publishCam, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the camera published again", func() bool { return result() == "ok" })
+	waitFor(t, 10*time.Second, "Ann's camera and microphone, once each", func() bool {
+		return slices.Equal(sources(), []string{"audio:mic", "video:cam"})
+	})
+	t.Logf("Ann's producers as Bob sees them: %v", sources())
+	cam := ann.peerID() + "/video:cam"
+	waitFor(t, 15*time.Second, "Bob receiving Ann's camera", func() bool { return bob.count(cam) > 30 })
 }

@@ -90,6 +90,9 @@ export class VClassClient extends EventTarget {
   #transceiversToStop = [];
   #sendIceRestartWanted = false;
   #sendBusy = false;
+  // The producer requests of a `produce` whose answer was lost: its offer still waits, and is
+  // sent again (`repeat`) before the next negotiation.
+  #lostProduce = null;
   #producers = new Map(); // source → {producerId, source, kind, mid, track, transceiver, paused}
 
   // Recv transport: what others publish to us.
@@ -638,7 +641,7 @@ export class VClassClient extends EventTarget {
     const toStop = this.#transceiversToStop.splice(0);
     let iceRestart = this.#sendIceRestartWanted;
     this.#sendIceRestartWanted = false;
-    if (!batch.length && !toStop.length && !iceRestart) return;
+    if (!batch.length && !toStop.length && !iceRestart && !this.#lostProduce) return;
     if (!this.#sendPC) {
       if (!batch.length) return; // nothing negotiated yet: nothing to restart or retire
       this.#sendPC = this.#createPC('send');
@@ -650,16 +653,24 @@ export class VClassClient extends EventTarget {
     }
     const added = batch.map((p) => ({ ...p, transceiver: pc.addTransceiver(p.track, { direction: 'sendonly' }) }));
     this.#sendBusy = true;
+    let producers = [];
     try {
+      if (this.#lostProduce) await this.#settleLostProduce(pc);
       await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
       // Only new m-lines are producers; mids exist once the offer is applied locally.
-      const producers = added.map((p) => ({ mid: p.transceiver.mid, source: p.source }));
+      producers = added.map((p) => ({ mid: p.transceiver.mid, source: p.source }));
       const res = await this.#request('produce', { offer: pc.localDescription.sdp, producers });
       await pc.setRemoteDescription({ type: 'answer', sdp: res.answer });
       for (const p of added) this.#adoptProducer(p, res.producers ?? []);
     } catch (err) {
       if (pc.signalingState === 'have-local-offer') {
-        await pc.setLocalDescription({ type: 'rollback' }).catch(() => {}); // the server kept its state too
+        if (err.code === 'timeout' || err.code === 'disconnected') {
+          // The server may have applied the offer and made the producers: rolling back would
+          // part our state from its. The offer waits; the next negotiation settles it.
+          this.#lostProduce ??= producers;
+        } else {
+          await pc.setLocalDescription({ type: 'rollback' }).catch(() => {}); // the server kept its state too
+        }
       }
       for (const p of added) {
         try { p.transceiver.stop(); } catch { /* closed */ }
@@ -670,6 +681,18 @@ export class VClassClient extends EventTarget {
     } finally {
       this.#sendBusy = false;
       this.#flushRemoteCandidates('send');
+    }
+  }
+
+  /** Sends a lost `produce` again with `repeat`: the server makes nothing and lists what the
+   * lost one made, which we close (its publish was reported as failed). */
+  async #settleLostProduce(pc) {
+    const res = await this.#request('produce',
+      { offer: pc.localDescription.sdp, producers: this.#lostProduce, repeat: true });
+    await pc.setRemoteDescription({ type: 'answer', sdp: res.answer });
+    this.#lostProduce = null;
+    for (const { producerId } of res.producers ?? []) {
+      await this.#request('closeProducer', { producerId }).catch((err) => this.#emitError(err, 'closeProducer'));
     }
   }
 
@@ -784,6 +807,7 @@ export class VClassClient extends EventTarget {
     this.#transceiversToStop = [];
     this.#producers.clear();
     this.#sendIceRestartWanted = false;
+    this.#lostProduce = null;
     this.#unackedAnswer = null;
     for (const transport of ['send', 'recv']) {
       this.#cancelIceRestart(transport);
