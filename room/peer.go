@@ -43,6 +43,9 @@ type Peer struct {
 	invited   map[string]bool // Invite mode: sources an admin invited this peer to publish
 
 	transportMu sync.Mutex // guards pub and sub creation
+	// produceMu makes negotiations of the send transport one at a time
+	// (two connections of one peer may overlap in a resume); outermost.
+	produceMu   sync.Mutex
 	pub         *sfu.Publisher
 	sub         *sfu.Subscriber
 	consumerTag sync.Map // consumer id -> *Consumer, read by the offer callback without locks
@@ -180,6 +183,8 @@ type ProduceRequest struct {
 // Produce applies the client's offer for its send transport and registers
 // a producer for each new m-line named in reqs.
 func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerInfo, error) {
+	p.produceMu.Lock()
+	defer p.produceMu.Unlock()
 	sections, err := sfu.OfferedSections(offer)
 	if err != nil {
 		return "", nil, err
@@ -219,6 +224,8 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 // nothing, and lists the producers of reqs' m-lines and sources that are
 // open, which the lost answer would have listed.
 func (p *Peer) ProduceAgain(offer string, reqs []ProduceRequest) (string, []ProducerInfo, error) {
+	p.produceMu.Lock()
+	defer p.produceMu.Unlock()
 	if _, err := sfu.OfferedSections(offer); err != nil {
 		return "", nil, err
 	}
@@ -234,11 +241,9 @@ func (p *Peer) ProduceAgain(offer string, reqs []ProduceRequest) (string, []Prod
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	infos := []ProducerInfo{}
-	for _, req := range reqs {
-		for _, prod := range p.producers {
-			if prod.mid == req.Mid && prod.source == req.Source {
-				infos = append(infos, prod.info())
-			}
+	for _, prod := range p.producers { // each once, however often reqs name it
+		if slices.Contains(reqs, ProduceRequest{Mid: prod.mid, Source: prod.source}) {
+			infos = append(infos, prod.info())
 		}
 	}
 	return answer, infos, nil

@@ -93,6 +93,7 @@ export class VClassClient extends EventTarget {
   // The producer requests of a `produce` whose answer was lost: its offer still waits, and is
   // sent again (`repeat`) before the next negotiation.
   #lostProduce = null;
+  #unwantedProducers = []; // ids a lost `produce` made, still to close
   #producers = new Map(); // source → {producerId, source, kind, mid, track, transceiver, paused}
 
   // Recv transport: what others publish to us.
@@ -427,6 +428,7 @@ export class VClassClient extends EventTarget {
       }
       this.#restartIce('recv');
       this.#restartIce('send');
+      if (this.#lostProduce || this.#unwantedProducers.length) this.#settleSendSoon();
       return true;
     }
     res ??= await this.#request('join', this.#joinParams);
@@ -641,7 +643,7 @@ export class VClassClient extends EventTarget {
     const toStop = this.#transceiversToStop.splice(0);
     let iceRestart = this.#sendIceRestartWanted;
     this.#sendIceRestartWanted = false;
-    if (!batch.length && !toStop.length && !iceRestart && !this.#lostProduce) return;
+    if (!batch.length && !toStop.length && !iceRestart && !this.#lostProduce && !this.#unwantedProducers.length) return;
     if (!this.#sendPC) {
       if (!batch.length) return; // nothing negotiated yet: nothing to restart or retire
       this.#sendPC = this.#createPC('send');
@@ -655,7 +657,8 @@ export class VClassClient extends EventTarget {
     this.#sendBusy = true;
     let producers = [];
     try {
-      if (this.#lostProduce) await this.#settleLostProduce(pc);
+      await this.#settleLostProduce(pc);
+      if (!batch.length && !toStop.length && !iceRestart) return;
       await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
       // Only new m-lines are producers; mids exist once the offer is applied locally.
       producers = added.map((p) => ({ mid: p.transceiver.mid, source: p.source }));
@@ -666,10 +669,13 @@ export class VClassClient extends EventTarget {
       if (pc.signalingState === 'have-local-offer') {
         if (err.code === 'timeout' || err.code === 'disconnected') {
           // The server may have applied the offer and made the producers: rolling back would
-          // part our state from its. The offer waits; the next negotiation settles it.
+          // part our state from its. The offer waits, and is settled next (after a resume, if the
+          // socket went down).
           this.#lostProduce ??= producers;
+          if (err.code === 'timeout') this.#settleSendSoon();
         } else {
           await pc.setLocalDescription({ type: 'rollback' }).catch(() => {}); // the server kept its state too
+          this.#lostProduce = null; // a refused repeat: nothing more to settle
         }
       }
       for (const p of added) {
@@ -685,15 +691,32 @@ export class VClassClient extends EventTarget {
   }
 
   /** Sends a lost `produce` again with `repeat`: the server makes nothing and lists what the
-   * lost one made, which we close (its publish was reported as failed). */
+   * lost one made, which we close (its publish was reported as failed); ids not closed yet are
+   * tried again next time. */
   async #settleLostProduce(pc) {
-    const res = await this.#request('produce',
-      { offer: pc.localDescription.sdp, producers: this.#lostProduce, repeat: true });
-    await pc.setRemoteDescription({ type: 'answer', sdp: res.answer });
-    this.#lostProduce = null;
-    for (const { producerId } of res.producers ?? []) {
-      await this.#request('closeProducer', { producerId }).catch((err) => this.#emitError(err, 'closeProducer'));
+    if (this.#lostProduce && pc.signalingState === 'have-local-offer') {
+      const res = await this.#request('produce',
+        { offer: pc.localDescription.sdp, producers: this.#lostProduce, repeat: true });
+      await pc.setRemoteDescription({ type: 'answer', sdp: res.answer });
+      this.#unwantedProducers.push(...(res.producers ?? []).map((p) => p.producerId));
     }
+    this.#lostProduce = null;
+    const unwanted = this.#unwantedProducers.splice(0);
+    for (const producerId of unwanted) {
+      await this.#request('closeProducer', { producerId }).catch((err) => {
+        if (err.code === 'timeout' || err.code === 'disconnected') this.#unwantedProducers.push(producerId);
+        // else unknownProducer (closed already) or notInRoom: nothing left to close
+      });
+    }
+  }
+
+  /** Settles a lost `produce` in a negotiation of its own, once the socket can carry it. */
+  #settleSendSoon() {
+    setTimeout(() => {
+      if (this.#conn?.isOpen && this.#state === 'joined') {
+        this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
+      }
+    }, 0);
   }
 
   #adoptProducer(pending, accepted) {
@@ -808,6 +831,7 @@ export class VClassClient extends EventTarget {
     this.#producers.clear();
     this.#sendIceRestartWanted = false;
     this.#lostProduce = null;
+    this.#unwantedProducers = [];
     this.#unackedAnswer = null;
     for (const transport of ['send', 'recv']) {
       this.#cancelIceRestart(transport);
