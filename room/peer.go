@@ -60,6 +60,10 @@ type Producer struct {
 	up                    *sfu.UpTrack // nil until the first packet arrives
 	paused                bool
 	consumers             map[*Consumer]struct{}
+	// invited: it used up an invitation (Invite mode). unconfirmed: a
+	// repeated produce listed it, so its client reported the publish as
+	// failed; closing it gives the invitation back.
+	invited, unconfirmed bool
 }
 
 // Consumer is a producer received by another peer.
@@ -222,7 +226,8 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 // ProduceAgain applies an offer sent again because the answer to its
 // produce was lost (docs/protocol.md, produce with repeat): it creates
 // nothing, and lists the producers of reqs' m-lines and sources that are
-// open, which the lost answer would have listed.
+// open, which the lost answer would have listed. Their client closes them;
+// an invitation one used up is then given back.
 func (p *Peer) ProduceAgain(offer string, reqs []ProduceRequest) (string, []ProducerInfo, error) {
 	p.produceMu.Lock()
 	defer p.produceMu.Unlock()
@@ -243,6 +248,7 @@ func (p *Peer) ProduceAgain(offer string, reqs []ProduceRequest) (string, []Prod
 	infos := []ProducerInfo{}
 	for _, prod := range p.producers { // each once, however often reqs name it
 		if slices.Contains(reqs, ProduceRequest{Mid: prod.mid, Source: prod.source}) {
+			prod.unconfirmed = true
 			infos = append(infos, prod.info())
 		}
 	}
@@ -325,8 +331,9 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 	created := make([]*Producer, 0, len(reqs))
 	for _, req := range reqs {
 		kind, _, _ := strings.Cut(req.Source, ":")
+		invited := p.invited[req.Source]
 		delete(p.invited, req.Source) // an invitation is good for one producer
-		prod := &Producer{id: newID(), source: req.Source, kind: kind, mid: req.Mid, peer: p, consumers: map[*Consumer]struct{}{}}
+		prod := &Producer{id: newID(), source: req.Source, kind: kind, mid: req.Mid, peer: p, consumers: map[*Consumer]struct{}{}, invited: invited}
 		p.producers[prod.id] = prod
 		created = append(created, prod)
 	}

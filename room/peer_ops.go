@@ -49,7 +49,14 @@ func (p *Peer) CloseProducer(id string) error {
 	if err != nil {
 		return err
 	}
-	p.closeProducer(prod, "closed")
+	if p.closeProducer(prod, "closed") {
+		r := p.room
+		r.mu.Lock()
+		if prod.invited && prod.unconfirmed {
+			p.invited[prod.source] = true // its publish failed, as its client saw it
+		}
+		r.mu.Unlock()
+	}
 	return nil
 }
 
@@ -64,12 +71,13 @@ func (p *Peer) producer(id string) (*Producer, error) {
 	return prod, nil
 }
 
-func (p *Peer) closeProducer(prod *Producer, reason string) {
+// closeProducer ends prod; false if it had ended already.
+func (p *Peer) closeProducer(prod *Producer, reason string) bool {
 	r := p.room
 	r.mu.Lock()
 	if p.producers[prod.id] != prod {
 		r.mu.Unlock()
-		return
+		return false
 	}
 	delete(p.producers, prod.id)
 	for c := range prod.consumers {
@@ -77,6 +85,7 @@ func (p *Peer) closeProducer(prod *Producer, reason string) {
 	}
 	r.mu.Unlock()
 	r.broadcast(nil, "producerClosed", map[string]any{"peerId": p.id, "producerId": prod.id, "reason": reason})
+	return true
 }
 
 // removeConsumerLocked stops sending c to p. Called with the room locked.

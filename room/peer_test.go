@@ -274,6 +274,7 @@ func TestProduceAgainListsWhatTheFirstMade(t *testing.T) {
 			if len(again) != 1 || again[0].ProducerID != lost[0].ProducerID {
 				t.Fatalf("producers the second time: %+v, want %+v", again, lost)
 			}
+			mic := again[0].ProducerID
 			if got := producersOf(t, a.peer); len(got) != 1 {
 				t.Errorf("Ann's producers: %+v, want one", got)
 			}
@@ -297,6 +298,16 @@ func TestProduceAgainListsWhatTheFirstMade(t *testing.T) {
 			a.applyAnswer(answer, tracks)
 			if got := producersOf(t, a.peer); len(got) != 1 || got[0].Source != "audio:mic" {
 				t.Errorf("Ann's producers after the close: %+v, want the microphone only", got)
+			}
+
+			// Her client closes what the repeat listed (it reported the
+			// publish as failed): in an Invite room the invitation comes
+			// back, and she may publish the microphone again.
+			if err := a.peer.CloseProducer(mic); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.publish("audio:mic"); err != nil {
+				t.Errorf("publishing the microphone again after closing what the repeat listed: %v", err)
 			}
 		})
 	}
