@@ -50,10 +50,10 @@ func (r *iceRepair) changed(pc *webrtc.PeerConnection, st webrtc.ICEConnectionSt
 	case webrtc.ICEConnectionStateDisconnected:
 		r.schedule(pc, iceDisconnectedGrace, false)
 	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
-		r.cancel()
 		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.stopTimer()
 		r.again = 0
-		r.mu.Unlock()
 	}
 }
 
@@ -70,9 +70,8 @@ func (r *iceRepair) schedule(pc *webrtc.PeerConnection, delay time.Duration, ret
 	r.timer = time.AfterFunc(wait, func() { r.fire(pc, retry) })
 }
 
-func (r *iceRepair) cancel() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// stopTimer drops a restart not made yet; r.mu held.
+func (r *iceRepair) stopTimer() {
 	if r.timer != nil {
 		r.timer.Stop()
 		r.timer = nil
@@ -81,9 +80,9 @@ func (r *iceRepair) cancel() {
 
 func (r *iceRepair) stop() {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.stopped = true
-	r.mu.Unlock()
-	r.cancel()
+	r.stopTimer()
 }
 
 func (r *iceRepair) fire(pc *webrtc.PeerConnection, retry bool) {
@@ -93,7 +92,6 @@ func (r *iceRepair) fire(pc *webrtc.PeerConnection, retry bool) {
 		r.mu.Unlock()
 		return
 	}
-	r.last = time.Now()
 	r.mu.Unlock()
 	switch pc.ICEConnectionState() {
 	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
@@ -107,6 +105,9 @@ func (r *iceRepair) fire(pc *webrtc.PeerConnection, retry bool) {
 	if !r.c.connected() {
 		return // a new connection enters the room again (Session)
 	}
+	r.mu.Lock()
+	r.last = time.Now() // a restart made, not a check that found ICE up
+	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(r.c.ctx, requestTimeout)
 	defer cancel()
 	err := r.c.restartICE(ctx, r.transport, pc)

@@ -49,14 +49,7 @@ func (p *Peer) CloseProducer(id string) error {
 	if err != nil {
 		return err
 	}
-	if p.closeProducer(prod, "closed") {
-		r := p.room
-		r.mu.Lock()
-		if prod.invited && prod.unconfirmed {
-			p.invited[prod.source] = true // its publish failed, as its client saw it
-		}
-		r.mu.Unlock()
-	}
+	p.closeProducer(prod, "closed")
 	return nil
 }
 
@@ -71,21 +64,26 @@ func (p *Peer) producer(id string) (*Producer, error) {
 	return prod, nil
 }
 
-// closeProducer ends prod; false if it had ended already.
-func (p *Peer) closeProducer(prod *Producer, reason string) bool {
+// closeProducer ends prod, unless it has ended already.
+func (p *Peer) closeProducer(prod *Producer, reason string) {
 	r := p.room
 	r.mu.Lock()
 	if p.producers[prod.id] != prod {
 		r.mu.Unlock()
-		return false
+		return
 	}
 	delete(p.producers, prod.id)
+	if reason == "closed" && prod.invited && prod.unconfirmed {
+		// Its own client closes it, having reported the publish as failed
+		// (ProduceAgain): the invitation it used up comes back, under the
+		// same lock as a deinvite that would withdraw it.
+		p.invited[prod.source] = true
+	}
 	for c := range prod.consumers {
 		c.peer.removeConsumerLocked(c)
 	}
 	r.mu.Unlock()
 	r.broadcast(nil, "producerClosed", map[string]any{"peerId": p.id, "producerId": prod.id, "reason": reason})
-	return true
 }
 
 // removeConsumerLocked stops sending c to p. Called with the room locked.
