@@ -47,29 +47,10 @@ func browserContext(t *testing.T) context.Context {
 			browser.err = err
 			return
 		}
-		opts := []chromedp.ExecAllocatorOption{
-			chromedp.ExecPath(path),
-			chromedp.UserDataDir(dir),
-			chromedp.Flag("headless", "new"),
-			chromedp.Flag("no-sandbox", true),
-			chromedp.Flag("disable-gpu", true),
-			chromedp.Flag("use-fake-device-for-media-stream", true),
-			chromedp.Flag("use-fake-ui-for-media-stream", true),
-			chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-			chromedp.Flag("allow-loopback-in-peer-connection", true),
-			chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.Flag("no-first-run", true),
-			chromedp.Flag("disable-quic", true),
-			chromedp.Flag("auto-select-desktop-capture-source", "Entire screen"),
+		opts := chromiumOptions(path, dir,
 			// Only loopback: the deployment's three names are this machine too.
-			chromedp.Flag("host-resolver-rules", "MAP wt.local 127.0.0.1, MAP wt-vclass.local 127.0.0.1, "+
-				"MAP wt-recorder.local 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-			// The kit's certificates are made by the tests (openssl): not in the trust store.
-			chromedp.Flag("ignore-certificate-errors", true),
-		}
+			"MAP wt.local 127.0.0.1, MAP wt-vclass.local 127.0.0.1, "+
+				"MAP wt-recorder.local 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 		alloc, _ := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, _ := chromedp.NewContext(alloc)
 		if err := chromedp.Do(ctx); err != nil {
@@ -84,6 +65,33 @@ func browserContext(t *testing.T) context.Context {
 	return browser.ctx
 }
 
+// chromiumOptions are the flags of every Chromium of the tests: headless,
+// fake camera and microphone, no calls home. resolverRules maps the host
+// names the test uses (all else resolves to nothing).
+func chromiumOptions(path, dataDir, resolverRules string, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	return append([]chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(dataDir),
+		chromedp.Flag("headless", "new"),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("auto-select-desktop-capture-source", "Entire screen"),
+		chromedp.Flag("host-resolver-rules", resolverRules),
+		// The kit's certificates are made by the tests (openssl): not in the trust store.
+		chromedp.Flag("ignore-certificate-errors", true),
+	}, extra...)
+}
+
 // page is one browser tab with the class page.
 type page struct {
 	t      *testing.T
@@ -95,7 +103,13 @@ type page struct {
 // openPage opens url in a new tab; the tab closes when the test ends.
 func openPage(t *testing.T, url, name string) *page {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browserContext(t))
+	return openPageIn(t, browserContext(t), url, name)
+}
+
+// openPageIn opens url in a new tab of the browser of browserCtx.
+func openPageIn(t *testing.T, browserCtx context.Context, url, name string) *page {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browserCtx)
 	p := &page{t: t, ctx: ctx, cancel: cancel, name: name}
 	t.Cleanup(p.close)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
@@ -147,6 +161,18 @@ type pageStats struct {
 		PacketsSent   float64 `json:"packetsSent"`
 		TargetBitrate float64 `json:"targetBitrate"`
 	} `json:"outbound"`
+	Transports map[string]*candidatePair `json:"transports"`
+}
+
+// candidatePair is the pair a transport of the page sends on.
+type candidatePair struct {
+	Local, Remote struct {
+		Type     string `json:"type"`
+		Protocol string `json:"protocol"`
+		Address  string `json:"address"`
+		Port     int    `json:"port"`
+	}
+	RTT float64 `json:"rtt"`
 }
 
 func (p *page) stats() pageStats {

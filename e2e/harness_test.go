@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(tcpSubscriberEnv); spec != "" {
 		os.Exit(runTCPSubscriber(spec))
 	}
+	if spec := os.Getenv(netnsClientEnv); spec != "" {
+		os.Exit(runNetnsClient(spec))
+	}
 	dir, err := os.MkdirTemp("", "vclass-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

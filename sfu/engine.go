@@ -132,10 +132,16 @@ func (e *Engine) listen(pubCodecs, subCodecs []webrtc.RTPCodecParameters) error 
 			}
 			e.closers = append(e.closers, conn.Close)
 			ports = append(ports, conn.LocalAddr().(*net.UDPAddr).Port)
-			mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{
+			params := ice.UDPMuxParams{
 				UDPConn: sock,
 				Logger:  pionlog.Factory{Log: e.quietLog()}.NewLogger("udpmux"),
-			})
+			}
+			if conn.LocalAddr().(*net.UDPAddr).IP.IsUnspecified() {
+				if params.Net, err = newLiveInterfaces(); err != nil {
+					return fmt.Errorf("sfu: network interfaces: %w", err)
+				}
+			}
+			mux := ice.NewUDPMuxDefault(params)
 			e.closers = append(e.closers, mux.Close)
 			muxes = append(muxes, mux)
 		}

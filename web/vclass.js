@@ -43,6 +43,25 @@ async function rtpStats(pc, type, ownerOf, row) {
   return rows;
 }
 
+/** The candidate pair a transport sends on, with its round-trip time and send estimate. */
+async function pairStats(pc) {
+  if (!pc) return null;
+  const report = await pc.getStats();
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+  });
+  if (!pair) return null;
+  const cand = (id) => {
+    const c = report.get(id);
+    return c && { type: c.candidateType, protocol: c.protocol, address: c.address ?? '', port: c.port ?? 0 };
+  };
+  return {
+    local: cand(pair.localCandidateId), remote: cand(pair.remoteCandidateId),
+    rtt: pair.currentRoundTripTime ?? null, availableOutgoingBitrate: pair.availableOutgoingBitrate ?? null,
+  };
+}
+
 /** Runs async tasks one after another; a failed task does not block the next one. */
 class SerialQueue {
   #tail = Promise.resolve();
@@ -295,7 +314,8 @@ export class VClassClient extends EventTarget {
         packetsSent: s.packetsSent ?? 0, bytesSent: s.bytesSent ?? 0, framesEncoded: s.framesEncoded ?? 0,
         targetBitrate: s.targetBitrate ?? 0,
       }));
-    return { inbound, outbound };
+    const transports = { send: await pairStats(this.#sendPC), recv: await pairStats(this.#recvPC) };
+    return { inbound, outbound, transports };
   }
 
   // ---- connection and reconnection ----
