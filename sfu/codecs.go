@@ -115,7 +115,10 @@ func newMediaEngine(codecs []webrtc.RTPCodecParameters, publisher bool) (*webrtc
 	}
 	exts := []headerExtension{{midURI, webrtc.RTPCodecTypeAudio}, {midURI, webrtc.RTPCodecTypeVideo}}
 	if publisher {
-		exts = append(exts, headerExtension{audioLevelURI, webrtc.RTPCodecTypeAudio})
+		exts = append(exts, headerExtension{audioLevelURI, webrtc.RTPCodecTypeAudio},
+			// rid-based simulcast: each layer's packets name their layer.
+			headerExtension{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
+			headerExtension{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo})
 		if twcc {
 			exts = append(exts,
 				headerExtension{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},

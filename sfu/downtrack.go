@@ -23,18 +23,24 @@ type DownTrack struct {
 	up       *UpTrack
 	stats    *Counters
 
-	mu     sync.Mutex // guards the fields below
-	fwd    *Forwarder
-	writer webrtc.TrackLocalWriter
-	ssrc   uint32
-	pt     uint8
-	rtx    rtxStream // zero when RTX was not negotiated
-	closed bool
+	mu       sync.Mutex // guards the fields below
+	fwd      *Forwarder
+	writer   webrtc.TrackLocalWriter
+	ssrc     uint32
+	pt       uint8
+	rtx      rtxStream // zero when RTX was not negotiated
+	closed   bool
+	maxLayer int8 // the largest simulcast layer wanted
+
+	// onLayer, when set, learns of each switch to another simulcast layer.
+	// It is called from the up track's reader and must not block.
+	onLayer func(layer int8)
 
 	packets, octets atomic.Uint64 // sent, for sender reports
 	reportSoon      func()        // asks the subscriber for sender reports now; set before binding
 
-	hdr    rtp.Header // used by the up track's reader only
+	hdr     rtp.Header          // used by the up track's readers only
+	scratch [maxPacketSize]byte // a payload being rewritten, by the readers only
 	rtxMu  sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
 	rtxHdr rtp.Header
 	rtxBuf [maxPacketSize]byte
@@ -55,7 +61,61 @@ func NewDownTrack(up *UpTrack, id, streamID string) *DownTrack {
 		up:       up,
 		stats:    &up.engine.Stats,
 		fwd:      NewForwarder(up.codec.ClockRate, up.codecKind != codecAudio),
+		maxLayer: MaxLayers - 1,
 	}
+}
+
+// OnLayerSwitch sets a function told of each switch to another simulcast
+// layer (from a reader goroutine: it must not block). Set before binding.
+func (d *DownTrack) OnLayerSwitch(fn func(layer int8)) { d.onLayer = fn }
+
+// SetMaxLayer caps the simulcast layer sent: the largest layer arriving
+// that is not above max is chosen (the smallest arriving one if none is).
+func (d *DownTrack) SetMaxLayer(layer int8) {
+	d.mu.Lock()
+	d.maxLayer = min(max(layer, 0), MaxLayers-1)
+	d.mu.Unlock()
+	d.layersChanged()
+}
+
+// Layers reports the layer being sent (-1 before the first packet) and
+// the one chosen.
+func (d *DownTrack) Layers() (current, target int8) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fwd.Layer(), d.fwd.Target()
+}
+
+// layersChanged chooses the target layer again, as the arriving layers or
+// the cap changed; a new target gets a keyframe request.
+func (d *DownTrack) layersChanged() {
+	live := d.up.LiveLayers(time.Now())
+	d.mu.Lock()
+	target := chooseLayer(live, d.maxLayer)
+	changed := target >= 0 && target != d.fwd.Target()
+	if changed {
+		d.fwd.SetTarget(target)
+	}
+	d.mu.Unlock()
+	if changed {
+		d.up.requestKeyframe(target)
+	}
+}
+
+// chooseLayer picks from a set of live layers the largest not above
+// maxLayer, else the smallest; -1 for none.
+func chooseLayer(live uint8, maxLayer int8) int8 {
+	for l := maxLayer; l >= 0; l-- {
+		if live&(1<<l) != 0 {
+			return l
+		}
+	}
+	for l := int8(0); l < MaxLayers; l++ {
+		if live&(1<<l) != 0 {
+			return l
+		}
+	}
+	return -1
 }
 
 // ID implements webrtc.TrackLocal.
@@ -91,7 +151,8 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	d.mu.Unlock()
 	d.up.addDown(d)
-	d.up.RequestKeyframe()
+	d.layersChanged()
+	d.requestKeyframe()
 	return codec, nil
 }
 
@@ -128,18 +189,38 @@ func (d *DownTrack) Resume() {
 	d.mu.Lock()
 	d.fwd.Resume()
 	d.mu.Unlock()
-	d.up.RequestKeyframe()
+	d.requestKeyframe()
+}
+
+// requestKeyframe asks for a keyframe of the layer chosen.
+func (d *DownTrack) requestKeyframe() {
+	d.mu.Lock()
+	target := d.fwd.Target()
+	d.mu.Unlock()
+	d.up.requestKeyframe(target)
 }
 
 // forward sends one packet of the up track. Called by the up track's
 // reader only; never blocks (UDP writes do not, ICE-TCP drops when full).
 func (d *DownTrack) forward(p *upPacket) {
+	in := InPacket{
+		ExtSeq: p.extSeq, Timestamp: p.header.Timestamp, Keyframe: p.keyframe, Arrival: p.arrival,
+		Layer: p.layer, RefTS: p.refTS, RefOK: p.refOK,
+	}
+	if p.hasVP8 {
+		in.VP8 = &p.vp8
+	}
 	d.mu.Lock()
-	dec := d.fwd.Process(InPacket{ExtSeq: p.extSeq, Timestamp: p.header.Timestamp, Keyframe: p.keyframe, Arrival: p.arrival})
+	before := d.fwd.Layer()
+	dec := d.fwd.Process(in)
+	switched := d.fwd.Layer() != before
 	w, ssrc, pt := d.writer, d.ssrc, d.pt
 	d.mu.Unlock()
 	if dec.RequestKeyframe {
-		d.up.RequestKeyframe()
+		d.up.requestKeyframe(p.layer)
+	}
+	if switched && d.onLayer != nil {
+		d.onLayer(p.layer)
 	}
 	if !dec.Forward || w == nil {
 		return
@@ -149,8 +230,13 @@ func (d *DownTrack) forward(p *upPacket) {
 	h.Extension, h.Extensions = false, nil
 	h.SSRC, h.PayloadType = ssrc, pt
 	h.SequenceNumber, h.Timestamp = dec.Seq, dec.Timestamp
+	payload := p.payload
+	if dec.RewriteVP8 {
+		payload = d.scratch[:copy(d.scratch[:], payload)]
+		writeVP8(payload, &p.vp8, dec.PictureID, dec.TL0PICIDX)
+	}
 	// Pion reports (0, nil) while DTLS is not up yet: nothing was sent.
-	if n, err := w.WriteRTP(h, p.payload); err != nil || n == 0 {
+	if n, err := w.WriteRTP(h, payload); err != nil || n == 0 {
 		d.stats.DroppedOut.Add(1)
 	} else {
 		d.stats.PacketsOut.Add(1)
@@ -158,7 +244,7 @@ func (d *DownTrack) forward(p *upPacket) {
 		if d.packets.Add(1) == 1 && d.reportSoon != nil {
 			d.reportSoon() // a receiver places the track sooner with a report
 		}
-		d.octets.Add(uint64(len(p.payload)))
+		d.octets.Add(uint64(len(payload)))
 	}
 }
 
@@ -175,22 +261,31 @@ type rtxStream struct {
 func (d *DownTrack) retransmit(seq uint16) bool {
 	d.mu.Lock()
 	inExt, ok := d.fwd.MapNack(seq)
-	tsOffset := d.fwd.tsOffset
+	tsOffset, layer := d.fwd.tsOffset, d.fwd.Layer()
+	picOffset, tl0Offset := d.fwd.vp8.picOffset, d.fwd.vp8.tl0Offset
 	w, ssrc, pt, rtxSSRC, rtxPT := d.writer, d.ssrc, d.pt, d.rtx.ssrc, d.rtx.pt
 	d.mu.Unlock()
-	if !ok || w == nil {
+	l := d.up.layer(layer)
+	if !ok || w == nil || l == nil {
 		return false
 	}
 	d.rtxMu.Lock()
 	defer d.rtxMu.Unlock()
 	// Leave two bytes in front of the payload for RTX's original sequence number.
-	n := d.up.cache.get(inExt, d.rtxBuf[2:])
+	n := l.cache.get(inExt, d.rtxBuf[2:])
 	if n == 0 {
 		return false
 	}
 	payload, err := parseRTP(d.rtxBuf[2:2+n], &d.rtxHdr)
 	if err != nil {
 		return false
+	}
+	if d.up.codecKind == codecVP8 && (picOffset != 0 || tl0Offset != 0) {
+		// As it was first sent: in the subscriber's picture numbering.
+		var desc vp8Descriptor
+		if parseVP8(payload, &desc) && desc.picIDLen != 0 {
+			writeVP8(payload, &desc, (desc.picID-picOffset)&desc.picIDMask(), desc.tl0-tl0Offset)
+		}
 	}
 	h := &d.rtxHdr
 	h.Extension, h.Extensions = false, h.Extensions[:0]
@@ -279,7 +374,7 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			switch p := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.stats.PLIsIn.Add(1)
-				d.up.RequestKeyframe()
+				d.requestKeyframe()
 			case *rtcp.TransportLayerNack:
 				d.answerNack(p, time.Now())
 			}

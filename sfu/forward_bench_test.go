@@ -79,7 +79,7 @@ var vp8Codec = webrtc.RTPCodecParameters{
 // benchFanout makes an up track of VP8 with n bound down tracks.
 func benchFanout(tb testing.TB, n int) (*UpTrack, []*srtpWriter) {
 	e := &Engine{}
-	up := makeUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	up := testUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 	writers := make([]*srtpWriter, n)
 	for i := range n {
 		writers[i] = newSRTPWriter(tb)

@@ -3,13 +3,15 @@ package sfu
 import "time"
 
 // Forwarder decides, for one subscriber track, which incoming packets go
-// out and with which sequence number and timestamp. It is a pure state
-// machine (no I/O, no locks): the down track calls it under its own lock.
+// out and with which sequence number, timestamp and (VP8) picture ID. It
+// is a pure state machine (no I/O, no locks): the down track calls it
+// under its own lock.
 //
-// Outgoing numbering stays continuous across pauses and source switches:
-// each run of forwarded packets is a segment with its own offsets, and a new
-// segment continues where the previous one ended. Simulcast layer switching
-// will start a segment on the new layer's keyframe in the same way.
+// Outgoing numbering stays continuous across pauses and simulcast layer
+// switches: each run of forwarded packets is a segment of one layer with
+// its own offsets, and a new segment continues where the previous one
+// ended. A switch to another layer starts a segment at that layer's next
+// keyframe; until then the current layer goes on.
 type Forwarder struct {
 	clockRate uint32
 	video     bool
@@ -19,6 +21,9 @@ type Forwarder struct {
 	needSegment  bool // the next accepted packet starts a new segment
 	waitKeyframe bool // video: drop until a keyframe starts the segment
 
+	layer  int8 // spatial layer of the current segment; -1 before the first
+	target int8 // spatial layer to forward: a switch waits for its keyframe
+
 	segStart  uint64 // first incoming extended seq of the current segment
 	seqOffset uint64 // outExt = inExt - seqOffset
 	tsOffset  uint32 // outTS = inTS - tsOffset
@@ -27,6 +32,21 @@ type Forwarder struct {
 	lastOutExt  uint64
 	lastOutTS   uint32
 	lastOutTime time.Time
+	lastRefTS   uint32 // the publisher's capture clock of the last packet, when known
+	lastRefOK   bool
+
+	vp8 vp8Numbering
+}
+
+// vp8Numbering keeps VP8 picture IDs and TL0PICIDX continuous for the
+// subscriber: out = in - offset within a segment, and a new segment
+// continues from the last values sent.
+type vp8Numbering struct {
+	started   bool
+	picOffset uint16
+	tl0Offset uint8
+	lastPic   uint16 // last sent (of the highest packet), already masked
+	lastTL0   uint8
 }
 
 // InPacket is what the forwarder needs to know of an incoming packet.
@@ -35,6 +55,14 @@ type InPacket struct {
 	Timestamp uint32
 	Keyframe  bool
 	Arrival   time.Time
+	Layer     int8 // spatial (simulcast) layer, 0 for a track without layers
+	// RefTS is the packet's capture time on the publisher's wall clock in
+	// RTP ticks (from its sender reports), the same for every layer of a
+	// track; RefOK says whether it is known yet.
+	RefTS uint32
+	RefOK bool
+	// VP8 is the packet's VP8 descriptor (nil for other codecs).
+	VP8 *vp8Descriptor
 }
 
 // Decision says what to do with one incoming packet.
@@ -43,13 +71,27 @@ type Decision struct {
 	Seq             uint16
 	Timestamp       uint32
 	RequestKeyframe bool // ask the publisher for a keyframe (the caller throttles)
+	// RewriteVP8: write PictureID and TL0PICIDX into the VP8 descriptor.
+	RewriteVP8 bool
+	PictureID  uint16
+	TL0PICIDX  uint8
 }
 
 // NewForwarder makes a forwarder for a track with the given RTP clock rate.
 // Video tracks start at a keyframe.
 func NewForwarder(clockRate uint32, video bool) *Forwarder {
-	return &Forwarder{clockRate: clockRate, video: video, needSegment: true, waitKeyframe: video}
+	return &Forwarder{clockRate: clockRate, video: video, needSegment: true, waitKeyframe: video, layer: -1}
 }
+
+// SetTarget chooses the spatial layer to forward. A change takes effect at
+// that layer's next keyframe; the current layer goes on until then.
+func (f *Forwarder) SetTarget(layer int8) { f.target = layer }
+
+// Target is the layer chosen by SetTarget.
+func (f *Forwarder) Target() int8 { return f.target }
+
+// Layer is the spatial layer being forwarded, -1 before the first packet.
+func (f *Forwarder) Layer() int8 { return f.layer }
 
 // Pause stops forwarding until Resume.
 func (f *Forwarder) Pause() { f.paused = true }
@@ -72,13 +114,18 @@ func (f *Forwarder) Process(p InPacket) Decision {
 	if f.paused {
 		return Decision{}
 	}
-	if f.needSegment {
-		if f.started && p.ExtSeq <= f.highestIn {
+	if f.needSegment || p.Layer != f.layer {
+		if p.Layer != f.target {
+			// Another layer than the one chosen: the current one goes on
+			// until the target's keyframe arrives.
+			return Decision{}
+		}
+		if p.Layer == f.layer && f.started && p.ExtSeq <= f.highestIn {
 			// Reordered or duplicated from before the pause: already sent or
 			// dropped on purpose; starting the segment on it would jump back.
 			return Decision{}
 		}
-		if f.waitKeyframe && !p.Keyframe {
+		if (f.waitKeyframe || p.Layer != f.layer) && f.video && !p.Keyframe {
 			return Decision{RequestKeyframe: true}
 		}
 		f.startSegment(p)
@@ -88,20 +135,32 @@ func (f *Forwarder) Process(p InPacket) Decision {
 	}
 	outExt := p.ExtSeq - f.seqOffset
 	outTS := p.Timestamp - f.tsOffset
+	d := Decision{Forward: true, Seq: uint16(outExt), Timestamp: outTS}
+	if p.VP8 != nil && p.VP8.picIDLen != 0 {
+		d.PictureID = (p.VP8.picID - f.vp8.picOffset) & p.VP8.picIDMask()
+		d.TL0PICIDX = p.VP8.tl0 - f.vp8.tl0Offset
+		d.RewriteVP8 = f.vp8.picOffset != 0 || f.vp8.tl0Offset != 0
+	}
 	if p.ExtSeq > f.highestIn {
 		f.highestIn = p.ExtSeq
 		f.lastOutExt = outExt
 		f.lastOutTS = outTS
 		f.lastOutTime = p.Arrival
+		f.lastRefTS, f.lastRefOK = p.RefTS, p.RefOK
+		if p.VP8 != nil && p.VP8.picIDLen != 0 {
+			f.vp8.lastPic, f.vp8.lastTL0 = d.PictureID, d.TL0PICIDX
+		}
 	}
-	return Decision{Forward: true, Seq: uint16(outExt), Timestamp: outTS}
+	return d
 }
 
 func (f *Forwarder) startSegment(p InPacket) {
 	f.needSegment = false
 	f.waitKeyframe = false
+	f.layer = p.Layer
 	f.segStart = p.ExtSeq
 	f.highestIn = p.ExtSeq
+	f.startVP8(p.VP8)
 	if !f.started {
 		// First segment: keep the publisher's numbering.
 		f.started = true
@@ -110,15 +169,38 @@ func (f *Forwarder) startSegment(p InPacket) {
 		f.lastOutExt = p.ExtSeq
 		f.lastOutTS = p.Timestamp
 		f.lastOutTime = p.Arrival
+		f.lastRefTS, f.lastRefOK = p.RefTS, p.RefOK
 		return
 	}
 	nextExt := f.lastOutExt + 1
 	f.seqOffset = p.ExtSeq - nextExt
+	// The time since the last packet sent: on the publisher's capture clock
+	// when both packets are placed on it (layers of a track have unrelated
+	// RTP clocks), else by arrival.
 	ticks := max(1, rtpTicks(p.Arrival.Sub(f.lastOutTime), f.clockRate))
+	if p.RefOK && f.lastRefOK {
+		if d := int32(p.RefTS - f.lastRefTS); d > 0 {
+			ticks = uint32(d)
+		}
+	}
 	f.tsOffset = p.Timestamp - (f.lastOutTS + ticks)
 	f.lastOutExt = nextExt
 	f.lastOutTS = p.Timestamp - f.tsOffset
 	f.lastOutTime = p.Arrival
+	f.lastRefTS, f.lastRefOK = p.RefTS, p.RefOK
+}
+
+// startVP8 continues the picture numbering at a segment's first packet.
+func (f *Forwarder) startVP8(d *vp8Descriptor) {
+	if d == nil || d.picIDLen == 0 {
+		return
+	}
+	if !f.vp8.started {
+		f.vp8 = vp8Numbering{started: true, lastPic: d.picID - 1, lastTL0: d.tl0 - 1}
+		return
+	}
+	f.vp8.picOffset = (d.picID - (f.vp8.lastPic + 1)) & d.picIDMask()
+	f.vp8.tl0Offset = d.tl0 - (f.vp8.lastTL0 + 1)
 }
 
 // MapNack translates a sequence number the subscriber asked for into the

@@ -118,7 +118,7 @@ func BenchmarkForwardLoopback(b *testing.B) {
 
 func benchLoopback(b *testing.B, n int, noBatching bool) {
 	e := newLoopbackEngine(b, 35000, 35099, noBatching)
-	up := makeUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	up := testUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 	var receiving []<-chan struct{}
 	for i := range n {
 		receiving = append(receiving, connectSubscriber(b, e, up, fmt.Sprintf("d%d", i)))

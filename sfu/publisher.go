@@ -3,6 +3,7 @@ package sfu
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,10 @@ type Publisher struct {
 	ice    icecand.Queue
 	stop   chan struct{}
 	once   sync.Once
+
+	mu     sync.Mutex
+	tracks map[string]*UpTrack // by mid: the layers of one m-line join one track
+	rids   map[string][]string // by mid: the simulcast layers the last offer declared
 }
 
 // NewPublisher makes the receiving side of a client.
@@ -54,7 +59,10 @@ func (e *Engine) NewPublisher(p PublisherParams) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new publisher: %w", err)
 	}
-	pub := &Publisher{engine: e, pc: pc, params: p, stop: make(chan struct{})}
+	pub := &Publisher{
+		engine: e, pc: pc, params: p, stop: make(chan struct{}),
+		tracks: map[string]*UpTrack{}, rids: map[string][]string{},
+	}
 	pub.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -83,13 +91,33 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 		_ = recv.Stop()
 		return
 	}
-	up := newUpTrack(id, p.engine, track, recv, p.pc.WriteRTCP)
-	go up.run()
+	rid := track.RID()
+	p.mu.Lock()
+	up := p.tracks[mid]
+	fresh := up == nil || up.id != id
+	if fresh {
+		up = makeUpTrack(id, p.engine, track.Codec(), audioLevelExt(recv), p.rids[mid], p.pc.WriteRTCP)
+		p.tracks[mid] = up
+	}
+	p.mu.Unlock()
+	index := layerIndex(up.rids, rid)
+	l, ok := up.addLayer(index, rid, uint32(track.SSRC()), track)
+	if !ok {
+		p.engine.log.Info("simulcast layer not declared or arriving twice: ignored", "mid", mid, "rid", rid)
+		return
+	}
+	go l.run()
 	// Pion's interceptors (receiver reports, TWCC) need the RTCP read; the
 	// sender reports give subscribers the publisher's clock.
 	go func() {
 		for {
-			pkts, _, err := recv.ReadRTCP()
+			var pkts []rtcp.Packet
+			var err error
+			if rid != "" {
+				pkts, _, err = recv.ReadSimulcastRTCP(rid)
+			} else {
+				pkts, _, err = recv.ReadRTCP()
+			}
 			if err != nil {
 				return
 			}
@@ -101,16 +129,49 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 			}
 		}
 	}()
-	p.params.OnTrack(mid, up)
+	if fresh {
+		p.params.OnTrack(mid, up)
+		if up.Simulcast() {
+			go up.watchLayers()
+		}
+		return
+	}
+	up.layersChanged()
+}
+
+// audioLevelExt is the negotiated id of the audio level extension, 0 = none.
+func audioLevelExt(recv *webrtc.RTPReceiver) uint8 {
+	for _, ext := range recv.GetParameters().HeaderExtensions {
+		if ext.URI == audioLevelURI {
+			return uint8(ext.ID)
+		}
+	}
+	return 0
+}
+
+// layerIndex is the layer of rid among the declared ones (smallest
+// first); a stream without rid is layer 0; -1 for an undeclared rid.
+func layerIndex(rids []string, rid string) int8 {
+	if rid == "" {
+		return 0
+	}
+	for i, r := range rids {
+		if r == rid && i < MaxLayers {
+			return int8(i)
+		}
+	}
+	return -1
 }
 
 // Negotiate applies the client's offer and returns the answer and the
 // m-lines the client sends on.
 func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
-	if _, err := checkDescription(offer); err != nil {
+	d, err := checkDescription(offer)
+	if err != nil {
 		return "", nil, err
 	}
-	err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
+	p.noteSimulcast(d)
+	err = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
 	}
@@ -129,6 +190,45 @@ func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
 		}
 	}
 	return p.pc.LocalDescription().SDP, sending, nil
+}
+
+// noteSimulcast keeps the simulcast layers each m-line of an offer sends
+// (a=simulcast:send, smallest first).
+func (p *Publisher) noteSimulcast(d *sdp.SessionDescription) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range d.MediaDescriptions {
+		mid, _ := m.Attribute(sdp.AttrKeyMID)
+		if mid == "" {
+			continue
+		}
+		if v, ok := m.Attribute("simulcast"); ok {
+			p.rids[mid] = simulcastSendRIDs(v)
+		} else {
+			delete(p.rids, mid)
+		}
+	}
+}
+
+// simulcastSendRIDs reads the send streams of an a=simulcast value
+// (RFC 8853): "send l;m;h", the first alternative of each, "~" (paused)
+// dropped.
+func simulcastSendRIDs(v string) []string {
+	fields := strings.Fields(v)
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i] != "send" {
+			continue
+		}
+		var rids []string
+		for _, stream := range strings.Split(fields[i+1], ";") {
+			first, _, _ := strings.Cut(stream, ",")
+			if first = strings.TrimPrefix(first, "~"); first != "" {
+				rids = append(rids, first)
+			}
+		}
+		return rids
+	}
+	return nil
 }
 
 // AddICECandidate adds a remote candidate, holding it until the remote

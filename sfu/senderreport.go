@@ -18,19 +18,31 @@ type srClock struct {
 	arrival time.Time
 }
 
-// noteSenderReport keeps the publisher's latest clock mapping.
+// noteSenderReport keeps the publisher's latest clock mapping of the
+// layer it is about, and with it where that layer's RTP times fall on the
+// publisher's wall clock (which all its layers share).
 func (u *UpTrack) noteSenderReport(sr *rtcp.SenderReport, arrival time.Time) {
-	if sr.SSRC != u.ssrc {
-		return
-	}
-	first := u.sr.Swap(&srClock{ntp: sr.NTPTime, rtp: sr.RTPTime, arrival: arrival}) == nil
-	if first {
-		for _, d := range *u.downs.Load() {
-			if d.reportSoon != nil {
-				d.reportSoon()
+	for i := range u.layers {
+		l := u.layers[i].Load()
+		if l == nil || l.ssrc != sr.SSRC {
+			continue
+		}
+		first := l.sr.Swap(&srClock{ntp: sr.NTPTime, rtp: sr.RTPTime, arrival: arrival}) == nil
+		l.refOffset.Store(1<<32 | uint64(ntpTicks(sr.NTPTime, u.codec.ClockRate)-sr.RTPTime))
+		if first {
+			for _, d := range *u.downs.Load() {
+				if d.reportSoon != nil {
+					d.reportSoon()
+				}
 			}
 		}
 	}
+}
+
+// ntpTicks converts a 32.32 NTP time into RTP ticks at clockRate, modulo 2^32.
+func ntpTicks(ntp uint64, clockRate uint32) uint32 {
+	secs, frac := ntp>>32, ntp&0xffffffff
+	return uint32(secs*uint64(clockRate) + frac*uint64(clockRate)>>32)
 }
 
 // senderReport is the report d sends its subscriber at now. It carries
@@ -39,14 +51,19 @@ func (u *UpTrack) noteSenderReport(sr *rtcp.SenderReport, arrival time.Time) {
 // up a publisher's audio and video exactly as the publisher captured them.
 // None before the publisher has reported or d has sent anything.
 func (d *DownTrack) senderReport(now time.Time) (*rtcp.SenderReport, bool) {
-	clock := d.up.sr.Load()
+	d.mu.Lock()
+	ssrc, bound, started := d.ssrc, d.writer != nil, d.fwd.started
+	tsOffset, layer := d.fwd.tsOffset, d.fwd.Layer()
+	d.mu.Unlock()
+	l := d.up.layer(layer)
+	if l == nil {
+		return nil, false
+	}
+	// The clock of the layer being sent: each has its own RTP times.
+	clock := l.sr.Load()
 	if clock == nil {
 		return nil, false
 	}
-	d.mu.Lock()
-	ssrc, bound, started := d.ssrc, d.writer != nil, d.fwd.started
-	tsOffset := d.fwd.tsOffset
-	d.mu.Unlock()
 	packets, octets := d.packets.Load(), d.octets.Load()
 	if !bound || !started || packets == 0 {
 		return nil, false

@@ -12,31 +12,52 @@ import (
 )
 
 // keyframeInterval is the least time between two keyframe requests sent
-// to one publisher track, however many subscribers ask.
+// to one publisher stream, however many subscribers ask.
 const keyframeInterval = 500 * time.Millisecond
 
-// UpTrack is one track a publisher sends. Its reader goroutine stores every
-// packet in a cache shared by all subscribers and hands it to each down
-// track in turn; a down track never blocks it.
+// MaxLayers is the most simulcast layers a track has.
+const MaxLayers = 3
+
+// UpTrack is one track a publisher sends: a single RTP stream, or up to
+// MaxLayers simulcast layers of the same source (each its own stream,
+// encoder and numbering; layer 0 is the smallest). Each layer's reader
+// goroutine stores every packet in a cache of its own, shared by all
+// subscribers, and hands it to each down track in turn; a down track
+// never blocks it.
 type UpTrack struct {
 	id        string
 	engine    *Engine
-	track     *webrtc.TrackRemote
 	writeRTCP func([]rtcp.Packet) error
 	codec     webrtc.RTPCodecParameters
 	codecKind codecKind
-	ssrc      uint32
 	levelExt  uint8 // negotiated id of the audio level extension, 0 = none
+	rids      []string
 
+	layers [MaxLayers]atomic.Pointer[upLayer]
+
+	mu    sync.Mutex // serializes changes of downs and of the layer count
+	downs atomic.Pointer[[]*DownTrack]
+	live  int  // layers still reading, under mu
+	ended bool // every layer ended: done is closed, under mu
+
+	level atomic.Uint32 // smoothed audio level, dBov * 100 (0 loud .. 12700 silent)
+	done  chan struct{}
+}
+
+// upLayer is one RTP stream of an UpTrack.
+type upLayer struct {
+	up    *UpTrack
+	index int8
+	rid   string
+	ssrc  uint32
+	track *webrtc.TrackRemote
 	cache *packetCache
 
-	mu    sync.Mutex // serializes changes of downs
-	downs atomic.Pointer[[]*DownTrack]
-
-	sr              atomic.Pointer[srClock] // the publisher's last sender report
+	sr              atomic.Pointer[srClock] // the publisher's last sender report of this stream
+	refOffset       atomic.Uint64           // valid<<32 | offset from RTP time to the publisher's wall clock in ticks
 	lastKeyframeReq atomic.Int64            // unix nanos
-	level           atomic.Uint32           // smoothed audio level, dBov * 100 (0 loud .. 12700 silent)
-	done            chan struct{}
+	lastPacket      atomic.Int64            // unix nanos
+	bytes           atomic.Uint64           // received
 }
 
 // upPacket is one received packet as the down tracks see it. The reader
@@ -47,40 +68,101 @@ type upPacket struct {
 	extSeq   uint64
 	keyframe bool
 	arrival  time.Time
+	layer    int8
+	refTS    uint32
+	refOK    bool
+	vp8      vp8Descriptor
+	hasVP8   bool
 }
 
-func newUpTrack(id string, e *Engine, track *webrtc.TrackRemote, recv *webrtc.RTPReceiver, writeRTCP func([]rtcp.Packet) error) *UpTrack {
-	levelExt := uint8(0)
-	for _, ext := range recv.GetParameters().HeaderExtensions {
-		if ext.URI == audioLevelURI {
-			levelExt = uint8(ext.ID)
-		}
-	}
-	u := makeUpTrack(id, e, track.Codec(), uint32(track.SSRC()), levelExt, writeRTCP)
-	u.track = track
-	return u
-}
-
-// makeUpTrack builds an up track that is not (yet) reading a Pion track.
-func makeUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, ssrc uint32, levelExt uint8, writeRTCP func([]rtcp.Packet) error) *UpTrack {
+// makeUpTrack builds an up track without layers yet. rids are the
+// simulcast layers the publisher declared, smallest first (none: one
+// stream).
+func makeUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, levelExt uint8, rids []string, writeRTCP func([]rtcp.Packet) error) *UpTrack {
 	u := &UpTrack{
 		id:        id,
 		engine:    e,
 		writeRTCP: writeRTCP,
 		codec:     codec,
 		codecKind: codecKindOf(codec.MimeType),
-		ssrc:      ssrc,
+		rids:      rids,
 		done:      make(chan struct{}),
 	}
 	u.level.Store(12700)
+	if u.codecKind == codecAudio {
+		u.levelExt = levelExt
+	}
+	u.downs.Store(&[]*DownTrack{})
+	return u
+}
+
+// addLayer starts a layer of u; false when u has ended or the layer is
+// taken. Its reader must then be started with run.
+func (u *UpTrack) addLayer(index int8, rid string, ssrc uint32, track *webrtc.TrackRemote) (*upLayer, bool) {
+	if index < 0 || index >= MaxLayers {
+		return nil, false
+	}
 	size := 512
 	if u.codecKind == codecAudio {
 		size = 128
-		u.levelExt = levelExt
 	}
-	u.cache = newPacketCache(size)
-	u.downs.Store(&[]*DownTrack{})
-	return u
+	l := &upLayer{up: u, index: index, rid: rid, ssrc: ssrc, track: track, cache: newPacketCache(size)}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.ended || u.layers[index].Load() != nil {
+		return nil, false
+	}
+	u.layers[index].Store(l)
+	u.live++
+	return l, true
+}
+
+// layerEnded is called when a layer's reader stops; the track ends with
+// its last layer.
+func (u *UpTrack) layerEnded(l *upLayer) {
+	u.mu.Lock()
+	u.layers[l.index].CompareAndSwap(l, nil)
+	u.live--
+	last := u.live == 0 && !u.ended
+	if last {
+		u.ended = true
+	}
+	downs := *u.downs.Load()
+	u.mu.Unlock()
+	if last {
+		close(u.done)
+		return
+	}
+	for _, d := range downs {
+		d.layersChanged()
+	}
+}
+
+// layersChanged tells every down track that the arriving layers changed.
+func (u *UpTrack) layersChanged() {
+	for _, d := range *u.downs.Load() {
+		d.layersChanged()
+	}
+}
+
+// watchLayers notices layers that start or stop arriving (a publisher
+// stops encoding a layer when its own link or CPU cannot carry it) and
+// has the down tracks choose again.
+func (u *UpTrack) watchLayers() {
+	t := time.NewTicker(layerStale / 3)
+	defer t.Stop()
+	last := u.LiveLayers(time.Now())
+	for {
+		select {
+		case <-u.done:
+			return
+		case now := <-t.C:
+			if live := u.LiveLayers(now); live != last {
+				last = live
+				u.layersChanged()
+			}
+		}
+	}
 }
 
 // ID is the track's id given by its owner (the producer id).
@@ -97,24 +179,45 @@ func (u *UpTrack) Kind() webrtc.RTPCodecType {
 // Codec is the codec the publisher sends.
 func (u *UpTrack) Codec() webrtc.RTPCodecParameters { return u.codec }
 
-// Done is closed when the publisher's track has ended.
+// Done is closed when the publisher's track has ended (all its layers).
 func (u *UpTrack) Done() <-chan struct{} { return u.done }
 
 // AudioLevel is the recent audio level in dBov (0 loudest, 127 silence),
 // from the RFC 6464 header extension; 127 for video or without it.
 func (u *UpTrack) AudioLevel() float64 { return float64(u.level.Load()) / 100 }
 
-// run reads packets until the track ends.
-func (u *UpTrack) run() {
-	defer close(u.done)
+// Simulcast reports whether the publisher declared simulcast layers.
+func (u *UpTrack) Simulcast() bool { return len(u.rids) > 1 }
+
+// RIDs are the declared simulcast layers, smallest first (nil without simulcast).
+func (u *UpTrack) RIDs() []string { return u.rids }
+
+// layerStale is how long a layer may send nothing before it counts as
+// stopped (a publisher that stops encoding a layer just stops sending it).
+const layerStale = 1500 * time.Millisecond
+
+// LiveLayers is a bit set of the layers that sent a packet recently.
+func (u *UpTrack) LiveLayers(now time.Time) uint8 {
+	var set uint8
+	for i := range u.layers {
+		if l := u.layers[i].Load(); l != nil && now.UnixNano()-l.lastPacket.Load() < int64(layerStale) {
+			set |= 1 << i
+		}
+	}
+	return set
+}
+
+// run reads packets until the layer's stream ends.
+func (l *upLayer) run() {
+	defer l.up.layerEnded(l)
 	buf := make([]byte, maxPacketSize)
 	r := upReader{level: 127}
 	for {
-		n, _, err := u.track.Read(buf)
+		n, _, err := l.track.Read(buf)
 		if err != nil {
 			return
 		}
-		u.handle(&r, buf[:n])
+		l.handle(&r, buf[:n])
 	}
 }
 
@@ -126,7 +229,8 @@ type upReader struct {
 }
 
 // handle caches one packet and forwards it to every down track.
-func (u *UpTrack) handle(r *upReader, pkt []byte) {
+func (l *upLayer) handle(r *upReader, pkt []byte) {
+	u := l.up
 	p := &r.p
 	payload, err := parseRTP(pkt, &p.header)
 	if err != nil {
@@ -135,10 +239,19 @@ func (u *UpTrack) handle(r *upReader, pkt []byte) {
 	stats := &u.engine.Stats
 	stats.PacketsIn.Add(1)
 	stats.BytesIn.Add(uint64(len(pkt)))
+	l.bytes.Add(uint64(len(pkt)))
 	p.payload = payload
 	p.extSeq = r.unwrap.unwrap(p.header.SequenceNumber)
 	p.arrival = time.Now()
+	if l.lastPacket.Swap(p.arrival.UnixNano()) == 0 {
+		u.layersChanged() // a new layer: down tracks may want it
+	}
+	p.layer = l.index
 	p.keyframe = u.codecKind != codecAudio && isKeyframe(u.codecKind, payload)
+	p.hasVP8 = u.codecKind == codecVP8 && parseVP8(payload, &p.vp8)
+	ref := l.refOffset.Load()
+	p.refOK = ref>>32 != 0
+	p.refTS = p.header.Timestamp + uint32(ref)
 	if u.levelExt != 0 {
 		if ext := p.header.GetExtension(u.levelExt); len(ext) > 0 {
 			// Exponential smoothing over roughly the last 15 packets (300 ms).
@@ -146,7 +259,7 @@ func (u *UpTrack) handle(r *upReader, pkt []byte) {
 			u.level.Store(uint32(math.Round(r.level * 100)))
 		}
 	}
-	u.cache.store(p.extSeq, pkt)
+	l.cache.store(p.extSeq, pkt)
 	downs := *u.downs.Load()
 	if len(downs) == 0 {
 		return
@@ -158,20 +271,32 @@ func (u *UpTrack) handle(r *upReader, pkt []byte) {
 	u.engine.endRound()
 }
 
-// RequestKeyframe asks the publisher for a keyframe, at most once per
-// keyframeInterval.
-func (u *UpTrack) RequestKeyframe() {
-	if u.codecKind == codecAudio {
+// requestKeyframe asks the publisher for a keyframe of layer index, at
+// most once per keyframeInterval per layer.
+func (u *UpTrack) requestKeyframe(index int8) {
+	if u.codecKind == codecAudio || index < 0 || index >= MaxLayers {
+		return
+	}
+	l := u.layers[index].Load()
+	if l == nil {
 		return
 	}
 	now := time.Now().UnixNano()
-	last := u.lastKeyframeReq.Load()
-	if now-last < int64(keyframeInterval) || !u.lastKeyframeReq.CompareAndSwap(last, now) {
+	last := l.lastKeyframeReq.Load()
+	if now-last < int64(keyframeInterval) || !l.lastKeyframeReq.CompareAndSwap(last, now) {
 		return
 	}
-	if err := u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: u.ssrc}}); err == nil {
+	if err := u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err == nil {
 		u.engine.Stats.PLIsOut.Add(1)
 	}
+}
+
+// layer returns layer index, nil when it is not arriving.
+func (u *UpTrack) layer(index int8) *upLayer {
+	if index < 0 || index >= MaxLayers {
+		return nil
+	}
+	return u.layers[index].Load()
 }
 
 func (u *UpTrack) addDown(d *DownTrack) {

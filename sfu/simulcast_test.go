@@ -1,0 +1,153 @@
+package sfu
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// vp8Payload is a VP8 payload with a 15-bit picture ID, TL0PICIDX and TID
+// as Chromium sends them (X, I with M, L, T set).
+func vp8Payload(picID uint16, tl0, tid uint8, key bool) []byte {
+	p := []byte{0x90, 0xe0, 0x80 | byte(picID>>8), byte(picID), tl0, tid << 6, 0x01, 0, 0}
+	if key {
+		p[6] = 0x00
+	}
+	return p
+}
+
+func TestParseVP8Descriptor(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		ok   bool
+		want vp8Descriptor
+	}{
+		{"no extension", []byte{0x10, 0x00}, true, vp8Descriptor{}},
+		{"15-bit picture id, tl0, tid", vp8Payload(0x1234, 77, 2, false), true,
+			vp8Descriptor{picIDAt: 2, picIDLen: 2, picID: 0x1234, tl0At: 4, tl0: 77, hasTID: true, tid: 2}},
+		{"7-bit picture id", []byte{0x90, 0x80, 0x05, 0x01}, true, vp8Descriptor{picIDAt: 2, picIDLen: 1, picID: 5}},
+		{"K only: no TID", []byte{0x90, 0x10, 0x1f, 0x01}, true, vp8Descriptor{}},
+		{"layer sync", []byte{0x90, 0x20, 0x60, 0x01}, true, vp8Descriptor{hasTID: true, tid: 1, sync: true}},
+		{"truncated picture id", []byte{0x90, 0x80, 0x85}, false, vp8Descriptor{}},
+		{"truncated extension", []byte{0x90}, false, vp8Descriptor{}},
+		{"empty", nil, false, vp8Descriptor{}},
+	}
+	for _, tt := range tests {
+		var d vp8Descriptor
+		ok := parseVP8(tt.in, &d)
+		if ok != tt.ok || (ok && d != tt.want) {
+			t.Errorf("%s: parseVP8 = %v %+v, want %v %+v", tt.name, ok, d, tt.ok, tt.want)
+		}
+	}
+	p := vp8Payload(0x7ffe, 255, 0, true)
+	var d vp8Descriptor
+	parseVP8(p, &d)
+	writeVP8(p, &d, 3, 9)
+	parseVP8(p, &d)
+	if d.picID != 3 || d.tl0 != 9 || d.picIDLen != 2 {
+		t.Errorf("after writeVP8: %+v, want picture id 3 (15 bits) and tl0 9", d)
+	}
+}
+
+// A forwarder switches layers only at the target layer's keyframe, goes on
+// with the current layer until then, and keeps sequence numbers, picture
+// IDs and TL0PICIDX continuous across the switch.
+func TestForwarderLayerSwitch(t *testing.T) {
+	f := NewForwarder(90000, true)
+	f.SetTarget(0)
+	type pkt struct {
+		layer    int8
+		ext      uint64
+		ts       uint32
+		pic      uint16
+		tl0      uint8
+		key      bool
+		fwd      bool
+		seq      uint16
+		outPic   uint16
+		outTL0   uint8
+		setAfter int8 // SetTarget after this packet when >= 0
+	}
+	at := time.Unix(1000, 0)
+	steps := []pkt{
+		{layer: 1, ext: 70000, ts: 500, pic: 900, tl0: 40, key: true, setAfter: -1}, // not the target
+		{layer: 0, ext: 1<<16 + 0, ts: 100, pic: 10, tl0: 5, key: true, fwd: true, seq: 0, outPic: 10, outTL0: 5, setAfter: -1},
+		{layer: 0, ext: 1<<16 + 1, ts: 3100, pic: 11, tl0: 6, fwd: true, seq: 1, outPic: 11, outTL0: 6, setAfter: 1},
+		{layer: 1, ext: 70001, ts: 3500, pic: 901, tl0: 41, setAfter: -1},                                             // target, not a keyframe: wait
+		{layer: 0, ext: 1<<16 + 2, ts: 6100, pic: 12, tl0: 7, fwd: true, seq: 2, outPic: 12, outTL0: 7, setAfter: -1}, // current goes on
+		{layer: 1, ext: 70002, ts: 6500, pic: 902, tl0: 42, key: true, fwd: true, seq: 3, outPic: 13, outTL0: 8, setAfter: -1},
+		{layer: 0, ext: 1<<16 + 3, ts: 9100, pic: 13, tl0: 8, setAfter: -1}, // the old layer: dropped
+		{layer: 1, ext: 70003, ts: 9500, pic: 903, tl0: 43, fwd: true, seq: 4, outPic: 14, outTL0: 9, setAfter: 0},
+		{layer: 0, ext: 1<<16 + 4, ts: 12100, pic: 14, tl0: 9, key: true, fwd: true, seq: 5, outPic: 15, outTL0: 10, setAfter: -1}, // back down
+	}
+	for i, s := range steps {
+		desc := vp8Descriptor{picIDAt: 2, picIDLen: 2, picID: s.pic, tl0At: 4, tl0: s.tl0}
+		at = at.Add(33 * time.Millisecond)
+		d := f.Process(InPacket{ExtSeq: s.ext, Timestamp: s.ts, Keyframe: s.key, Arrival: at, Layer: s.layer, VP8: &desc})
+		if d.Forward != s.fwd {
+			t.Fatalf("step %d: forward %v, want %v (%+v)", i, d.Forward, s.fwd, d)
+		}
+		if s.fwd && (d.Seq != s.seq || d.PictureID != s.outPic || d.TL0PICIDX != s.outTL0) {
+			t.Errorf("step %d: seq %d picture %d tl0 %d, want %d %d %d", i, d.Seq, d.PictureID, d.TL0PICIDX, s.seq, s.outPic, s.outTL0)
+		}
+		if s.setAfter >= 0 {
+			f.SetTarget(s.setAfter)
+		}
+	}
+}
+
+// chooseLayer takes the largest live layer not above the cap, else the
+// smallest live one.
+func TestChooseLayer(t *testing.T) {
+	tests := []struct {
+		live uint8
+		max  int8
+		want int8
+	}{
+		{0b111, 2, 2}, {0b111, 1, 1}, {0b111, 0, 0},
+		{0b011, 2, 1}, {0b101, 1, 0}, {0b100, 0, 2},
+		{0b110, 0, 1}, {0, 2, -1},
+	}
+	for _, tt := range tests {
+		if got := chooseLayer(tt.live, tt.max); got != tt.want {
+			t.Errorf("chooseLayer(%03b, %d) = %d, want %d", tt.live, tt.max, got, tt.want)
+		}
+	}
+}
+
+// Layers of an up track come and go: down tracks follow the arriving ones
+// within their cap, and a layer that stops sending is left.
+func TestDownTrackFollowsArrivingLayers(t *testing.T) {
+	up := makeUpTrack("up", &Engine{}, vp8Codec, 0, []string{"l", "m", "h"}, func([]rtcp.Packet) error { return nil })
+	d := NewDownTrack(up, "d", "s")
+	if _, err := d.Bind(&trackContext{codecs: []webrtc.RTPCodecParameters{vp8Codec}, ssrc: 5000, writer: &recordingWriter{}}); err != nil {
+		t.Fatal(err)
+	}
+	feed := func(l *upLayer, r *upReader, seq uint16) { l.handle(r, vp8Packet(seq, uint32(seq)*3000, true)) }
+	low, _ := up.addLayer(0, "l", 1, nil)
+	var rl, rm, rh upReader
+	feed(low, &rl, 1)
+	if cur, target := d.Layers(); cur != 0 || target != 0 {
+		t.Fatalf("layers %d/%d with only the low layer, want 0/0", cur, target)
+	}
+	high, _ := up.addLayer(2, "h", 3, nil)
+	feed(high, &rh, 1)
+	if cur, target := d.Layers(); cur != 2 || target != 2 {
+		t.Fatalf("layers %d/%d once the high layer sends keyframes, want 2/2", cur, target)
+	}
+	d.SetMaxLayer(1)
+	mid, _ := up.addLayer(1, "m", 2, nil)
+	feed(mid, &rm, 1)
+	if cur, _ := d.Layers(); cur != 1 {
+		t.Fatalf("layer %d capped at 1, want 1", cur)
+	}
+	// The middle layer stops: its last packet is now older than layerStale.
+	mid.lastPacket.Store(time.Now().Add(-2 * layerStale).UnixNano())
+	up.layersChanged()
+	if _, target := d.Layers(); target != 0 {
+		t.Errorf("target %d after the middle layer stopped, want 0", target)
+	}
+}

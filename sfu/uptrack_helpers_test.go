@@ -1,0 +1,17 @@
+package sfu
+
+import (
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// testUpTrack is an up track of one stream (layer 0, no simulcast) that a
+// test feeds by hand with handle.
+func testUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, ssrc uint32, levelExt uint8, writeRTCP func([]rtcp.Packet) error) *UpTrack {
+	u := makeUpTrack(id, e, codec, levelExt, nil, writeRTCP)
+	u.addLayer(0, "", ssrc, nil)
+	return u
+}
+
+// handle feeds a packet to layer 0.
+func (u *UpTrack) handle(r *upReader, pkt []byte) { u.layers[0].Load().handle(r, pkt) }

@@ -1,0 +1,92 @@
+package sfu
+
+// vp8Descriptor is what forwarding needs of a VP8 payload descriptor
+// (RFC 7741 section 4.2): the picture ID and TL0PICIDX, which a
+// subscriber's decoder follows across frames and which must therefore stay
+// continuous when the forwarder switches between simulcast layers (each an
+// encoder of its own, with its own numbering), and the temporal layer.
+type vp8Descriptor struct {
+	picIDAt  uint8 // offset of the picture ID in the payload; 0 = absent
+	picIDLen uint8 // 1 (7 bits) or 2 (15 bits)
+	picID    uint16
+	tl0At    uint8 // offset of TL0PICIDX; 0 = absent
+	tl0      uint8
+	hasTID   bool
+	tid      uint8
+	sync     bool // Y: this frame depends only on base-layer frames
+}
+
+// parseVP8 reads p's descriptor into d; false for a truncated one.
+func parseVP8(p []byte, d *vp8Descriptor) bool {
+	*d = vp8Descriptor{}
+	if len(p) < 1 {
+		return false
+	}
+	if p[0]&0x80 == 0 { // X: no extension byte
+		return true
+	}
+	if len(p) < 2 {
+		return false
+	}
+	ext := p[1]
+	i := 2
+	if ext&0x80 != 0 { // I: picture ID
+		if len(p) <= i {
+			return false
+		}
+		d.picIDAt = uint8(i)
+		if p[i]&0x80 != 0 { // M: 15 bits
+			if len(p) <= i+1 {
+				return false
+			}
+			d.picIDLen = 2
+			d.picID = uint16(p[i]&0x7f)<<8 | uint16(p[i+1])
+			i += 2
+		} else {
+			d.picIDLen = 1
+			d.picID = uint16(p[i])
+			i++
+		}
+	}
+	if ext&0x40 != 0 { // L: TL0PICIDX
+		if len(p) <= i {
+			return false
+		}
+		d.tl0At, d.tl0 = uint8(i), p[i]
+		i++
+	}
+	if ext&0x30 != 0 { // T or K: TID, Y, KEYIDX
+		if len(p) <= i {
+			return false
+		}
+		if ext&0x20 != 0 {
+			d.hasTID = true
+			d.tid = p[i] >> 6
+			d.sync = p[i]&0x20 != 0
+		}
+	}
+	return true
+}
+
+// picIDMask is the largest picture ID of a descriptor's width.
+func (d *vp8Descriptor) picIDMask() uint16 {
+	if d.picIDLen == 1 {
+		return 0x7f
+	}
+	return 0x7fff
+}
+
+// writeVP8 puts a picture ID and TL0PICIDX into a payload whose descriptor
+// is d (they keep their width).
+func writeVP8(p []byte, d *vp8Descriptor, picID uint16, tl0 uint8) {
+	switch d.picIDLen {
+	case 1:
+		p[d.picIDAt] = byte(picID & 0x7f)
+	case 2:
+		p[d.picIDAt] = 0x80 | byte(picID>>8)&0x7f
+		p[d.picIDAt+1] = byte(picID)
+	}
+	if d.tl0At != 0 {
+		p[d.tl0At] = tl0
+	}
+}
