@@ -160,6 +160,7 @@ func newAPI(opts Options) (*webrtc.API, error) {
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: "urn:ietf:params:rtp-hdrext:ssrc-audio-level"}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
+
 	reg := &interceptor.Registry{}
 	for _, f := range opts.Interceptors {
 		reg.Add(f)

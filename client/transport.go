@@ -61,6 +61,18 @@ type LocalTrack struct {
 	// OnKeyframeRequest, if set, is called when a receiver asks for a
 	// keyframe (PLI or FIR).
 	OnKeyframeRequest func()
+	// Layers, when set, publish the source as simulcast: Track is then the
+	// smallest layer and Layers the larger ones, smallest first. Every
+	// layer's track, Track's too, needs its own RID
+	// (webrtc.WithRTPStreamID); a receiver gets the largest layer its
+	// link and wishes allow.
+	Layers []SimulcastLayer
+}
+
+// SimulcastLayer is a larger layer of a simulcast LocalTrack.
+type SimulcastLayer struct {
+	Track             webrtc.TrackLocal
+	OnKeyframeRequest func()
 }
 
 // Producer is a published source.
@@ -105,13 +117,31 @@ func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Pro
 		return nil, err
 	}
 	senders := map[*webrtc.RTPTransceiver]LocalTrack{}
+	mids := map[*webrtc.RTPTransceiver]*atomic.Pointer[string]{}
 	for _, t := range tracks {
-		tr, err := s.pc.AddTransceiverFromTrack(t.Track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if len(t.Layers) == 0 {
+			tr, err := s.pc.AddTransceiverFromTrack(t.Track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			if err != nil {
+				return nil, err
+			}
+			senders[tr] = t
+			go readSenderRTCP(tr.Sender(), "", t.OnKeyframeRequest)
+			continue
+		}
+		mid := &atomic.Pointer[string]{}
+		tr, err := s.pc.AddTransceiverFromTrack(&simulcastTrack{t.Track, mid}, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return nil, err
 		}
-		senders[tr] = t
-		go readSenderRTCP(tr.Sender(), t.OnKeyframeRequest)
+		senders[tr], mids[tr] = t, mid
+		go readSenderRTCP(tr.Sender(), t.Track.RID(), t.OnKeyframeRequest)
+		for _, l := range t.Layers {
+			if err := tr.Sender().AddEncoding(&simulcastTrack{l.Track, mid}); err != nil {
+				_ = s.pc.RemoveTrack(tr.Sender())
+				return nil, fmt.Errorf("client: simulcast layer %q: %w", l.Track.RID(), err)
+			}
+			go readSenderRTCP(tr.Sender(), l.Track.RID(), l.OnKeyframeRequest)
+		}
 	}
 	offer, err := s.pc.CreateOffer(nil)
 	if err != nil {
@@ -119,6 +149,10 @@ func (s *sendTransport) publish(ctx context.Context, tracks []LocalTrack) ([]Pro
 	}
 	if err := s.pc.SetLocalDescription(offer); err != nil {
 		return nil, err
+	}
+	for tr, mid := range mids {
+		m := tr.Mid()
+		mid.Store(&m) // before the answer binds the layers
 	}
 	var reqs []map[string]string
 	for tr, t := range senders {
@@ -234,11 +268,18 @@ func (s *sendTransport) addCandidate(c webrtc.ICECandidateInit) {
 
 func (s *sendTransport) close() { _ = s.pc.Close() }
 
-// readSenderRTCP reads a sender's RTCP (so that Pion's interceptors see
-// it) and passes keyframe requests on.
-func readSenderRTCP(sender *webrtc.RTPSender, onKeyframe func()) {
+// readSenderRTCP reads a sender's RTCP of one encoding (rid, or the only
+// one when "") so that Pion's interceptors see it, and passes keyframe
+// requests on.
+func readSenderRTCP(sender *webrtc.RTPSender, rid string, onKeyframe func()) {
 	for {
-		pkts, _, err := sender.ReadRTCP()
+		var pkts []rtcp.Packet
+		var err error
+		if rid != "" {
+			pkts, _, err = sender.ReadSimulcastRTCP(rid)
+		} else {
+			pkts, _, err = sender.ReadRTCP()
+		}
 		if err != nil {
 			return
 		}

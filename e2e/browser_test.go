@@ -153,6 +153,12 @@ type pageStats struct {
 		FramesDecoded    float64 `json:"framesDecoded"`
 		PacketsReceived  float64 `json:"packetsReceived"`
 		TotalAudioEnergy float64 `json:"totalAudioEnergy"`
+		ConsumerID       string  `json:"consumerId"`
+		FrameHeight      float64 `json:"frameHeight"`
+		FramesPerSecond  float64 `json:"framesPerSecond"`
+		FreezeCount      float64 `json:"freezeCount"`
+		TotalFreezes     float64 `json:"totalFreezesDuration"`
+		BytesReceived    float64 `json:"bytesReceived"`
 	} `json:"inbound"`
 	Outbound []struct {
 		Source        string  `json:"source"`
@@ -160,6 +166,9 @@ type pageStats struct {
 		Codec         string  `json:"codec"`
 		PacketsSent   float64 `json:"packetsSent"`
 		TargetBitrate float64 `json:"targetBitrate"`
+		RID           string  `json:"rid"`
+		FramesEncoded float64 `json:"framesEncoded"`
+		FrameHeight   float64 `json:"frameHeight"`
 	} `json:"outbound"`
 	Transports map[string]*candidatePair `json:"transports"`
 }

@@ -58,6 +58,7 @@ type Producer struct {
 	id, source, kind, mid string
 	peer                  *Peer
 	up                    *sfu.UpTrack // nil until the first packet arrives
+	rids                  []string     // simulcast layers, smallest first (none: one stream)
 	paused                bool
 	consumers             map[*Consumer]struct{}
 	// invited: it used up an invitation (Invite mode). unconfirmed: a
@@ -87,11 +88,29 @@ type PeerInfo struct {
 
 // ProducerInfo describes a producer.
 type ProducerInfo struct {
-	ProducerID string `json:"producerId"`
-	Mid        string `json:"mid,omitempty"`
-	Source     string `json:"source"`
-	Kind       string `json:"kind"`
-	Paused     bool   `json:"paused"`
+	ProducerID string      `json:"producerId"`
+	Mid        string      `json:"mid,omitempty"`
+	Source     string      `json:"source"`
+	Kind       string      `json:"kind"`
+	Paused     bool        `json:"paused"`
+	Layers     []LayerInfo `json:"layers,omitempty"`
+}
+
+// LayerInfo is one simulcast layer of a producer.
+type LayerInfo struct {
+	SpatialLayer int    `json:"spatialLayer"`
+	RID          string `json:"rid"`
+}
+
+func layerInfos(rids []string) []LayerInfo {
+	if len(rids) < 2 {
+		return nil
+	}
+	out := make([]LayerInfo, 0, len(rids))
+	for i, rid := range rids[:min(len(rids), sfu.MaxLayers)] {
+		out = append(out, LayerInfo{SpatialLayer: i, RID: rid})
+	}
+	return out
 }
 
 func newPeer(r *Room, p PeerParams) *Peer {
@@ -142,7 +161,7 @@ func (p *Peer) infoLocked() PeerInfo {
 }
 
 func (prod *Producer) info() ProducerInfo {
-	return ProducerInfo{ProducerID: prod.id, Mid: prod.mid, Source: prod.source, Kind: prod.kind, Paused: prod.paused}
+	return ProducerInfo{ProducerID: prod.id, Mid: prod.mid, Source: prod.source, Kind: prod.kind, Paused: prod.paused, Layers: layerInfos(prod.rids)}
 }
 
 // Others describes the other peers of the room.
@@ -207,9 +226,11 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 			infos := make([]ProducerInfo, 0, len(created))
 			for _, prod := range created {
 				infos = append(infos, prod.info())
-				p.room.broadcast(p, "newProducer", map[string]any{
-					"peerId": p.id, "producerId": prod.id, "source": prod.source, "kind": prod.kind,
-				})
+				note := map[string]any{"peerId": p.id, "producerId": prod.id, "source": prod.source, "kind": prod.kind}
+				if layers := layerInfos(prod.rids); layers != nil {
+					note["layers"] = layers
+				}
+				p.room.broadcast(p, "newProducer", note)
 			}
 			return answer, infos, nil
 		}
@@ -278,8 +299,10 @@ func (p *Peer) dropRejected(created []*Producer, accepted []sfu.MediaSection) []
 
 func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) ([]*Producer, error) {
 	kinds := map[string]string{}
+	rids := map[string][]string{}
 	for _, s := range sections {
 		kinds[s.Mid] = s.Kind.String()
+		rids[s.Mid] = s.RIDs
 	}
 	r := p.room
 	r.mu.Lock()
@@ -333,7 +356,7 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 		kind, _, _ := strings.Cut(req.Source, ":")
 		invited := p.invited[req.Source]
 		delete(p.invited, req.Source) // an invitation is good for one producer
-		prod := &Producer{id: newID(), source: req.Source, kind: kind, mid: req.Mid, peer: p, consumers: map[*Consumer]struct{}{}, invited: invited}
+		prod := &Producer{id: newID(), source: req.Source, kind: kind, mid: req.Mid, rids: rids[req.Mid], peer: p, consumers: map[*Consumer]struct{}{}, invited: invited}
 		p.producers[prod.id] = prod
 		created = append(created, prod)
 	}
@@ -459,6 +482,11 @@ func (p *Peer) consumeLocked(prod *Producer) {
 	}
 	c := &Consumer{id: newID(), producer: prod, peer: p}
 	c.down = sfu.NewDownTrack(prod.up, c.id, prod.peer.id)
+	if prod.up.Simulcast() {
+		c.down.OnLayerSwitch(func(layer int8) {
+			p.notify("consumerLayersChanged", map[string]any{"consumerId": c.id, "spatialLayer": layer})
+		})
+	}
 	if prod.paused {
 		c.down.Pause()
 	}
@@ -481,10 +509,14 @@ func (p *Peer) onOffer(sdp string, version int, added []sfu.AddedTrack) {
 		}
 		c := v.(*Consumer)
 		prod := c.producer
-		p.notify("newConsumer", map[string]any{
+		note := map[string]any{
 			"consumerId": c.id, "producerId": prod.id, "peerId": prod.peer.id,
 			"source": prod.source, "kind": prod.kind, "mid": a.Mid, "paused": a.Down.Paused(),
-		})
+		}
+		if layers := layerInfos(prod.rids); layers != nil {
+			note["layers"] = layers
+		}
+		p.notify("newConsumer", note)
 	}
 	p.notify("offer", map[string]any{"sdp": sdp, "version": version})
 }

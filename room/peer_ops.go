@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/sfu"
 )
 
 // Answer applies the client's answer to the recv transport's offer.
@@ -156,6 +158,24 @@ func (p *Peer) SetConsumerPaused(id string, paused bool) error {
 	} else if !c.producer.paused {
 		c.down.Resume()
 	}
+	return nil
+}
+
+// SetConsumerPreferredLayers caps the simulcast layer the peer receives
+// of a consumer (0 is the smallest); it gets the largest layer arriving
+// that is not above it. A consumer without layers accepts and ignores it.
+func (p *Peer) SetConsumerPreferredLayers(id string, spatialLayer int) error {
+	if spatialLayer < 0 || spatialLayer >= sfu.MaxLayers {
+		return fmt.Errorf("%w: spatialLayer %d is not 0..%d", ErrBadRequest, spatialLayer, sfu.MaxLayers-1)
+	}
+	r := p.room
+	r.mu.Lock()
+	c := p.consumers[id]
+	r.mu.Unlock()
+	if c == nil {
+		return ErrUnknownConsumer
+	}
+	c.down.SetMaxLayer(int8(spatialLayer))
 	return nil
 }
 

@@ -33,6 +33,8 @@ type PublisherParams struct {
 type MediaSection struct {
 	Mid  string
 	Kind webrtc.RTPCodecType
+	// RIDs are the simulcast layers it sends, smallest first (none: one stream).
+	RIDs []string
 }
 
 // Publisher is the peer connection a client sends its media on; the
@@ -289,7 +291,11 @@ func OfferedSections(offer string) ([]MediaSection, error) {
 		_, sendrecv := m.Attribute(sdp.AttrKeySendRecv)
 		_, sendonly := m.Attribute(sdp.AttrKeySendOnly)
 		if sendrecv || sendonly {
-			out = append(out, MediaSection{Mid: mid, Kind: kind})
+			var rids []string
+			if v, ok := m.Attribute("simulcast"); ok {
+				rids = simulcastSendRIDs(v)
+			}
+			out = append(out, MediaSection{Mid: mid, Kind: kind, RIDs: rids})
 		}
 	}
 	return out, nil

@@ -18,25 +18,26 @@ type handler func(s *session, data json.RawMessage) (any, error)
 
 // handlers maps each request method of docs/protocol.md to its handler.
 var handlers = map[string]handler{
-	"join":           (*session).join,
-	"joinRoom":       (*session).joinRoom,
-	"produce":        inRoomHandler(produce),
-	"answer":         inRoomHandler(answer),
-	"iceCandidate":   inRoomHandler(iceCandidate),
-	"restartIce":     (*session).restartIce,
-	"closeProducer":  inRoomHandler(closeProducer),
-	"pauseProducer":  producerPause(true),
-	"resumeProducer": producerPause(false),
-	"pauseConsumer":  consumerPause(true),
-	"resumeConsumer": consumerPause(false),
-	"sendMessage":    inRoomHandler(sendMessage),
-	"pull":           peerSources((*room.Peer).Pull),
-	"invite":         peerSources((*room.Peer).Invite),
-	"deinvite":       peerSources((*room.Peer).Deinvite),
-	"requestProduce": inRoomHandler(requestProduce),
-	"mutePeer":       inRoomHandler(mutePeer),
-	"leaveRoom":      (*session).leaveRoom,
-	"ping":           func(*session, json.RawMessage) (any, error) { return nil, nil },
+	"join":                       (*session).join,
+	"joinRoom":                   (*session).joinRoom,
+	"produce":                    inRoomHandler(produce),
+	"answer":                     inRoomHandler(answer),
+	"iceCandidate":               inRoomHandler(iceCandidate),
+	"restartIce":                 (*session).restartIce,
+	"closeProducer":              inRoomHandler(closeProducer),
+	"pauseProducer":              producerPause(true),
+	"resumeProducer":             producerPause(false),
+	"pauseConsumer":              consumerPause(true),
+	"resumeConsumer":             consumerPause(false),
+	"setConsumerPreferredLayers": inRoomHandler(setConsumerPreferredLayers),
+	"sendMessage":                inRoomHandler(sendMessage),
+	"pull":                       peerSources((*room.Peer).Pull),
+	"invite":                     peerSources((*room.Peer).Invite),
+	"deinvite":                   peerSources((*room.Peer).Deinvite),
+	"requestProduce":             inRoomHandler(requestProduce),
+	"mutePeer":                   inRoomHandler(mutePeer),
+	"leaveRoom":                  (*session).leaveRoom,
+	"ping":                       func(*session, json.RawMessage) (any, error) { return nil, nil },
 }
 
 // maxSources bounds what one peer may declare, and so publish.
@@ -299,6 +300,18 @@ func consumerPause(paused bool) handler {
 	return inRoomHandler(func(_ *session, peer *room.Peer, req *idRequest) (any, error) {
 		return nil, peer.SetConsumerPaused(req.ConsumerID, paused)
 	})
+}
+
+type preferredLayersRequest struct {
+	ConsumerID   string `json:"consumerId"`
+	SpatialLayer *int   `json:"spatialLayer"`
+}
+
+func setConsumerPreferredLayers(_ *session, peer *room.Peer, req *preferredLayersRequest) (any, error) {
+	if req.SpatialLayer == nil {
+		return nil, errorf(codeBadRequest, "spatialLayer is required")
+	}
+	return nil, peer.SetConsumerPreferredLayers(req.ConsumerID, *req.SpatialLayer)
 }
 
 type peerSourcesRequest struct {

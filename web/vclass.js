@@ -62,6 +62,17 @@ async function pairStats(pc) {
   };
 }
 
+/**
+ * Simulcast layers of a camera, smallest first (the server orders layers as listed): a quarter,
+ * half and all of the captured size, e.g. 180p, 360p and 720p. Each subscriber gets the largest
+ * its link and its wishes allow.
+ */
+const CAMERA_LAYERS = [
+  { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 /** Runs async tasks one after another; a failed task does not block the next one. */
 class SerialQueue {
   #tail = Promise.resolve();
@@ -218,20 +229,25 @@ export class VClassClient extends EventTarget {
     return res;
   }
 
-  /** Publishes a track as `source`; resolves with {producerId, source, kind} once the server accepted it. */
-  async publish(track, source) {
+  /**
+   * Publishes a track as `source`; resolves with {producerId, source, kind} once the server
+   * accepted it. Cameras go out as three simulcast layers (CAMERA_LAYERS) unless
+   * `{simulcast: false}`; screen shares and microphones as one stream.
+   */
+  async publish(track, source, { simulcast } = {}) {
     this.#requireState('joined', 'publish');
-    return this.#publish(track, source);
+    return this.#publish(track, source, simulcast);
   }
 
-  async #publish(track, source) {
+  async #publish(track, source, simulcast) {
     if (!this.#roomId) throw new VClassError('notInRoom', 'publish: join a room first');
     if (!source?.startsWith(`${track.kind}:`)) throw new VClassError('badRequest', `${source} is no ${track.kind} source`);
     if (this.#producers.has(source) || this.#pendingPublishes.some((p) => p.source === source)) {
       throw new VClassError('sourceBusy', `${source} is already published`);
     }
     return new Promise((resolve, reject) => {
-      this.#pendingPublishes.push({ track, source, resolve, reject });
+      simulcast = track.kind === 'video' && (simulcast ?? source !== 'video:screen');
+      this.#pendingPublishes.push({ track, source, simulcast, resolve, reject });
       this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
     });
   }
@@ -267,6 +283,14 @@ export class VClassClient extends EventTarget {
 
   /** Asks the server to stop (or restart) forwarding one consumer to us, e.g. for a hidden tile. */
   pauseConsumer(consumerId) { return this.#request('pauseConsumer', { consumerId }); }
+
+  /**
+   * Caps the simulcast layer received of a consumer (0 is the smallest): the server sends the
+   * largest layer arriving that is not above it. A 'layerschanged' event follows each switch.
+   */
+  setPreferredLayers(consumerId, spatialLayer) {
+    return this.#request('setConsumerPreferredLayers', { consumerId, spatialLayer });
+  }
   resumeConsumer(consumerId) { return this.#request('resumeConsumer', { consumerId }); }
 
   sendMessage(text) { return this.#request('sendMessage', { text }); }
@@ -307,12 +331,17 @@ export class VClassClient extends EventTarget {
         framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0,
         packetsLost: s.packetsLost ?? 0, totalAudioEnergy: s.totalAudioEnergy ?? 0,
         audioLevel: s.audioLevel ?? 0, bytesReceived: s.bytesReceived ?? 0,
+        frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0, framesPerSecond: s.framesPerSecond ?? 0,
+        freezeCount: s.freezeCount ?? 0, totalFreezesDuration: s.totalFreezesDuration ?? 0,
+        spatialLayer: c.spatialLayer ?? null,
       }));
     const outbound = await rtpStats(this.#sendPC, 'outbound-rtp', (s) => producersByMid.get(s.mid),
       (s, p, codec) => ({
         source: p.source, kind: s.kind ?? p.kind, producerId: p.producerId, codec,
         packetsSent: s.packetsSent ?? 0, bytesSent: s.bytesSent ?? 0, framesEncoded: s.framesEncoded ?? 0,
-        targetBitrate: s.targetBitrate ?? 0,
+        targetBitrate: s.targetBitrate ?? 0, rid: s.rid ?? null, frameWidth: s.frameWidth ?? 0,
+        frameHeight: s.frameHeight ?? 0, framesPerSecond: s.framesPerSecond ?? 0,
+        qualityLimitationReason: s.qualityLimitationReason ?? null,
       }));
     const transports = { send: await pairStats(this.#sendPC), recv: await pairStats(this.#recvPC) };
     return { inbound, outbound, transports };
@@ -495,6 +524,7 @@ export class VClassClient extends EventTarget {
       case 'consumerClosed': this.#onConsumerClosed(data.consumerId); break;
       case 'consumerPaused': this.#setConsumerPaused(data.consumerId, true); break;
       case 'consumerResumed': this.#setConsumerPaused(data.consumerId, false); break;
+      case 'consumerLayersChanged': this.#onConsumerLayers(data); break;
       case 'offer': this.#onOffer(data); break;
       case 'iceCandidate': this.#onRemoteCandidate(data); break;
       case 'activeSpeaker':
@@ -539,10 +569,10 @@ export class VClassClient extends EventTarget {
     this.#emit('peerleft', { peerId, displayName: peer.displayName, reason: reason ?? null });
   }
 
-  #onNewProducer({ peerId, producerId, source, kind }) {
+  #onNewProducer({ peerId, producerId, source, kind, layers }) {
     const peer = this.#peers.get(peerId);
-    if (peer) peer.producers.push({ producerId, source, kind, paused: false });
-    this.#emit('newproducer', { peerId, producerId, source, kind });
+    if (peer) peer.producers.push({ producerId, source, kind, paused: false, layers: layers ?? null });
+    this.#emit('newproducer', { peerId, producerId, source, kind, layers: layers ?? null });
   }
 
   #onProducerClosed({ peerId, producerId }) {
@@ -581,7 +611,15 @@ export class VClassClient extends EventTarget {
     if (previous) this.#endConsumer(previous); // m-line reused without consumerClosed
     this.#consumers.set(data.mid, { consumerId: data.consumerId, producerId: data.producerId,
       peerId: data.peerId, source: data.source, kind: data.kind, mid: data.mid,
-      paused: Boolean(data.paused), track: null, stream: null });
+      paused: Boolean(data.paused), layers: data.layers ?? null, spatialLayer: null,
+      track: null, stream: null });
+  }
+
+  #onConsumerLayers({ consumerId, spatialLayer }) {
+    const c = [...this.#consumers.values()].find((x) => x.consumerId === consumerId);
+    if (!c) return;
+    c.spatialLayer = spatialLayer;
+    this.#emit('layerschanged', this.#consumerView(c));
   }
 
   #onConsumerClosed(consumerId) {
@@ -673,7 +711,9 @@ export class VClassClient extends EventTarget {
     for (const transceiver of toStop) {
       try { transceiver.stop(); } catch { /* the transport is already closed */ }
     }
-    const added = batch.map((p) => ({ ...p, transceiver: pc.addTransceiver(p.track, { direction: 'sendonly' }) }));
+    const added = batch.map((p) => ({ ...p, transceiver: pc.addTransceiver(p.track, p.simulcast
+      ? { direction: 'sendonly', sendEncodings: CAMERA_LAYERS.map((l) => ({ ...l })) }
+      : { direction: 'sendonly' }) }));
     this.#sendBusy = true;
     let producers = [];
     try {

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A teacher's Chromium publishes its camera as three simulcast layers; a
+// student's gets the largest, and exactly the layer it asks for with
+// setPreferredLayers, decoding all along.
+func TestBrowserSimulcast(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(35130, 35139, ""))
+	teacher := openPage(t, srv.URL+"/?room=simulcast&name=Teacher&autojoin=1", "teacher")
+	student := openPage(t, srv.URL+"/?room=simulcast&name=Student&autojoin=1", "student")
+	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
+	teacherID := teacher.peerID()
+
+	// The teacher's camera goes out as l, m and h, each encoding.
+	var rids []string
+	waitFor(t, 20*time.Second, "three camera layers being sent", func() bool {
+		rids = rids[:0]
+		for _, out := range teacher.stats().Outbound {
+			if out.Source == "video:cam" && out.FramesEncoded > 0 {
+				rids = append(rids, fmt.Sprintf("%s:%.0f", out.RID, out.FrameHeight))
+			}
+		}
+		sort.Strings(rids)
+		return len(rids) == 3
+	})
+	t.Logf("teacher sends %s", strings.Join(rids, " "))
+
+	inbound := func() (consumer string, height, frames float64) {
+		for _, in := range student.stats().Inbound {
+			if in.PeerID == teacherID && in.Source == "video:cam" {
+				return in.ConsumerID, in.FrameHeight, in.FramesDecoded
+			}
+		}
+		return "", 0, 0
+	}
+	var consumer string
+	var top float64
+	waitFor(t, 20*time.Second, "the student decoding the largest layer", func() bool {
+		var frames float64
+		consumer, top, frames = inbound()
+		return frames > 0 && top >= 480
+	})
+	for _, step := range []struct {
+		layer  int
+		height float64
+	}{{0, top / 4}, {1, top / 2}, {2, top}} {
+		if err := student.eval(fmt.Sprintf(`window.vclass.client.setPreferredLayers(%q, %d).then(() => true)`, consumer, step.layer), nil); err != nil {
+			t.Fatalf("setPreferredLayers %d: %v", step.layer, err)
+		}
+		_, _, before := inbound()
+		waitFor(t, 10*time.Second, fmt.Sprintf("frames of %.0f lines after asking for layer %d", step.height, step.layer), func() bool {
+			_, h, frames := inbound()
+			return h == step.height && frames > before+10
+		})
+	}
+}

@@ -1,0 +1,216 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/client"
+)
+
+// simulcastPublisher publishes a camera of three synthetic VP8 layers whose
+// frames differ in size (the layer a subscriber gets shows in its bytes);
+// stop ends one layer's stream.
+type simulcastPublisher struct {
+	stop [3]context.CancelFunc
+}
+
+var layerFrameBytes = [3]int{300, 1200, 4000}
+
+func publishSimulcast(t *testing.T, ctx context.Context, c *client.Client) *simulcastPublisher {
+	t.Helper()
+	sp := &simulcastPublisher{}
+	var tracks [3]*webrtc.TrackLocalStaticSample
+	var srcs [3]*client.SyntheticVideo
+	for i, rid := range []string{"l", "m", "h"} {
+		tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "cam", "simulcast", webrtc.WithRTPStreamID(rid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracks[i], srcs[i] = tr, client.SyntheticVP8(30, layerFrameBytes[i], 90)
+		layerCtx, cancel := context.WithCancel(ctx)
+		sp.stop[i] = cancel
+		go func() { _ = client.Play(layerCtx, tr, srcs[i]) }()
+	}
+	_, err := c.Publish(ctx, client.LocalTrack{
+		Track: tracks[0], Source: "video:cam", OnKeyframeRequest: srcs[0].RequestKeyframe,
+		Layers: []client.SimulcastLayer{
+			{Track: tracks[1], OnKeyframeRequest: srcs[1].RequestKeyframe},
+			{Track: tracks[2], OnKeyframeRequest: srcs[2].RequestKeyframe},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// frameMeter measures the size of the frames a track carries and checks
+// that its sequence numbers have no gap.
+type frameMeter struct {
+	mu        sync.Mutex
+	frame     int // bytes of the frame being received
+	lastFrame int // bytes of the last complete frame
+	lastSeq   uint16
+	packets   int
+	gaps      int
+}
+
+func (m *frameMeter) read(rt *client.RemoteTrack) {
+	for {
+		pkt, _, err := rt.Track.ReadRTP()
+		if err != nil {
+			return
+		}
+		m.mu.Lock()
+		if m.packets > 0 && pkt.SequenceNumber != m.lastSeq+1 {
+			m.gaps++
+		}
+		m.lastSeq = pkt.SequenceNumber
+		m.packets++
+		m.frame += len(pkt.Payload) - vp8DescriptorSize(pkt.Payload)
+		if pkt.Marker {
+			m.lastFrame, m.frame = m.frame, 0
+		}
+		m.mu.Unlock()
+	}
+}
+
+// vp8DescriptorSize is the length of a VP8 payload descriptor (RFC 7741).
+func vp8DescriptorSize(p []byte) int {
+	if len(p) < 2 || p[0]&0x80 == 0 {
+		return 1
+	}
+	n := 2
+	if p[1]&0x80 != 0 { // I
+		n++
+		if len(p) > 2 && p[2]&0x80 != 0 { // M: 15-bit picture ID
+			n++
+		}
+	}
+	if p[1]&0x40 != 0 { // L
+		n++
+	}
+	if p[1]&0x30 != 0 { // T or K
+		n++
+	}
+	return n
+}
+
+func (m *frameMeter) state() (lastFrame, packets, gaps int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastFrame, m.packets, m.gaps
+}
+
+// A Go client publishes three simulcast layers. A subscriber gets the
+// largest by default, the one it asks for with setConsumerPreferredLayers,
+// hears of each switch, and is moved down when the publisher stops sending
+// its layer; its sequence numbers run on without a gap throughout.
+func TestGoSimulcastLayers(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(35120, 35129, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "teacher", Sources: []string{"video:cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if _, err := pub.JoinRoom(ctx, "simulcast"); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "pupil"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var mu sync.Mutex
+	var consumerID string
+	var layers []int
+	var newConsumer map[string]any
+	sub.On("consumerLayersChanged", func(data json.RawMessage) {
+		var n struct {
+			SpatialLayer int `json:"spatialLayer"`
+		}
+		_ = json.Unmarshal(data, &n)
+		mu.Lock()
+		layers = append(layers, n.SpatialLayer)
+		mu.Unlock()
+	})
+	sub.On("newConsumer", func(data json.RawMessage) {
+		mu.Lock()
+		_ = json.Unmarshal(data, &newConsumer)
+		mu.Unlock()
+	})
+	meter := &frameMeter{}
+	sub.OnTrack(func(rt *client.RemoteTrack) {
+		mu.Lock()
+		consumerID = rt.ConsumerID
+		mu.Unlock()
+		meter.read(rt)
+	})
+	if _, err := sub.JoinRoom(ctx, "simulcast"); err != nil {
+		t.Fatal(err)
+	}
+	sp := publishSimulcast(t, ctx, pub)
+
+	receiving := func(what string, frameBytes int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			f, packets, _ := meter.state()
+			if f == frameBytes {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: frames of %d bytes after %d packets, want %d", what, f, packets, frameBytes)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	receiving("the largest layer by default", layerFrameBytes[2])
+	mu.Lock()
+	if got := fmt.Sprint(newConsumer["layers"]); got != "[map[rid:l spatialLayer:0] map[rid:m spatialLayer:1] map[rid:h spatialLayer:2]]" {
+		t.Errorf("newConsumer layers %s, want l, m, h", got)
+	}
+	id := consumerID
+	mu.Unlock()
+
+	for _, want := range []int{0, 1, 2} {
+		if err := sub.Request(ctx, "setConsumerPreferredLayers", map[string]any{"consumerId": id, "spatialLayer": want}, nil); err != nil {
+			t.Fatal(err)
+		}
+		receiving(fmt.Sprintf("layer %d once preferred", want), layerFrameBytes[want])
+	}
+	// The publisher stops its largest layer (as a browser does when its
+	// uplink shrinks): the subscriber falls back to the middle one.
+	sp.stop[2]()
+	receiving("the middle layer once the largest stopped", layerFrameBytes[1])
+
+	mu.Lock()
+	got := fmt.Sprint(layers)
+	mu.Unlock()
+	// Before the largest layer's first keyframe the subscriber may have
+	// started on a smaller one: only the end of the list is certain.
+	if want := "[0 1 2 1]"; len(got) < len(want) || got[len(got)-len(want)+1:] != want[1:] {
+		t.Errorf("consumerLayersChanged %s, want it to end with %s", got, want)
+	}
+	if _, packets, gaps := meter.state(); gaps != 0 {
+		t.Errorf("%d gaps in the sequence numbers of %d packets across the switches", gaps, packets)
+	}
+	var se *client.ServerError
+	if err := sub.Request(ctx, "setConsumerPreferredLayers", map[string]any{"consumerId": id, "spatialLayer": 3}, nil); err == nil || !asServerError(err, &se) || se.Code != "badRequest" {
+		t.Errorf("spatialLayer 3: %v, want badRequest", err)
+	}
+	if err := sub.Request(ctx, "setConsumerPreferredLayers", map[string]any{"consumerId": "nope", "spatialLayer": 0}, nil); err == nil || !asServerError(err, &se) || se.Code != "unknownConsumer" {
+		t.Errorf("unknown consumer: %v, want unknownConsumer", err)
+	}
+}
+
+func asServerError(err error, se **client.ServerError) bool { return errors.As(err, se) }
