@@ -41,10 +41,10 @@ type DownTrack struct {
 
 	hdr     rtp.Header          // used by the up track's readers only
 	scratch [maxPacketSize]byte // a payload being rewritten, by the readers only
-	rtxMu  sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
-	rtxHdr rtp.Header
-	rtxBuf [maxPacketSize]byte
-	resent [256]struct { // recent resends by sequence number
+	rtxMu   sync.Mutex          // serializes retransmissions (RTCP goroutine, tests)
+	rtxHdr  rtp.Header
+	rtxBuf  [maxPacketSize]byte
+	resent  [256]struct { // recent resends by sequence number
 		seq uint16
 		at  time.Time
 	}
