@@ -39,12 +39,10 @@ type DownTrack struct {
 	packets, octets atomic.Uint64 // sent, for sender reports
 	reportSoon      func()        // asks the subscriber for sender reports now; set before binding
 
-	hdr     rtp.Header          // used by the up track's readers only
-	scratch [maxPacketSize]byte // a payload being rewritten, by the readers only
-	rtxMu   sync.Mutex          // serializes retransmissions (RTCP goroutine, tests)
-	rtxHdr  rtp.Header
-	rtxBuf  [maxPacketSize]byte
-	resent  [256]struct { // recent resends by sequence number
+	rtxMu  sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
+	rtxHdr rtp.Header
+	rtxBuf [maxPacketSize]byte
+	resent [256]struct { // recent resends by sequence number
 		seq uint16
 		at  time.Time
 	}
@@ -225,14 +223,14 @@ func (d *DownTrack) forward(p *upPacket) {
 	if !dec.Forward || w == nil {
 		return
 	}
-	h := &d.hdr
+	h := &p.out
 	*h = p.header
 	h.Extension, h.Extensions = false, nil
 	h.SSRC, h.PayloadType = ssrc, pt
 	h.SequenceNumber, h.Timestamp = dec.Seq, dec.Timestamp
 	payload := p.payload
 	if dec.RewriteVP8 {
-		payload = d.scratch[:copy(d.scratch[:], payload)]
+		payload = p.scratch[:copy(p.scratch[:], payload)]
 		writeVP8(payload, &p.vp8, dec.PictureID, dec.TL0PICIDX)
 	}
 	// Pion reports (0, nil) while DTLS is not up yet: nothing was sent.

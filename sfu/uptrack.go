@@ -61,8 +61,13 @@ type upLayer struct {
 }
 
 // upPacket is one received packet as the down tracks see it. The reader
-// reuses it for every packet: down tracks must not keep it.
+// reuses it for every packet: down tracks must not keep it. A track's
+// layers have a reader each, so what a down track writes is built here,
+// in the reader's own packet, not in the down track.
 type upPacket struct {
+	out     rtp.Header          // the header a down track sends
+	scratch [maxPacketSize]byte // a payload a down track rewrites
+
 	header   rtp.Header
 	payload  []byte
 	extSeq   uint64
