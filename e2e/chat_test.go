@@ -64,12 +64,14 @@ func waitSending(t *testing.T, p *page) {
 	waitFor(t, 15*time.Second, p.name+" sending video", func() bool { return cameraTarget(p) > 0 })
 }
 
-// cameraTarget is the camera's target bitrate (bps) the page reports now.
+// cameraTarget is the camera's target bitrate (bps) the page reports now,
+// all its simulcast layers together.
 func cameraTarget(p *page) float64 {
+	total := 0.0
 	for _, o := range p.stats().Outbound {
 		if o.Kind == "video" && o.PacketsSent > 0 {
-			return o.TargetBitrate
+			total += o.TargetBitrate
 		}
 	}
-	return 0
+	return total
 }

@@ -74,6 +74,10 @@ func (m *frameMeter) read(rt *client.RemoteTrack) {
 		}
 		m.lastSeq = pkt.SequenceNumber
 		m.packets++
+		if len(pkt.Payload) == 0 {
+			m.mu.Unlock()
+			continue // padding: the server probing the link
+		}
 		m.frame += len(pkt.Payload) - vp8DescriptorSize(pkt.Payload)
 		if pkt.Marker {
 			m.lastFrame, m.frame = m.frame, 0

@@ -482,6 +482,14 @@ func (p *Peer) consumeLocked(prod *Producer) {
 	}
 	c := &Consumer{id: newID(), producer: prod, peer: p}
 	c.down = sfu.NewDownTrack(prod.up, c.id, prod.peer.id)
+	c.down.SetPriority(p.room.priorityLocked(prod))
+	c.down.OnBandwidthPause(func(paused bool) {
+		method := "consumerResumed"
+		if paused {
+			method = "consumerPaused"
+		}
+		p.notify(method, map[string]any{"consumerId": c.id, "reason": "bandwidth"})
+	})
 	if prod.up.Simulcast() {
 		c.down.OnLayerSwitch(func(layer int8) {
 			p.notify("consumerLayersChanged", map[string]any{"consumerId": c.id, "spatialLayer": layer})

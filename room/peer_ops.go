@@ -138,7 +138,7 @@ func (p *Peer) SetProducerPaused(id string, paused bool) error {
 		method = "consumerPaused"
 	}
 	for _, c := range notify {
-		c.peer.notify(method, map[string]any{"consumerId": c.id})
+		c.peer.notify(method, map[string]any{"consumerId": c.id, "reason": "producer"})
 	}
 	return nil
 }
@@ -173,7 +173,7 @@ func (p *Peer) SetConsumerPreferredLayers(id string, spatialLayer int) error {
 	c := p.consumers[id]
 	r.mu.Unlock()
 	if c == nil {
-		return ErrUnknownConsumer
+		return fmt.Errorf("%w: %s", ErrUnknownConsumer, id)
 	}
 	c.down.SetMaxLayer(int8(spatialLayer))
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/config"
+	"github.com/vclass/vclass/sfu"
 )
 
 // speakerThreshold is the smoothed audio level (dBov, lower is louder)
@@ -210,7 +211,20 @@ func (r *Room) updateSpeaker() {
 		}
 	}
 	changed := best != r.speaker
+	old := r.speaker
 	r.speaker = best
+	if changed {
+		// The speaker's video goes before the rest when a link is short.
+		for _, id := range []string{old, best} {
+			if peer := r.peers[id]; peer != nil {
+				for _, prod := range peer.producers {
+					for c := range prod.consumers {
+						c.down.SetPriority(r.priorityLocked(prod))
+					}
+				}
+			}
+		}
+	}
 	r.mu.Unlock()
 	if !changed {
 		return
@@ -220,6 +234,18 @@ func (r *Room) updateSpeaker() {
 		data = map[string]any{"peerId": best, "volume": -int(bestLevel)}
 	}
 	r.broadcast(nil, "activeSpeaker", data)
+}
+
+// priorityLocked is prod's share of a subscriber's bandwidth: screen
+// shares and the teacher's media first, then the active speaker's.
+func (r *Room) priorityLocked(prod *Producer) int {
+	switch {
+	case prod.source == "video:screen" || prod.peer.role == auth.RoleAdmin:
+		return sfu.PriorityHigh
+	case prod.peer.id == r.speaker:
+		return sfu.PrioritySpeaker
+	}
+	return sfu.PriorityNormal
 }
 
 func (r *Room) counts() (peers, producers, consumers int) {

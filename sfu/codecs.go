@@ -119,11 +119,13 @@ func newMediaEngine(codecs []webrtc.RTPCodecParameters, publisher bool) (*webrtc
 			// rid-based simulcast: each layer's packets name their layer.
 			headerExtension{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
 			headerExtension{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo})
-		if twcc {
-			exts = append(exts,
-				headerExtension{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},
-				headerExtension{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo})
-		}
+	}
+	if twcc {
+		// Both ways: publishers' congestion control is fed by our feedback,
+		// subscribers' feedback feeds ours.
+		exts = append(exts,
+			headerExtension{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},
+			headerExtension{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo})
 	}
 	for _, e := range exts {
 		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, e.kind); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -23,6 +24,7 @@ type DownTrack struct {
 	up       *UpTrack
 	stats    *Counters
 
+	wmu      sync.Mutex // serializes numbering and writing of forwarded and padding packets
 	mu       sync.Mutex // guards the fields below
 	fwd      *Forwarder
 	writer   webrtc.TrackLocalWriter
@@ -30,7 +32,19 @@ type DownTrack struct {
 	pt       uint8
 	rtx      rtxStream // zero when RTX was not negotiated
 	closed   bool
-	maxLayer int8 // the largest simulcast layer wanted
+	maxLayer int8 // the largest simulcast layer the subscriber wants
+	// allocLayer is the largest layer the subscriber's bandwidth affords
+	// (the allocator's share), bwPaused that not even the smallest does.
+	allocLayer int8
+	bwPaused   bool
+	userPaused bool // by its producer or its subscriber
+	twccID     uint8
+	bw         *bandwidth // the subscriber's; nil in tests without one
+
+	priority atomic.Int32
+	// onBandwidthPause, when set, learns when the allocator pauses or
+	// resumes the track (from the subscriber's allocation goroutine).
+	onBandwidthPause func(paused bool)
 
 	// onLayer, when set, learns of each switch to another simulcast layer.
 	// It is called from the up track's reader and must not block.
@@ -39,10 +53,13 @@ type DownTrack struct {
 	packets, octets atomic.Uint64 // sent, for sender reports
 	reportSoon      func()        // asks the subscriber for sender reports now; set before binding
 
-	rtxMu  sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
-	rtxHdr rtp.Header
-	rtxBuf [maxPacketSize]byte
-	resent [256]struct { // recent resends by sequence number
+	rtxMu   sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
+	rtxHdr  rtp.Header
+	rtxTWCC twccExt
+	padHdr  rtp.Header // under wmu
+	padTWCC twccExt
+	rtxBuf  [maxPacketSize]byte
+	resent  [256]struct { // recent resends by sequence number
 		seq uint16
 		at  time.Time
 	}
@@ -54,13 +71,60 @@ var _ webrtc.TrackLocal = (*DownTrack)(nil)
 // groups the tracks of one publishing peer (the browser's MediaStream).
 func NewDownTrack(up *UpTrack, id, streamID string) *DownTrack {
 	return &DownTrack{
-		id:       id,
-		streamID: streamID,
-		up:       up,
-		stats:    &up.engine.Stats,
-		fwd:      NewForwarder(up.codec.ClockRate, up.codecKind != codecAudio),
-		maxLayer: MaxLayers - 1,
+		id:         id,
+		streamID:   streamID,
+		up:         up,
+		stats:      &up.engine.Stats,
+		fwd:        NewForwarder(up.codec.ClockRate, up.codecKind != codecAudio),
+		maxLayer:   MaxLayers - 1,
+		allocLayer: MaxLayers - 1,
 	}
+}
+
+// SetPriority sets the track's share of its subscriber's bandwidth:
+// PriorityHigh first, then PrioritySpeaker, then PriorityNormal.
+func (d *DownTrack) SetPriority(p int) { d.priority.Store(int32(p)) }
+
+// OnBandwidthPause sets a function told when the subscriber's bandwidth
+// pauses the track (not even its smallest layer fits) or resumes it. Set
+// before binding.
+func (d *DownTrack) OnBandwidthPause(fn func(paused bool)) { d.onBandwidthPause = fn }
+
+// setAllocation applies the allocator's share: the largest layer
+// afforded, or -1 to pause for lack of bandwidth. It reports whether the
+// bandwidth pause changed.
+func (d *DownTrack) setAllocation(layer int8) bool {
+	d.mu.Lock()
+	wasPaused := d.bwPaused
+	d.bwPaused = layer < 0
+	if layer >= 0 {
+		d.allocLayer = layer
+	}
+	resumed := d.applyPauseLocked()
+	changed := wasPaused != d.bwPaused
+	d.mu.Unlock()
+	d.layersChanged()
+	if resumed {
+		d.requestKeyframe()
+	}
+	if changed && d.onBandwidthPause != nil {
+		d.onBandwidthPause(d.bwPaused)
+	}
+	return changed
+}
+
+// applyPauseLocked pauses the forwarder while the user or the bandwidth
+// says so; true when it resumed it.
+func (d *DownTrack) applyPauseLocked() bool {
+	want := d.userPaused || d.bwPaused
+	switch {
+	case want && !d.fwd.Paused():
+		d.fwd.Pause()
+	case !want && d.fwd.Paused():
+		d.fwd.Resume()
+		return true
+	}
+	return false
 }
 
 // OnLayerSwitch sets a function told of each switch to another simulcast
@@ -89,7 +153,7 @@ func (d *DownTrack) Layers() (current, target int8) {
 func (d *DownTrack) layersChanged() {
 	live := d.up.LiveLayers(time.Now())
 	d.mu.Lock()
-	target := chooseLayer(live, d.maxLayer)
+	target := chooseLayer(live, min(d.maxLayer, d.allocLayer))
 	changed := target >= 0 && target != d.fwd.Target()
 	if changed {
 		d.fwd.SetTarget(target)
@@ -143,6 +207,11 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	d.writer = ctx.WriteStream()
 	d.ssrc = uint32(ctx.SSRC())
+	for _, ext := range ctx.HeaderExtensions() {
+		if ext.URI == sdp.TransportCCURI {
+			d.twccID = uint8(ext.ID)
+		}
+	}
 	d.pt = uint8(codec.PayloadType)
 	if rtx, ok := rtxFor(ctx.CodecParameters(), codec.PayloadType); ok && ctx.SSRCRetransmission() != 0 {
 		d.rtx = rtxStream{ssrc: uint32(ctx.SSRCRetransmission()), pt: uint8(rtx.PayloadType)}
@@ -178,16 +247,21 @@ func (d *DownTrack) close() {
 // continuous numbering.
 func (d *DownTrack) Pause() {
 	d.mu.Lock()
-	d.fwd.Pause()
+	d.userPaused = true
+	d.applyPauseLocked()
 	d.mu.Unlock()
 }
 
-// Resume restarts a paused down track.
+// Resume restarts a paused down track (unless its subscriber's bandwidth
+// keeps it paused).
 func (d *DownTrack) Resume() {
 	d.mu.Lock()
-	d.fwd.Resume()
+	d.userPaused = false
+	resumed := d.applyPauseLocked()
 	d.mu.Unlock()
-	d.requestKeyframe()
+	if resumed {
+		d.requestKeyframe()
+	}
 }
 
 // requestKeyframe asks for a keyframe of the layer chosen.
@@ -203,22 +277,29 @@ func (d *DownTrack) requestKeyframe() {
 func (d *DownTrack) forward(p *upPacket) {
 	in := InPacket{
 		ExtSeq: p.extSeq, Timestamp: p.header.Timestamp, Keyframe: p.keyframe, Arrival: p.arrival,
-		Layer: p.layer, RefTS: p.refTS, RefOK: p.refOK,
+		Layer: p.layer, Marker: p.header.Marker, RefTS: p.refTS, RefOK: p.refOK,
 	}
 	if p.hasVP8 {
 		in.VP8 = &p.vp8
 	}
+	// One layer's reader, or the prober, writes at a time, so that packets
+	// leave in the order they were numbered.
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
 	d.mu.Lock()
 	before := d.fwd.Layer()
 	dec := d.fwd.Process(in)
 	switched := d.fwd.Layer() != before
-	w, ssrc, pt := d.writer, d.ssrc, d.pt
+	w, ssrc, pt, twccID := d.writer, d.ssrc, d.pt, d.twccID
 	d.mu.Unlock()
 	if dec.RequestKeyframe {
 		d.up.requestKeyframe(p.layer)
 	}
-	if switched && d.onLayer != nil {
-		d.onLayer(p.layer)
+	if switched {
+		d.stats.LayerSwitches.Add(1)
+		if d.onLayer != nil {
+			d.onLayer(p.layer)
+		}
 	}
 	if !dec.Forward || w == nil {
 		return
@@ -232,6 +313,9 @@ func (d *DownTrack) forward(p *upPacket) {
 	if dec.RewriteVP8 {
 		payload = p.scratch[:copy(p.scratch[:], payload)]
 		writeVP8(payload, &p.vp8, dec.PictureID, dec.TL0PICIDX)
+	}
+	if twccID != 0 && d.bw != nil {
+		d.bw.number(h, &p.twcc, twccID, len(payload), p.arrival)
 	}
 	// Pion reports (0, nil) while DTLS is not up yet: nothing was sent.
 	if n, err := w.WriteRTP(h, payload); err != nil || n == 0 {
@@ -256,27 +340,30 @@ type rtxStream struct {
 // retransmit resends the packet the subscriber knows as seq, if the cache
 // still has it and it belongs to the current segment: on the RTX stream
 // when one was negotiated, else as it was first sent.
-func (d *DownTrack) retransmit(seq uint16) bool {
+func (d *DownTrack) retransmit(seq uint16) bool { return d.resend(seq) > 0 }
+
+// resend sends the packet the subscriber knows as seq again (see
+// retransmit); it returns the bytes written, 0 for none.
+func (d *DownTrack) resend(seq uint16) int {
 	d.mu.Lock()
-	inExt, ok := d.fwd.MapNack(seq)
-	tsOffset, layer := d.fwd.tsOffset, d.fwd.Layer()
-	picOffset, tl0Offset := d.fwd.vp8.picOffset, d.fwd.vp8.tl0Offset
-	w, ssrc, pt, rtxSSRC, rtxPT := d.writer, d.ssrc, d.pt, d.rtx.ssrc, d.rtx.pt
+	target, ok := d.fwd.MapNackTarget(seq)
+	w, ssrc, pt, rtxSSRC, rtxPT, twccID := d.writer, d.ssrc, d.pt, d.rtx.ssrc, d.rtx.pt, d.twccID
 	d.mu.Unlock()
-	l := d.up.layer(layer)
+	l := d.up.layer(target.Layer)
 	if !ok || w == nil || l == nil {
-		return false
+		return 0
 	}
+	inExt, tsOffset, picOffset, tl0Offset := target.InExt, target.TSOffset, target.PicOffset, target.TL0Offset
 	d.rtxMu.Lock()
 	defer d.rtxMu.Unlock()
 	// Leave two bytes in front of the payload for RTX's original sequence number.
 	n := l.cache.get(inExt, d.rtxBuf[2:])
 	if n == 0 {
-		return false
+		return 0
 	}
 	payload, err := parseRTP(d.rtxBuf[2:2+n], &d.rtxHdr)
 	if err != nil {
-		return false
+		return 0
 	}
 	if d.up.codecKind == codecVP8 && (picOffset != 0 || tl0Offset != 0) {
 		// As it was first sent: in the subscriber's picture numbering.
@@ -288,6 +375,9 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 	h := &d.rtxHdr
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	h.SSRC, h.PayloadType = ssrc, pt
+	if twccID != 0 && d.bw != nil {
+		d.bw.number(h, &d.rtxTWCC, twccID, len(payload)+2, time.Now())
+	}
 	h.SequenceNumber, h.Timestamp = seq, h.Timestamp-tsOffset
 	if rtxSSRC != 0 {
 		// The packet sits at rtxBuf[2:]; its header (at least 12 bytes) is
@@ -299,11 +389,12 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 		h.SequenceNumber = d.rtx.seq
 		d.rtx.seq++
 	}
-	if n, err := w.WriteRTP(h, payload); err != nil || n == 0 {
-		return false
+	n, err = w.WriteRTP(h, payload)
+	if err != nil || n == 0 {
+		return 0
 	}
 	d.stats.Retransmits.Add(1)
-	return true
+	return n
 }
 
 // rtxFor finds the RTX codec whose apt is pt.
@@ -375,6 +466,14 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 				d.requestKeyframe()
 			case *rtcp.TransportLayerNack:
 				d.answerNack(p, time.Now())
+			case *rtcp.TransportLayerCC:
+				if d.bw != nil {
+					d.bw.onFeedback(p, time.Now())
+				}
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				if d.bw != nil {
+					d.bw.onREMB(p, time.Now())
+				}
 			}
 		}
 	}
@@ -431,9 +530,10 @@ func parseFmtp(line string) map[string]string {
 	return m
 }
 
-// Paused reports whether the down track is paused.
+// Paused reports whether the down track is paused by its producer or
+// subscriber (not by bandwidth).
 func (d *DownTrack) Paused() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.fwd.Paused()
+	return d.userPaused
 }

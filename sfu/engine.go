@@ -32,6 +32,10 @@ type EngineParams struct {
 	Codecs []config.Codec
 	// MaxIncomingBitrate (bps) is announced to publishers with REMB; 0 = none.
 	MaxIncomingBitrate int
+	// InitialOutgoingBitrate (bps) is what a subscriber's link is taken to
+	// carry until its feedback tells (0: 600 kbit/s); MaxOutgoingBitrate
+	// caps each subscriber (0: 20 Mbit/s).
+	InitialOutgoingBitrate, MaxOutgoingBitrate int
 	// NoBatching sends every packet with its own sendto and reads one per
 	// recvfrom: for comparisons, and for kernels without sendmmsg.
 	NoBatching bool
@@ -71,6 +75,27 @@ type Counters struct {
 	NacksIn, Retransmits atomic.Uint64
 	PLIsIn, PLIsOut      atomic.Uint64
 	DroppedOut           atomic.Uint64
+	// LayerSwitches counts switches of a down track to another simulcast
+	// layer; BandwidthPauses videos paused because a subscriber's link
+	// could not carry even their smallest layer; ProbeBytes padding sent
+	// to probe links.
+	LayerSwitches, BandwidthPauses, ProbeBytes atomic.Uint64
+	// Estimates counts subscriber link estimates by EstimateBuckets (the
+	// last bucket for everything above), one per subscriber and allocation.
+	Estimates   [len(EstimateBuckets) + 1]atomic.Uint64
+	EstimateSum atomic.Uint64
+}
+
+// EstimateBuckets are the upper bounds (bps) of the estimate histogram.
+var EstimateBuckets = [...]int{100e3, 200e3, 300e3, 500e3, 750e3, 1e6, 1.5e6, 2e6, 3e6, 5e6, 10e6}
+
+func (c *Counters) observeEstimate(bps int) {
+	i := 0
+	for i < len(EstimateBuckets) && bps > EstimateBuckets[i] {
+		i++
+	}
+	c.Estimates[i].Add(1)
+	c.EstimateSum.Add(uint64(bps))
 }
 
 // NewEngine binds the media sockets.

@@ -168,6 +168,14 @@ func (e *Estimator) ProbeSent(id uint32, packets int) {
 	e.probe = probeCluster{id: id, expected: packets}
 }
 
+// Raise lifts the estimate to bps at once (a trial: the subscriber will be
+// sent that much, and congestion, if any, brings it down again).
+func (e *Estimator) Raise(bps int) {
+	r := math.Min(float64(bps), e.max)
+	e.rate = math.Max(e.rate, r)
+	e.lossCap = math.Max(e.lossCap, r)
+}
+
 // StartProbe opens probe cluster id: packets sent in it are measured.
 func (e *Estimator) StartProbe(id uint32) { e.probe = probeCluster{id: id} }
 
@@ -314,17 +322,18 @@ func (e *Estimator) updateRate(now time.Time) {
 		e.control = controlIncrease
 		return // one feedback of calm before rising again
 	}
+	next := e.rate * math.Pow(increasePerSecond, dt.Seconds())
 	if e.avgMax > 0 && e.acked > 0 && math.Abs(e.acked-e.avgMax) <= 3*math.Sqrt(e.varMax*e.avgMax) {
 		// Near the rate that overused the link last time: rise by about a
 		// packet per response time (RTT + 100 ms, RTT taken as 100 ms).
-		e.rate += additivePerSecond * dt.Seconds()
-	} else {
-		e.rate *= math.Pow(increasePerSecond, dt.Seconds())
+		next = e.rate + additivePerSecond*dt.Seconds()
 	}
-	if e.acked > 0 {
-		e.rate = math.Min(e.rate, ackedHeadroom*e.acked+10_000)
+	if e.acked > 0 && next > ackedHeadroom*e.acked+10_000 {
+		// Do not rise far above what actually arrives (sending less than
+		// the estimate proves nothing about more); this never lowers it.
+		next = math.Max(e.rate, ackedHeadroom*e.acked+10_000)
 	}
-	e.rate = math.Max(e.min, math.Min(e.rate, e.max))
+	e.rate = math.Max(e.min, math.Min(next, e.max))
 }
 
 // noteMax keeps the mean and variance (normalized by the mean) of the

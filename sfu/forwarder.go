@@ -34,8 +34,34 @@ type Forwarder struct {
 	lastOutTime time.Time
 	lastRefTS   uint32 // the publisher's capture clock of the last packet, when known
 	lastRefOK   bool
+	lastMarker  bool // the last packet sent ended a frame
 
 	vp8 vp8Numbering
+
+	// Finished segments, newest last, kept so that NACKs of their packets
+	// (before a layer switch or padding) can still be answered.
+	past  [4]pastSegment
+	pastN int
+}
+
+// pastSegment is a finished run of forwarded packets.
+type pastSegment struct {
+	layer          int8
+	inStart, inEnd uint64 // incoming extended sequence numbers
+	seqOffset      uint64
+	tsOffset       uint32
+	picOffset      uint16
+	tl0Offset      uint8
+}
+
+// NackTarget is the packet a NACKed sequence number stands for: which
+// layer's cache holds it, and how it was rewritten when first sent.
+type NackTarget struct {
+	InExt     uint64
+	Layer     int8
+	TSOffset  uint32
+	PicOffset uint16
+	TL0Offset uint8
 }
 
 // vp8Numbering keeps VP8 picture IDs and TL0PICIDX continuous for the
@@ -56,6 +82,7 @@ type InPacket struct {
 	Keyframe  bool
 	Arrival   time.Time
 	Layer     int8 // spatial (simulcast) layer, 0 for a track without layers
+	Marker    bool // the last packet of a frame
 	// RefTS is the packet's capture time on the publisher's wall clock in
 	// RTP ticks (from its sender reports), the same for every layer of a
 	// track; RefOK says whether it is known yet.
@@ -147,6 +174,7 @@ func (f *Forwarder) Process(p InPacket) Decision {
 		f.lastOutTS = outTS
 		f.lastOutTime = p.Arrival
 		f.lastRefTS, f.lastRefOK = p.RefTS, p.RefOK
+		f.lastMarker = p.Marker
 		if p.VP8 != nil && p.VP8.picIDLen != 0 {
 			f.vp8.lastPic, f.vp8.lastTL0 = d.PictureID, d.TL0PICIDX
 		}
@@ -155,6 +183,7 @@ func (f *Forwarder) Process(p InPacket) Decision {
 }
 
 func (f *Forwarder) startSegment(p InPacket) {
+	f.keepSegment()
 	f.needSegment = false
 	f.waitKeyframe = false
 	f.layer = p.Layer
@@ -215,6 +244,57 @@ func (f *Forwarder) MapNack(outSeq uint16) (uint64, bool) {
 		return 0, false
 	}
 	return inExt, true
+}
+
+// keepSegment files the current segment away for NACKs.
+func (f *Forwarder) keepSegment() {
+	if !f.started || f.highestIn < f.segStart {
+		return
+	}
+	if f.pastN == len(f.past) {
+		copy(f.past[:], f.past[1:])
+		f.pastN--
+	}
+	f.past[f.pastN] = pastSegment{
+		layer: f.layer, inStart: f.segStart, inEnd: f.highestIn, seqOffset: f.seqOffset, tsOffset: f.tsOffset,
+		picOffset: f.vp8.picOffset, tl0Offset: f.vp8.tl0Offset,
+	}
+	f.pastN++
+}
+
+// MapNackTarget finds the packet a NACKed sequence number stands for, in
+// the current segment or one of the last finished ones.
+func (f *Forwarder) MapNackTarget(outSeq uint16) (NackTarget, bool) {
+	if !f.started {
+		return NackTarget{}, false
+	}
+	outExt := extendNear(f.lastOutExt, outSeq)
+	if in := outExt + f.seqOffset; !f.needSegment && in >= f.segStart && in <= f.highestIn {
+		return NackTarget{InExt: in, Layer: f.layer, TSOffset: f.tsOffset, PicOffset: f.vp8.picOffset, TL0Offset: f.vp8.tl0Offset}, true
+	}
+	for i := f.pastN - 1; i >= 0; i-- {
+		s := &f.past[i]
+		if in := outExt + s.seqOffset; in >= s.inStart && in <= s.inEnd {
+			return NackTarget{InExt: in, Layer: s.layer, TSOffset: s.tsOffset, PicOffset: s.picOffset, TL0Offset: s.tl0Offset}, true
+		}
+	}
+	return NackTarget{}, false
+}
+
+// Padding takes n sequence numbers for padding-only packets sent right
+// after the last packet, when that packet ended a frame (so that no packet
+// of the frame comes after them): the first, and the timestamp to give
+// them (the frame's). Later packets are numbered after them.
+func (f *Forwarder) Padding(n int) (first uint16, ts uint32, ok bool) {
+	if !f.started || f.paused || f.needSegment || !f.lastMarker || n <= 0 {
+		return 0, 0, false
+	}
+	f.keepSegment()
+	first = uint16(f.lastOutExt + 1)
+	f.lastOutExt += uint64(n)
+	f.seqOffset -= uint64(n)
+	f.segStart = f.highestIn + 1
+	return first, f.lastOutTS, true
 }
 
 // RTPTimestamp translates an incoming timestamp into the current

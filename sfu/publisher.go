@@ -133,9 +133,7 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	}()
 	if fresh {
 		p.params.OnTrack(mid, up)
-		if up.Simulcast() {
-			go up.watchLayers()
-		}
+		go up.watch()
 		return
 	}
 	up.layersChanged()
@@ -255,8 +253,10 @@ func (p *Publisher) announceMaxBitrate(bps int) {
 		}
 		var ssrcs []uint32
 		for _, r := range p.pc.GetReceivers() {
-			if tr := r.Track(); tr != nil && tr.Kind() == webrtc.RTPCodecTypeVideo {
-				ssrcs = append(ssrcs, uint32(tr.SSRC()))
+			for _, tr := range r.Tracks() { // every simulcast layer
+				if tr.Kind() == webrtc.RTPCodecTypeVideo && tr.SSRC() != 0 {
+					ssrcs = append(ssrcs, uint32(tr.SSRC()))
+				}
 			}
 		}
 		if len(ssrcs) == 0 {

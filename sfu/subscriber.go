@@ -35,6 +35,7 @@ type Subscriber struct {
 	engine *Engine
 	pc     *webrtc.PeerConnection
 	params SubscriberParams
+	bw     *bandwidth
 	ice    icecand.Queue
 	kick   chan struct{}
 	stop   chan struct{}
@@ -66,6 +67,7 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		reportNow: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		tracks:    map[*DownTrack]*webrtc.RTPTransceiver{},
+		bw:        newBandwidth(e.params.InitialOutgoingBitrate, e.params.MaxOutgoingBitrate, &e.Stats),
 	}
 	s.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
@@ -76,6 +78,7 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 	})
 	go s.negotiator()
 	go s.reportLoop()
+	go s.allocLoop()
 	return s, nil
 }
 
@@ -91,6 +94,7 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 		return errDownTrackClosed
 	}
 	d.reportSoon = s.reportSoon
+	d.bw = s.bw
 	sender, err := s.pc.AddTrack(d)
 	if err != nil {
 		return fmt.Errorf("sfu: add track: %w", err)

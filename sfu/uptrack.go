@@ -58,6 +58,7 @@ type upLayer struct {
 	lastKeyframeReq atomic.Int64            // unix nanos
 	lastPacket      atomic.Int64            // unix nanos
 	bytes           atomic.Uint64           // received
+	rate            atomic.Uint64           // bps lately, measured every layerStale/3
 }
 
 // upPacket is one received packet as the down tracks see it. The reader
@@ -67,6 +68,7 @@ type upLayer struct {
 type upPacket struct {
 	out     rtp.Header          // the header a down track sends
 	scratch [maxPacketSize]byte // a payload a down track rewrites
+	twcc    twccExt             // its transport-wide sequence number
 
 	header   rtp.Header
 	payload  []byte
@@ -150,18 +152,34 @@ func (u *UpTrack) layersChanged() {
 	}
 }
 
-// watchLayers notices layers that start or stop arriving (a publisher
-// stops encoding a layer when its own link or CPU cannot carry it) and
-// has the down tracks choose again.
-func (u *UpTrack) watchLayers() {
-	t := time.NewTicker(layerStale / 3)
+// watch measures each layer's bitrate (what sharing a subscriber's
+// bandwidth needs) and notices layers that start or stop arriving (a
+// publisher stops encoding a layer when its own link or CPU cannot carry
+// it), having the down tracks choose again.
+func (u *UpTrack) watch() {
+	const every = layerStale / 3
+	t := time.NewTicker(every)
 	defer t.Stop()
 	last := u.LiveLayers(time.Now())
+	var bytes [MaxLayers]uint64
 	for {
 		select {
 		case <-u.done:
 			return
 		case now := <-t.C:
+			for i := range u.layers {
+				l := u.layers[i].Load()
+				if l == nil {
+					continue
+				}
+				total := l.bytes.Load()
+				rate := float64((total-bytes[i])*8) / every.Seconds()
+				bytes[i] = total
+				if old := l.rate.Load(); old != 0 {
+					rate = 0.6*float64(old) + 0.4*rate // about two seconds of memory
+				}
+				l.rate.Store(uint64(rate))
+			}
 			if live := u.LiveLayers(now); live != last {
 				last = live
 				u.layersChanged()

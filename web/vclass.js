@@ -522,8 +522,8 @@ export class VClassClient extends EventTarget {
       case 'producerClosed': this.#onProducerClosed(data); break;
       case 'newConsumer': this.#onNewConsumer(data); break;
       case 'consumerClosed': this.#onConsumerClosed(data.consumerId); break;
-      case 'consumerPaused': this.#setConsumerPaused(data.consumerId, true); break;
-      case 'consumerResumed': this.#setConsumerPaused(data.consumerId, false); break;
+      case 'consumerPaused': this.#setConsumerPaused(data.consumerId, true, data.reason); break;
+      case 'consumerResumed': this.#setConsumerPaused(data.consumerId, false, data.reason); break;
       case 'consumerLayersChanged': this.#onConsumerLayers(data); break;
       case 'offer': this.#onOffer(data); break;
       case 'iceCandidate': this.#onRemoteCandidate(data); break;
@@ -628,10 +628,12 @@ export class VClassClient extends EventTarget {
     }
   }
 
-  #setConsumerPaused(consumerId, paused) {
+  /** reason: 'producer' (its publisher paused it) or 'bandwidth' (our link cannot carry it now). */
+  #setConsumerPaused(consumerId, paused, reason) {
     const c = [...this.#consumers.values()].find((x) => x.consumerId === consumerId);
     if (!c) return;
     c.paused = paused;
+    c.pausedReason = paused ? (reason ?? 'producer') : null;
     if (c.track) this.#emit(paused ? 'trackpaused' : 'trackresumed', this.#consumerView(c));
   }
 

@@ -128,7 +128,9 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 		log.Info("config key ignored", "key", key)
 	}
 	engine, err := sfu.NewEngine(sfu.EngineParams{
-		RTC: cfg.RTC, Codecs: cfg.Codecs, MaxIncomingBitrate: cfg.Bitrate.MaxIncoming, Logger: log.With("part", "sfu"),
+		RTC: cfg.RTC, Codecs: cfg.Codecs, MaxIncomingBitrate: cfg.Bitrate.MaxIncoming,
+		InitialOutgoingBitrate: cfg.Bitrate.InitialAvailableOutgoing, MaxOutgoingBitrate: cfg.Bitrate.MaxOutgoing,
+		Logger: log.With("part", "sfu"),
 	})
 	if err != nil {
 		return err

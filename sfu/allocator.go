@@ -1,0 +1,111 @@
+package sfu
+
+import "sort"
+
+// Track priorities for sharing a subscriber's bandwidth: lower first.
+const (
+	PriorityHigh    = 0 // screen shares and what the teacher sends
+	PrioritySpeaker = 1 // the active speaker
+	PriorityNormal  = 2
+)
+
+// allocTrack is what sharing a subscriber's bandwidth knows of one of its
+// down tracks.
+type allocTrack struct {
+	video    bool
+	priority int
+	rates    [MaxLayers]float64 // bps of each layer arriving now; 0 = not arriving
+	maxLayer int8               // the largest layer the subscriber wants
+	current  int8               // the layer given last time; -1 = paused for bandwidth
+	idle     bool               // paused by its producer or subscriber: needs nothing
+	twcc     bool               // its subscriber sends TWCC feedback for it
+}
+
+// upgradeMargin is how much more than a layer's rate the budget must
+// leave for a track to move up to it (or resume): keeping what it has
+// needs only the rate, so that a wavering estimate does not flap layers.
+const upgradeMargin = 1.15
+
+// allocate shares budget bps among tracks: audio first and whole; then,
+// in priority order, every video its smallest layer (a video whose
+// smallest layer does not fit is paused: -1); then, again in priority
+// order, each video the largest layer it wants that the rest affords.
+// wanted is what every track at the layer it wants would take.
+func allocate(budget float64, tracks []allocTrack) (layers []int8, wanted float64) {
+	layers = make([]int8, len(tracks))
+	order := make([]int, 0, len(tracks))
+	for i, t := range tracks {
+		layers[i] = -1
+		if t.idle {
+			continue
+		}
+		if !t.video {
+			layers[i] = 0
+			budget -= t.rates[0]
+			wanted += t.rates[0]
+			continue
+		}
+		if lowest(t) < 0 {
+			continue // nothing arriving yet: nothing to share
+		}
+		order = append(order, i)
+		wanted += t.rates[wantedLayer(t)]
+	}
+	sort.SliceStable(order, func(a, b int) bool { return tracks[order[a]].priority < tracks[order[b]].priority })
+	spent := make([]float64, len(tracks))
+	for _, i := range order {
+		t := tracks[i]
+		l := lowest(t)
+		cost := t.rates[l]
+		if t.current < 0 || t.current < l {
+			cost *= upgradeMargin
+		}
+		if cost <= budget {
+			layers[i], spent[i] = l, t.rates[l]
+			budget -= t.rates[l]
+		}
+	}
+	for _, i := range order {
+		t := tracks[i]
+		if layers[i] < 0 {
+			continue
+		}
+		for l := wantedLayer(t); l > layers[i]; l-- {
+			if t.rates[l] == 0 {
+				continue
+			}
+			extra := t.rates[l] - spent[i]
+			if l > t.current {
+				extra = t.rates[l]*upgradeMargin - spent[i]
+			}
+			if extra <= budget {
+				budget -= t.rates[l] - spent[i]
+				layers[i], spent[i] = l, t.rates[l]
+				break
+			}
+		}
+	}
+	return layers, wanted
+}
+
+// lowest is the smallest arriving layer, -1 for none.
+func lowest(t allocTrack) int8 {
+	for l := range int8(MaxLayers) {
+		if t.rates[l] > 0 {
+			return l
+		}
+	}
+	return -1
+}
+
+// wantedLayer is the largest arriving layer not above the track's cap
+// (the smallest arriving one if none is).
+func wantedLayer(t allocTrack) int8 {
+	var live uint8
+	for l := range MaxLayers {
+		if t.rates[l] > 0 {
+			live |= 1 << l
+		}
+	}
+	return max(chooseLayer(live, t.maxLayer), 0)
+}

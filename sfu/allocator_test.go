@@ -1,0 +1,48 @@
+package sfu
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestAllocate(t *testing.T) {
+	cam := func(prio int, current int8) allocTrack {
+		return allocTrack{video: true, priority: prio, rates: [MaxLayers]float64{100e3, 400e3, 1200e3}, maxLayer: 2, current: current}
+	}
+	audio := allocTrack{rates: [MaxLayers]float64{40e3}}
+	capped := cam(PriorityNormal, 2)
+	capped.maxLayer = 1
+	single := allocTrack{video: true, priority: PriorityNormal, rates: [MaxLayers]float64{600e3}, maxLayer: 2}
+	idle := cam(PriorityHigh, 2)
+	idle.idle = true
+	tests := []struct {
+		name   string
+		budget float64
+		tracks []allocTrack
+		want   []int8
+		wanted float64
+	}{
+		{"plenty: all at the top", 5e6, []allocTrack{audio, cam(PriorityNormal, 2), cam(PriorityNormal, 2)}, []int8{0, 2, 2}, 2440e3},
+		{"400 kbit/s: both small, audio whole", 400e3, []allocTrack{audio, audio, cam(PriorityNormal, 0), cam(PriorityNormal, 0)}, []int8{0, 0, 0, 0}, 2480e3},
+		{"priority gets the upgrade", 700e3, []allocTrack{cam(PriorityNormal, 0), cam(PriorityHigh, 0)}, []int8{0, 1}, 2400e3},
+		{"the speaker before the rest", 700e3, []allocTrack{cam(PriorityNormal, 0), cam(PrioritySpeaker, 0), cam(PriorityNormal, 0)}, []int8{0, 1, 0}, 3600e3},
+		{"nothing fits: lowest priority paused first", 150e3, []allocTrack{cam(PriorityNormal, 0), cam(PriorityHigh, 0)}, []int8{-1, 0}, 2400e3},
+		{"audio is never starved", 50e3, []allocTrack{audio, cam(PriorityHigh, 0)}, []int8{0, -1}, 1240e3},
+		{"a cap holds", 5e6, []allocTrack{capped}, []int8{1}, 400e3},
+		{"single stream", 700e3, []allocTrack{single}, []int8{0}, 600e3},
+		{"idle takes nothing", 500e3, []allocTrack{idle, cam(PriorityNormal, 1)}, []int8{-1, 1}, 1200e3},
+		// Keeping a layer needs its rate, moving up needs the margin too.
+		{"keeps at the edge", 400e3, []allocTrack{cam(PriorityNormal, 1)}, []int8{1}, 1200e3},
+		{"no upgrade at the edge", 400e3, []allocTrack{cam(PriorityNormal, 0)}, []int8{0}, 1200e3},
+		{"a paused video resumes only with room to spare", 105e3, []allocTrack{cam(PriorityNormal, -1)}, []int8{-1}, 1200e3},
+		{"nothing arriving", 1e6, []allocTrack{{video: true, maxLayer: 2}}, []int8{-1}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, wanted := allocate(tt.budget, tt.tracks)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) || wanted != tt.wanted {
+				t.Errorf("allocate(%.0f) = %v wanting %.0f, want %v wanting %.0f", tt.budget, got, wanted, tt.want, tt.wanted)
+			}
+		})
+	}
+}

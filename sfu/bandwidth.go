@@ -1,0 +1,341 @@
+package sfu
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// twccExt holds one packet's transport-wide sequence number extension,
+// reused packet after packet so that numbering allocates nothing.
+type twccExt struct {
+	exts [1]rtp.Extension
+	seq  [2]byte
+}
+
+// srtpOverhead is what SRTP and UDP add to an RTP packet on the wire,
+// roughly (the AES-GCM tag, UDP and IP headers).
+const srtpOverhead = 16 + 8 + 20
+
+// bandwidth is one subscriber transport's view of its link: it numbers
+// what is sent (TWCC), reads the feedback into an Estimator, shares the
+// estimate among the subscriber's tracks (allocate) and probes for more
+// when a track wants more than the estimate affords.
+type bandwidth struct {
+	history sendHistory
+	probe   atomic.Uint32 // the probe cluster being sent, 0 = none
+	stats   *Counters
+
+	mu        sync.Mutex
+	est       *Estimator
+	results   []packetResult
+	twccSeen  bool
+	rembSeen  bool
+	allocated int // the estimate the last allocation shared
+	nextProbe time.Time
+	backoff   time.Duration
+	probeID   uint32
+	// A trial: the estimate raised to trial until trialEnd, where no
+	// probe packets can be sent; it failed if congestion brought it down.
+	trial    int
+	trialEnd time.Time
+
+	kick chan struct{}
+}
+
+// Probing: a cluster lasts probeLength, at least probeEvery apart, more
+// apart (up to maxProbeBackoff) while probes find nothing.
+const (
+	probeLength     = 200 * time.Millisecond
+	probeEvery      = 3 * time.Second
+	maxProbeBackoff = 30 * time.Second
+	allocEvery      = 500 * time.Millisecond
+)
+
+func newBandwidth(initial, maxRate int, stats *Counters) *bandwidth {
+	if initial <= 0 {
+		initial = 600_000
+	}
+	if maxRate <= 0 {
+		maxRate = 20_000_000
+	}
+	return &bandwidth{
+		est: NewEstimator(initial, 30_000, maxRate), stats: stats,
+		backoff: probeEvery, kick: make(chan struct{}, 1),
+	}
+}
+
+// number gives a packet about to be sent its transport-wide sequence
+// number, in ext's storage.
+func (b *bandwidth) number(h *rtp.Header, ext *twccExt, id uint8, payloadLen int, now time.Time) {
+	size := h.MarshalSize() + 4 + payloadLen + int(h.PaddingSize) + srtpOverhead
+	seq := b.history.add(size, now, b.probe.Load())
+	ext.seq = [2]byte{byte(seq >> 8), byte(seq)}
+	h.Extension = false
+	h.Extensions = ext.exts[:0]
+	_ = h.SetExtension(id, ext.seq[:])
+}
+
+// onFeedback reads a TWCC feedback into the estimate; a large change
+// shares the bandwidth again at once.
+func (b *bandwidth) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
+	b.mu.Lock()
+	b.twccSeen = true
+	b.results = b.history.feedbackResults(fb, b.results)
+	est := b.est.OnResults(b.results, now)
+	moved := b.allocated == 0 || est < b.allocated*9/10 || est > b.allocated*11/10
+	b.mu.Unlock()
+	if moved {
+		b.signal()
+	}
+}
+
+// onREMB takes a receiver's own estimate where it sends no TWCC feedback.
+func (b *bandwidth) onREMB(r *rtcp.ReceiverEstimatedMaximumBitrate, _ time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.twccSeen {
+		return
+	}
+	b.rembSeen = true
+	b.est.rate = float64(max(int(r.Bitrate), int(b.est.min)))
+	b.est.lossCap = b.est.max
+}
+
+func (b *bandwidth) signal() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Estimate is the subscriber's link estimate in bps.
+func (b *bandwidth) Estimate() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.est.Estimate()
+}
+
+// allocLoop shares the bandwidth among s's tracks every allocEvery and
+// whenever the estimate moves, and starts probes, until s closes.
+func (s *Subscriber) allocLoop() {
+	t := time.NewTicker(allocEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.bw.kick:
+		}
+		s.allocate(time.Now())
+	}
+}
+
+// allocate gives each track the layer the estimate affords it.
+func (s *Subscriber) allocate(now time.Time) {
+	s.mu.Lock()
+	downs := make([]*DownTrack, 0, len(s.tracks))
+	for d := range s.tracks {
+		downs = append(downs, d)
+	}
+	s.mu.Unlock()
+	tracks := make([]allocTrack, len(downs))
+	twcc := false
+	for i, d := range downs {
+		tracks[i] = d.allocState(now)
+		twcc = twcc || tracks[i].twcc
+	}
+	b := s.bw
+	b.mu.Lock()
+	est := b.est.Estimate()
+	if !twcc && !b.twccSeen && !b.rembSeen {
+		est = int(b.est.max) // a receiver that gives no feedback: nothing to go by
+	}
+	b.allocated = est
+	if bps, done := b.est.TakeProbeResult(); done {
+		s.engine.log.Debug("probe result", "bps", bps, "estimate", est)
+		if bps > est*9/10 {
+			b.backoff = probeEvery
+		} else {
+			b.backoff = min(2*b.backoff, maxProbeBackoff)
+		}
+		b.nextProbe = now.Add(b.backoff)
+	}
+	if b.trial > 0 && (est < b.trial*8/10 || !now.Before(b.trialEnd)) {
+		if est < b.trial*8/10 {
+			b.backoff = min(2*b.backoff, maxProbeBackoff)
+		} else {
+			b.backoff = probeEvery
+		}
+		b.nextProbe = now.Add(b.backoff)
+		b.trial = 0
+	}
+	overusing, loss, acked := b.est.Overusing(), b.est.Loss(), b.est.Acked()
+	b.mu.Unlock()
+	s.engine.Stats.observeEstimate(est)
+
+	layers, wanted := allocate(float64(est), tracks)
+	spent := 0.0 // what the tracks take at the layers given
+	for i, l := range layers {
+		if l >= 0 {
+			spent += tracks[i].rates[l]
+		}
+	}
+	s.engine.log.Debug("bandwidth", "estimate", est, "acked", acked, "loss", loss, "overusing", overusing,
+		"wanted", int(wanted), "layers", layers)
+	for i, d := range downs {
+		if tracks[i].idle {
+			continue
+		}
+		if d.setAllocation(layers[i]) {
+			if layers[i] < 0 {
+				s.engine.Stats.BandwidthPauses.Add(1)
+			}
+		}
+	}
+	if wanted > float64(est)*1.1 && !overusing && loss < 0.02 {
+		s.maybeProbe(now, est, wanted, spent, downs)
+	}
+}
+
+// maybeProbe sends a probe cluster when one is due: padding on a video
+// track, on top of the media, for probeLength, so that the total reaches
+// what the tracks want (at most twice the estimate).
+func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, downs []*DownTrack) {
+	var via *DownTrack
+	for _, d := range downs {
+		if d.canProbe() {
+			via = d
+			break
+		}
+	}
+	b := s.bw
+	b.mu.Lock()
+	if now.Before(b.nextProbe) || b.probe.Load() != 0 || b.trial > 0 {
+		b.mu.Unlock()
+		return
+	}
+	// Enough for what the tracks want to be granted (upgradeMargin), at
+	// most twice the estimate at a time.
+	target := min(wanted*upgradeMargin*1.05, float64(est)*2)
+	if via == nil {
+		// Nothing to pad (no video sending, or no TWCC feedback to learn
+		// from): try the larger layers themselves.
+		b.trial, b.trialEnd = int(target), now.Add(2*time.Second)
+		b.est.Raise(b.trial)
+		b.nextProbe = now.Add(b.backoff)
+		b.mu.Unlock()
+		s.engine.log.Debug("layer trial", "estimate", est, "target", int(target))
+		s.bw.signal()
+		return
+	}
+	b.probeID++
+	id := b.probeID
+	b.est.StartProbe(id)
+	b.nextProbe = now.Add(b.backoff)
+	b.mu.Unlock()
+	s.engine.log.Debug("probe", "cluster", id, "estimate", est, "target", int(target), "media", int(spent))
+	go s.runProbe(via, id, target, spent)
+}
+
+// runProbe sends probe packets for probeLength at the rate that brings
+// the transport from the media's rate to target.
+func (s *Subscriber) runProbe(via *DownTrack, id uint32, target, media float64) {
+	b := s.bw
+	b.probe.Store(id)
+	b.history.mu.Lock()
+	first := b.history.next
+	b.history.mu.Unlock()
+	// Padding can only go between frames: it piles up as credit and goes
+	// out after the next frame's last packet.
+	extra := max(target-media, target/4) * 0.005 / 8 // bytes per 5 ms tick
+	packetSize := float64(paddingSize + 12 + 8 + srtpOverhead)
+	t := time.NewTicker(5 * time.Millisecond)
+	credit := 0.0
+	end := time.Now().Add(probeLength)
+	for now := time.Now(); now.Before(end); now = <-t.C {
+		credit += extra
+		if n := int(credit / packetSize); n > 0 {
+			if sent := via.sendPadding(min(n, 50)); sent > 0 {
+				credit -= float64(sent)
+				s.engine.Stats.ProbeBytes.Add(uint64(sent))
+			}
+		}
+	}
+	t.Stop()
+	b.probe.Store(0)
+	b.history.mu.Lock()
+	sent := int(b.history.next - first)
+	b.history.mu.Unlock()
+	b.mu.Lock()
+	b.est.ProbeSent(id, sent)
+	b.mu.Unlock()
+}
+
+// allocState is what allocation needs of d now.
+func (d *DownTrack) allocState(now time.Time) allocTrack {
+	t := allocTrack{video: d.up.codecKind != codecAudio, priority: int(d.priority.Load())}
+	for i := range d.up.layers {
+		if l := d.up.layers[i].Load(); l != nil && now.UnixNano()-l.lastPacket.Load() < int64(layerStale) {
+			t.rates[i] = float64(l.rate.Load())
+			if t.rates[i] == 0 {
+				t.rates[i] = 1 // arriving, not measured yet
+			}
+		}
+	}
+	d.mu.Lock()
+	t.maxLayer = d.maxLayer
+	t.idle = d.userPaused || d.writer == nil
+	t.twcc = d.twccID != 0
+	t.current = d.allocLayer
+	if d.bwPaused {
+		t.current = -1
+	}
+	d.mu.Unlock()
+	return t
+}
+
+// canProbe reports whether d can carry probe packets: it is sending
+// video and its subscriber gives TWCC feedback.
+func (d *DownTrack) canProbe() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.writer != nil && d.twccID != 0 && d.fwd.started && !d.fwd.Paused() && d.up.codecKind != codecAudio
+}
+
+// paddingSize is the most one RTP packet's padding holds.
+const paddingSize = 255
+
+// sendPadding sends up to n padding-only packets on d's own stream, right
+// after the end of a frame, numbered in the stream's sequence (the
+// receiver counts them for congestion control and fills its sequence with
+// them; Chromium leaves padding on the RTX stream, and RTX at all, out of
+// its TWCC feedback). It returns the bytes sent, 0 when d is mid-frame.
+func (d *DownTrack) sendPadding(n int) int {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.mu.Lock()
+	first, ts, ok := d.fwd.Padding(n)
+	w, ssrc, pt, twccID := d.writer, d.ssrc, d.pt, d.twccID
+	d.mu.Unlock()
+	if !ok || w == nil || twccID == 0 || d.bw == nil {
+		return 0
+	}
+	total := 0
+	for i := range n {
+		h := &d.padHdr
+		*h = rtp.Header{Version: 2, Padding: true, PaddingSize: paddingSize, SSRC: ssrc, PayloadType: pt,
+			SequenceNumber: first + uint16(i), Timestamp: ts}
+		d.bw.number(h, &d.padTWCC, twccID, 0, time.Now())
+		written, err := w.WriteRTP(h, nil)
+		if err != nil {
+			continue
+		}
+		total += written
+	}
+	return total
+}
