@@ -466,6 +466,11 @@ func DialRoom(ctx context.Context, opts Options, roomID string, setup func(*Clie
 
 // OnTrack sets the function called for each track received; it runs on
 // Pion's goroutine and may read the track until it ends.
+//
+// Read every track given (or hand it to something that does): Pion makes
+// the receiver's feedback (NACKs, reports, TWCC) as packets are read, so
+// an unread track's packets look lost to the server, whose congestion
+// control then narrows everything it sends this client.
 func (c *Client) OnTrack(fn func(*RemoteTrack)) { c.recv.setOnTrack(fn) }
 
 // Close leaves and disconnects.

@@ -67,7 +67,12 @@ func TestNackRecoversLoss(t *testing.T) {
 	var recovered, total int
 	sub.OnTrack(func(rt *client.RemoteTrack) {
 		if rt.Source != "video:cam" {
-			return
+			// Read, so that the receiver's feedback counts it as received.
+			for {
+				if _, _, err := rt.Track.ReadRTP(); err != nil {
+					return
+				}
+			}
 		}
 		loss.ssrc.Store(uint32(rt.Track.SSRC()))
 		var p rtp.Packet

@@ -129,10 +129,10 @@ func (n *netns) chromium(t *testing.T, origin string) context.Context {
 // startDefaultMedia runs vclass-media on its embedded default (every
 // interface, anonymous joins) with HTTP on every interface and media on
 // the given ports.
-func startDefaultMedia(t *testing.T, rtcPorts string) *mediaServer {
+func startDefaultMedia(t *testing.T, rtcPorts string, env ...string) *mediaServer {
 	t.Helper()
 	cmd := exec.Command(mediaBinary, "-http", ":0")
-	cmd.Env = append(os.Environ(), "VCLASS_RTC_PORTS="+rtcPorts)
+	cmd.Env = append(append(os.Environ(), "VCLASS_RTC_PORTS="+rtcPorts), env...)
 	p, u := startProcess(t, "vclass-media", cmd, urlLine, 10*time.Second)
 	port := u[strings.LastIndex(u, ":")+1 : len(u)-1]
 	s := &mediaServer{process: p, URL: "http://127.0.0.1:" + port}

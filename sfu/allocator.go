@@ -28,10 +28,11 @@ const upgradeMargin = 1.15
 
 // allocate shares budget bps among tracks: audio first and whole; then,
 // in priority order, every video its smallest layer (a video whose
-// smallest layer does not fit is paused: -1); then, again in priority
-// order, each video the largest layer it wants that the rest affords.
-// wanted is what every track at the layer it wants would take.
-func allocate(budget float64, tracks []allocTrack) (layers []int8, wanted float64) {
+// smallest layer does not fit is paused, -1, when mayPause: the budget is
+// a measured ceiling, not a first guess); then, again in priority order,
+// each video the largest layer it wants that the rest affords. wanted is
+// what every track at the layer it wants would take.
+func allocate(budget float64, tracks []allocTrack, mayPause bool) (layers []int8, wanted float64) {
 	layers = make([]int8, len(tracks))
 	order := make([]int, 0, len(tracks))
 	for i, t := range tracks {
@@ -60,7 +61,7 @@ func allocate(budget float64, tracks []allocTrack) (layers []int8, wanted float6
 		if t.current < 0 || t.current < l {
 			cost *= upgradeMargin
 		}
-		if cost <= budget {
+		if cost <= budget || !mayPause {
 			layers[i], spent[i] = l, t.rates[l]
 			budget -= t.rates[l]
 		}

@@ -37,9 +37,13 @@ func TestAllocate(t *testing.T) {
 		{"a paused video resumes only with room to spare", 105e3, []allocTrack{cam(PriorityNormal, -1)}, []int8{-1}, 1200e3},
 		{"nothing arriving", 1e6, []allocTrack{{video: true, maxLayer: 2}}, []int8{-1}, 0},
 	}
+	// Before any congestion the budget is a guess: too little of it pauses nothing.
+	if got, _ := allocate(150e3, []allocTrack{cam(PriorityNormal, 0), single}, false); fmt.Sprint(got) != "[0 0]" {
+		t.Errorf("allocate without pausing = %v, want [0 0]", got)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, wanted := allocate(tt.budget, tt.tracks)
+			got, wanted := allocate(tt.budget, tt.tracks, true)
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) || wanted != tt.wanted {
 				t.Errorf("allocate(%.0f) = %v wanting %.0f, want %v wanting %.0f", tt.budget, got, wanted, tt.want, tt.wanted)
 			}

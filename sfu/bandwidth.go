@@ -27,17 +27,21 @@ const srtpOverhead = 16 + 8 + 20
 type bandwidth struct {
 	history sendHistory
 	probe   atomic.Uint32 // the probe cluster being sent, 0 = none
-	stats   *Counters
+	// ready: the transport is up. Before, Pion drops what is written, and
+	// numbered packets that never leave would read as lost.
+	ready atomic.Bool
+	stats *Counters
 
-	mu        sync.Mutex
-	est       *Estimator
-	results   []packetResult
-	twccSeen  bool
-	rembSeen  bool
-	allocated int // the estimate the last allocation shared
-	nextProbe time.Time
-	backoff   time.Duration
-	probeID   uint32
+	mu           sync.Mutex
+	est          *Estimator
+	results      []packetResult
+	twccSeen     bool
+	rembSeen     bool
+	lastFeedback time.Time
+	allocated    int // the estimate the last allocation shared
+	nextProbe    time.Time
+	backoff      time.Duration
+	probeID      uint32
 	// A trial: the estimate raised to trial until trialEnd, where no
 	// probe packets can be sent; it failed if congestion brought it down.
 	trial    int
@@ -53,6 +57,10 @@ const (
 	probeEvery      = 3 * time.Second
 	maxProbeBackoff = 30 * time.Second
 	allocEvery      = 500 * time.Millisecond
+	// congestionMemory: a video is paused for bandwidth only while the
+	// estimate has been lowered by congestion this recently.
+	congestionMemory = 10 * time.Second
+	staleFeedback    = 2 * time.Second
 )
 
 func newBandwidth(initial, maxRate int, stats *Counters) *bandwidth {
@@ -71,6 +79,9 @@ func newBandwidth(initial, maxRate int, stats *Counters) *bandwidth {
 // number gives a packet about to be sent its transport-wide sequence
 // number, in ext's storage.
 func (b *bandwidth) number(h *rtp.Header, ext *twccExt, id uint8, payloadLen int, now time.Time) {
+	if !b.ready.Load() {
+		return
+	}
 	size := h.MarshalSize() + 4 + payloadLen + int(h.PaddingSize) + srtpOverhead
 	seq := b.history.add(size, now, b.probe.Load())
 	ext.seq = [2]byte{byte(seq >> 8), byte(seq)}
@@ -84,6 +95,7 @@ func (b *bandwidth) number(h *rtp.Header, ext *twccExt, id uint8, payloadLen int
 func (b *bandwidth) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	b.mu.Lock()
 	b.twccSeen = true
+	b.lastFeedback = now
 	b.results = b.history.feedbackResults(fb, b.results)
 	est := b.est.OnResults(b.results, now)
 	moved := b.allocated == 0 || est < b.allocated*9/10 || est > b.allocated*11/10
@@ -175,10 +187,16 @@ func (s *Subscriber) allocate(now time.Time) {
 		b.trial = 0
 	}
 	overusing, loss, acked := b.est.Overusing(), b.est.Loss(), b.est.Acked()
+	mayPause := b.est.CongestedSince(now.Add(-congestionMemory))
+	if now.Sub(b.lastFeedback) > staleFeedback {
+		// No feedback lately (everything it was about is paused, or the
+		// receiver went quiet): what the last said no longer holds.
+		overusing, loss = false, 0
+	}
 	b.mu.Unlock()
 	s.engine.Stats.observeEstimate(est)
 
-	layers, wanted := allocate(float64(est), tracks)
+	layers, wanted := allocate(float64(est), tracks, mayPause)
 	spent := 0.0 // what the tracks take at the layers given
 	for i, l := range layers {
 		if l >= 0 {

@@ -207,9 +207,14 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	d.writer = ctx.WriteStream()
 	d.ssrc = uint32(ctx.SSRC())
-	for _, ext := range ctx.HeaderExtensions() {
-		if ext.URI == sdp.TransportCCURI {
-			d.twccID = uint8(ext.ID)
+	// Transport-wide numbers only where the receiver reports on them (it
+	// negotiated transport-cc feedback for this codec): a numbered packet
+	// left out of its feedback would read as lost.
+	if hasFeedback(codec, webrtc.TypeRTCPFBTransportCC) {
+		for _, ext := range ctx.HeaderExtensions() {
+			if ext.URI == sdp.TransportCCURI {
+				d.twccID = uint8(ext.ID)
+			}
 		}
 	}
 	d.pt = uint8(codec.PayloadType)
@@ -395,6 +400,16 @@ func (d *DownTrack) resend(seq uint16) int {
 	}
 	d.stats.Retransmits.Add(1)
 	return n
+}
+
+// hasFeedback reports whether codec negotiated RTCP feedback of typ.
+func hasFeedback(codec webrtc.RTPCodecParameters, typ string) bool {
+	for _, f := range codec.RTCPFeedback {
+		if f.Type == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // rtxFor finds the RTX codec whose apt is pt.

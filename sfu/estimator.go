@@ -39,6 +39,8 @@ type Estimator struct {
 	probeResult int  // bps found by the last finished probe cluster (0: it failed)
 	probeDone   bool // a probe finished and its result was not taken yet
 
+	lastCongestion time.Time // when overuse or loss last lowered the estimate
+
 	// avgMax and varMax describe the acknowledged rates at which the link
 	// was last found overused (to slow down near them).
 	avgMax, varMax float64
@@ -93,6 +95,11 @@ func (e *Estimator) Acked() int { return int(e.acked) }
 
 // Loss is the share of packets lost in the last loss window.
 func (e *Estimator) Loss() float64 { return e.lastLoss }
+
+// CongestedSince reports whether overuse or loss lowered the estimate
+// after t: only then is the estimate a measured ceiling rather than a
+// guess that has not been exceeded yet.
+func (e *Estimator) CongestedSince(t time.Time) bool { return e.lastCongestion.After(t) }
 
 // Overusing reports whether the link was found overused at the last feedback.
 func (e *Estimator) Overusing() bool { return e.usage == usageOver }
@@ -289,6 +296,7 @@ func (e *Estimator) noteLoss(r *packetResult, now time.Time) {
 	case loss > 0.1:
 		e.lossCap = math.Max(e.min, math.Min(e.lossCap, e.rate)*(1-0.5*loss))
 		e.rate = math.Min(e.rate, e.lossCap)
+		e.lastCongestion = now
 	case loss < 0.02:
 		e.lossCap = math.Min(e.max, e.lossCap*1.08)
 	}
@@ -312,6 +320,7 @@ func (e *Estimator) updateRate(now time.Time) {
 			}
 			e.rate = math.Max(e.min, math.Min(e.rate, decreaseFactor*base))
 			e.control = controlDecrease
+			e.lastCongestion = now
 		}
 		return
 	case usageUnder:

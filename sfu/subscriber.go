@@ -72,6 +72,9 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 	s.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			s.bw.ready.Store(true) // packets leave now: number them from here on
+		}
 		if p.OnStateChange != nil {
 			p.OnStateChange(st)
 		}

@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/vclass/vclass/auth"
+)
+
+// shapedClass is a class of three on the embedded default: a teacher (an
+// admin ticket) and a student on this host, and a student whose only way
+// to the server is a veth pair into a network namespace, whose downlink tc
+// shapes.
+type shapedClass struct {
+	srv                *mediaServer
+	ns                 *netns
+	teacher, good      *page
+	weak               *page
+	teacherID, goodID  string
+	weakURL, roomQuery string
+}
+
+func newShapedClass(t *testing.T, room, ports, rate string) *shapedClass {
+	t.Helper()
+	needRoot(t)
+	srv := startDefaultMedia(t, ports, "VCLASS_AUTH_SECRET="+testSecret)
+	ns := newNetns(t)
+	ns.shape(t, rate)
+	tk, err := auth.Mint(testSecret, auth.Claims{Room: room, Name: "Teacher", Role: auth.RoleAdmin,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "teacher-" + room}}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := "http://" + ns.hostIP + ":" + srv.port()
+	c := &shapedClass{srv: srv, ns: ns}
+	c.teacher = openPage(t, classURL(srv, room, "Teacher", "&ticket="+tk), "teacher")
+	c.good = openPage(t, classURL(srv, room, "Good", ""), "good student")
+	c.weak = openPageIn(t, ns.chromium(t, origin), fmt.Sprintf("%s/?room=%s&name=Weak&autojoin=1", origin, room), "weak student")
+	waitFor(t, 20*time.Second, "all three in the class", func() bool {
+		return c.teacher.peerID() != "" && c.good.peerID() != "" && c.weak.peerID() != ""
+	})
+	c.teacherID, c.goodID = c.teacher.peerID(), c.good.peerID()
+	return c
+}
+
+// videoIn is what a page decodes of one peer's camera: frames so far,
+// frame height, freeze time so far.
+type videoIn struct{ frames, height, freezes, fps float64 }
+
+func cameraOf(p *page, peer string) videoIn {
+	for _, in := range p.stats().Inbound {
+		if in.PeerID == peer && in.Source == "video:cam" {
+			return videoIn{in.FramesDecoded, in.FrameHeight, in.TotalFreezes, in.FramesPerSecond}
+		}
+	}
+	return videoIn{}
+}
+
+// camerasSent lists the teacher's camera layers that encode, as rid:height.
+func camerasSent(p *page) map[string]float64 {
+	out := map[string]float64{}
+	for _, o := range p.stats().Outbound {
+		if o.Source == "video:cam" && o.RID != "" {
+			out[o.RID] = o.FramesEncoded
+		}
+	}
+	return out
+}
+
+// On a 400 kbit/s downlink the weak student gets every video it is sent
+// smoothly (a small layer), while the well-connected student still gets
+// the teacher at 720p: the server sends each what its link carries.
+// Figures are read from getStats() over a 10 s window after 30 s.
+func TestWeakLinkGetsWhatItCarries(t *testing.T) {
+	c := newShapedClass(t, "shaped", "35140-35149", "400kbit")
+	time.Sleep(30 * time.Second) // the settling time the check is about: a duration, not an event
+	w0 := map[string]videoIn{c.teacherID: cameraOf(c.weak, c.teacherID), c.goodID: cameraOf(c.weak, c.goodID)}
+	g0 := cameraOf(c.good, c.teacherID)
+	s0 := camerasSent(c.teacher)
+	const window = 10 * time.Second
+	time.Sleep(window) // the measuring window
+	var report []string
+	for id, before := range w0 {
+		who := map[string]string{c.teacherID: "teacher", c.goodID: "good student"}[id]
+		now := cameraOf(c.weak, id)
+		fps := (now.frames - before.frames) / window.Seconds()
+		frozen := now.freezes - before.freezes
+		report = append(report, fmt.Sprintf("weak student gets the %s at %.0f lines, %.1f fps, frozen %.2f s", who, now.height, fps, frozen))
+		if fps < 15 || frozen >= 1 {
+			t.Errorf("the weak student decodes the %s's camera at %.1f fps, frozen %.2f s of %v; want at least 15 fps, under 1 s",
+				who, fps, frozen, window)
+		}
+	}
+	g1 := cameraOf(c.good, c.teacherID)
+	goodFPS := (g1.frames - g0.frames) / window.Seconds()
+	report = append(report, fmt.Sprintf("good student gets the teacher at %.0f lines, %.1f fps", g1.height, goodFPS))
+	if g1.height != 720 || goodFPS < 18 {
+		t.Errorf("the good student decodes the teacher at %.0f lines and %.1f fps; want 720 and at least 18", g1.height, goodFPS)
+	}
+	s1 := camerasSent(c.teacher)
+	var sending []string
+	for rid, frames := range s1 {
+		if frames > s0[rid] {
+			sending = append(sending, rid)
+		}
+	}
+	sort.Strings(sending)
+	report = append(report, "teacher encodes "+strings.Join(sending, ", "))
+	if len(sending) != 3 {
+		t.Errorf("the teacher's camera encodes layers %v in the window, want three", sending)
+	}
+	t.Log(strings.Join(report, "; "))
+}
+
+// The weak student's link changes under way: 2 Mbit/s, then 300 kbit/s,
+// then 2 Mbit/s again. It goes down to a smaller layer of the teacher
+// within 3 s and is back at 720p within 15 s.
+func TestLinkChangesUnderWay(t *testing.T) {
+	c := newShapedClass(t, "changing", "35150-35159", "2mbit")
+	waitFor(t, 30*time.Second, "the weak student at 720p on 2 Mbit/s", func() bool {
+		v := cameraOf(c.weak, c.teacherID)
+		return v.height == 720 && v.frames > 0
+	})
+	c.ns.shape(t, "300kbit")
+	narrowed := time.Now()
+	waitFor(t, 3*time.Second, "the weak student down from 720p within 3 s of 300 kbit/s", func() bool {
+		return cameraOf(c.weak, c.teacherID).height < 720
+	})
+	down := time.Since(narrowed)
+	time.Sleep(10 * time.Second) // a while on the narrow link
+	narrow := cameraOf(c.weak, c.teacherID)
+	c.ns.shape(t, "2mbit")
+	widened := time.Now()
+	waitFor(t, 15*time.Second, "the weak student back at 720p within 15 s of 2 Mbit/s", func() bool {
+		return cameraOf(c.weak, c.teacherID).height == 720
+	})
+	t.Logf("down to %.0f lines %.1f s after the link narrowed; back at 720p %.1f s after it widened",
+		narrow.height, down.Seconds(), time.Since(widened).Seconds())
+}
