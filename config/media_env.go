@@ -16,6 +16,7 @@ const (
 	EnvAnnouncedIP = "VCLASS_ANNOUNCED_IP" // AnnouncedIP of every Listen; 0.0.0.0 = detect
 	EnvHTTPAddr    = "VCLASS_HTTP_ADDR"    // HTTPAddr, e.g. ":8011"
 	EnvRTCPorts    = "VCLASS_RTC_PORTS"    // "20000-20009", or "20000" for one port
+	EnvLogLevel    = "VCLASS_LOG_LEVEL"    // LogLevel: debug, info, warn, error or none
 	// EnvAuthSecret and EnvAuthPreviousSecret replace AuthSettings.Secret and
 	// PreviousSecret (secrets belong in the environment, not in a file).
 	EnvAuthSecret         = "VCLASS_AUTH_SECRET"
@@ -46,6 +47,10 @@ func (m *Media) ApplyEnv(getenv func(string) string) error {
 		if err := m.applyAnnouncedIP(v); err != nil {
 			return err
 		}
+	}
+	if v := strings.TrimSpace(getenv(EnvLogLevel)); v != "" {
+		m.LogLevel = strings.ToLower(v)
+		m.note("logLevel", EnvLogLevel)
 	}
 	if v := strings.TrimSpace(getenv(EnvHTTPAddr)); v != "" {
 		m.HTTPAddr = v

@@ -42,6 +42,11 @@ func TestApplyEnv(t *testing.T) {
 				t.Errorf("HTTPAddr = %q", m.HTTPAddr)
 			}
 		}},
+		{"log level", "", map[string]string{EnvLogLevel: " Debug "}, func(t *testing.T, m *Media) {
+			if m.LogLevel != "debug" {
+				t.Errorf("LogLevel = %q", m.LogLevel)
+			}
+		}},
 		{"port range", "", map[string]string{EnvRTCPorts: "30000-30009"}, wantPorts(30000, 30009)},
 		{"port range with spaces", "", map[string]string{EnvRTCPorts: " 30000 - 30009 "}, wantPorts(30000, 30009)},
 		{"single port", "", map[string]string{EnvRTCPorts: "20000"}, wantPorts(20000, 20000)},

@@ -405,6 +405,7 @@ func (p *Peer) subscriber() (*sfu.Subscriber, error) {
 		return p.sub, nil
 	}
 	sub, err := p.room.m.params.Engine.NewSubscriber(sfu.SubscriberParams{
+		Name:           p.id,
 		OnOffer:        p.onOffer,
 		OnICECandidate: func(c *webrtc.ICECandidateInit) { p.notifyCandidate("recv", c) },
 		OnStateChange: func(s webrtc.PeerConnectionState) {

@@ -27,14 +27,17 @@ type allocTrack struct {
 const upgradeMargin = 1.15
 
 // allocate shares budget bps among tracks: audio first and whole; then,
-// in priority order, every video its smallest layer (a video whose
-// smallest layer does not fit is paused, -1, when mayPause: the budget is
-// a measured ceiling, not a first guess); then, again in priority order,
-// each video the largest layer it wants that the rest affords. wanted is
-// what every track at the layer it wants would take.
-func allocate(budget float64, tracks []allocTrack, mayPause bool) (layers []int8, wanted float64) {
+// in priority order, every video its smallest layer; then, again in
+// priority order, each video the largest layer it wants that the rest
+// affords. A video whose smallest layer does not fit is paused (-1) only
+// when mayPause (the budget is a measured ceiling, not a first guess) and
+// even keep, a higher budget the link had lately, would not carry it: a
+// dip does not pause anything, it only costs layers. wanted is what every
+// track at the layer it wants would take.
+func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers []int8, wanted float64) {
 	layers = make([]int8, len(tracks))
 	order := make([]int, 0, len(tracks))
+	keep = max(keep, budget)
 	for i, t := range tracks {
 		layers[i] = -1
 		if t.idle {
@@ -43,6 +46,7 @@ func allocate(budget float64, tracks []allocTrack, mayPause bool) (layers []int8
 		if !t.video {
 			layers[i] = 0
 			budget -= t.rates[0]
+			keep -= t.rates[0]
 			wanted += t.rates[0]
 			continue
 		}
@@ -61,9 +65,14 @@ func allocate(budget float64, tracks []allocTrack, mayPause bool) (layers []int8
 		if t.current < 0 || t.current < l {
 			cost *= upgradeMargin
 		}
-		if cost <= budget || !mayPause {
+		fits := cost <= budget
+		if !fits && t.current >= 0 && t.rates[l] <= keep {
+			fits = true // it had room lately: ride out the dip
+		}
+		if fits || !mayPause {
 			layers[i], spent[i] = l, t.rates[l]
 			budget -= t.rates[l]
+			keep -= t.rates[l]
 		}
 	}
 	for _, i := range order {

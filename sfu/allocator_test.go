@@ -38,12 +38,17 @@ func TestAllocate(t *testing.T) {
 		{"nothing arriving", 1e6, []allocTrack{{video: true, maxLayer: 2}}, []int8{-1}, 0},
 	}
 	// Before any congestion the budget is a guess: too little of it pauses nothing.
-	if got, _ := allocate(150e3, []allocTrack{cam(PriorityNormal, 0), single}, false); fmt.Sprint(got) != "[0 0]" {
+	if got, _ := allocate(150e3, 150e3, []allocTrack{cam(PriorityNormal, 0), single}, false); fmt.Sprint(got) != "[0 0]" {
 		t.Errorf("allocate without pausing = %v, want [0 0]", got)
+	}
+	// A dip below what a video needs does not pause it when the link
+	// carried it lately; a video already paused stays paused.
+	if got, _ := allocate(150e3, 400e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0), cam(PriorityNormal, -1)}, true); fmt.Sprint(got) != "[0 0 -1]" {
+		t.Errorf("allocate in a dip = %v, want [0 0 -1]", got)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, wanted := allocate(tt.budget, tt.tracks, true)
+			got, wanted := allocate(tt.budget, tt.budget, tt.tracks, true)
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) || wanted != tt.wanted {
 				t.Errorf("allocate(%.0f) = %v wanting %.0f, want %v wanting %.0f", tt.budget, got, wanted, tt.want, tt.wanted)
 			}

@@ -46,6 +46,14 @@ type bandwidth struct {
 	// probe packets can be sent; it failed if congestion brought it down.
 	trial    int
 	trialEnd time.Time
+	// probeRaised is when a probe last raised the estimate: congestion
+	// soon after says it found less than it seemed.
+	probeRaised time.Time
+	// recent keeps the highest estimate of each allocation round lately:
+	// a video is paused only when even that could not carry it, not for
+	// a dip (every congestion signal cuts the estimate by 15 %).
+	recent [pauseRounds]int
+	round  int
 
 	kick chan struct{}
 }
@@ -53,14 +61,17 @@ type bandwidth struct {
 // Probing: a cluster lasts probeLength, at least probeEvery apart, more
 // apart (up to maxProbeBackoff) while probes find nothing.
 const (
-	probeLength     = 200 * time.Millisecond
+	probeLength     = 300 * time.Millisecond
+	probeStep       = 1.5
 	probeEvery      = 3 * time.Second
-	maxProbeBackoff = 30 * time.Second
+	maxProbeBackoff = 8 * time.Second
 	allocEvery      = 500 * time.Millisecond
 	// congestionMemory: a video is paused for bandwidth only while the
 	// estimate has been lowered by congestion this recently.
 	congestionMemory = 10 * time.Second
 	staleFeedback    = 2 * time.Second
+	pauseRounds      = 6 // allocation rounds (allocEvery) a pause looks back
+	probeTrust       = 5 * time.Second
 )
 
 func newBandwidth(initial, maxRate int, stats *Counters) *bandwidth {
@@ -169,13 +180,20 @@ func (s *Subscriber) allocate(now time.Time) {
 	}
 	b.allocated = est
 	if bps, done := b.est.TakeProbeResult(); done {
-		s.engine.log.Debug("probe result", "bps", bps, "estimate", est)
+		s.engine.log.Debug("probe result", "subscriber", s.id, "bps", bps, "estimate", est)
 		if bps > est*9/10 {
 			b.backoff = probeEvery
+			b.probeRaised = now
 		} else {
 			b.backoff = min(2*b.backoff, maxProbeBackoff)
 		}
 		b.nextProbe = now.Add(b.backoff)
+	}
+	if !b.probeRaised.IsZero() && now.Sub(b.probeRaised) < probeTrust && b.est.CongestedSince(b.probeRaised) {
+		// What the probe found did not hold: probe less often.
+		b.backoff = min(2*b.backoff, maxProbeBackoff)
+		b.nextProbe = now.Add(b.backoff)
+		b.probeRaised = time.Time{}
 	}
 	if b.trial > 0 && (est < b.trial*8/10 || !now.Before(b.trialEnd)) {
 		if est < b.trial*8/10 {
@@ -188,6 +206,12 @@ func (s *Subscriber) allocate(now time.Time) {
 	}
 	overusing, loss, acked := b.est.Overusing(), b.est.Loss(), b.est.Acked()
 	mayPause := b.est.CongestedSince(now.Add(-congestionMemory))
+	b.recent[b.round%pauseRounds] = est
+	b.round++
+	keep := est // the budget for keeping (not for moving up)
+	for _, e := range b.recent {
+		keep = max(keep, e)
+	}
 	if now.Sub(b.lastFeedback) > staleFeedback {
 		// No feedback lately (everything it was about is paused, or the
 		// receiver went quiet): what the last said no longer holds.
@@ -196,14 +220,14 @@ func (s *Subscriber) allocate(now time.Time) {
 	b.mu.Unlock()
 	s.engine.Stats.observeEstimate(est)
 
-	layers, wanted := allocate(float64(est), tracks, mayPause)
+	layers, wanted := allocate(float64(est), float64(keep), tracks, mayPause)
 	spent := 0.0 // what the tracks take at the layers given
 	for i, l := range layers {
 		if l >= 0 {
 			spent += tracks[i].rates[l]
 		}
 	}
-	s.engine.log.Debug("bandwidth", "estimate", est, "acked", acked, "loss", loss, "overusing", overusing,
+	s.engine.log.Debug("bandwidth", "subscriber", s.id, "estimate", est, "acked", acked, "loss", loss, "overusing", overusing,
 		"wanted", int(wanted), "layers", layers)
 	for i, d := range downs {
 		if tracks[i].idle {
@@ -222,7 +246,7 @@ func (s *Subscriber) allocate(now time.Time) {
 
 // maybeProbe sends a probe cluster when one is due: padding on a video
 // track, on top of the media, for probeLength, so that the total reaches
-// what the tracks want (at most twice the estimate).
+// what the tracks want (at most probeStep times the estimate).
 func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, downs []*DownTrack) {
 	var via *DownTrack
 	for _, d := range downs {
@@ -238,8 +262,8 @@ func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, d
 		return
 	}
 	// Enough for what the tracks want to be granted (upgradeMargin), at
-	// most twice the estimate at a time.
-	target := min(wanted*upgradeMargin*1.05, float64(est)*2)
+	// most half again the estimate at a time.
+	target := min(wanted*upgradeMargin*1.05, float64(est)*probeStep)
 	if via == nil {
 		// Nothing to pad (no video sending, or no TWCC feedback to learn
 		// from): try the larger layers themselves.
@@ -247,7 +271,7 @@ func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, d
 		b.est.Raise(b.trial)
 		b.nextProbe = now.Add(b.backoff)
 		b.mu.Unlock()
-		s.engine.log.Debug("layer trial", "estimate", est, "target", int(target))
+		s.engine.log.Debug("layer trial", "subscriber", s.id, "estimate", est, "target", int(target))
 		s.bw.signal()
 		return
 	}
@@ -256,7 +280,7 @@ func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, d
 	b.est.StartProbe(id)
 	b.nextProbe = now.Add(b.backoff)
 	b.mu.Unlock()
-	s.engine.log.Debug("probe", "cluster", id, "estimate", est, "target", int(target), "media", int(spent))
+	s.engine.log.Debug("probe", "subscriber", s.id, "cluster", id, "estimate", est, "target", int(target), "media", int(spent))
 	go s.runProbe(via, id, target, spent)
 }
 

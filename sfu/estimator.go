@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"math"
+	"sort"
 	"time"
 )
 
@@ -59,6 +60,7 @@ const (
 	ackedHeadroom     = 1.5 // the estimate stays under this times what arrives
 	increasePerSecond = 1.08
 	additivePerSecond = 1200 * 8 / 0.2 // a packet per response time (RTT + 100 ms, RTT taken as 100 ms)
+	probeQueueGrowth  = 20 * time.Millisecond
 )
 
 type bandwidthUsage uint8
@@ -135,35 +137,20 @@ func (e *Estimator) OnResults(results []packetResult, now time.Time) int {
 // find out whether the link carries more: if what arrives keeps pace with
 // what was sent, it does.
 type probeCluster struct {
-	id                                             uint32
-	expected, reported                             int
-	received                                       int
-	firstSent, lastSent, firstArrived, lastArrived time.Time
-	sentBytes, lastSentSize                        int
-	recvBytes, firstRecvSize                       int
+	id                 uint32
+	expected, reported int
+	packets            []packetResult // received ones
 }
 
 func (c *probeCluster) add(r *packetResult) {
 	c.reported++
-	if c.firstSent.IsZero() || r.sent.Before(c.firstSent) {
-		c.firstSent = r.sent
+	if r.received && len(c.packets) < maxProbePackets {
+		c.packets = append(c.packets, *r)
 	}
-	if !r.sent.Before(c.lastSent) {
-		c.lastSent, c.lastSentSize = r.sent, r.size
-	}
-	c.sentBytes += r.size
-	if !r.received {
-		return
-	}
-	c.received++
-	if c.firstArrived.IsZero() || r.arrived.Before(c.firstArrived) {
-		c.firstArrived, c.firstRecvSize = r.arrived, r.size
-	}
-	if r.arrived.After(c.lastArrived) {
-		c.lastArrived = r.arrived
-	}
-	c.recvBytes += r.size
 }
+
+// maxProbePackets bounds what one cluster keeps.
+const maxProbePackets = 1024
 
 // ProbeSent says that probe cluster id is out: packets were sent in it.
 // Its results are taken when the feedback has reported them.
@@ -172,7 +159,7 @@ func (e *Estimator) ProbeSent(id uint32, packets int) {
 		e.probe.expected = packets
 		return
 	}
-	e.probe = probeCluster{id: id, expected: packets}
+	e.probe = probeCluster{id: id, expected: packets, packets: e.probe.packets[:0]}
 }
 
 // Raise lifts the estimate to bps at once (a trial: the subscriber will be
@@ -184,7 +171,9 @@ func (e *Estimator) Raise(bps int) {
 }
 
 // StartProbe opens probe cluster id: packets sent in it are measured.
-func (e *Estimator) StartProbe(id uint32) { e.probe = probeCluster{id: id} }
+func (e *Estimator) StartProbe(id uint32) {
+	e.probe = probeCluster{id: id, packets: e.probe.packets[:0]}
+}
 
 // TakeProbeResult returns, once, what the last finished probe found:
 // the bps the link carried (0 when the probe told nothing).
@@ -196,26 +185,62 @@ func (e *Estimator) TakeProbeResult() (bps int, done bool) {
 	return e.probeResult, true
 }
 
-// finishProbe measures a cluster once the feedback reported it: the rate
-// it was received at, bounded by the rate it was sent at. A receive rate
-// well under the send rate is the link's capacity.
+// finishProbe measures a cluster once the feedback reported it, over the
+// packets sent in its second half: a shaper's burst allowance (a token
+// bucket passes its first bytes at line rate) is spent by then. What
+// arrived, bounded by what was sent, is what the link carries; a receive
+// rate well under the send rate, or a queue that grew, says the probe
+// asked too much.
 func (e *Estimator) finishProbe() {
 	c := &e.probe
 	if c.id == 0 || c.expected == 0 || c.reported < c.expected*9/10 {
 		return
 	}
-	defer func() { *c = probeCluster{}; e.probeDone = true }()
-	sendSpan, recvSpan := c.lastSent.Sub(c.firstSent), c.lastArrived.Sub(c.firstArrived)
-	if c.received < 5 || sendSpan < time.Millisecond || recvSpan < time.Millisecond {
-		e.probeResult = 0
+	defer func() {
+		*c = probeCluster{packets: c.packets[:0]}
+		e.probeDone = true
+	}()
+	e.probeResult = 0
+	if len(c.packets) < 10 {
 		return
 	}
-	sendRate := float64((c.sentBytes-c.lastSentSize)*8) / sendSpan.Seconds()
-	recvRate := float64((c.recvBytes-c.firstRecvSize)*8) / recvSpan.Seconds()
-	rate := math.Min(sendRate, recvRate)
-	if recvRate < 0.9*sendRate {
-		rate = 0.95 * recvRate
+	sort.Slice(c.packets, func(a, b int) bool { return c.packets[a].sent.Before(c.packets[b].sent) })
+	first, last := c.packets[0], c.packets[len(c.packets)-1]
+	if last.arrived.Sub(last.sent)-first.arrived.Sub(first.sent) > probeQueueGrowth {
+		return // a queue built up: the link does not carry this much
 	}
+	mid := first.sent.Add(last.sent.Sub(first.sent) / 2)
+	half := c.packets[sort.Search(len(c.packets), func(i int) bool { return !c.packets[i].sent.Before(mid) }):]
+	if len(half) < 5 {
+		return
+	}
+	var firstSent, lastSent, firstArr, lastArr time.Time
+	bytes := 0
+	for i, r := range half {
+		if i == 0 || r.sent.Before(firstSent) {
+			firstSent = r.sent
+		}
+		if r.sent.After(lastSent) {
+			lastSent = r.sent
+		}
+		if i == 0 || r.arrived.Before(firstArr) {
+			firstArr = r.arrived
+		}
+		if r.arrived.After(lastArr) {
+			lastArr = r.arrived
+		}
+		bytes += r.size
+	}
+	sendSpan, recvSpan := lastSent.Sub(firstSent), lastArr.Sub(firstArr)
+	if sendSpan < time.Millisecond || recvSpan < time.Millisecond {
+		return
+	}
+	bits := float64((bytes - half[len(half)-1].size) * 8) // n packets make n-1 gaps
+	sendRate, recvRate := bits/sendSpan.Seconds(), bits/recvSpan.Seconds()
+	if recvRate < 0.9*sendRate {
+		return // the link fell behind: it does not carry this much
+	}
+	rate := math.Min(sendRate, recvRate)
 	e.probeResult = int(rate)
 	if rate > float64(e.Estimate()) && e.usage != usageOver {
 		e.rate = math.Min(rate, e.max)
@@ -294,7 +319,10 @@ func (e *Estimator) noteLoss(r *packetResult, now time.Time) {
 	e.lastLoss = loss
 	switch {
 	case loss > 0.1:
-		e.lossCap = math.Max(e.min, math.Min(e.lossCap, e.rate)*(1-0.5*loss))
+		// Down by half the share lost, but not below what arrived: under
+		// heavy loss that is what the link carries.
+		floor := math.Max(e.min, decreaseFactor*e.acked)
+		e.lossCap = math.Max(floor, math.Min(e.lossCap, e.rate)*(1-0.5*loss))
 		e.rate = math.Min(e.rate, e.lossCap)
 		e.lastCongestion = now
 	case loss < 0.02:

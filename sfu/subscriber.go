@@ -15,6 +15,8 @@ var ErrStaleVersion = errors.New("sfu: answer to a stale offer")
 
 // SubscriberParams are the callbacks of a Subscriber.
 type SubscriberParams struct {
+	// Name names the subscriber in logs (its peer id).
+	Name string
 	// OnOffer delivers each offer; added lists the down tracks that
 	// appear in it for the first time, with their m-line. It is called
 	// with the subscriber locked: it must only queue messages.
@@ -33,6 +35,7 @@ type AddedTrack struct {
 // server makes the offers, one at a time.
 type Subscriber struct {
 	engine *Engine
+	id     string
 	pc     *webrtc.PeerConnection
 	params SubscriberParams
 	bw     *bandwidth
@@ -62,7 +65,7 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		return nil, fmt.Errorf("sfu: new subscriber: %w", err)
 	}
 	s := &Subscriber{
-		engine: e, pc: pc, params: p,
+		engine: e, id: p.Name, pc: pc, params: p,
 		kick:      make(chan struct{}, 1),
 		reportNow: make(chan struct{}, 1),
 		stop:      make(chan struct{}),

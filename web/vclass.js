@@ -68,7 +68,7 @@ async function pairStats(pc) {
  * its link and its wishes allow.
  */
 const CAMERA_LAYERS = [
-  { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
   { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
