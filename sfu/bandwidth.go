@@ -41,6 +41,8 @@ type bandwidth struct {
 	allocated    int // the estimate the last allocation shared
 	nextProbe    time.Time
 	backoff      time.Duration
+	step         float64 // the next probe's rate over the estimate
+	probeTarget  int
 	probeID      uint32
 	// A trial: the estimate raised to trial until trialEnd, where no
 	// probe packets can be sent; it failed if congestion brought it down.
@@ -49,11 +51,19 @@ type bandwidth struct {
 	// probeRaised is when a probe last raised the estimate: congestion
 	// soon after says it found less than it seemed.
 	probeRaised time.Time
-	// recent keeps the highest estimate of each allocation round lately:
-	// a video is paused only when even that could not carry it, not for
-	// a dip (every congestion signal cuts the estimate by 15 %).
+	// recent keeps the estimate of each allocation round lately (10 s):
+	// a video is paused only when even the highest could not carry it, not
+	// for a dip (every congestion signal cuts the estimate by 15 %).
 	recent [pauseRounds]int
 	round  int
+
+	// Retransmissions may take resendShare of the estimate (a token
+	// bucket): under heavy loss, answering every NACK would add to the
+	// very congestion that lost the packets.
+	resendMu     sync.Mutex
+	resendTokens float64
+	resendAt     time.Time
+	resendRate   atomic.Int64 // bytes per second, from the estimate
 
 	kick chan struct{}
 }
@@ -62,15 +72,17 @@ type bandwidth struct {
 // apart (up to maxProbeBackoff) while probes find nothing.
 const (
 	probeLength     = 300 * time.Millisecond
-	probeStep       = 1.5
+	probeStep       = 1.25 // a probe's rate over what flows, at first
+	maxProbeStep    = 2.5  // ... and after probes the link carried whole
+	probeAgain      = time.Second
 	probeEvery      = 3 * time.Second
-	maxProbeBackoff = 8 * time.Second
+	maxProbeBackoff = 15 * time.Second
 	allocEvery      = 500 * time.Millisecond
 	// congestionMemory: a video is paused for bandwidth only while the
 	// estimate has been lowered by congestion this recently.
 	congestionMemory = 10 * time.Second
 	staleFeedback    = 2 * time.Second
-	pauseRounds      = 6 // allocation rounds (allocEvery) a pause looks back
+	pauseRounds      = 20 // allocation rounds (allocEvery) a pause looks back
 	probeTrust       = 5 * time.Second
 )
 
@@ -83,7 +95,7 @@ func newBandwidth(initial, maxRate int, stats *Counters) *bandwidth {
 	}
 	return &bandwidth{
 		est: NewEstimator(initial, 30_000, maxRate), stats: stats,
-		backoff: probeEvery, kick: make(chan struct{}, 1),
+		backoff: probeEvery, step: probeStep, kick: make(chan struct{}, 1),
 	}
 }
 
@@ -101,6 +113,34 @@ func (b *bandwidth) number(h *rtp.Header, ext *twccExt, id uint8, payloadLen int
 	_ = h.SetExtension(id, ext.seq[:])
 }
 
+// Retransmission budget: a share of the estimate, with up to resendBurst
+// of it saved up.
+const (
+	resendShare = 0.25
+	resendBurst = 500 * time.Millisecond
+)
+
+// allowResend takes size bytes from the retransmission budget, if there.
+func (b *bandwidth) allowResend(size int, now time.Time) bool {
+	rate := float64(b.resendRate.Load())
+	if rate == 0 {
+		return true // no estimate yet
+	}
+	b.resendMu.Lock()
+	defer b.resendMu.Unlock()
+	if !b.resendAt.IsZero() {
+		b.resendTokens = min(b.resendTokens+rate*now.Sub(b.resendAt).Seconds(), rate*resendBurst.Seconds())
+	} else {
+		b.resendTokens = rate * resendBurst.Seconds()
+	}
+	b.resendAt = now
+	if b.resendTokens < float64(size) {
+		return false
+	}
+	b.resendTokens -= float64(size)
+	return true
+}
+
 // onFeedback reads a TWCC feedback into the estimate; a large change
 // shares the bandwidth again at once.
 func (b *bandwidth) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
@@ -109,6 +149,7 @@ func (b *bandwidth) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	b.lastFeedback = now
 	b.results = b.history.feedbackResults(fb, b.results)
 	est := b.est.OnResults(b.results, now)
+	b.resendRate.Store(int64(float64(est) * resendShare / 8))
 	moved := b.allocated == 0 || est < b.allocated*9/10 || est > b.allocated*11/10
 	b.mu.Unlock()
 	if moved {
@@ -181,17 +222,25 @@ func (s *Subscriber) allocate(now time.Time) {
 	b.allocated = est
 	if bps, done := b.est.TakeProbeResult(); done {
 		s.engine.log.Debug("probe result", "subscriber", s.id, "bps", bps, "estimate", est)
-		if bps > est*9/10 {
-			b.backoff = probeEvery
+		switch {
+		case bps >= b.probeTarget*95/100:
+			// The link carried all of it: probe again soon and further (it
+			// may have widened a lot), as long as nothing contradicts it.
+			b.backoff, b.step = probeEvery, min(2*b.step, maxProbeStep)
 			b.probeRaised = now
-		} else {
-			b.backoff = min(2*b.backoff, maxProbeBackoff)
+			b.nextProbe = now.Add(probeAgain)
+		case bps > est*9/10:
+			b.backoff, b.step = probeEvery, probeStep
+			b.probeRaised = now
+			b.nextProbe = now.Add(b.backoff)
+		default:
+			b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
+			b.nextProbe = now.Add(b.backoff)
 		}
-		b.nextProbe = now.Add(b.backoff)
 	}
 	if !b.probeRaised.IsZero() && now.Sub(b.probeRaised) < probeTrust && b.est.CongestedSince(b.probeRaised) {
-		// What the probe found did not hold: probe less often.
-		b.backoff = min(2*b.backoff, maxProbeBackoff)
+		// What the probe found did not hold: probe less often, less far.
+		b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
 		b.nextProbe = now.Add(b.backoff)
 		b.probeRaised = time.Time{}
 	}
@@ -263,7 +312,14 @@ func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, d
 	}
 	// Enough for what the tracks want to be granted (upgradeMargin), at
 	// most half again the estimate at a time.
-	target := min(wanted*upgradeMargin*1.05, float64(est)*probeStep)
+	// From what actually flows: sending less than the estimate, the
+	// estimate has drifted above anything the link has shown.
+	base := float64(est)
+	if acked := float64(b.est.Acked()); acked > 0 {
+		base = min(base, acked)
+	}
+	target := min(wanted*upgradeMargin*1.05, base*b.step)
+	b.probeTarget = int(target)
 	if via == nil {
 		// Nothing to pad (no video sending, or no TWCC feedback to learn
 		// from): try the larger layers themselves.

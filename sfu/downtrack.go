@@ -157,6 +157,12 @@ func (d *DownTrack) layersChanged() {
 	changed := target >= 0 && target != d.fwd.Target()
 	if changed {
 		d.fwd.SetTarget(target)
+		if cur := d.fwd.Layer(); target < cur && d.allocLayer < cur && live&(1<<cur) != 0 {
+			// The link cannot carry the current layer: stop it now rather
+			// than keep flooding the link until the smaller one's keyframe
+			// (which the flood would lose too).
+			d.fwd.DropUntilKeyframe()
+		}
 	}
 	d.mu.Unlock()
 	if changed {
@@ -364,6 +370,10 @@ func (d *DownTrack) resend(seq uint16) int {
 	// Leave two bytes in front of the payload for RTX's original sequence number.
 	n := l.cache.get(inExt, d.rtxBuf[2:])
 	if n == 0 {
+		return 0
+	}
+	if d.bw != nil && !d.bw.allowResend(n, time.Now()) {
+		d.stats.ResendsSkipped.Add(1)
 		return 0
 	}
 	payload, err := parseRTP(d.rtxBuf[2:2+n], &d.rtxHdr)

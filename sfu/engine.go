@@ -80,6 +80,9 @@ type Counters struct {
 	// could not carry even their smallest layer; ProbeBytes padding sent
 	// to probe links.
 	LayerSwitches, BandwidthPauses, ProbeBytes atomic.Uint64
+	// ResendsSkipped counts NACKed packets not sent again because the
+	// subscriber's retransmission budget was spent.
+	ResendsSkipped atomic.Uint64
 	// Estimates counts subscriber link estimates by EstimateBuckets (the
 	// last bucket for everything above), one per subscriber and allocation.
 	Estimates   [len(EstimateBuckets) + 1]atomic.Uint64

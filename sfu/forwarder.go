@@ -114,6 +114,14 @@ func NewForwarder(clockRate uint32, video bool) *Forwarder {
 // that layer's next keyframe; the current layer goes on until then.
 func (f *Forwarder) SetTarget(layer int8) { f.target = layer }
 
+// DropUntilKeyframe stops forwarding the current layer at once: the next
+// packet sent is a keyframe of the target layer (a new segment).
+func (f *Forwarder) DropUntilKeyframe() {
+	if f.started && !f.paused {
+		f.needSegment, f.waitKeyframe = true, f.video
+	}
+}
+
 // Target is the layer chosen by SetTarget.
 func (f *Forwarder) Target() int8 { return f.target }
 
