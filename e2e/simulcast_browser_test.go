@@ -60,4 +60,16 @@ func TestBrowserSimulcast(t *testing.T) {
 			return h == step.height && frames > before+10
 		})
 	}
+	_, metrics := srv.get(t, "/metrics")
+	for _, want := range []string{"vclass_layer_switches_total ", "vclass_subscriber_estimate_bps_count "} {
+		var n float64
+		for _, line := range strings.Split(metrics, "\n") {
+			if rest, ok := strings.CutPrefix(line, want); ok {
+				fmt.Sscan(rest, &n)
+			}
+		}
+		if n < 2 {
+			t.Errorf("metrics: %s%.0f, want at least 2", want, n)
+		}
+	}
 }

@@ -288,7 +288,9 @@ func (s *Subscriber) allocate(now time.Time) {
 			}
 		}
 	}
-	if wanted > float64(est)*1.1 && !overusing && loss < 0.02 {
+	// Probe when some track gets less than it wants and the estimate would
+	// not let it move up (that needs upgradeMargin over the rate).
+	if spent < wanted*0.95 && float64(est) < wanted*upgradeMargin*1.05 && !overusing && loss < 0.02 {
 		s.maybeProbe(now, est, wanted, spent, downs)
 	}
 }

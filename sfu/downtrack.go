@@ -101,7 +101,14 @@ func (d *DownTrack) setAllocation(layer int8) bool {
 		d.allocLayer = layer
 	}
 	resumed := d.applyPauseLocked()
-	changed := wasPaused != d.bwPaused
+	changed := wasPaused != d.bwPaused && !d.closed
+	if changed {
+		if d.bwPaused {
+			d.stats.PausedVideos.Add(1)
+		} else {
+			d.stats.PausedVideos.Add(-1)
+		}
+	}
 	d.mu.Unlock()
 	d.layersChanged()
 	if resumed {
@@ -249,6 +256,9 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 func (d *DownTrack) close() {
 	d.up.removeDown(d)
 	d.mu.Lock()
+	if d.bwPaused && !d.closed {
+		d.stats.PausedVideos.Add(-1)
+	}
 	d.closed = true
 	d.writer = nil
 	d.mu.Unlock()

@@ -83,6 +83,8 @@ type Counters struct {
 	// ResendsSkipped counts NACKed packets not sent again because the
 	// subscriber's retransmission budget was spent.
 	ResendsSkipped atomic.Uint64
+	// PausedVideos is the down tracks paused for bandwidth now.
+	PausedVideos atomic.Int64
 	// Estimates counts subscriber link estimates by EstimateBuckets (the
 	// last bucket for everything above), one per subscriber and allocation.
 	Estimates   [len(EstimateBuckets) + 1]atomic.Uint64

@@ -70,6 +70,12 @@ var (
 	descRetrans   = prometheus.NewDesc("vclass_retransmissions_total", "Packets resent from the cache on NACK.", nil, nil)
 	descPLIs      = prometheus.NewDesc("vclass_plis_total", "Keyframe requests: in from subscribers, out to publishers.", []string{"direction"}, nil)
 	descDropped   = prometheus.NewDesc("vclass_rtp_dropped_total", "Outgoing packets that could not be written.", nil, nil)
+	descSwitches  = prometheus.NewDesc("vclass_layer_switches_total", "Switches of a subscriber's track to another simulcast layer.", nil, nil)
+	descPauses    = prometheus.NewDesc("vclass_bandwidth_pauses_total", "Videos paused because a subscriber's link could not carry even their smallest layer.", nil, nil)
+	descPaused    = prometheus.NewDesc("vclass_bandwidth_paused_videos", "Videos paused for bandwidth now.", nil, nil)
+	descProbe     = prometheus.NewDesc("vclass_probe_bytes_total", "Padding sent to probe subscribers' links.", nil, nil)
+	descSkipped   = prometheus.NewDesc("vclass_retransmissions_skipped_total", "NACKed packets not resent: the subscriber's retransmission budget was spent.", nil, nil)
+	descEstimate  = prometheus.NewDesc("vclass_subscriber_estimate_bps", "Subscribers' downlink estimates (bits per second), one observation per subscriber every 500 ms.", nil, nil)
 )
 
 type mediaCollector struct {
@@ -78,7 +84,8 @@ type mediaCollector struct {
 }
 
 func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRooms, descPeers, descProducers, descConsumers, descPackets, descBytes, descNacks, descRetrans, descPLIs, descDropped} {
+	for _, d := range []*prometheus.Desc{descRooms, descPeers, descProducers, descConsumers, descPackets, descBytes, descNacks, descRetrans, descPLIs, descDropped,
+		descSwitches, descPauses, descPaused, descProbe, descSkipped, descEstimate} {
 		ch <- d
 	}
 }
@@ -105,4 +112,17 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPLIs, s.PLIsIn.Load(), "in")
 	counter(descPLIs, s.PLIsOut.Load(), "out")
 	counter(descDropped, s.DroppedOut.Load())
+	counter(descSwitches, s.LayerSwitches.Load())
+	counter(descPauses, s.BandwidthPauses.Load())
+	gauge(descPaused, int(s.PausedVideos.Load()))
+	counter(descProbe, s.ProbeBytes.Load())
+	counter(descSkipped, s.ResendsSkipped.Load())
+	buckets := make(map[float64]uint64, len(sfu.EstimateBuckets))
+	var count uint64
+	for i, le := range sfu.EstimateBuckets {
+		count += s.Estimates[i].Load()
+		buckets[float64(le)] = count
+	}
+	count += s.Estimates[len(sfu.EstimateBuckets)].Load()
+	ch <- prometheus.MustNewConstHistogram(descEstimate, count, float64(s.EstimateSum.Load()), buckets)
 }
