@@ -19,10 +19,9 @@ import (
 // second interface of the server's machine, whose host side tc can shape
 // (the namespace's downlink).
 type netns struct {
-	name           string
-	hostIf, nsIf   string
-	hostIP, nsIP   string
-	chromiumBinary string
+	name         string
+	hostIf, nsIf string
+	hostIP, nsIP string
 }
 
 var netnsCount atomic.Int32

@@ -17,12 +17,11 @@ import (
 // to the server is a veth pair into a network namespace, whose downlink tc
 // shapes.
 type shapedClass struct {
-	srv                *mediaServer
-	ns                 *netns
-	teacher, good      *page
-	weak               *page
-	teacherID, goodID  string
-	weakURL, roomQuery string
+	srv               *mediaServer
+	ns                *netns
+	teacher, good     *page
+	weak              *page
+	teacherID, goodID string
 }
 
 func newShapedClass(t *testing.T, room, ports, rate string) *shapedClass {

@@ -53,7 +53,7 @@ type options struct {
 	publishers, subscribers int
 	warmup, duration        time.Duration
 	fps, frameBytes         int
-	audio                   bool
+	audio, simulcast        bool
 
 	recorder, recorderUser, recorderPass string
 	recordings                           int
@@ -74,6 +74,7 @@ func main() {
 	flag.IntVar(&o.fps, "fps", 30, "video frames per second")
 	flag.IntVar(&o.frameBytes, "frame-bytes", 7700, "bytes per video frame (7700 at 30 fps: ~210 packets/s of ~1100 bytes)")
 	flag.BoolVar(&o.audio, "audio", false, "publishers also send Opus")
+	flag.BoolVar(&o.simulcast, "simulcast", false, "publishers send three simulcast layers: -frame-bytes is the largest, the others a quarter and a sixteenth of it")
 	flag.StringVar(&o.recorder, "recorder", "", "load this vclass-recorder (https://host:port) instead: one room per recording")
 	flag.StringVar(&o.recorderUser, "recorder-user", "user1", "recorder client login")
 	flag.StringVar(&o.recorderPass, "recorder-pass", "user1", "recorder client password")
@@ -211,13 +212,12 @@ func publish(ctx context.Context, o options, room string, i int, wg *sync.WaitGr
 		c.Close()
 		return nil, err
 	}
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "cam", c.PeerID)
+	cam, layers, err := cameraLayers(o, c.PeerID)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	src := client.SyntheticVP8(o.fps, o.frameBytes, 2*o.fps)
-	tracks := []client.LocalTrack{{Track: video, Source: "video:cam", OnKeyframeRequest: src.RequestKeyframe}}
+	tracks := []client.LocalTrack{cam}
 	var audio *webrtc.TrackLocalStaticSample
 	if o.audio {
 		audio, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", c.PeerID)
@@ -227,13 +227,49 @@ func publish(ctx context.Context, o options, room string, i int, wg *sync.WaitGr
 		c.Close()
 		return nil, err
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = client.Play(ctx, video, src) }()
+	for _, l := range layers {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = client.Play(ctx, l.track, l.src) }()
+	}
 	if audio != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = client.Play(ctx, audio, client.SyntheticOpus()) }()
 	}
 	return c, nil
+}
+
+// playing is one synthetic video stream a publisher plays.
+type playing struct {
+	track *webrtc.TrackLocalStaticSample
+	src   *client.SyntheticVideo
+}
+
+// cameraLayers makes a publisher's synthetic camera: one stream, or with
+// -simulcast three layers (a sixteenth, a quarter and all of -frame-bytes).
+func cameraLayers(o options, stream string) (client.LocalTrack, []playing, error) {
+	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	if !o.simulcast {
+		track, err := webrtc.NewTrackLocalStaticSample(vp8, "cam", stream)
+		if err != nil {
+			return client.LocalTrack{}, nil, err
+		}
+		src := client.SyntheticVP8(o.fps, o.frameBytes, 2*o.fps)
+		return client.LocalTrack{Track: track, Source: "video:cam", OnKeyframeRequest: src.RequestKeyframe}, []playing{{track, src}}, nil
+	}
+	var plays []playing
+	for i, rid := range []string{"l", "m", "h"} {
+		track, err := webrtc.NewTrackLocalStaticSample(vp8, "cam", stream, webrtc.WithRTPStreamID(rid))
+		if err != nil {
+			return client.LocalTrack{}, nil, err
+		}
+		size := o.frameBytes >> (2 * (2 - i))
+		plays = append(plays, playing{track, client.SyntheticVP8(o.fps, max(size, 200), 2*o.fps)})
+	}
+	lt := client.LocalTrack{Track: plays[0].track, Source: "video:cam", OnKeyframeRequest: plays[0].src.RequestKeyframe}
+	for _, p := range plays[1:] {
+		lt.Layers = append(lt.Layers, client.SimulcastLayer{Track: p.track, OnKeyframeRequest: p.src.RequestKeyframe})
+	}
+	return lt, plays, nil
 }
 
 // scrape reads the samples of a Prometheus text page, by name with labels.
