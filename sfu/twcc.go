@@ -17,15 +17,16 @@ type sendHistory struct {
 	slots [historySize]sentPacket
 }
 
-// historySize packets are remembered: at 1,000 packets a second, four
-// seconds, longer than feedback ever takes.
-const historySize = 4096
+// historySize packets are remembered: at 1,000 packets a second, one
+// second, ten times the feedback interval of browsers (24 KiB a
+// subscriber).
+const historySize = 1024
 
 type sentPacket struct {
 	ext   uint64 // extended sequence number + 1; 0 = empty
 	at    int64  // unix nanos
-	size  int    // bytes on the wire (RTP)
 	probe uint32 // the probe cluster it was sent in, 0 = none
+	size  uint16 // bytes on the wire (RTP)
 }
 
 // add numbers a packet of size bytes sent at now, during probe cluster
@@ -34,7 +35,7 @@ func (h *sendHistory) add(size int, now time.Time, probe uint32) uint16 {
 	h.mu.Lock()
 	ext := h.next
 	h.next++
-	h.slots[ext%historySize] = sentPacket{ext: ext + 1, at: now.UnixNano(), size: size, probe: probe}
+	h.slots[ext%historySize] = sentPacket{ext: ext + 1, at: now.UnixNano(), size: uint16(min(size, 0xffff)), probe: probe}
 	h.mu.Unlock()
 	return uint16(ext)
 }
@@ -76,7 +77,7 @@ func (h *sendHistory) feedbackResults(fb *rtcp.TransportLayerCC, out []packetRes
 			r.arrived = time.Unix(0, arrival)
 		}
 		if s := h.slots[seq%historySize]; s.ext == seq+1 {
-			r.sent, r.size, r.probe = time.Unix(0, s.at), s.size, s.probe
+			r.sent, r.size, r.probe = time.Unix(0, s.at), int(s.size), s.probe
 			out = append(out, r)
 		}
 		seq++
