@@ -249,7 +249,13 @@ func (j *job) run() {
 		j.log.Warn("connection to the media server lost; joining again", "reason", reason)
 		c, peers, err = j.join()
 		if err != nil {
-			if !errors.Is(err, errStopped) {
+			switch {
+			case errors.Is(err, errRoomGone):
+				// The server's word on it may have been lost with the
+				// connection; a room not live for the whole join timeout is
+				// over either way.
+				why = "the room closed (it was no longer live when the recorder reconnected)"
+			case !errors.Is(err, errStopped):
 				why = "the connection to the media server was lost and could not be restored: " + err.Error()
 			}
 			err = nil
@@ -317,6 +323,14 @@ func failReason(err error) string {
 
 var errStopped = errors.New("recorder: stopped")
 
+// errRoomGone: the room was not live for the whole join timeout.
+var errRoomGone = errors.New("recorder: the room is not live")
+
+// roomGoneError is a join that failed for errRoomGone, in its own words.
+type roomGoneError struct{ error }
+
+func (roomGoneError) Is(target error) bool { return target == errRoomGone }
+
 // join connects to the media server with a recorder ticket and enters
 // the room, trying again until the join timeout while the room is not
 // live or the server cannot be reached.
@@ -336,7 +350,11 @@ func (j *job) join() (*client.Client, []client.RoomPeer, error) {
 		}
 		wait := time.Second
 		if time.Until(deadline) < wait {
-			return nil, nil, fmt.Errorf("could not join room %q within %v: %v", j.rec.Room, cfg.JoinTimeout, describeJoinError(last))
+			err := fmt.Errorf("could not join room %q within %v: %v", j.rec.Room, cfg.JoinTimeout, describeJoinError(last))
+			if errors.As(last, &se) && se.Code == "noRoom" {
+				err = roomGoneError{err}
+			}
+			return nil, nil, err
 		}
 		select {
 		case <-time.After(wait):

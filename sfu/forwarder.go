@@ -216,9 +216,9 @@ func (f *Forwarder) startSegment(p InPacket) {
 	// RTP clocks), else by arrival.
 	ticks := max(1, rtpTicks(p.Arrival.Sub(f.lastOutTime), f.clockRate))
 	if p.RefOK && f.lastRefOK {
-		if d := int32(p.RefTS - f.lastRefTS); d > 0 {
-			ticks = uint32(d)
-		}
+		// The same capture instant (a layer's keyframe of a frame already
+		// sent on another) goes one tick later: no two frames share a time.
+		ticks = uint32(max(1, int32(p.RefTS-f.lastRefTS)))
 	}
 	f.tsOffset = p.Timestamp - (f.lastOutTS + ticks)
 	f.lastOutExt = nextExt
