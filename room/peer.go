@@ -102,6 +102,14 @@ type LayerInfo struct {
 	RID          string `json:"rid"`
 }
 
+// withLayers adds a simulcast producer's layers to a notification.
+func withLayers(note map[string]any, rids []string) map[string]any {
+	if layers := layerInfos(rids); layers != nil {
+		note["layers"] = layers
+	}
+	return note
+}
+
 func layerInfos(rids []string) []LayerInfo {
 	if len(rids) < 2 {
 		return nil
@@ -226,11 +234,9 @@ func (p *Peer) Produce(offer string, reqs []ProduceRequest) (string, []ProducerI
 			infos := make([]ProducerInfo, 0, len(created))
 			for _, prod := range created {
 				infos = append(infos, prod.info())
-				note := map[string]any{"peerId": p.id, "producerId": prod.id, "source": prod.source, "kind": prod.kind}
-				if layers := layerInfos(prod.rids); layers != nil {
-					note["layers"] = layers
-				}
-				p.room.broadcast(p, "newProducer", note)
+				p.room.broadcast(p, "newProducer", withLayers(map[string]any{
+					"peerId": p.id, "producerId": prod.id, "source": prod.source, "kind": prod.kind,
+				}, prod.rids))
 			}
 			return answer, infos, nil
 		}
@@ -518,14 +524,10 @@ func (p *Peer) onOffer(sdp string, version int, added []sfu.AddedTrack) {
 		}
 		c := v.(*Consumer)
 		prod := c.producer
-		note := map[string]any{
+		p.notify("newConsumer", withLayers(map[string]any{
 			"consumerId": c.id, "producerId": prod.id, "peerId": prod.peer.id,
 			"source": prod.source, "kind": prod.kind, "mid": a.Mid, "paused": a.Down.Paused(),
-		}
-		if layers := layerInfos(prod.rids); layers != nil {
-			note["layers"] = layers
-		}
-		p.notify("newConsumer", note)
+		}, prod.rids))
 	}
 	p.notify("offer", map[string]any{"sdp": sdp, "version": version})
 }

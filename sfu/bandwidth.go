@@ -30,7 +30,6 @@ type bandwidth struct {
 	// ready: the transport is up. Before, Pion drops what is written, and
 	// numbered packets that never leave would read as lost.
 	ready atomic.Bool
-	stats *Counters
 
 	mu           sync.Mutex
 	est          *Estimator
@@ -86,7 +85,7 @@ const (
 	probeTrust       = 5 * time.Second
 )
 
-func newBandwidth(initial, maxRate int, stats *Counters) *bandwidth {
+func newBandwidth(initial, maxRate int) *bandwidth {
 	if initial <= 0 {
 		initial = 600_000
 	}
@@ -94,7 +93,7 @@ func newBandwidth(initial, maxRate int, stats *Counters) *bandwidth {
 		maxRate = 20_000_000
 	}
 	return &bandwidth{
-		est: NewEstimator(initial, 30_000, maxRate), stats: stats,
+		est:     NewEstimator(initial, 30_000, maxRate),
 		backoff: probeEvery, step: probeStep, kick: make(chan struct{}, 1),
 	}
 }
@@ -158,15 +157,14 @@ func (b *bandwidth) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 }
 
 // onREMB takes a receiver's own estimate where it sends no TWCC feedback.
-func (b *bandwidth) onREMB(r *rtcp.ReceiverEstimatedMaximumBitrate, _ time.Time) {
+func (b *bandwidth) onREMB(r *rtcp.ReceiverEstimatedMaximumBitrate) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.twccSeen {
 		return
 	}
 	b.rembSeen = true
-	b.est.rate = float64(max(int(r.Bitrate), int(b.est.min)))
-	b.est.lossCap = b.est.max
+	b.est.Set(int(r.Bitrate))
 }
 
 func (b *bandwidth) signal() {
@@ -174,13 +172,6 @@ func (b *bandwidth) signal() {
 	case b.kick <- struct{}{}:
 	default:
 	}
-}
-
-// Estimate is the subscriber's link estimate in bps.
-func (b *bandwidth) Estimate() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.est.Estimate()
 }
 
 // allocLoop shares the bandwidth among s's tracks every allocEvery and
@@ -313,9 +304,9 @@ func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, d
 		return
 	}
 	// Enough for what the tracks want to be granted (upgradeMargin), at
-	// most half again the estimate at a time.
-	// From what actually flows: sending less than the estimate, the
-	// estimate has drifted above anything the link has shown.
+	// most b.step times what actually flows (sending less than the
+	// estimate, the estimate may have drifted above anything the link has
+	// shown).
 	base := float64(est)
 	if acked := float64(b.est.Acked()); acked > 0 {
 		base = min(base, acked)

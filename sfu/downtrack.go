@@ -359,20 +359,16 @@ type rtxStream struct {
 }
 
 // retransmit resends the packet the subscriber knows as seq, if the cache
-// still has it and it belongs to the current segment: on the RTX stream
-// when one was negotiated, else as it was first sent.
-func (d *DownTrack) retransmit(seq uint16) bool { return d.resend(seq) > 0 }
-
-// resend sends the packet the subscriber knows as seq again (see
-// retransmit); it returns the bytes written, 0 for none.
-func (d *DownTrack) resend(seq uint16) int {
+// still has it and it belongs to one of the last segments: on the RTX
+// stream when one was negotiated, else as it was first sent.
+func (d *DownTrack) retransmit(seq uint16) bool {
 	d.mu.Lock()
 	target, ok := d.fwd.MapNackTarget(seq)
 	w, ssrc, pt, rtxSSRC, rtxPT, twccID := d.writer, d.ssrc, d.pt, d.rtx.ssrc, d.rtx.pt, d.twccID
 	d.mu.Unlock()
 	l := d.up.layer(target.Layer)
 	if !ok || w == nil || l == nil {
-		return 0
+		return false
 	}
 	inExt, tsOffset, picOffset, tl0Offset := target.InExt, target.TSOffset, target.PicOffset, target.TL0Offset
 	d.rtxMu.Lock()
@@ -380,15 +376,15 @@ func (d *DownTrack) resend(seq uint16) int {
 	// Leave two bytes in front of the payload for RTX's original sequence number.
 	n := l.cache.get(inExt, d.rtxBuf[2:])
 	if n == 0 {
-		return 0
+		return false
 	}
 	if d.bw != nil && !d.bw.allowResend(n, time.Now()) {
 		d.stats.ResendsSkipped.Add(1)
-		return 0
+		return false
 	}
 	payload, err := parseRTP(d.rtxBuf[2:2+n], &d.rtxHdr)
 	if err != nil {
-		return 0
+		return false
 	}
 	if d.up.codecKind == codecVP8 && (picOffset != 0 || tl0Offset != 0) {
 		// As it was first sent: in the subscriber's picture numbering.
@@ -400,8 +396,10 @@ func (d *DownTrack) resend(seq uint16) int {
 	h := &d.rtxHdr
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	h.SSRC, h.PayloadType = ssrc, pt
-	if twccID != 0 && d.bw != nil {
-		d.bw.number(h, &d.rtxTWCC, twccID, len(payload)+2, time.Now())
+	if twccID != 0 && d.bw != nil && rtxSSRC == 0 {
+		// Numbered only on the media stream: Chromium leaves the RTX stream
+		// out of its TWCC feedback, where the number would read as lost.
+		d.bw.number(h, &d.rtxTWCC, twccID, len(payload), time.Now())
 	}
 	h.SequenceNumber, h.Timestamp = seq, h.Timestamp-tsOffset
 	if rtxSSRC != 0 {
@@ -414,12 +412,11 @@ func (d *DownTrack) resend(seq uint16) int {
 		h.SequenceNumber = d.rtx.seq
 		d.rtx.seq++
 	}
-	n, err = w.WriteRTP(h, payload)
-	if err != nil || n == 0 {
-		return 0
+	if n, err := w.WriteRTP(h, payload); err != nil || n == 0 {
+		return false
 	}
 	d.stats.Retransmits.Add(1)
-	return n
+	return true
 }
 
 // hasFeedback reports whether codec negotiated RTCP feedback of typ.
@@ -507,7 +504,7 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 				}
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				if d.bw != nil {
-					d.bw.onREMB(p, time.Now())
+					d.bw.onREMB(p)
 				}
 			}
 		}

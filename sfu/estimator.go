@@ -162,6 +162,12 @@ func (e *Estimator) ProbeSent(id uint32, packets int) {
 	e.probe = probeCluster{id: id, expected: packets, packets: e.probe.packets[:0]}
 }
 
+// Set takes a receiver's own estimate (REMB) as the estimate.
+func (e *Estimator) Set(bps int) {
+	e.rate = math.Max(e.min, math.Min(float64(bps), e.max))
+	e.lossCap = e.max
+}
+
 // Raise lifts the estimate to bps at once (a trial: the subscriber will be
 // sent that much, and congestion, if any, brings it down again).
 func (e *Estimator) Raise(bps int) {

@@ -97,7 +97,7 @@ func bindDowns(tb testing.TB, up *UpTrack, n int, twcc bool) []*srtpWriter {
 		if twcc {
 			ctx.codecs[0].RTCPFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}
 			ctx.exts = []webrtc.RTPHeaderExtensionParameter{{URI: sdp.TransportCCURI, ID: 3}}
-			d.bw = newBandwidth(0, 0, &up.engine.Stats)
+			d.bw = newBandwidth(0, 0)
 			d.bw.ready.Store(true)
 		}
 		if _, err := d.Bind(ctx); err != nil {

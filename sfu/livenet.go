@@ -31,26 +31,21 @@ func (liveInterfaces) Interfaces() ([]*transport.Interface, error) {
 
 // InterfaceByIndex implements transport.Net.
 func (l liveInterfaces) InterfaceByIndex(index int) (*transport.Interface, error) {
-	ifs, err := l.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	for _, ifc := range ifs {
-		if ifc.Index == index {
-			return ifc, nil
-		}
-	}
-	return nil, transport.ErrInterfaceNotFound
+	return l.find(func(ifc *transport.Interface) bool { return ifc.Index == index })
 }
 
 // InterfaceByName implements transport.Net.
 func (l liveInterfaces) InterfaceByName(name string) (*transport.Interface, error) {
+	return l.find(func(ifc *transport.Interface) bool { return ifc.Name == name })
+}
+
+func (l liveInterfaces) find(match func(*transport.Interface) bool) (*transport.Interface, error) {
 	ifs, err := l.Interfaces()
 	if err != nil {
 		return nil, err
 	}
 	for _, ifc := range ifs {
-		if ifc.Name == name {
+		if match(ifc) {
 			return ifc, nil
 		}
 	}

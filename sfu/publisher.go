@@ -134,9 +134,8 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	if fresh {
 		p.params.OnTrack(mid, up)
 		go up.watch()
-		return
 	}
-	up.layersChanged()
+	// A new layer's first packet tells the down tracks (upLayer.handle).
 }
 
 // audioLevelExt is the negotiated id of the audio level extension, 0 = none.

@@ -70,7 +70,7 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		reportNow: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		tracks:    map[*DownTrack]*webrtc.RTPTransceiver{},
-		bw:        newBandwidth(e.params.InitialOutgoingBitrate, e.params.MaxOutgoingBitrate, &e.Stats),
+		bw:        newBandwidth(e.params.InitialOutgoingBitrate, e.params.MaxOutgoingBitrate),
 	}
 	s.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })

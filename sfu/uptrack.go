@@ -134,15 +134,12 @@ func (u *UpTrack) layerEnded(l *upLayer) {
 	if last {
 		u.ended = true
 	}
-	downs := *u.downs.Load()
 	u.mu.Unlock()
 	if last {
 		close(u.done)
 		return
 	}
-	for _, d := range downs {
-		d.layersChanged()
-	}
+	u.layersChanged()
 }
 
 // layersChanged tells every down track that the arriving layers changed.
@@ -211,9 +208,6 @@ func (u *UpTrack) AudioLevel() float64 { return float64(u.level.Load()) / 100 }
 
 // Simulcast reports whether the publisher declared simulcast layers.
 func (u *UpTrack) Simulcast() bool { return len(u.rids) > 1 }
-
-// RIDs are the declared simulcast layers, smallest first (nil without simulcast).
-func (u *UpTrack) RIDs() []string { return u.rids }
 
 // layerStale is how long a layer may send nothing before it counts as
 // stopped (a publisher that stops encoding a layer just stops sending it).

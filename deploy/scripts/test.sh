@@ -16,6 +16,8 @@ declare -A packages=(
   [nginx]=nginx
   [docker-compose]=docker-compose
   [unshare]=util-linux
+  [ip]=iproute2
+  [tc]=iproute2
 )
 missing=()
 for cmd in "${!packages[@]}"; do
