@@ -213,7 +213,7 @@ upstream vclass_recorder { server %s; }
 	killed := time.Now()
 	_ = owner.cmd.Process.Kill()
 	<-owner.done
-	decoding(10*time.Second, "again after the room's node died")
+	decoding(15*time.Second, "again after the room's node died")
 	t.Logf("both pages decoding again %v after the kill", time.Since(killed).Round(100*time.Millisecond))
 }
 

@@ -427,8 +427,8 @@ export class VClassClient extends EventTarget {
 
   async #reconnect(session) {
     const stale = () => session !== this.#session; // leave() meanwhile
-    for (let attempt = 0; attempt < this.#maxReconnectAttempts; attempt++) {
-      const delay = Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_BASE_DELAY_MS * 2 ** attempt);
+    for (let attempt = 0, backoff = 0; attempt < this.#maxReconnectAttempts; attempt++, backoff++) {
+      const delay = Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_BASE_DELAY_MS * 2 ** backoff);
       await sleep(delay * (0.75 + Math.random() / 2)); // jitter: a restarted server is not stormed
       if (stale()) return;
       try {
@@ -441,8 +441,12 @@ export class VClassClient extends EventTarget {
         if (stale()) return;
         this.#closeConnection();
         // The node we were sent to is gone: start again where we came in; the
-        // cluster sends us to the room's new node.
-        if (err.code === 'connectFailed' && this.#url !== this.#entryUrl) this.#url = this.#entryUrl;
+        // cluster sends us to the room's new node once the dead node's claim
+        // lapses (a few seconds), so keep trying about every second meanwhile.
+        if (err.code === 'connectFailed' && this.#url !== this.#entryUrl) {
+          this.#url = this.#entryUrl;
+          backoff = 0; // the next delay is then about a second
+        }
         if (FINAL_JOIN_ERRORS.has(err.code)) {
           this.#finish(`${err.code}: ${err.message}`);
           return;
