@@ -153,6 +153,10 @@ type recording struct {
 		Source      string   `json:"source"`
 		Codecs      []string `json:"codecs"`
 		Offset      float64  `json:"offset"`
+		Layers      []struct {
+			At           float64 `json:"at"`
+			SpatialLayer int     `json:"spatialLayer"`
+		} `json:"layers"`
 	} `json:"files"`
 	Duration     float64 `json:"duration"`
 	ComposeError string  `json:"composeError"`

@@ -115,3 +115,36 @@ func TestWeakLinkGetsWhatItCarries(t *testing.T) {
 	}
 	t.Log(strings.Join(report, "; "))
 }
+
+// The weak student's link changes under way: 2 Mbit/s, then 300 kbit/s,
+// then 2 Mbit/s again. The server follows it: the teacher's camera goes
+// down to a smaller layer within 3 s of the drop and is back at 720p
+// within 15 s of the recovery.
+func TestLinkChangesUnderWay(t *testing.T) {
+	c := newShapedClass(t, "changing", "35150-35159", "2mbit")
+	teacher := func() videoIn { return cameraOf(c.weak, c.teacherID) }
+	var since time.Time // at 720p since
+	waitFor(t, 60*time.Second, "the weak student getting the teacher at 720p for 5 s on 2 Mbit/s", func() bool {
+		if teacher().height != 720 {
+			since = time.Time{}
+		} else if since.IsZero() {
+			since = time.Now()
+		}
+		return !since.IsZero() && time.Since(since) >= 5*time.Second
+	})
+	c.ns.shape(t, "300kbit")
+	dropped := time.Now()
+	waitFor(t, 3*time.Second, "the weak student getting a smaller layer within 3 s of the drop to 300 kbit/s", func() bool {
+		return teacher().height < 720
+	})
+	down := time.Since(dropped)
+	time.Sleep(10 * time.Second) // at 300 kbit/s for a while: a duration, not an event
+	low := teacher()
+	c.ns.shape(t, "2mbit")
+	raised := time.Now()
+	waitFor(t, 15*time.Second, "the weak student back at 720p within 15 s of the return to 2 Mbit/s", func() bool {
+		return teacher().height == 720
+	})
+	t.Logf("down to %.0f lines %v after the drop; back at 720p %v after the return",
+		low.height, down.Round(100*time.Millisecond), time.Since(raised).Round(100*time.Millisecond))
+}

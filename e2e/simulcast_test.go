@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -218,3 +220,61 @@ func TestGoSimulcastLayers(t *testing.T) {
 }
 
 func asServerError(err error, se **client.ServerError) bool { return errors.As(err, se) }
+
+// The recorder gets the largest layer; when the publisher stops it, the
+// recording goes on with the middle one, and the manifest (and the API)
+// say when the camera's file switched.
+func TestRecordingNotesLayerSwitches(t *testing.T) {
+	t.Parallel()
+	media := startMedia(t, loopbackConfig(35160, 35169, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := client.Dial(ctx, client.Options{URL: media.WS, DisplayName: "Tess", Sources: []string{"video:cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if _, err := pub.JoinRoom(ctx, "layers"); err != nil {
+		t.Fatal(err)
+	}
+	sp := publishSimulcast(t, ctx, pub)
+	job := rec.start(t, "user1", "user1", "layers")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+	began := time.Now()
+	time.Sleep(3 * time.Second) // the largest layer recorded for a while
+	sp.stop[2]()
+	stopped := time.Since(began).Seconds()
+	time.Sleep(3 * time.Second) // and then the middle one
+	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+	done := rec.waitState(t, "user1", "user1", job.ID, "done", 60*time.Second)
+	var man recording
+	data, err := os.ReadFile(filepath.Join(rec.Dir, "records", job.ID, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &man); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []recording{man, done} {
+		found := false
+		for _, f := range r.Files {
+			if f.Name != "Tess.webm" {
+				continue
+			}
+			found = true
+			if n := len(f.Layers); n == 0 || f.Layers[n-1].SpatialLayer != 1 {
+				t.Fatalf("Tess.webm layers %+v, want a last switch to layer 1:\n%s", f.Layers, data)
+			}
+			// The switch comes once the largest layer is found stopped
+			// (within a second or two) and the middle one's keyframe is in.
+			last := f.Layers[len(f.Layers)-1]
+			if at := last.At + f.Offset; at < stopped || at > stopped+3 {
+				t.Errorf("Tess.webm switched to layer 1 %.2f s into the recording, want soon after %.2f s (layer 2 stopped); layers %+v", at, stopped, f.Layers)
+			}
+		}
+		if !found {
+			t.Fatalf("no Tess.webm in %+v", r.Files)
+		}
+	}
+}

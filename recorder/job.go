@@ -74,6 +74,18 @@ type File struct {
 	Source      string   `json:"source"` // camera, screen, composite, manifest
 	Codecs      []string `json:"codecs,omitempty"`
 	Offset      float64  `json:"offset"` // seconds from the recording's start
+	// Layers lists the camera's simulcast layer switches: the server
+	// sends the recorder the largest layer its link affords, and a change
+	// of it shows as a change of picture size in the file.
+	Layers []LayerChange `json:"layers,omitempty"`
+}
+
+// LayerChange is a switch to another simulcast layer, At seconds into the
+// file (as the server announced it: within a frame or two of the new
+// layer's first keyframe). SpatialLayer 0 is the smallest.
+type LayerChange struct {
+	At           float64 `json:"at"`
+	SpatialLayer int     `json:"spatialLayer"`
 }
 
 // callbackWait bounds how long an ended job waits for its last callbacks.

@@ -54,6 +54,7 @@ type session struct {
 	names      map[string]string // peer id -> display name
 	incoming   []*track
 	closed     map[string]bool // consumer ids closed by the server
+	switches   []layerSwitch   // simulcast layer switches the server told of, not yet placed
 	disconnect string          // the reason the server gave for disconnecting
 
 	// owned by run
@@ -121,6 +122,14 @@ type pfile struct {
 	slots       []fileSlot
 	lastMs      map[int]int64 // per track number, the last frame written
 	codecs      []string
+	layers      []LayerChange
+}
+
+// layerSwitch is a consumerLayersChanged notification and when it came.
+type layerSwitch struct {
+	consumerID string
+	layer      int
+	at         time.Time
 }
 
 type fileSlot struct {
@@ -156,6 +165,17 @@ func (s *session) attach(c *client.Client) {
 		if json.Unmarshal(data, &n) == nil {
 			s.mu.Lock()
 			s.closed[n.ConsumerID] = true
+			s.mu.Unlock()
+		}
+	})
+	c.On("consumerLayersChanged", func(data json.RawMessage) {
+		var n struct {
+			ConsumerID   string `json:"consumerId"`
+			SpatialLayer int    `json:"spatialLayer"`
+		}
+		if json.Unmarshal(data, &n) == nil {
+			s.mu.Lock()
+			s.switches = append(s.switches, layerSwitch{n.ConsumerID, n.SpatialLayer, time.Now()})
 			s.mu.Unlock()
 		}
 	})
@@ -269,6 +289,8 @@ func (s *session) tick(now time.Time, final bool) {
 	s.mu.Lock()
 	s.tracks = append(s.tracks, s.incoming...)
 	s.incoming = s.incoming[:0]
+	switches := s.switches
+	s.switches = nil
 	for _, t := range s.tracks {
 		if s.closed[t.rt.ConsumerID] {
 			t.mu.Lock()
@@ -280,6 +302,7 @@ func (s *session) tick(now time.Time, final bool) {
 	for _, t := range s.tracks {
 		s.pump(t, now, final)
 	}
+	s.noteSwitches(switches)
 	for _, f := range s.files {
 		s.write(f, now, final)
 	}
@@ -295,6 +318,24 @@ func (s *session) tick(now time.Time, final bool) {
 	}
 	clear(s.tracks[len(live):])
 	s.tracks = live
+}
+
+// noteSwitches puts layer switches on the files of their tracks, in
+// seconds from each file's start. A switch that comes before its track's
+// first frame (the first layer chosen) is not a change in the file.
+func (s *session) noteSwitches(switches []layerSwitch) {
+	for _, sw := range switches {
+		for _, t := range s.tracks {
+			if t.rt.ConsumerID != sw.consumerID || t.file == nil {
+				continue
+			}
+			at := sw.at.Sub(s.start) - t.file.start
+			if at < 0 {
+				at = 0
+			}
+			t.file.layers = append(t.file.layers, LayerChange{At: at.Seconds(), SpatialLayer: sw.layer})
+		}
+	}
 }
 
 // pump moves a track's packets through its jitter buffer and assembler
@@ -752,7 +793,7 @@ func (s *session) fileInfo() []File {
 		out = append(out, File{
 			Name: filepath.Base(f.w.Path()), Size: f.w.Size(), Duration: f.w.Duration().Seconds(),
 			Participant: f.participant, Source: source, Codecs: append([]string(nil), f.codecs...),
-			Offset: f.start.Seconds(),
+			Offset: f.start.Seconds(), Layers: append([]LayerChange(nil), f.layers...),
 		})
 	}
 	return out

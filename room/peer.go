@@ -417,6 +417,7 @@ func (p *Peer) subscriber() (*sfu.Subscriber, error) {
 		OnStateChange: func(s webrtc.PeerConnectionState) {
 			p.log.Debug("recv transport", "state", s.String())
 		},
+		StartAtMax: p.role == auth.RoleRecorder,
 	})
 	if err != nil {
 		return nil, err

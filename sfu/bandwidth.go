@@ -50,6 +50,13 @@ type bandwidth struct {
 	// probeRaised is when a probe last raised the estimate: congestion
 	// soon after says it found less than it seemed.
 	probeRaised time.Time
+	// congested: loss or overuse at the last allocation. When it clears
+	// the link may have widened again: a probe soon finds out.
+	congested bool
+	// lossy counts the allocation rounds in a row with heavy loss: the
+	// link does not carry what is sent even at the lowest layers, and no
+	// dip of the estimate is to be bridged any more.
+	lossy int
 	// recent keeps the estimate of each allocation round lately (10 s):
 	// a video is paused only when even the highest could not carry it, not
 	// for a dip (every congestion signal cuts the estimate by 15 %).
@@ -75,7 +82,7 @@ const (
 	maxProbeStep    = 2.5  // ... and after probes the link carried whole
 	probeAgain      = time.Second
 	probeEvery      = 3 * time.Second
-	maxProbeBackoff = 15 * time.Second
+	maxProbeBackoff = 8 * time.Second
 	allocEvery      = 500 * time.Millisecond
 	// congestionMemory: a video is paused for bandwidth only while the
 	// estimate has been lowered by congestion this recently.
@@ -83,6 +90,8 @@ const (
 	staleFeedback    = 2 * time.Second
 	pauseRounds      = 20 // allocation rounds (allocEvery) a pause looks back
 	probeTrust       = 5 * time.Second
+	heavyLoss        = 0.1
+	lossyRounds      = 3
 )
 
 func newBandwidth(initial, maxRate int) *bandwidth {
@@ -148,7 +157,9 @@ func (b *bandwidth) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	b.lastFeedback = now
 	b.results = b.history.feedbackResults(fb, b.results)
 	est := b.est.OnResults(b.results, now)
-	b.resendRate.Store(int64(float64(est) * resendShare / 8))
+	// Of what arrives, if more: the estimate dips below it under loss,
+	// just when lost keyframes need resending most.
+	b.resendRate.Store(int64(float64(max(est, b.est.Acked())) * resendShare / 8))
 	moved := b.allocated == 0 || est < b.allocated*9/10 || est > b.allocated*11/10
 	b.mu.Unlock()
 	if moved {
@@ -248,14 +259,30 @@ func (s *Subscriber) allocate(now time.Time) {
 	mayPause := b.est.CongestedSince(now.Add(-congestionMemory))
 	b.recent[b.round%pauseRounds] = est
 	b.round++
+	if loss >= heavyLoss && now.Sub(b.lastFeedback) <= staleFeedback {
+		b.lossy++
+	} else {
+		b.lossy = 0
+	}
 	keep := est // the budget for keeping (not for moving up)
-	for _, e := range b.recent {
-		keep = max(keep, e)
+	if b.lossy < lossyRounds {
+		for _, e := range b.recent {
+			keep = max(keep, e)
+		}
 	}
 	if now.Sub(b.lastFeedback) > staleFeedback {
 		// No feedback lately (everything it was about is paused, or the
 		// receiver went quiet): what the last said no longer holds.
 		overusing, loss = false, 0
+	}
+	switch {
+	case overusing || loss >= 0.05:
+		b.congested = true
+	case b.congested && loss < 0.02:
+		b.congested = false
+		if b.nextProbe.After(now.Add(probeAgain)) {
+			b.nextProbe = now.Add(probeAgain)
+		}
 	}
 	b.mu.Unlock()
 	s.engine.Stats.observeEstimate(est)
@@ -390,12 +417,13 @@ func (d *DownTrack) allocState(now time.Time) allocTrack {
 	return t
 }
 
-// canProbe reports whether d can carry probe packets: it is sending
-// video and its subscriber gives TWCC feedback.
+// canProbe reports whether d can carry probe packets: it has sent video
+// (it may be paused now: a video paused for bandwidth is how the link is
+// found to carry it again) and its subscriber gives TWCC feedback.
 func (d *DownTrack) canProbe() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.writer != nil && d.twccID != 0 && d.fwd.started && !d.fwd.Paused() && d.up.codecKind != codecAudio
+	return d.writer != nil && d.twccID != 0 && d.fwd.started && d.up.codecKind != codecAudio
 }
 
 // paddingSize is the most one RTP packet's padding holds.

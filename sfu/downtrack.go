@@ -114,6 +114,9 @@ func (d *DownTrack) setAllocation(layer int8) bool {
 	if resumed {
 		d.requestKeyframe()
 	}
+	if changed {
+		d.up.engine.log.Debug("bandwidth pause", "consumer", d.id, "publisher", d.streamID, "paused", d.bwPaused)
+	}
 	if changed && d.onBandwidthPause != nil {
 		d.onBandwidthPause(d.bwPaused)
 	}
@@ -171,8 +174,10 @@ func (d *DownTrack) layersChanged() {
 			d.fwd.DropUntilKeyframe()
 		}
 	}
+	cur := d.fwd.Layer()
 	d.mu.Unlock()
 	if changed {
+		d.up.engine.log.Debug("layer target", "consumer", d.id, "publisher", d.streamID, "target", target, "current", cur)
 		d.up.requestKeyframe(target)
 	}
 }
@@ -318,6 +323,7 @@ func (d *DownTrack) forward(p *upPacket) {
 	}
 	if switched {
 		d.stats.LayerSwitches.Add(1)
+		d.up.engine.log.Debug("layer switch", "consumer", d.id, "publisher", d.streamID, "layer", p.layer)
 		if d.onLayer != nil {
 			d.onLayer(p.layer)
 		}

@@ -31,7 +31,7 @@ func TestDownTrackRetransmit(t *testing.T) {
 	}
 	for _, withRTX := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "rtx"}[withRTX], func(t *testing.T) {
-			up := testUpTrack("up", &Engine{}, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+			up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 			d := NewDownTrack(up, "d", "s")
 			codec := vp8Codec
 			codec.PayloadType = 100
@@ -86,7 +86,7 @@ func TestDownTrackRetransmit(t *testing.T) {
 // A NACK is answered once per packet per resendInterval, and at most
 // maxResendsPerNack packets per NACK.
 func TestDownTrackNackLimits(t *testing.T) {
-	up := testUpTrack("up", &Engine{}, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 	d := NewDownTrack(up, "d", "s")
 	w := &recordingWriter{}
 	codec := vp8Codec
@@ -135,7 +135,7 @@ func TestDownTrackNackLimits(t *testing.T) {
 // most once per keyframeInterval, as a PLI for its SSRC; audio never asks.
 func TestKeyframeRequestsThrottled(t *testing.T) {
 	var plis []uint32
-	up := testUpTrack("up", &Engine{}, vp8Codec, 1111, 0, func(pkts []rtcp.Packet) error {
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func(pkts []rtcp.Packet) error {
 		for _, p := range pkts {
 			if pli, ok := p.(*rtcp.PictureLossIndication); ok {
 				plis = append(plis, pli.MediaSSRC)
@@ -155,6 +155,6 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 		t.Errorf("a request after %v sent no PLI", keyframeInterval)
 	}
 	opus := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}
-	audio := testUpTrack("a", &Engine{}, opus, 2222, 0, func([]rtcp.Packet) error { t.Error("audio asked for a keyframe"); return nil })
+	audio := testUpTrack("a", testEngine(), opus, 2222, 0, func([]rtcp.Packet) error { t.Error("audio asked for a keyframe"); return nil })
 	audio.requestKeyframe(0)
 }

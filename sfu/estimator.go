@@ -27,9 +27,11 @@ type Estimator struct {
 
 	// Acknowledged bitrate: what the receiver got, by arrival time.
 	ackedBytes int
+	ackedCount int
 	ackedStart time.Time
 	ackedLast  time.Time
-	acked      float64 // bps; 0 until known
+	acked      float64 // bps, smoothed; 0 until known
+	ackedNow   float64 // bps over the last window alone: a drop shows here first
 
 	// Loss over the current window.
 	lossSent, lossLost int
@@ -41,6 +43,7 @@ type Estimator struct {
 	probeDone   bool // a probe finished and its result was not taken yet
 
 	lastCongestion time.Time // when overuse or loss last lowered the estimate
+	lastDecrease   time.Time // when overuse last lowered it
 
 	// avgMax and varMax describe the acknowledged rates at which the link
 	// was last found overused (to slow down near them).
@@ -56,8 +59,9 @@ const (
 	overuseTime       = 10 * time.Millisecond
 	decreaseFactor    = 0.85
 	lossWindow        = 500 * time.Millisecond
-	ackedWindow       = 500 * time.Millisecond
-	ackedHeadroom     = 1.5 // the estimate stays under this times what arrives
+	ackedWindow       = 250 * time.Millisecond
+	decreaseInterval  = 200 * time.Millisecond // overuse lasting longer lowers the estimate again
+	ackedHeadroom     = 1.5                    // the estimate stays under this times what arrives
 	increasePerSecond = 1.08
 	additivePerSecond = 1200 * 8 / 0.2 // a packet per response time (RTT + 100 ms, RTT taken as 100 ms)
 	probeQueueGrowth  = 20 * time.Millisecond
@@ -212,9 +216,7 @@ func (e *Estimator) finishProbe() {
 	}
 	sort.Slice(c.packets, func(a, b int) bool { return c.packets[a].sent.Before(c.packets[b].sent) })
 	first, last := c.packets[0], c.packets[len(c.packets)-1]
-	if last.arrived.Sub(last.sent)-first.arrived.Sub(first.sent) > probeQueueGrowth {
-		return // a queue built up: the link does not carry this much
-	}
+	saturated := last.arrived.Sub(last.sent)-first.arrived.Sub(first.sent) > probeQueueGrowth // a queue built up
 	mid := first.sent.Add(last.sent.Sub(first.sent) / 2)
 	half := c.packets[sort.Search(len(c.packets), func(i int) bool { return !c.packets[i].sent.Before(mid) }):]
 	if len(half) < 5 {
@@ -243,10 +245,12 @@ func (e *Estimator) finishProbe() {
 	}
 	bits := float64((bytes - half[len(half)-1].size) * 8) // n packets make n-1 gaps
 	sendRate, recvRate := bits/sendSpan.Seconds(), bits/recvSpan.Seconds()
-	if recvRate < 0.9*sendRate {
-		return // the link fell behind: it does not carry this much
-	}
 	rate := math.Min(sendRate, recvRate)
+	if saturated || recvRate < 0.9*sendRate {
+		// The link fell behind: what it let through is its capacity,
+		// less a margin (as libwebrtc's probe estimator does).
+		rate = 0.95 * recvRate
+	}
 	e.probeResult = int(rate)
 	if rate > float64(e.Estimate()) && e.usage != usageOver {
 		e.rate = math.Min(rate, e.max)
@@ -293,17 +297,21 @@ func (e *Estimator) noteAcked(r *packetResult) {
 		e.ackedStart = r.arrived
 	}
 	e.ackedBytes += r.size
+	e.ackedCount++
 	if r.arrived.After(e.ackedLast) {
 		e.ackedLast = r.arrived
 	}
 	if span := e.ackedLast.Sub(e.ackedStart); span >= ackedWindow {
 		rate := float64(e.ackedBytes*8) / span.Seconds()
+		if e.ackedCount >= 10 {
+			e.ackedNow = rate // fewer packets say little
+		}
 		if e.acked == 0 {
 			e.acked = rate
 		} else {
 			e.acked = 0.5*e.acked + 0.5*rate
 		}
-		e.ackedBytes, e.ackedStart = 0, e.ackedLast
+		e.ackedBytes, e.ackedCount, e.ackedStart = 0, 0, e.ackedLast
 	}
 }
 
@@ -327,7 +335,7 @@ func (e *Estimator) noteLoss(r *packetResult, now time.Time) {
 	case loss > 0.1:
 		// Down by half the share lost, but not below what arrived: under
 		// heavy loss that is what the link carries.
-		floor := math.Max(e.min, decreaseFactor*e.acked)
+		floor := math.Max(e.min, decreaseFactor*e.arrived())
 		e.lossCap = math.Max(floor, math.Min(e.lossCap, e.rate)*(1-0.5*loss))
 		e.rate = math.Min(e.rate, e.lossCap)
 		e.lastCongestion = now
@@ -346,15 +354,19 @@ func (e *Estimator) updateRate(now time.Time) {
 	e.lastUpdate = now
 	switch e.usage {
 	case usageOver:
-		if e.control != controlDecrease {
+		// Down to a little under what arrives; again while the overuse
+		// lasts and less arrives than the estimate (a link that narrowed a
+		// lot takes more than one step).
+		again := now.Sub(e.lastDecrease) >= decreaseInterval && e.arrived() < 0.9*e.rate
+		if e.control != controlDecrease || again {
 			base := e.rate
 			if e.acked > 0 {
-				base = e.acked
-				e.noteMax(e.acked)
+				base = e.arrived()
+				e.noteMax(base)
 			}
 			e.rate = math.Max(e.min, math.Min(e.rate, decreaseFactor*base))
 			e.control = controlDecrease
-			e.lastCongestion = now
+			e.lastCongestion, e.lastDecrease = now, now
 		}
 		return
 	case usageUnder:
@@ -377,6 +389,16 @@ func (e *Estimator) updateRate(now time.Time) {
 		next = math.Max(e.rate, ackedHeadroom*e.acked+10_000)
 	}
 	e.rate = math.Max(e.min, math.Min(next, e.max))
+}
+
+// arrived is what the receiver gets now, as far as the feedback tells:
+// the smoothed acknowledged rate, or the last window's if lower (a link
+// that just narrowed).
+func (e *Estimator) arrived() float64 {
+	if e.ackedNow > 0 {
+		return math.Min(e.acked, e.ackedNow)
+	}
+	return e.acked
 }
 
 // noteMax keeps the mean and variance (normalized by the mean) of the

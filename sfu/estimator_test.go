@@ -154,6 +154,30 @@ func TestEstimatorRecoversWhenLinkWidens(t *testing.T) {
 	}
 }
 
+// When the link narrows from 2 Mbit/s to 300 kbit/s under a 1.6 Mbit/s
+// stream, the estimate follows within a second and a half (the layer a
+// subscriber gets must go down within 3 s, keyframe included).
+func TestEstimatorFollowsLinkThatNarrows(t *testing.T) {
+	link := &simLink{capacity: 2_000_000, maxQueue: 120 * time.Millisecond, prop: 10 * time.Millisecond}
+	s := newSimRun(600_000, link, 1_600_000)
+	s.run(20 * time.Second)
+	if e := s.e.Estimate(); e < 1_500_000 {
+		t.Fatalf("estimate %d sending 1.6 Mbit/s on a 2 Mbit/s link", e)
+	}
+	link.capacity = 300_000
+	est := s.run(5 * time.Second)
+	under := -1
+	for i, e := range est {
+		if e <= 360_000 {
+			under = i
+			break
+		}
+	}
+	if under < 0 || under > 15 {
+		t.Errorf("after the link narrowed to 300 kbit/s the estimate came under 360 kbit/s after %d00 ms (-1: never); estimates %v", under, est[:20])
+	}
+}
+
 // With no bottleneck in the way the estimate follows what is sent and
 // does not fall.
 func TestEstimatorStaysOnAWideLink(t *testing.T) {

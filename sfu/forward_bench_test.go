@@ -81,7 +81,7 @@ var vp8Codec = webrtc.RTPCodecParameters{
 // benchFanout makes an up track of VP8 with n bound down tracks; with
 // twcc, each subscriber numbers its packets for congestion control.
 func benchFanout(tb testing.TB, n int, twcc bool) (*UpTrack, []*srtpWriter) {
-	e := &Engine{}
+	e := testEngine()
 	up := testUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 	return up, bindDowns(tb, up, n, twcc)
 }
@@ -160,7 +160,7 @@ func benchForward(b *testing.B, n int, twcc bool) {
 func BenchmarkForwardSimulcast(b *testing.B) {
 	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
-			up := makeUpTrack("up", &Engine{}, vp8Codec, 0, []string{"l", "m", "h"}, func([]rtcp.Packet) error { return nil })
+			up := makeUpTrack("up", testEngine(), vp8Codec, 0, []string{"l", "m", "h"}, func([]rtcp.Packet) error { return nil })
 			var layers [3]*upLayer
 			for i := range layers {
 				layers[i], _ = up.addLayer(int8(i), "lmh"[i:i+1], uint32(1111+i), nil)

@@ -291,10 +291,12 @@ func (f *Forwarder) MapNackTarget(outSeq uint16) (NackTarget, bool) {
 
 // Padding takes n sequence numbers for padding-only packets sent right
 // after the last packet, when that packet ended a frame (so that no packet
-// of the frame comes after them): the first, and the timestamp to give
-// them (the frame's). Later packets are numbered after them.
+// of the frame comes after them) or nothing is being forwarded (paused,
+// or waiting for a keyframe): the first, and the timestamp to give them
+// (the last frame's). Later packets are numbered after them.
 func (f *Forwarder) Padding(n int) (first uint16, ts uint32, ok bool) {
-	if !f.started || f.paused || f.needSegment || !f.lastMarker || n <= 0 {
+	idle := f.paused || f.needSegment
+	if !f.started || n <= 0 || !idle && !f.lastMarker {
 		return 0, 0, false
 	}
 	f.keepSegment()

@@ -730,3 +730,45 @@ func BenchmarkForwarderProcess(b *testing.B) {
 		}
 	})
 }
+
+// Padding goes only between frames, or while nothing is forwarded (a
+// video paused for bandwidth still carries probes): the sequence goes on
+// without a gap through the padding, the pause and the resumed segment,
+// and a NACK of a padding number maps to nothing.
+func TestForwarderPadding(t *testing.T) {
+	const E = fwExtBase
+	f := NewForwarder(90000, true)
+	// A frame of two packets: in E+10, E+11 (marker) -> out 10, 11.
+	f.Process(InPacket{ExtSeq: E + 10, Timestamp: 3000, Keyframe: true, Arrival: fwT0})
+	if _, _, ok := f.Padding(2); ok {
+		t.Fatal("padding in the middle of a frame")
+	}
+	f.Process(InPacket{ExtSeq: E + 11, Timestamp: 3000, Marker: true, Arrival: fwT0})
+	first, ts, ok := f.Padding(3) // out 12..14
+	if !ok || first != 12 || ts != 3000 {
+		t.Fatalf("padding after a frame: first %d ts %d ok %v, want 12 3000 true", first, ts, ok)
+	}
+	if d := f.Process(InPacket{ExtSeq: E + 12, Timestamp: 6000, Arrival: fwT0.Add(50 * fwMillisecond)}); d.Seq != 15 || d.Timestamp != 6000 {
+		t.Fatalf("the frame after padding: %+v, want seq 15 ts 6000", d)
+	}
+	f.Pause()
+	first, _, ok = f.Padding(4) // out 16..19
+	if !ok || first != 16 {
+		t.Fatalf("padding while paused: first %d ok %v, want 16 true", first, ok)
+	}
+	f.Resume()
+	d := f.Process(InPacket{ExtSeq: E + 40, Timestamp: 9000, Keyframe: true, Marker: true, Arrival: fwT0.Add(900 * fwMillisecond)})
+	if !d.Forward || d.Seq != 20 {
+		t.Fatalf("the first packet after the pause: %+v, want seq 20", d)
+	}
+	for _, seq := range []uint16{13, 17} {
+		if nt, ok := f.MapNackTarget(seq); ok {
+			t.Errorf("NACK of padding seq %d maps to in %d", seq, nt.InExt)
+		}
+	}
+	for seq, want := range map[uint16]uint64{11: E + 11, 15: E + 12, 20: E + 40} {
+		if nt, ok := f.MapNackTarget(seq); !ok || nt.InExt != want {
+			t.Errorf("NACK of seq %d maps to %d %v, want %d", seq, nt.InExt, ok, want)
+		}
+	}
+}

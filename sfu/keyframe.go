@@ -50,24 +50,44 @@ func isKeyframe(kind codecKind, payload []byte) bool {
 // vp8Keyframe parses the VP8 payload descriptor (RFC 7741 section 4.2)
 // and looks at the P bit of the first partition's header.
 func vp8Keyframe(p []byte) bool {
+	i := vp8FrameStart(p)
+	return i >= 0 && p[i]&0x01 == 0
+}
+
+// vp8KeyframeSize reads the picture size from a keyframe's first packet
+// (RFC 6386 section 9.1: a 3-byte frame tag, the start code 9d 01 2a,
+// then 14-bit width and height).
+func vp8KeyframeSize(p []byte) (width, height int, ok bool) {
+	i := vp8FrameStart(p)
+	if i < 0 || p[i]&0x01 != 0 || len(p) < i+10 || p[i+3] != 0x9d || p[i+4] != 0x01 || p[i+5] != 0x2a {
+		return 0, 0, false
+	}
+	width = int(p[i+6]) | int(p[i+7]&0x3f)<<8
+	height = int(p[i+8]) | int(p[i+9]&0x3f)<<8
+	return width, height, width > 0 && height > 0
+}
+
+// vp8FrameStart is where the VP8 frame begins in p (after the payload
+// descriptor) if p is the first packet of a frame, else -1.
+func vp8FrameStart(p []byte) int {
 	if len(p) < 1 {
-		return false
+		return -1
 	}
 	start := p[0]&0x10 != 0
 	partID := p[0] & 0x07 // the R bit (0x08) must be ignored
 	if !start || partID != 0 {
-		return false
+		return -1
 	}
 	i := 1
 	if p[0]&0x80 != 0 { // X: extension byte follows
 		if len(p) <= i {
-			return false
+			return -1
 		}
 		ext := p[i]
 		i++
 		if ext&0x80 != 0 { // I: picture id, 7 or 15 bits
 			if len(p) <= i {
-				return false
+				return -1
 			}
 			if p[i]&0x80 != 0 {
 				i++
@@ -82,9 +102,9 @@ func vp8Keyframe(p []byte) bool {
 		}
 	}
 	if len(p) <= i {
-		return false
+		return -1
 	}
-	return p[i]&0x01 == 0
+	return i
 }
 
 // vp9Keyframe: not inter-predicted (P=0) and the start of a frame (B=1)

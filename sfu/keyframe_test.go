@@ -529,3 +529,29 @@ func FuzzKeyframe(f *testing.F) {
 		}
 	})
 }
+
+// A keyframe's picture size is read after any payload descriptor: libvpx's
+// first bytes of a 320x180 keyframe (ffmpeg -f lavfi -i testsrc=size=320x180
+// -frames:v 1 -c:v libvpx), and the 640x480 one above; not from an inter
+// frame, a later packet of the frame or a truncated header.
+func TestVP8KeyframeSize(t *testing.T) {
+	libvpx := []byte{0x30, 0x55, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00, 0x00, 0x47, 0x08}
+	for _, tt := range []struct {
+		name    string
+		payload []byte
+		w, h    int
+		ok      bool
+	}{
+		{"libvpx, short descriptor", kfCat([]byte{0x10}, libvpx), 320, 180, true},
+		{"libvpx, 15-bit picture id, TL0PICIDX, TID", kfCat([]byte{0x90, 0xe0, 0x81, 0x23, 0x07, 0x40}, libvpx), 320, 180, true},
+		{"640x480", kfCat([]byte{kfVP8S}, kfVP8Key), 640, 480, true},
+		{"inter frame", kfCat([]byte{kfVP8S}, kfVP8Inter), 0, 0, false},
+		{"not the frame's first packet", kfCat([]byte{0x00}, libvpx), 0, 0, false},
+		{"truncated", kfCat([]byte{0x10}, libvpx[:8]), 0, 0, false},
+	} {
+		w, h, ok := vp8KeyframeSize(tt.payload)
+		if w != tt.w || h != tt.h || ok != tt.ok {
+			t.Errorf("%s: %dx%d %v, want %dx%d %v", tt.name, w, h, ok, tt.w, tt.h, tt.ok)
+		}
+	}
+}

@@ -13,7 +13,7 @@ import (
 // the time since the publisher's report, in the subscriber's numbering:
 // after a pause the forwarder shifts timestamps, and the report follows.
 func TestSenderReportCarriesPublisherClock(t *testing.T) {
-	up := testUpTrack("up", &Engine{}, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 	d := NewDownTrack(up, "d", "s")
 	codec := vp8Codec
 	codec.PayloadType = 100
@@ -76,7 +76,7 @@ func TestSenderReportCarriesPublisherClock(t *testing.T) {
 // the subscriber's timestamps on the publisher's capture clock (placed by
 // each layer's sender reports), and the subscriber's report follows.
 func TestLayerSwitchKeepsCaptureClock(t *testing.T) {
-	up := makeUpTrack("up", &Engine{}, vp8Codec, 0, []string{"l", "h"}, func([]rtcp.Packet) error { return nil })
+	up := makeUpTrack("up", testEngine(), vp8Codec, 0, []string{"l", "h"}, func([]rtcp.Packet) error { return nil })
 	low, _ := up.addLayer(0, "l", 1111, nil)
 	high, _ := up.addLayer(1, "h", 2222, nil)
 	d := NewDownTrack(up, "d", "s")

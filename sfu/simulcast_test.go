@@ -123,7 +123,7 @@ func TestChooseLayer(t *testing.T) {
 // Layers of an up track come and go: down tracks follow the arriving ones
 // within their cap, and a layer that stops sending is left.
 func TestDownTrackFollowsArrivingLayers(t *testing.T) {
-	up := makeUpTrack("up", &Engine{}, vp8Codec, 0, []string{"l", "m", "h"}, func([]rtcp.Packet) error { return nil })
+	up := makeUpTrack("up", testEngine(), vp8Codec, 0, []string{"l", "m", "h"}, func([]rtcp.Packet) error { return nil })
 	d := NewDownTrack(up, "d", "s")
 	if _, err := d.Bind(&trackContext{codecs: []webrtc.RTPCodecParameters{vp8Codec}, ssrc: 5000, writer: &recordingWriter{}}); err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestDownTrackFollowsArrivingLayers(t *testing.T) {
 // track switches between them: each builds what it writes in its own
 // packet (run with -race; a race here shows only in rare interleavings).
 func TestLayerReadersForwardConcurrently(t *testing.T) {
-	up := makeUpTrack("up", &Engine{}, vp8Codec, 0, []string{"l", "h"}, func([]rtcp.Packet) error { return nil })
+	up := makeUpTrack("up", testEngine(), vp8Codec, 0, []string{"l", "h"}, func([]rtcp.Packet) error { return nil })
 	low, _ := up.addLayer(0, "l", 1, nil)
 	high, _ := up.addLayer(1, "h", 2, nil)
 	d := NewDownTrack(up, "d", "s")

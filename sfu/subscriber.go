@@ -23,6 +23,11 @@ type SubscriberParams struct {
 	OnOffer        func(sdp string, version int, added []AddedTrack)
 	OnICECandidate func(c *webrtc.ICECandidateInit)
 	OnStateChange  func(webrtc.PeerConnectionState)
+	// StartAtMax starts the bandwidth estimate at the most a transport
+	// may send rather than at the configured initial rate, for a
+	// subscriber next to the server (the recorder, which wants the best
+	// layers from the start); congestion still brings it down.
+	StartAtMax bool
 }
 
 // AddedTrack is a down track and the m-line it is sent on.
@@ -71,6 +76,9 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		stop:      make(chan struct{}),
 		tracks:    map[*DownTrack]*webrtc.RTPTransceiver{},
 		bw:        newBandwidth(e.params.InitialOutgoingBitrate, e.params.MaxOutgoingBitrate),
+	}
+	if p.StartAtMax {
+		s.bw.est.Set(int(s.bw.est.max))
 	}
 	s.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })

@@ -1,9 +1,15 @@
 package sfu
 
 import (
+	"log/slog"
+
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
+
+// testEngine is an engine with no sockets, whose logs go nowhere, for
+// tracks that tests feed by hand.
+func testEngine() *Engine { return &Engine{log: slog.New(slog.DiscardHandler)} }
 
 // testUpTrack is an up track of one stream (layer 0, no simulcast) that a
 // test feeds by hand with handle.
