@@ -52,6 +52,7 @@ func Play(ctx context.Context, track *webrtc.TrackLocalStaticSample, src SampleS
 // frames) without being decodable pictures: enough to exercise forwarding.
 type syntheticVP8 struct {
 	n, size, keyEvery int
+	width, height     int // said by keyframes; 0: not said
 	frame             time.Duration
 	forceKey          atomic.Bool
 }
@@ -64,6 +65,14 @@ func SyntheticVP8(fps, size, keyEvery int) *SyntheticVideo {
 
 // SyntheticVideo is a synthetic video source.
 type SyntheticVideo struct{ *syntheticVP8 }
+
+// WithSize has the keyframes say a picture size, as an encoder's do (a
+// server reads it to match layers to what subscribers show). Call it
+// before playing; frames must be at least 10 bytes.
+func (v *SyntheticVideo) WithSize(width, height int) *SyntheticVideo {
+	v.width, v.height = width, height
+	return v
+}
 
 // RequestKeyframe makes the next frame a keyframe; use it as a
 // LocalTrack's OnKeyframeRequest.
@@ -78,6 +87,10 @@ func (s *syntheticVP8) Next() (media.Sample, error) {
 	data[0] = 0x11
 	if s.n%s.keyEvery == 0 || s.forceKey.Swap(false) {
 		data[0] = 0x10
+		if s.width > 0 && s.size >= 10 {
+			// The keyframe start code and the 14-bit sizes (section 9.1).
+			copy(data[3:], []byte{0x9d, 0x01, 0x2a, byte(s.width), byte(s.width >> 8 & 0x3f), byte(s.height), byte(s.height >> 8 & 0x3f)})
+		}
 	}
 	s.n++
 	return media.Sample{Data: data, Duration: s.frame}, nil

@@ -35,7 +35,7 @@ func publishSimulcast(t *testing.T, ctx context.Context, c *client.Client) *simu
 		if err != nil {
 			t.Fatal(err)
 		}
-		tracks[i], srcs[i] = tr, client.SyntheticVP8(30, layerFrameBytes[i], 90)
+		tracks[i], srcs[i] = tr, client.SyntheticVP8(30, layerFrameBytes[i], 90).WithSize(320<<i, 180<<i)
 		layerCtx, cancel := context.WithCancel(ctx)
 		sp.stop[i] = cancel
 		go func() { _ = client.Play(layerCtx, tr, srcs[i]) }()
@@ -54,14 +54,17 @@ func publishSimulcast(t *testing.T, ctx context.Context, c *client.Client) *simu
 }
 
 // frameMeter measures the size of the frames a track carries and checks
-// that its sequence numbers have no gap.
+// that its sequence numbers have no hole: a number never received, once
+// 50 later ones have come (a packet lost on the way and resent comes out
+// of order, which is no hole).
 type frameMeter struct {
 	mu        sync.Mutex
 	frame     int // bytes of the frame being received
 	lastFrame int // bytes of the last complete frame
-	lastSeq   uint16
 	packets   int
-	gaps      int
+	seen      map[uint64]bool // extended sequence numbers received
+	first     uint64
+	highest   uint64
 }
 
 func (m *frameMeter) read(rt *client.RemoteTrack) {
@@ -71,10 +74,14 @@ func (m *frameMeter) read(rt *client.RemoteTrack) {
 			return
 		}
 		m.mu.Lock()
-		if m.packets > 0 && pkt.SequenceNumber != m.lastSeq+1 {
-			m.gaps++
+		if m.packets == 0 {
+			m.seen = map[uint64]bool{}
+			m.first, m.highest = 1<<32+uint64(pkt.SequenceNumber), 1<<32+uint64(pkt.SequenceNumber)
 		}
-		m.lastSeq = pkt.SequenceNumber
+		// The extended number nearest the highest so far.
+		ext := m.highest + uint64(int64(int16(pkt.SequenceNumber-uint16(m.highest))))
+		m.seen[ext] = true
+		m.highest = max(m.highest, ext)
 		m.packets++
 		if len(pkt.Payload) == 0 {
 			m.mu.Unlock()
@@ -109,10 +116,15 @@ func vp8DescriptorSize(p []byte) int {
 	return n
 }
 
-func (m *frameMeter) state() (lastFrame, packets, gaps int) {
+func (m *frameMeter) state() (lastFrame, packets, holes int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lastFrame, m.packets, m.gaps
+	for ext := m.first; ext+50 < m.highest; ext++ {
+		if !m.seen[ext] {
+			holes++
+		}
+	}
+	return m.lastFrame, m.packets, holes
 }
 
 // A Go client publishes three simulcast layers. A subscriber gets the
@@ -207,8 +219,8 @@ func TestGoSimulcastLayers(t *testing.T) {
 	if want := "[0 1 2 1]"; len(got) < len(want) || got[len(got)-len(want)+1:] != want[1:] {
 		t.Errorf("consumerLayersChanged %s, want it to end with %s", got, want)
 	}
-	if _, packets, gaps := meter.state(); gaps != 0 {
-		t.Errorf("%d gaps in the sequence numbers of %d packets across the switches", gaps, packets)
+	if _, packets, holes := meter.state(); holes != 0 {
+		t.Errorf("%d holes in the sequence numbers of %d packets across the switches", holes, packets)
 	}
 	var se *client.ServerError
 	if err := sub.Request(ctx, "setConsumerPreferredLayers", map[string]any{"consumerId": id, "spatialLayer": 3}, nil); err == nil || !asServerError(err, &se) || se.Code != "badRequest" {
@@ -220,6 +232,81 @@ func TestGoSimulcastLayers(t *testing.T) {
 }
 
 func asServerError(err error, se **client.ServerError) bool { return errors.As(err, se) }
+
+// Adaptive stream: a subscriber that says how large it shows a video gets
+// the smallest layer that covers it (the layers' sizes read from their
+// keyframes), the largest when it says nothing, and nothing while the
+// video is hidden; with no gap in the sequence numbers throughout.
+func TestGoAdaptiveStream(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(35170, 35179, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "teacher", Sources: []string{"video:cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if _, err := pub.JoinRoom(ctx, "adaptive"); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "pupil"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	meter := &frameMeter{}
+	ids := make(chan string, 1)
+	sub.OnTrack(func(rt *client.RemoteTrack) {
+		ids <- rt.ConsumerID
+		meter.read(rt)
+	})
+	if _, err := sub.JoinRoom(ctx, "adaptive"); err != nil {
+		t.Fatal(err)
+	}
+	publishSimulcast(t, ctx, pub)
+	var id string
+	select {
+	case id = <-ids:
+	case <-ctx.Done():
+		t.Fatal("no track")
+	}
+	view := func(w, h int, visible bool) {
+		t.Helper()
+		if err := sub.Request(ctx, "setConsumerView", map[string]any{"consumerId": id, "width": w, "height": h, "visible": visible}, nil); err != nil {
+			t.Fatalf("setConsumerView %dx%d %v: %v", w, h, visible, err)
+		}
+	}
+	receiving := func(what string, frameBytes int) {
+		t.Helper()
+		waitFor(t, 10*time.Second, what, func() bool { f, _, _ := meter.state(); return f == frameBytes })
+	}
+	receiving("the largest layer before any view is said", layerFrameBytes[2])
+	for _, step := range []struct {
+		w, h, layer int
+	}{{600, 330, 1}, {200, 112, 0}, {1000, 560, 2}, {340, 190, 0}, {0, 0, 2}} {
+		view(step.w, step.h, true)
+		receiving(fmt.Sprintf("layer %d for a %dx%d view", step.layer, step.w, step.h), layerFrameBytes[step.layer])
+	}
+	view(320, 180, false)
+	time.Sleep(300 * time.Millisecond) // what was on its way
+	_, before, _ := meter.state()
+	time.Sleep(time.Second) // hidden for a while: a duration, not an event
+	if _, after, _ := meter.state(); after != before {
+		t.Errorf("%d packets arrived in a second while the view was hidden", after-before)
+	}
+	view(320, 180, true)
+	receiving("the smallest layer once shown again at 320x180", layerFrameBytes[0])
+	if _, packets, holes := meter.state(); holes != 0 {
+		t.Errorf("%d holes in the sequence numbers of %d packets", holes, packets)
+	}
+	var se *client.ServerError
+	if err := sub.Request(ctx, "setConsumerView", map[string]any{"consumerId": id, "width": -1, "height": 10}, nil); err == nil || !asServerError(err, &se) || se.Code != "badRequest" {
+		t.Errorf("a negative width: %v, want badRequest", err)
+	}
+	if err := sub.Request(ctx, "setConsumerView", map[string]any{"consumerId": "nope", "width": 10, "height": 10}, nil); err == nil || !asServerError(err, &se) || se.Code != "unknownConsumer" {
+		t.Errorf("unknown consumer: %v, want unknownConsumer", err)
+	}
+}
 
 // The recorder gets the largest layer; when the publisher stops it, the
 // recording goes on with the middle one, and the manifest (and the API)

@@ -179,6 +179,28 @@ func (p *Peer) SetConsumerPreferredLayers(id string, spatialLayer int) error {
 	return nil
 }
 
+// SetConsumerView says how the peer shows a consumer's video (adaptive
+// stream): at width x height pixels (0 x 0: not said), or hidden. It is
+// sent no simulcast layer larger than that needs, and nothing while
+// hidden. A consumer without layers is only paused while hidden.
+func (p *Peer) SetConsumerView(id string, width, height int, visible bool) error {
+	if width < 0 || height < 0 || width > maxViewSide || height > maxViewSide {
+		return fmt.Errorf("%w: view %dx%d is not within 0..%d", ErrBadRequest, width, height, maxViewSide)
+	}
+	r := p.room
+	r.mu.Lock()
+	c := p.consumers[id]
+	r.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownConsumer, id)
+	}
+	c.down.SetView(width, height, !visible)
+	return nil
+}
+
+// maxViewSide bounds a view's sides (pixels).
+const maxViewSide = 16384
+
 // SendMessage sends a chat message to everyone in the room, the sender too.
 func (p *Peer) SendMessage(text string) {
 	p.room.broadcast(nil, "newMessage", map[string]any{

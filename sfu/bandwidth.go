@@ -331,14 +331,15 @@ func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, d
 		return
 	}
 	// Enough for what the tracks want to be granted (upgradeMargin), at
-	// most b.step times what actually flows (sending less than the
-	// estimate, the estimate may have drifted above anything the link has
-	// shown).
+	// most b.step times what actually flows or probeStep times the
+	// estimate, the more (sending less than the estimate, the estimate
+	// may have drifted above anything the link has shown; but a probe
+	// held to a trickle of media could never confirm it).
 	base := float64(est)
 	if acked := float64(b.est.Acked()); acked > 0 {
 		base = min(base, acked)
 	}
-	target := min(wanted*upgradeMargin*1.05, base*b.step)
+	target := min(wanted*upgradeMargin*1.05, max(base*b.step, float64(est)*probeStep))
 	b.probeTarget = int(target)
 	if via == nil {
 		// Nothing to pad (no video sending, or no TWCC feedback to learn
@@ -406,8 +407,8 @@ func (d *DownTrack) allocState(now time.Time) allocTrack {
 		}
 	}
 	d.mu.Lock()
-	t.maxLayer = d.maxLayer
-	t.idle = d.userPaused || d.writer == nil
+	t.maxLayer = d.capLocked()
+	t.idle = d.userPaused || d.viewHidden || d.writer == nil
 	t.twcc = d.twccID != 0
 	t.current = d.allocLayer
 	if d.bwPaused {

@@ -38,8 +38,12 @@ type DownTrack struct {
 	allocLayer int8
 	bwPaused   bool
 	userPaused bool // by its producer or its subscriber
-	twccID     uint8
-	bw         *bandwidth // the subscriber's; nil in tests without one
+	// The subscriber's view of the video (adaptive stream): the picture
+	// size it shows it at (0: not said) and whether it is hidden.
+	viewWidth, viewHeight int
+	viewHidden            bool
+	twccID                uint8
+	bw                    *bandwidth // the subscriber's; nil in tests without one
 
 	priority atomic.Int32
 	// onBandwidthPause, when set, learns when the allocator pauses or
@@ -126,7 +130,7 @@ func (d *DownTrack) setAllocation(layer int8) bool {
 // applyPauseLocked pauses the forwarder while the user or the bandwidth
 // says so; true when it resumed it.
 func (d *DownTrack) applyPauseLocked() bool {
-	want := d.userPaused || d.bwPaused
+	want := d.userPaused || d.bwPaused || d.viewHidden
 	switch {
 	case want && !d.fwd.Paused():
 		d.fwd.Pause()
@@ -150,6 +154,31 @@ func (d *DownTrack) SetMaxLayer(layer int8) {
 	d.layersChanged()
 }
 
+// SetView says how the subscriber shows the video: at width x height
+// pixels (0 x 0: not said), or not at all (hidden). No layer larger than
+// the view needs is sent (the smallest covering it), and nothing while it
+// is hidden.
+func (d *DownTrack) SetView(width, height int, hidden bool) {
+	d.mu.Lock()
+	d.viewWidth, d.viewHeight = max(width, 0), max(height, 0)
+	d.viewHidden = hidden
+	resumed := d.applyPauseLocked()
+	d.mu.Unlock()
+	d.layersChanged()
+	if resumed {
+		d.requestKeyframe()
+	}
+}
+
+// capLocked is the largest layer the subscriber wants: its preference,
+// and no larger than its view needs.
+func (d *DownTrack) capLocked() int8 {
+	if d.viewWidth == 0 && d.viewHeight == 0 {
+		return d.maxLayer
+	}
+	return min(d.maxLayer, d.up.layerFor(d.viewWidth, d.viewHeight))
+}
+
 // Layers reports the layer being sent (-1 before the first packet) and
 // the one chosen.
 func (d *DownTrack) Layers() (current, target int8) {
@@ -163,7 +192,7 @@ func (d *DownTrack) Layers() (current, target int8) {
 func (d *DownTrack) layersChanged() {
 	live := d.up.LiveLayers(time.Now())
 	d.mu.Lock()
-	target := chooseLayer(live, min(d.maxLayer, d.allocLayer))
+	target := chooseLayer(live, min(d.capLocked(), d.allocLayer))
 	changed := target >= 0 && target != d.fwd.Target()
 	if changed {
 		d.fwd.SetTarget(target)

@@ -202,3 +202,29 @@ func (w *lockedWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 }
 
 func (w *lockedWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// A view is given the smallest layer that covers it, within 10 % in both
+// sides; the largest when none does or a layer's size is not known.
+func TestLayerForView(t *testing.T) {
+	up := makeUpTrack("up", testEngine(), vp8Codec, 0, []string{"l", "m", "h"}, func([]rtcp.Packet) error { return nil })
+	for i := range 3 {
+		up.addLayer(int8(i), []string{"l", "m", "h"}[i], uint32(i+1), nil)
+	}
+	if got := up.layerFor(100, 100); got != MaxLayers-1 {
+		t.Errorf("sizes not known: layer %d, want the largest", got)
+	}
+	for i := range 3 {
+		up.layers[i].Load().size.Store(uint32(320<<i)<<16 | uint32(180<<i))
+	}
+	for _, tt := range []struct {
+		w, h int
+		want int8
+	}{
+		{0, 0, 0}, {320, 180, 0}, {350, 196, 0}, {360, 200, 1}, {640, 360, 1}, {700, 390, 1},
+		{720, 200, 2}, {1280, 720, 2}, {1920, 1080, 2}, {180, 320, 1}, // portrait tile: the height decides
+	} {
+		if got := up.layerFor(tt.w, tt.h); got != tt.want {
+			t.Errorf("view %dx%d: layer %d, want %d", tt.w, tt.h, got, tt.want)
+		}
+	}
+}

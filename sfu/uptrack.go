@@ -59,6 +59,7 @@ type upLayer struct {
 	lastPacket      atomic.Int64            // unix nanos
 	bytes           atomic.Uint64           // received
 	rate            atomic.Uint64           // bps lately, measured every layerStale/3
+	size            atomic.Uint32           // width<<16 | height of its last keyframe, 0 until known
 }
 
 // upPacket is one received packet as the down tracks see it. The reader
@@ -213,6 +214,32 @@ func (u *UpTrack) Simulcast() bool { return len(u.rids) > 1 }
 // stopped (a publisher that stops encoding a layer just stops sending it).
 const layerStale = 1500 * time.Millisecond
 
+// layerFor is the smallest layer whose picture covers width x height
+// (within 10 %: a tile a little larger than a layer does not need the
+// next one), else the largest; MaxLayers-1 when the layers' sizes are
+// not known (only VP8 keyframes tell them).
+func (u *UpTrack) layerFor(width, height int) int8 {
+	best := int8(-1)
+	for i := range u.layers {
+		l := u.layers[i].Load()
+		if l == nil {
+			continue
+		}
+		size := l.size.Load()
+		if size == 0 {
+			return MaxLayers - 1
+		}
+		best = int8(i)
+		if w, h := int(size>>16), int(size&0xffff); w*10 >= width*9 && h*10 >= height*9 {
+			return best
+		}
+	}
+	if best < 0 {
+		return MaxLayers - 1
+	}
+	return best
+}
+
 // LiveLayers is a bit set of the layers that sent a packet recently.
 func (u *UpTrack) LiveLayers(now time.Time) uint8 {
 	var set uint8
@@ -266,6 +293,11 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 	p.layer = l.index
 	p.keyframe = u.codecKind != codecAudio && isKeyframe(u.codecKind, payload)
 	p.hasVP8 = u.codecKind == codecVP8 && parseVP8(payload, &p.vp8)
+	if p.keyframe && p.hasVP8 {
+		if w, h, ok := vp8KeyframeSize(payload); ok && l.size.Swap(uint32(w)<<16|uint32(h)) != uint32(w)<<16|uint32(h) {
+			u.layersChanged() // down tracks sized to a view choose again
+		}
+	}
 	ref := l.refOffset.Load()
 	p.refOK = ref>>32 != 0
 	p.refTS = p.header.Timestamp + uint32(ref)

@@ -30,6 +30,7 @@ var handlers = map[string]handler{
 	"pauseConsumer":              consumerPause(true),
 	"resumeConsumer":             consumerPause(false),
 	"setConsumerPreferredLayers": inRoomHandler(setConsumerPreferredLayers),
+	"setConsumerView":            inRoomHandler(setConsumerView),
 	"sendMessage":                inRoomHandler(sendMessage),
 	"pull":                       peerSources((*room.Peer).Pull),
 	"invite":                     peerSources((*room.Peer).Invite),
@@ -312,6 +313,17 @@ func setConsumerPreferredLayers(_ *session, peer *room.Peer, req *preferredLayer
 		return nil, errorf(codeBadRequest, "spatialLayer is required")
 	}
 	return nil, peer.SetConsumerPreferredLayers(req.ConsumerID, *req.SpatialLayer)
+}
+
+type viewRequest struct {
+	ConsumerID string `json:"consumerId"`
+	Width      int    `json:"width"`
+	Height     int    `json:"height"`
+	Visible    *bool  `json:"visible"` // omitted: visible
+}
+
+func setConsumerView(_ *session, peer *room.Peer, req *viewRequest) (any, error) {
+	return nil, peer.SetConsumerView(req.ConsumerID, req.Width, req.Height, req.Visible == nil || *req.Visible)
 }
 
 type peerSourcesRequest struct {
