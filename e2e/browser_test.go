@@ -73,6 +73,8 @@ func chromiumOptions(path, dataDir, resolverRules string, extra ...chromedp.Exec
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(dataDir),
 		chromedp.Flag("headless", "new"),
+		// A desktop's window: a class's tiles fit, at sizes adaptive stream sends small layers to.
+		chromedp.WindowSize(1600, 1200),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("use-fake-device-for-media-stream", true),
@@ -159,6 +161,7 @@ type pageStats struct {
 		FreezeCount      float64 `json:"freezeCount"`
 		TotalFreezes     float64 `json:"totalFreezesDuration"`
 		BytesReceived    float64 `json:"bytesReceived"`
+		SpatialLayer     *int    `json:"spatialLayer"`
 	} `json:"inbound"`
 	Outbound []struct {
 		Source        string  `json:"source"`

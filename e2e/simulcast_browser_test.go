@@ -13,8 +13,8 @@ import (
 // setPreferredLayers, decoding all along.
 func TestBrowserSimulcast(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(35130, 35139, ""))
-	teacher := openPage(t, srv.URL+"/?room=simulcast&name=Teacher&autojoin=1", "teacher")
-	student := openPage(t, srv.URL+"/?room=simulcast&name=Student&autojoin=1", "student")
+	teacher := openPage(t, srv.URL+"/?room=simulcast&name=Teacher&autojoin=1&adaptive=0", "teacher")
+	student := openPage(t, srv.URL+"/?room=simulcast&name=Student&autojoin=1&adaptive=0", "student")
 	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
 	teacherID := teacher.peerID()
 

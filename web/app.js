@@ -42,6 +42,7 @@ let micMuted = false;
 // Deep link flag: show the teacher's invite controls even before any hand was raised.
 const params = new URLSearchParams(location.search);
 const teacherFlag = params.get('teacher') === '1';
+const adaptiveStream = params.get('adaptive') !== '0'; // ?adaptive=0: every video at the largest layer the link affords
 // Only admins get `requestproduce`: one arriving proves we may invite.
 let gotHandRequest = false;
 // Peers this page invited (and did not deinvite since), for the tiles' Invite/Stop toggle.
@@ -130,6 +131,10 @@ function ensureTile(peerId, source) {
   caption.append(micOff);
   tile.append(video, avatar, caption);
   if (!isLocal && source === 'video:cam') renderTileControls(tile);
+  // A double click makes a tile large (twice the columns and rows) or small again: with adaptive
+  // stream the server then sends it a larger layer.
+  tile.title = 'Double-click to enlarge or shrink';
+  tile.addEventListener('dblclick', () => tile.classList.toggle('large'));
 
   // Own camera first, screens before cameras (they need the room), others in join order.
   if (isLocal && source === 'video:cam') ui.tiles.prepend(tile);
@@ -141,8 +146,12 @@ function ensureTile(peerId, source) {
 function showVideo(tile, stream, consumerId) {
   const video = tile.querySelector('video');
   video.srcObject = stream;
+  const previous = video.dataset.consumerId;
+  if (previous && previous !== consumerId) client.unwatchVideo(previous);
   if (consumerId) video.dataset.consumerId = consumerId;
   else delete video.dataset.consumerId;
+  // Adaptive stream: the server sends what the tile shows (no layer larger, nothing when hidden).
+  if (consumerId && stream && adaptiveStream) client.watchVideo(consumerId, video);
   tile.classList.toggle('has-video', Boolean(stream));
   if (stream) play(video);
 }

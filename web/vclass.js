@@ -12,6 +12,8 @@ const ICE_DISCONNECTED_GRACE_MS = 2_000;
 const ICE_RESTART_MIN_INTERVAL_MS = 4_000;
 const RECONNECT_BASE_DELAY_MS = 500;
 const RECONNECT_MAX_DELAY_MS = 10_000;
+const VIEW_SETTLE_MS = 250; // a tile's size is told once it has not changed for this long
+const VIEW_HIDE_DELAY_MS = 1_000; // a video scrolled out of view stops after this long
 // Server `disconnect` reasons after which reconnecting would be wrong.
 const FINAL_DISCONNECT_REASONS = new Set(['replaced', 'kicked', 'roomClosed']);
 // Join errors that another attempt cannot fix.
@@ -134,6 +136,8 @@ export class VClassClient extends EventTarget {
   #consumers = new Map(); // mid → {consumerId, producerId, peerId, source, kind, mid, paused, track, stream}
 
   #remoteCandidates = { send: [], recv: [] };
+  #views = new Map(); // consumerId → {el, sent, timer, visible, onResize}: watchVideo's elements
+  #viewObservers = null; // {resize, intersection}, made at the first watchVideo
   #iceRestartTimers = { send: null, recv: null };
   #lastIceRestart = { send: 0, recv: 0 };
 
@@ -292,6 +296,97 @@ export class VClassClient extends EventTarget {
     return this.#request('setConsumerPreferredLayers', { consumerId, spatialLayer });
   }
   resumeConsumer(consumerId) { return this.#request('resumeConsumer', { consumerId }); }
+
+  /**
+   * Tells the server how large a consumer's video is shown (pixels) and whether at all: it sends
+   * the smallest simulcast layer that covers it, and nothing while `visible` is false.
+   */
+  setConsumerView(consumerId, { width = 0, height = 0, visible = true } = {}) {
+    return this.#request('setConsumerView', { consumerId, width, height, visible });
+  }
+
+  /**
+   * Adaptive stream: watches the <video> element showing a consumer and keeps the server told of
+   * its size on screen (device pixels, as its object-fit draws the picture) and whether it is
+   * visible at all (scrolled out of view, hidden, zero-sized). Returns a function that stops
+   * watching; a consumer that ends is no longer watched.
+   */
+  watchVideo(consumerId, element) {
+    this.unwatchVideo(consumerId);
+    const obs = this.#viewObservers ??= this.#makeViewObservers();
+    const view = { el: element, sent: null, timer: null, visible: false, onResize: null };
+    view.onResize = () => this.#scheduleView(consumerId, view); // the picture's aspect became known
+    this.#views.set(consumerId, view);
+    element.dataset.viewConsumerId = consumerId;
+    element.addEventListener('resize', view.onResize);
+    obs.resize.observe(element);
+    obs.intersection.observe(element);
+    return () => this.unwatchVideo(consumerId);
+  }
+
+  /** Stops watchVideo for a consumer (the server keeps the last view it was told). */
+  unwatchVideo(consumerId) {
+    const view = this.#views.get(consumerId);
+    if (!view) return;
+    this.#views.delete(consumerId);
+    clearTimeout(view.timer);
+    view.el.removeEventListener('resize', view.onResize);
+    if (view.el.dataset.viewConsumerId === consumerId) delete view.el.dataset.viewConsumerId;
+    this.#viewObservers?.resize.unobserve(view.el);
+    this.#viewObservers?.intersection.unobserve(view.el);
+  }
+
+  #makeViewObservers() {
+    const viewOf = (el) => {
+      const id = el.dataset.viewConsumerId;
+      const view = id && this.#views.get(id);
+      return view && view.el === el ? [id, view] : [];
+    };
+    return {
+      resize: new ResizeObserver((entries) => {
+        for (const { target } of entries) {
+          const [id, view] = viewOf(target);
+          if (view) this.#scheduleView(id, view);
+        }
+      }),
+      intersection: new IntersectionObserver((entries) => {
+        for (const { target, isIntersecting } of entries) {
+          const [id, view] = viewOf(target);
+          if (!view) continue;
+          view.visible = isIntersecting;
+          this.#scheduleView(id, view, isIntersecting ? 0 : VIEW_HIDE_DELAY_MS);
+        }
+      }),
+    };
+  }
+
+  // Sizes settle while a layout changes: the last one goes out after a moment; showing a hidden
+  // video again goes out at once (it waits for a keyframe already), hiding one after a while
+  // (scrolling past should not stop and restart it).
+  #scheduleView(consumerId, view, delay = VIEW_SETTLE_MS) {
+    clearTimeout(view.timer);
+    view.timer = setTimeout(() => this.#sendView(consumerId, view), delay);
+  }
+
+  #sendView(consumerId, view) {
+    if (this.#views.get(consumerId) !== view || this.#state !== 'joined') return;
+    const el = view.el;
+    const box = el.getBoundingClientRect();
+    const visible = view.visible && box.width > 0 && box.height > 0;
+    // The picture's size as drawn: object-fit `cover` fills the box (cropping), `contain` fits in it.
+    const vw = el.videoWidth || 16;
+    const vh = el.videoHeight || 9;
+    const scale = (getComputedStyle(el).objectFit === 'cover' ? Math.max : Math.min)(box.width / vw, box.height / vh);
+    const dpr = window.devicePixelRatio || 1;
+    const width = Math.round(vw * scale * dpr);
+    const height = Math.round(vh * scale * dpr);
+    const last = view.sent;
+    const moved = (a, b) => Math.abs(a - b) > 0.1 * Math.max(a, b);
+    if (last && last.visible === visible && (!visible || (!moved(last.width, width) && !moved(last.height, height)))) return;
+    view.sent = { width, height, visible };
+    this.setConsumerView(consumerId, visible ? { width, height, visible } : { width: 0, height: 0, visible })
+      .catch(() => { view.sent = null; }); // told again at the next change
+  }
 
   sendMessage(text) { return this.#request('sendMessage', { text }); }
 
@@ -642,6 +737,7 @@ export class VClassClient extends EventTarget {
   }
 
   #endConsumer(c) {
+    this.unwatchVideo(c.consumerId);
     if (c.track) this.#emit('trackended', this.#consumerView(c));
   }
 
@@ -889,6 +985,7 @@ export class VClassClient extends EventTarget {
   /** Drops both transports and everything on them (announce: emit trackended / peerleft). */
   #resetMedia({ announce }) {
     for (const c of this.#consumers.values()) if (announce) this.#endConsumer(c);
+    for (const id of [...this.#views.keys()]) this.unwatchVideo(id);
     this.#consumers.clear();
     if (announce) for (const peerId of [...this.#peers.keys()]) this.#removePeer(peerId, 'reset');
     this.#peers.clear();
