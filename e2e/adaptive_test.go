@@ -242,3 +242,55 @@ func metricValue(t *testing.T, metrics, name string) float64 {
 	}
 	return v
 }
+
+// Dynacast: a teacher whose camera only a small tile shows stops encoding
+// its two larger layers; when the student enlarges the tile, the middle
+// layer starts again and the student gets it.
+func TestDynacastStopsUnwatchedLayers(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(35200, 35209, ""))
+	teacher := openPage(t, classURL(srv, "dynacast", "Teacher", "&mic=0"), "teacher")
+	student := openPage(t, classURL(srv, "dynacast", "Student", "&cam=0&mic=0"), "student")
+	waitFor(t, 20*time.Second, "both in the class", func() bool { return teacher.peerID() != "" && student.peerID() != "" })
+	teacherID := teacher.peerID()
+	// encoding waits until, over the last second, exactly the layers want
+	// says encoded frames.
+	encoding := func(within time.Duration, what string, want map[string]bool) {
+		t.Helper()
+		type snapshot struct {
+			at     time.Time
+			frames map[string]float64
+		}
+		var past []snapshot
+		waitFor(t, within, what, func() bool {
+			now := snapshot{time.Now(), camerasSent(teacher)}
+			past = append(past, now)
+			var old *snapshot
+			for i := range past {
+				if now.at.Sub(past[i].at) >= time.Second {
+					old = &past[i]
+				}
+			}
+			if old == nil {
+				return false
+			}
+			for rid, on := range want {
+				if (now.frames[rid] > old.frames[rid]) != on {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	height := func() float64 { return cameraOf(student, teacherID).height }
+	waitFor(t, 20*time.Second, "the student decoding the teacher at 180 lines (a small tile)", func() bool { return height() == 180 })
+	encoding(15*time.Second, "the teacher encoding only its smallest layer", map[string]bool{"l": true, "m": false, "h": false})
+	if err := student.eval(`(() => {
+		const tile = document.querySelector('.tile:not(.local)[data-source="video:cam"]');
+		tile.dispatchEvent(new MouseEvent('dblclick', { bubbles: true }));
+		return true;
+	})()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	encoding(10*time.Second, "the teacher encoding its middle layer again for the enlarged tile", map[string]bool{"l": true, "m": true, "h": false})
+	waitFor(t, 10*time.Second, "the student decoding the teacher at 360 lines", func() bool { return height() == 360 })
+}

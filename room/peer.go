@@ -461,6 +461,14 @@ func (p *Peer) onTrack(mid string, up *sfu.UpTrack) {
 		return
 	}
 	prod.up = up
+	if up.Simulcast() {
+		// Dynacast: the publisher encodes no layer above what its
+		// subscribers want (docs/protocol.md, layersWanted).
+		id := prod.id
+		up.OnWantedLayer(func(layer int8) {
+			p.notify("layersWanted", map[string]any{"producerId": id, "spatialLayer": layer})
+		})
+	}
 	for _, o := range r.peers {
 		if autoSubscribe(r.mode, o, prod) {
 			o.consumeLocked(prod)

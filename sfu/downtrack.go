@@ -151,6 +151,7 @@ func (d *DownTrack) SetMaxLayer(layer int8) {
 	d.mu.Lock()
 	d.maxLayer = min(max(layer, 0), MaxLayers-1)
 	d.mu.Unlock()
+	d.up.wantChanged()
 	d.layersChanged()
 }
 
@@ -164,6 +165,7 @@ func (d *DownTrack) SetView(width, height int, hidden bool) {
 	d.viewHidden = hidden
 	resumed := d.applyPauseLocked()
 	d.mu.Unlock()
+	d.up.wantChanged()
 	d.layersChanged()
 	if resumed {
 		d.requestKeyframe()
@@ -305,6 +307,7 @@ func (d *DownTrack) Pause() {
 	d.userPaused = true
 	d.applyPauseLocked()
 	d.mu.Unlock()
+	d.up.wantChanged()
 }
 
 // Resume restarts a paused down track (unless its subscriber's bandwidth
@@ -314,6 +317,7 @@ func (d *DownTrack) Resume() {
 	d.userPaused = false
 	resumed := d.applyPauseLocked()
 	d.mu.Unlock()
+	d.up.wantChanged()
 	if resumed {
 		d.requestKeyframe()
 	}

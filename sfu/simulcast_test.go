@@ -228,3 +228,45 @@ func TestLayerForView(t *testing.T) {
 		}
 	}
 }
+
+// Dynacast: the layer wanted is the largest any down track's preference
+// and view ask for, of those not paused or hidden.
+func TestWantedLayer(t *testing.T) {
+	up := makeUpTrack("up", testEngine(), vp8Codec, 0, []string{"l", "m", "h"}, func([]rtcp.Packet) error { return nil })
+	for i := range 3 {
+		l, _ := up.addLayer(int8(i), []string{"l", "m", "h"}[i], uint32(i+1), nil)
+		l.size.Store(uint32(320<<i)<<16 | uint32(180<<i))
+	}
+	up.OnWantedLayer(func(int8) {})
+	if got := up.wantedLayer(); got != -1 {
+		t.Errorf("no subscriber: wanted %d, want -1", got)
+	}
+	a, b := NewDownTrack(up, "a", "s"), NewDownTrack(up, "b", "s")
+	for _, d := range []*DownTrack{a, b} {
+		if _, err := d.Bind(&trackContext{codecs: []webrtc.RTPCodecParameters{vp8Codec}, ssrc: 5000, writer: &recordingWriter{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := up.wantedLayer(); got != 2 {
+		t.Errorf("no view said: wanted %d, want 2", got)
+	}
+	for _, step := range []struct {
+		what string
+		do   func()
+		want int8
+	}{
+		{"a small, b not said", func() { a.SetView(300, 170, false) }, 2},
+		{"both small", func() { b.SetView(300, 170, false) }, 0},
+		{"b middle", func() { b.SetView(600, 340, false) }, 1},
+		{"b hidden", func() { b.SetView(600, 340, true) }, 0},
+		{"b shown, but capped at 0", func() { b.SetView(600, 340, false); b.SetMaxLayer(0) }, 0},
+		{"a paused", func() { a.Pause() }, 0},
+		{"a large but paused", func() { a.SetView(1280, 720, false) }, 0},
+		{"a resumed", func() { a.Resume() }, 2},
+	} {
+		step.do()
+		if got := up.wantedLayer(); got != step.want {
+			t.Errorf("%s: wanted %d, want %d", step.what, got, step.want)
+		}
+	}
+}

@@ -37,6 +37,7 @@ type UpTrack struct {
 
 	mu    sync.Mutex // serializes changes of downs and of the layer count
 	downs atomic.Pointer[[]*DownTrack]
+	dyn   dynacast
 	live  int  // layers still reading, under mu
 	ended bool // every layer ended: done is closed, under mu
 
@@ -296,6 +297,7 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 	if p.keyframe && p.hasVP8 {
 		if w, h, ok := vp8KeyframeSize(payload); ok && l.size.Swap(uint32(w)<<16|uint32(h)) != uint32(w)<<16|uint32(h) {
 			u.layersChanged() // down tracks sized to a view choose again
+			u.wantChanged()
 		}
 	}
 	ref := l.refOffset.Load()
@@ -350,17 +352,17 @@ func (u *UpTrack) layer(index int8) *upLayer {
 
 func (u *UpTrack) addDown(d *DownTrack) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	old := *u.downs.Load()
 	next := make([]*DownTrack, 0, len(old)+1)
 	next = append(next, old...)
 	next = append(next, d)
 	u.downs.Store(&next)
+	u.mu.Unlock()
+	u.wantChanged()
 }
 
 func (u *UpTrack) removeDown(d *DownTrack) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	old := *u.downs.Load()
 	next := make([]*DownTrack, 0, len(old))
 	for _, x := range old {
@@ -369,6 +371,8 @@ func (u *UpTrack) removeDown(d *DownTrack) {
 		}
 	}
 	u.downs.Store(&next)
+	u.mu.Unlock()
+	u.wantChanged()
 }
 
 // Subscribers is the number of down tracks bound to this track.

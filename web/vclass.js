@@ -314,7 +314,7 @@ export class VClassClient extends EventTarget {
   watchVideo(consumerId, element) {
     this.unwatchVideo(consumerId);
     const obs = this.#viewObservers ??= this.#makeViewObservers();
-    const view = { el: element, sent: null, timer: null, visible: false, onResize: null };
+    const view = { el: element, sent: null, timer: null, visible: true, onResize: null }; // until IntersectionObserver says
     view.onResize = () => this.#scheduleView(consumerId, view); // the picture's aspect became known
     this.#views.set(consumerId, view);
     element.dataset.viewConsumerId = consumerId;
@@ -624,6 +624,7 @@ export class VClassClient extends EventTarget {
       case 'consumerPaused': this.#setConsumerPaused(data.consumerId, true, data.reason); break;
       case 'consumerResumed': this.#setConsumerPaused(data.consumerId, false, data.reason); break;
       case 'consumerLayersChanged': this.#onConsumerLayers(data); break;
+      case 'layersWanted': this.#onLayersWanted(data); break;
       case 'offer': this.#onOffer(data); break;
       case 'iceCandidate': this.#onRemoteCandidate(data); break;
       case 'activeSpeaker':
@@ -712,6 +713,25 @@ export class VClassClient extends EventTarget {
       peerId: data.peerId, source: data.source, kind: data.kind, mid: data.mid,
       paused: Boolean(data.paused), layers: data.layers ?? null, spatialLayer: null,
       track: null, stream: null });
+  }
+
+  /**
+   * Dynacast: nobody receives our simulcast layers above spatialLayer (-1: nobody receives any),
+   * so they stop encoding; the smallest always goes on, ready for whoever comes.
+   */
+  #onLayersWanted({ producerId, spatialLayer }) {
+    const p = [...this.#producers.values()].find((x) => x.producerId === producerId);
+    const sender = p?.transceiver?.sender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    params.encodings.forEach((e, i) => {
+      const active = i <= Math.max(0, spatialLayer);
+      if (e.active !== active) { e.active = active; changed = true; }
+    });
+    if (!changed) return;
+    sender.setParameters(params).catch((err) => this.#emitError(err, 'layersWanted'));
   }
 
   #onConsumerLayers({ consumerId, spatialLayer }) {

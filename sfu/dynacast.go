@@ -1,0 +1,85 @@
+package sfu
+
+import (
+	"sync"
+	"time"
+)
+
+// Dynacast: a simulcast publisher need not encode the layers no
+// subscriber is to receive. An up track works out the largest layer any of
+// its down tracks wants (their preference and their view, not what their
+// bandwidth affords now: that changes by the second) and tells its
+// publisher: at once when it grows (a subscriber waits for it), after
+// dynacastDelay when it shrinks (a tile resized or scrolled past soon
+// wants it back).
+type dynacast struct {
+	mu      sync.Mutex
+	fn      func(layer int8)
+	told    int8 // the last layer told (at first all: the publisher starts so)
+	pending int8 // the layer the timer will tell
+	timer   *time.Timer
+}
+
+const dynacastDelay = 3 * time.Second
+
+// OnWantedLayer sets a function told the largest simulcast layer any
+// subscriber wants now (-1: none), for the publisher to stop encoding the
+// layers above it. Set it before adding down tracks; it is called from
+// any goroutine and must not block.
+func (u *UpTrack) OnWantedLayer(fn func(layer int8)) {
+	u.dyn.mu.Lock()
+	u.dyn.fn, u.dyn.told = fn, MaxLayers-1 // a publisher starts with every layer
+	u.dyn.mu.Unlock()
+	u.wantChanged() // no subscriber yet: the layers stop unless one comes
+}
+
+// wantedLayer is the largest layer a down track that is not paused by its
+// subscriber or hidden wants, -1 for none.
+func (u *UpTrack) wantedLayer() int8 {
+	want := int8(-1)
+	for _, d := range *u.downs.Load() {
+		d.mu.Lock()
+		if !d.userPaused && !d.viewHidden && !d.closed {
+			want = max(want, d.capLocked())
+		}
+		d.mu.Unlock()
+	}
+	return want
+}
+
+// wantChanged works the wanted layer out again and tells it when it
+// changed (a simulcast track with OnWantedLayer set only).
+func (u *UpTrack) wantChanged() {
+	if !u.Simulcast() {
+		return
+	}
+	want := u.wantedLayer()
+	g := &u.dyn
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.fn == nil {
+		return
+	}
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
+	}
+	switch {
+	case want == g.told:
+	case want > g.told:
+		g.told = want
+		go g.fn(want)
+	default:
+		g.pending = want
+		g.timer = time.AfterFunc(dynacastDelay, func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if g.timer == nil || g.pending == g.told {
+				return
+			}
+			g.timer = nil
+			g.told = g.pending
+			go g.fn(g.pending)
+		})
+	}
+}
