@@ -42,6 +42,7 @@ type bandwidth struct {
 	backoff      time.Duration
 	step         float64 // the next probe's rate over the estimate
 	probeTarget  int
+	probeFrom    int // the estimate when the probe started
 	probeID      uint32
 	// A trial: the estimate raised to trial until trialEnd, where no
 	// probe packets can be sent; it failed if congestion brought it down.
@@ -50,9 +51,11 @@ type bandwidth struct {
 	// probeRaised is when a probe last raised the estimate: congestion
 	// soon after says it found less than it seemed.
 	probeRaised time.Time
-	// congested: loss or overuse at the last allocation. When it clears
-	// the link may have widened again: a probe soon finds out.
-	congested bool
+	// congested: loss or overuse at the last allocation; heavy: the
+	// congestion included heavy loss for a while (the link narrowed, not
+	// a passing queue). When such congestion clears the link may have
+	// widened again: a probe soon finds out.
+	congested, heavy bool
 	// lossy counts the allocation rounds in a row with heavy loss: the
 	// link does not carry what is sent even at the lowest layers, and no
 	// dip of the estimate is to be bridged any more.
@@ -103,7 +106,9 @@ func newBandwidth(initial, maxRate int) *bandwidth {
 	}
 	return &bandwidth{
 		est:     NewEstimator(initial, 30_000, maxRate),
-		backoff: probeEvery, step: probeStep, kick: make(chan struct{}, 1),
+		// At first the estimate is a guess, not a finding: the first probes
+		// go far (the link has not been found short yet).
+		backoff: probeEvery, step: maxProbeStep, kick: make(chan struct{}, 1),
 	}
 }
 
@@ -225,14 +230,18 @@ func (s *Subscriber) allocate(now time.Time) {
 	if bps, done := b.est.TakeProbeResult(); done {
 		s.engine.log.Debug("probe result", "subscriber", s.id, "bps", bps, "estimate", est)
 		switch {
-		case bps >= b.probeTarget*95/100:
-			// The link carried all of it: probe again soon and further (it
-			// may have widened a lot), as long as nothing contradicts it.
-			b.backoff, b.step = probeEvery, min(2*b.step, maxProbeStep)
+		case bps >= b.probeTarget*95/100 && bps >= b.probeFrom*6/5:
+			// The link carried all of it, well above the estimate: probe
+			// again soon and further (it may have widened a lot), as long
+			// as nothing contradicts it. The backoff stays until what was
+			// found has held for probeTrust.
+			b.step = min(2*b.step, maxProbeStep)
 			b.probeRaised = now
 			b.nextProbe = now.Add(probeAgain)
-		case bps > est*9/10:
-			b.backoff, b.step = probeEvery, probeStep
+		case bps > b.probeFrom*21/20:
+			// A little more than the estimate: taken, but the link is about
+			// found; probing again as often would mostly cost padding.
+			b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
 			b.probeRaised = now
 			b.nextProbe = now.Add(b.backoff)
 		default:
@@ -240,10 +249,15 @@ func (s *Subscriber) allocate(now time.Time) {
 			b.nextProbe = now.Add(b.backoff)
 		}
 	}
-	if !b.probeRaised.IsZero() && now.Sub(b.probeRaised) < probeTrust && b.est.CongestedSince(b.probeRaised) {
+	switch {
+	case b.probeRaised.IsZero():
+	case b.est.CongestedSince(b.probeRaised):
 		// What the probe found did not hold: probe less often, less far.
 		b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
 		b.nextProbe = now.Add(b.backoff)
+		b.probeRaised = time.Time{}
+	case now.Sub(b.probeRaised) >= probeTrust:
+		b.backoff = probeEvery // it held
 		b.probeRaised = time.Time{}
 	}
 	if b.trial > 0 && (est < b.trial*8/10 || !now.Before(b.trialEnd)) {
@@ -278,11 +292,12 @@ func (s *Subscriber) allocate(now time.Time) {
 	switch {
 	case overusing || loss >= 0.05:
 		b.congested = true
+		b.heavy = b.heavy || b.lossy >= lossyRounds
 	case b.congested && loss < 0.02:
-		b.congested = false
-		if b.nextProbe.After(now.Add(probeAgain)) {
+		if b.heavy && b.nextProbe.After(now.Add(probeAgain)) {
 			b.nextProbe = now.Add(probeAgain)
 		}
+		b.congested, b.heavy = false, false
 	}
 	b.mu.Unlock()
 	s.engine.Stats.observeEstimate(est)
@@ -340,7 +355,7 @@ func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, d
 		base = min(base, acked)
 	}
 	target := min(wanted*upgradeMargin*1.05, max(base*b.step, float64(est)*probeStep))
-	b.probeTarget = int(target)
+	b.probeTarget, b.probeFrom = int(target), est
 	if via == nil {
 		// Nothing to pad (no video sending, or no TWCC feedback to learn
 		// from): try the larger layers themselves.
