@@ -105,7 +105,7 @@ func newBandwidth(initial, maxRate int) *bandwidth {
 		maxRate = 20_000_000
 	}
 	return &bandwidth{
-		est:     NewEstimator(initial, 30_000, maxRate),
+		est: NewEstimator(initial, 30_000, maxRate),
 		// At first the estimate is a guess, not a finding: the first probes
 		// go far (the link has not been found short yet).
 		backoff: probeEvery, step: maxProbeStep, kick: make(chan struct{}, 1),
