@@ -350,8 +350,8 @@ func TestRecordingNotesLayerSwitches(t *testing.T) {
 				continue
 			}
 			found = true
-			if n := len(f.Layers); n == 0 || f.Layers[n-1].SpatialLayer != 1 {
-				t.Fatalf("Tess.webm layers %+v, want a last switch to layer 1:\n%s", f.Layers, data)
+			if n := len(f.Layers); n < 2 || f.Layers[0].At > 0.5 || f.Layers[0].SpatialLayer != 2 || f.Layers[n-1].SpatialLayer != 1 {
+				t.Fatalf("Tess.webm layers %+v, want layer 2 from the start, then a switch to layer 1:\n%s", f.Layers, data)
 			}
 			// The switch comes once the largest layer is found stopped
 			// (within a second or two) and the middle one's keyframe is in.

@@ -302,10 +302,10 @@ func (s *session) tick(now time.Time, final bool) {
 	for _, t := range s.tracks {
 		s.pump(t, now, final)
 	}
-	s.noteSwitches(switches)
 	for _, f := range s.files {
 		s.write(f, now, final)
 	}
+	s.noteSwitches(switches, final)
 	if final || now.Sub(s.lastFlush) >= flushEvery {
 		s.lastFlush = now
 		s.flush()
@@ -321,22 +321,36 @@ func (s *session) tick(now time.Time, final bool) {
 }
 
 // noteSwitches puts layer switches on the files of their tracks, in
-// seconds from each file's start. A switch that comes before its track's
-// first frame (the first layer chosen) is not a change in the file.
-func (s *session) noteSwitches(switches []layerSwitch) {
+// seconds from each file's start; a switch before the file began (the
+// first layer chosen) is the layer it starts with, at 0. A switch of a
+// track whose file is not written yet (or not received yet) waits for it
+// a while.
+func (s *session) noteSwitches(switches []layerSwitch, final bool) {
+	var held []layerSwitch
 	for _, sw := range switches {
+		placed := false
 		for _, t := range s.tracks {
-			if t.rt.ConsumerID != sw.consumerID || t.file == nil {
+			if t.rt.ConsumerID != sw.consumerID || t.file == nil || t.file.w == nil {
 				continue
 			}
-			at := sw.at.Sub(s.start) - t.file.start
-			if at < 0 {
-				at = 0
-			}
+			at := max(sw.at.Sub(s.start)-t.file.start, 0)
 			t.file.layers = append(t.file.layers, LayerChange{At: at.Seconds(), SpatialLayer: sw.layer})
+			placed = true
+		}
+		if !placed && !final && time.Since(sw.at) < switchWait {
+			held = append(held, sw)
 		}
 	}
+	if len(held) > 0 {
+		s.mu.Lock()
+		s.switches = append(held, s.switches...) // before the ones come meanwhile
+		s.mu.Unlock()
+	}
 }
+
+// switchWait is how long a layer switch is kept for its track's file
+// (which waits up to about 6 s for the participant's other tracks).
+const switchWait = 10 * time.Second
 
 // pump moves a track's packets through its jitter buffer and assembler
 // and places the frames on the timeline.

@@ -148,8 +148,27 @@ func (p *Peer) Sources() []string { return p.sources }
 // Room is the peer's room.
 func (p *Peer) Room() *Room { return p.room }
 
-// SetSink points the peer at a new client connection (after a reconnect).
-func (p *Peer) SetSink(s Sink) { p.sinkBox.Store(&sinkHolder{s}) }
+// SetSink points the peer at a new client connection (after a reconnect),
+// and tells it again which simulcast layers its producers need encode
+// (a layersWanted sent while it was away is lost).
+func (p *Peer) SetSink(s Sink) {
+	p.sinkBox.Store(&sinkHolder{s})
+	r := p.room
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	var ups []*sfu.UpTrack
+	for _, prod := range p.producers {
+		if prod.up != nil && prod.up.Simulcast() {
+			ups = append(ups, prod.up)
+		}
+	}
+	r.mu.Unlock()
+	for _, up := range ups {
+		up.TellWantedLayer()
+	}
+}
 
 func (p *Peer) sink() Sink { return p.sinkBox.Load().Sink }
 

@@ -334,9 +334,11 @@ func (s *Subscriber) allocate(now time.Time) {
 func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, downs []*DownTrack) {
 	var via *DownTrack
 	for _, d := range downs {
-		if d.canProbe() {
+		if ok, sending := d.canProbe(); ok && (via == nil || sending) {
 			via = d
-			break
+			if sending {
+				break
+			}
 		}
 	}
 	b := s.bw
@@ -433,13 +435,16 @@ func (d *DownTrack) allocState(now time.Time) allocTrack {
 	return t
 }
 
-// canProbe reports whether d can carry probe packets: it has sent video
-// (it may be paused now: a video paused for bandwidth is how the link is
-// found to carry it again) and its subscriber gives TWCC feedback.
-func (d *DownTrack) canProbe() bool {
+// canProbe reports whether d can carry probe packets: it has sent video,
+// its subscriber gives TWCC feedback, and neither the subscriber nor the
+// publisher paused it nor is it hidden (paused for bandwidth is fine: that
+// is how the link is found to carry it again). sending says whether it
+// is forwarding media now (the better carrier).
+func (d *DownTrack) canProbe() (ok, sending bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.writer != nil && d.twccID != 0 && d.fwd.started && d.up.codecKind != codecAudio
+	ok = d.writer != nil && d.twccID != 0 && d.fwd.started && d.up.codecKind != codecAudio && !d.userPaused && !d.viewHidden
+	return ok, ok && !d.fwd.Paused()
 }
 
 // paddingSize is the most one RTP packet's padding holds.

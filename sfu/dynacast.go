@@ -13,24 +13,36 @@ import (
 // dynacastDelay when it shrinks (a tile resized or scrolled past soon
 // wants it back).
 type dynacast struct {
-	mu      sync.Mutex
-	fn      func(layer int8)
-	told    int8 // the last layer told (at first all: the publisher starts so)
-	pending int8 // the layer the timer will tell
-	timer   *time.Timer
+	mu    sync.Mutex // held while working the layer out and telling it: tellings stay in order
+	fn    func(layer int8)
+	told  int8 // the last layer told (at first all: the publisher starts so)
+	timer *time.Timer
+	gen   uint64 // bumped by every decision: a timer of an older one does nothing
 }
 
 const dynacastDelay = 3 * time.Second
 
 // OnWantedLayer sets a function told the largest simulcast layer any
 // subscriber wants now (-1: none), for the publisher to stop encoding the
-// layers above it. Set it before adding down tracks; it is called from
-// any goroutine and must not block.
+// layers above it. Set it before adding down tracks. It is called with
+// the up track's dynacast state locked, from any goroutine: it must not
+// block nor call back into the track.
 func (u *UpTrack) OnWantedLayer(fn func(layer int8)) {
 	u.dyn.mu.Lock()
 	u.dyn.fn, u.dyn.told = fn, MaxLayers-1 // a publisher starts with every layer
 	u.dyn.mu.Unlock()
 	u.wantChanged() // no subscriber yet: the layers stop unless one comes
+}
+
+// TellWantedLayer tells the publisher the wanted layer again (it may
+// have missed it: a reconnection).
+func (u *UpTrack) TellWantedLayer() {
+	g := &u.dyn
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.fn != nil {
+		g.fn(g.told)
+	}
 }
 
 // wantedLayer is the largest layer a down track that is not paused by its
@@ -48,18 +60,20 @@ func (u *UpTrack) wantedLayer() int8 {
 }
 
 // wantChanged works the wanted layer out again and tells it when it
-// changed (a simulcast track with OnWantedLayer set only).
+// changed (a simulcast track with OnWantedLayer set only). Callers must
+// not hold a down track's lock.
 func (u *UpTrack) wantChanged() {
 	if !u.Simulcast() {
 		return
 	}
-	want := u.wantedLayer()
 	g := &u.dyn
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.fn == nil {
 		return
 	}
+	want := u.wantedLayer()
+	g.gen++
 	if g.timer != nil {
 		g.timer.Stop()
 		g.timer = nil
@@ -68,18 +82,20 @@ func (u *UpTrack) wantChanged() {
 	case want == g.told:
 	case want > g.told:
 		g.told = want
-		go g.fn(want)
+		g.fn(want)
 	default:
-		g.pending = want
+		gen := g.gen
 		g.timer = time.AfterFunc(dynacastDelay, func() {
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			if g.timer == nil || g.pending == g.told {
-				return
+			if gen != g.gen {
+				return // decided again since
 			}
 			g.timer = nil
-			g.told = g.pending
-			go g.fn(g.pending)
+			if want := u.wantedLayer(); want != g.told {
+				g.told = want
+				g.fn(want)
+			}
 		})
 	}
 }

@@ -303,8 +303,9 @@ func (e *Estimator) noteAcked(r *packetResult) {
 	}
 	if span := e.ackedLast.Sub(e.ackedStart); span >= ackedWindow {
 		rate := float64(e.ackedBytes*8) / span.Seconds()
+		e.ackedNow = 0 // fewer packets say little
 		if e.ackedCount >= 10 {
-			e.ackedNow = rate // fewer packets say little
+			e.ackedNow = rate
 		}
 		if e.acked == 0 {
 			e.acked = rate
@@ -357,12 +358,14 @@ func (e *Estimator) updateRate(now time.Time) {
 		// Down to a little under what arrives; again while the overuse
 		// lasts and less arrives than the estimate (a link that narrowed a
 		// lot takes more than one step).
-		again := now.Sub(e.lastDecrease) >= decreaseInterval && e.arrived() < 0.9*e.rate
+		again := e.acked > 0 && now.Sub(e.lastDecrease) >= decreaseInterval && e.arrived() < 0.9*e.rate
 		if e.control != controlDecrease || again {
 			base := e.rate
 			if e.acked > 0 {
 				base = e.arrived()
-				e.noteMax(base)
+				if e.control != controlDecrease {
+					e.noteMax(base) // once an episode: where the link was found full
+				}
 			}
 			e.rate = math.Max(e.min, math.Min(e.rate, decreaseFactor*base))
 			e.control = controlDecrease

@@ -39,8 +39,9 @@ type Forwarder struct {
 	vp8 vp8Numbering
 
 	// Finished segments, newest last, kept so that NACKs of their packets
-	// (before a layer switch or padding) can still be answered.
-	past  [4]pastSegment
+	// (before a layer switch or padding) can still be answered: a probe
+	// pads after every frame, each padding ending a segment.
+	past  [16]pastSegment
 	pastN int
 }
 

@@ -331,9 +331,18 @@ export class VClassClient extends EventTarget {
     this.#views.delete(consumerId);
     clearTimeout(view.timer);
     view.el.removeEventListener('resize', view.onResize);
-    if (view.el.dataset.viewConsumerId === consumerId) delete view.el.dataset.viewConsumerId;
+    if (view.el.dataset.viewConsumerId !== consumerId) return; // the element shows another consumer now
+    delete view.el.dataset.viewConsumerId;
     this.#viewObservers?.resize.unobserve(view.el);
     this.#viewObservers?.intersection.unobserve(view.el);
+  }
+
+  /** After a resumed reconnect: the server may have missed views told meanwhile. */
+  #resendViews() {
+    for (const [id, view] of this.#views) {
+      view.sent = null;
+      this.#scheduleView(id, view, 0);
+    }
   }
 
   #makeViewObservers() {
@@ -530,6 +539,7 @@ export class VClassClient extends EventTarget {
         const resumed = await this.#rejoin(session);
         if (stale()) return;
         this.#state = 'joined';
+        if (resumed) this.#resendViews();
         this.#emit('reconnected', { resumed, peerId: this.#peerId });
         return;
       } catch (err) {
@@ -723,15 +733,24 @@ export class VClassClient extends EventTarget {
     const p = [...this.#producers.values()].find((x) => x.producerId === producerId);
     const sender = p?.transceiver?.sender;
     if (!sender) return;
-    const params = sender.getParameters();
-    if (!params.encodings || params.encodings.length < 2) return;
-    let changed = false;
-    params.encodings.forEach((e, i) => {
-      const active = i <= Math.max(0, spatialLayer);
-      if (e.active !== active) { e.active = active; changed = true; }
-    });
-    if (!changed) return;
-    sender.setParameters(params).catch((err) => this.#emitError(err, 'layersWanted'));
+    // One change at a time per sender, the latest wanted: getParameters during a pending
+    // setParameters would see the old encodings.
+    p.layersWanted = spatialLayer;
+    if (p.layersApplying) return;
+    p.layersApplying = (async () => {
+      for (let applied = null; applied !== p.layersWanted;) {
+        applied = p.layersWanted;
+        const params = sender.getParameters();
+        if (!params.encodings || params.encodings.length < 2) break;
+        let changed = false;
+        params.encodings.forEach((e, i) => {
+          const active = i <= Math.max(0, applied);
+          if (e.active !== active) { e.active = active; changed = true; }
+        });
+        if (changed) await sender.setParameters(params);
+      }
+    })().catch((err) => this.#emitError(err, 'layersWanted'))
+      .finally(() => { p.layersApplying = null; });
   }
 
   #onConsumerLayers({ consumerId, spatialLayer }) {

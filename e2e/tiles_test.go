@@ -52,7 +52,17 @@ func TestTwentyTilesGetWhatTheyShow(t *testing.T) {
 	})()`, nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(8 * time.Second) // the views told, the layers switched at keyframes: a duration, not an event
+	// The views told, the viewer's estimate grown to what its tiles need,
+	// the layers switched at keyframes: every large tile at 360 lines.
+	waitFor(t, 40*time.Second, "the four large tiles showing 360 lines", func() bool {
+		var n int
+		_ = viewer.eval(`(() => {
+			const ids = new Set([...document.querySelectorAll('.tile.large video')].map((v) => v.dataset.consumerId));
+			return window.vclass.client.stats().then((s) => s.inbound.filter((i) => ids.has(i.consumerId) && i.frameHeight === 360).length);
+		})()`, &n)
+		return n == 4
+	})
+	time.Sleep(2 * time.Second) // the small ones settle too: a duration, not an event
 	out := func() float64 {
 		_, m := srv.get(t, "/metrics")
 		return metricValue(t, m, `vclass_rtp_bytes_total{direction="out"}`)
