@@ -150,3 +150,26 @@ func TestLinkChangesUnderWay(t *testing.T) {
 	t.Logf("down to %.0f lines %v after the drop; back at 720p %v after the return",
 		low.height, down.Round(100*time.Millisecond), time.Since(raised).Round(100*time.Millisecond))
 }
+
+// On a link too narrow for two cameras even at their smallest layer (300
+// kbit/s), the other student's camera goes on at fewer frames (VP8
+// temporal layers dropped) rather than stopping, and the teacher's keeps
+// at least as many: frames before pictures. (Measured: the teacher at
+// 8.6-20 fps, the other student at 3.3-5.1 fps, its base layer.)
+func TestNarrowLinkDropsFramesBeforePictures(t *testing.T) {
+	c := newShapedClass(t, "narrow", "35210-35219", "300kbit")
+	time.Sleep(30 * time.Second) // the settling time the check is about: a duration, not an event
+	t0, g0 := cameraOf(c.weak, c.teacherID), cameraOf(c.weak, c.goodID)
+	const window = 10 * time.Second
+	time.Sleep(window) // the measuring window
+	t1, g1 := cameraOf(c.weak, c.teacherID), cameraOf(c.weak, c.goodID)
+	teacherFPS, goodFPS := (t1.frames-t0.frames)/window.Seconds(), (g1.frames-g0.frames)/window.Seconds()
+	t.Logf("the weak student gets the teacher at %.0f lines, %.1f fps, and the good student at %.0f lines, %.1f fps",
+		t1.height, teacherFPS, g1.height, goodFPS)
+	if goodFPS < 1 || goodFPS > 14 {
+		t.Errorf("the good student's camera at %.1f fps, want fewer frames (1-14 fps), not none nor all", goodFPS)
+	}
+	if teacherFPS < goodFPS {
+		t.Errorf("the teacher's camera at %.1f fps, the good student's at %.1f: the teacher's priority should keep more of it", teacherFPS, goodFPS)
+	}
+}

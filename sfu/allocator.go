@@ -15,10 +15,13 @@ type allocTrack struct {
 	video    bool
 	priority int
 	rates    [MaxLayers]float64 // bps of each layer arriving now; 0 = not arriving
-	maxLayer int8               // the largest layer the subscriber wants
-	current  int8               // the layer given last time; -1 = paused for bandwidth
-	idle     bool               // paused by its producer or subscriber: needs nothing
-	twcc     bool               // its subscriber sends TWCC feedback for it
+	// temporal: bps of each layer's VP8 base temporal layer, and of its
+	// base and first together; 0 when it has no temporal layers.
+	temporal [MaxLayers][2]float64
+	maxLayer int8 // the largest layer the subscriber wants
+	current  int8 // the layer given last time; -1 = paused for bandwidth
+	idle     bool // paused by its producer or subscriber: needs nothing
+	twcc     bool // its subscriber sends TWCC feedback for it
 }
 
 // upgradeMargin is how much more than a layer's rate the budget must
@@ -32,14 +35,18 @@ const upgradeMargin = 1.15
 // affords. A video whose smallest layer does not fit is paused (-1) only
 // when mayPause (the budget is a measured ceiling, not a first guess) and
 // even keep, a higher budget the link had lately, would not carry it: a
-// dip does not pause anything, it only costs layers. wanted is what every
+// dip does not pause anything, it only costs layers. Before pausing a
+// video with VP8 temporal layers it gets fewer frames of its smallest
+// layer (temporal: 1 or 0 rather than AllTemporal), if that fits; it gets
+// its full frame rate back before a larger layer. wanted is what every
 // track at the layer it wants would take.
-func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers []int8, wanted float64) {
+func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers []int8, temporal []uint8, wanted float64) {
 	layers = make([]int8, len(tracks))
+	temporal = make([]uint8, len(tracks))
 	order := make([]int, 0, len(tracks))
 	keep = max(keep, budget)
 	for i, t := range tracks {
-		layers[i] = -1
+		layers[i], temporal[i] = -1, AllTemporal
 		if t.idle {
 			continue
 		}
@@ -73,12 +80,32 @@ func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers 
 			layers[i], spent[i] = l, t.rates[l]
 			budget -= t.rates[l]
 			keep -= t.rates[l]
+			continue
+		}
+		// Fewer frames rather than none: the base and first temporal
+		// layers, or the base alone.
+		for k := 1; k >= 0; k-- {
+			if r := t.temporal[l][k]; r > 0 && r*upgradeMargin <= budget {
+				layers[i], temporal[i], spent[i] = l, uint8(k), r
+				budget -= r
+				keep -= r
+				break
+			}
 		}
 	}
 	for _, i := range order {
 		t := tracks[i]
 		if layers[i] < 0 {
 			continue
+		}
+		if temporal[i] != AllTemporal {
+			// Its full frame rate first.
+			if extra := t.rates[layers[i]]*upgradeMargin - spent[i]; extra <= budget {
+				budget -= t.rates[layers[i]] - spent[i]
+				temporal[i], spent[i] = AllTemporal, t.rates[layers[i]]
+			} else {
+				continue
+			}
 		}
 		for l := wantedLayer(t); l > layers[i]; l-- {
 			if t.rates[l] == 0 {
@@ -95,7 +122,7 @@ func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers 
 			}
 		}
 	}
-	return layers, wanted
+	return layers, temporal, wanted
 }
 
 // lowest is the smallest arriving layer, -1 for none.

@@ -38,20 +38,49 @@ func TestAllocate(t *testing.T) {
 		{"nothing arriving", 1e6, []allocTrack{{video: true, maxLayer: 2}}, []int8{-1}, 0},
 	}
 	// Before any congestion the budget is a guess: too little of it pauses nothing.
-	if got, _ := allocate(150e3, 150e3, []allocTrack{cam(PriorityNormal, 0), single}, false); fmt.Sprint(got) != "[0 0]" {
+	if got, _, _ := allocate(150e3, 150e3, []allocTrack{cam(PriorityNormal, 0), single}, false); fmt.Sprint(got) != "[0 0]" {
 		t.Errorf("allocate without pausing = %v, want [0 0]", got)
 	}
 	// A dip below what a video needs does not pause it when the link
 	// carried it lately; a video already paused stays paused.
-	if got, _ := allocate(150e3, 400e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0), cam(PriorityNormal, -1)}, true); fmt.Sprint(got) != "[0 0 -1]" {
+	if got, _, _ := allocate(150e3, 400e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0), cam(PriorityNormal, -1)}, true); fmt.Sprint(got) != "[0 0 -1]" {
 		t.Errorf("allocate in a dip = %v, want [0 0 -1]", got)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, wanted := allocate(tt.budget, tt.budget, tt.tracks, true)
+			got, _, wanted := allocate(tt.budget, tt.budget, tt.tracks, true)
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) || wanted != tt.wanted {
 				t.Errorf("allocate(%.0f) = %v wanting %.0f, want %v wanting %.0f", tt.budget, got, wanted, tt.want, tt.wanted)
 			}
 		})
+	}
+}
+
+// Before a video with temporal layers is paused it gets fewer frames of its
+// smallest layer; with more room, its full frame rate comes back before a
+// larger layer.
+func TestAllocateTemporal(t *testing.T) {
+	cam := func(prio int, current int8) allocTrack {
+		return allocTrack{video: true, priority: prio, maxLayer: 2, current: current,
+			rates:    [MaxLayers]float64{100e3, 400e3, 1200e3},
+			temporal: [MaxLayers][2]float64{{40e3, 60e3}, {160e3, 240e3}, {480e3, 720e3}}}
+	}
+	for _, tt := range []struct {
+		name     string
+		budget   float64
+		tracks   []allocTrack
+		layers   string
+		temporal string
+	}{
+		{"room for both: all frames", 250e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 3]"},
+		{"the rest at two thirds of its frames", 180e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 1]"},
+		{"the rest at its base frames", 150e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 0]"},
+		{"not even the base: paused", 110e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 -1]", "[3 3]"},
+		{"the priority one at fewer frames too", 60e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 -1]", "[0 3]"},
+	} {
+		layers, temporal, _ := allocate(tt.budget, tt.budget, tt.tracks, true)
+		if fmt.Sprint(layers) != tt.layers || fmt.Sprint(temporal) != tt.temporal {
+			t.Errorf("%s: layers %v temporal %v, want %s %s", tt.name, layers, temporal, tt.layers, tt.temporal)
+		}
 	}
 }

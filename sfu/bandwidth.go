@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,10 +106,8 @@ func newBandwidth(initial, maxRate int) *bandwidth {
 		maxRate = 20_000_000
 	}
 	return &bandwidth{
-		est: NewEstimator(initial, 30_000, maxRate),
-		// At first the estimate is a guess, not a finding: the first probes
-		// go far (the link has not been found short yet).
-		backoff: probeEvery, step: maxProbeStep, kick: make(chan struct{}, 1),
+		est:     NewEstimator(initial, 30_000, maxRate),
+		backoff: probeEvery, step: probeStep, kick: make(chan struct{}, 1),
 	}
 }
 
@@ -302,20 +301,24 @@ func (s *Subscriber) allocate(now time.Time) {
 	b.mu.Unlock()
 	s.engine.Stats.observeEstimate(est)
 
-	layers, wanted := allocate(float64(est), float64(keep), tracks, mayPause)
+	layers, temporal, wanted := allocate(float64(est), float64(keep), tracks, mayPause)
 	spent := 0.0 // what the tracks take at the layers given
 	for i, l := range layers {
-		if l >= 0 {
+		switch {
+		case l < 0:
+		case temporal[i] < AllTemporal:
+			spent += tracks[i].temporal[l][min(temporal[i], 1)]
+		default:
 			spent += tracks[i].rates[l]
 		}
 	}
 	s.engine.log.Debug("bandwidth", "subscriber", s.id, "estimate", est, "acked", acked, "loss", loss, "overusing", overusing,
-		"wanted", int(wanted), "layers", layers)
+		"wanted", int(wanted), "layers", layers, "temporal", fmt.Sprint(temporal))
 	for i, d := range downs {
 		if tracks[i].idle {
 			continue
 		}
-		if d.setAllocation(layers[i]) {
+		if d.setAllocation(layers[i], temporal[i]) {
 			if layers[i] < 0 {
 				s.engine.Stats.BandwidthPauses.Add(1)
 			}
@@ -417,6 +420,7 @@ func (d *DownTrack) allocState(now time.Time) allocTrack {
 	t := allocTrack{video: d.up.codecKind != codecAudio, priority: int(d.priority.Load())}
 	for i := range d.up.layers {
 		if l := d.up.layers[i].Load(); l != nil && now.UnixNano()-l.lastPacket.Load() < int64(layerStale) {
+			t.temporal[i] = [2]float64{float64(l.tidRate[0].Load()), float64(l.tidRate[1].Load())}
 			t.rates[i] = float64(l.rate.Load())
 			if t.rates[i] == 0 {
 				t.rates[i] = 1 // arriving, not measured yet

@@ -97,8 +97,9 @@ func (d *DownTrack) OnBandwidthPause(fn func(paused bool)) { d.onBandwidthPause 
 // setAllocation applies the allocator's share: the largest layer
 // afforded, or -1 to pause for lack of bandwidth. It reports whether the
 // bandwidth pause changed.
-func (d *DownTrack) setAllocation(layer int8) bool {
+func (d *DownTrack) setAllocation(layer int8, temporal uint8) bool {
 	d.mu.Lock()
+	d.fwd.SetMaxTemporal(temporal)
 	wasPaused := d.bwPaused
 	d.bwPaused = layer < 0
 	if layer >= 0 {

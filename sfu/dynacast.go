@@ -31,7 +31,6 @@ func (u *UpTrack) OnWantedLayer(fn func(layer int8)) {
 	u.dyn.mu.Lock()
 	u.dyn.fn, u.dyn.told = fn, MaxLayers-1 // a publisher starts with every layer
 	u.dyn.mu.Unlock()
-	u.wantChanged() // no subscriber yet: the layers stop unless one comes
 }
 
 // TellWantedLayer tells the publisher the wanted layer again (it may
@@ -73,6 +72,12 @@ func (u *UpTrack) wantChanged() {
 		return
 	}
 	want := u.wantedLayer()
+	if want < 0 && len(*u.downs.Load()) == 0 {
+		// Nobody subscribed (yet, or any more): leave the layers as they
+		// are. Stopping a publisher's layers for an empty room and starting
+		// them for its first subscriber costs both a ramp-up for nothing.
+		want = g.told
+	}
 	g.gen++
 	if g.timer != nil {
 		g.timer.Stop()
@@ -92,7 +97,7 @@ func (u *UpTrack) wantChanged() {
 				return // decided again since
 			}
 			g.timer = nil
-			if want := u.wantedLayer(); want != g.told {
+			if want := u.wantedLayer(); want != g.told && (want >= 0 || len(*u.downs.Load()) > 0) {
 				g.told = want
 				g.fn(want)
 			}

@@ -38,6 +38,14 @@ type Forwarder struct {
 
 	vp8 vp8Numbering
 
+	// VP8 temporal layers: frames of a layer above maxTemporal are dropped
+	// (their numbers taken out of the sequence and the picture IDs);
+	// wantTemporal above it is reached a layer at a time, at a frame that
+	// depends only on the base layer (Y) or at a keyframe.
+	maxTemporal, wantTemporal uint8
+	dropPic                   uint16 // the picture ID of the last frame dropped
+	dropped                   bool   // a frame has been dropped (dropPic is valid)
+
 	// Finished segments, newest last, kept so that NACKs of their packets
 	// (before a layer switch or padding) can still be answered: a probe
 	// pads after every frame, each padding ending a segment.
@@ -108,8 +116,21 @@ type Decision struct {
 // NewForwarder makes a forwarder for a track with the given RTP clock rate.
 // Video tracks start at a keyframe.
 func NewForwarder(clockRate uint32, video bool) *Forwarder {
-	return &Forwarder{clockRate: clockRate, video: video, needSegment: true, waitKeyframe: video, layer: -1}
+	return &Forwarder{clockRate: clockRate, video: video, needSegment: true, waitKeyframe: video, layer: -1,
+		maxTemporal: AllTemporal, wantTemporal: AllTemporal}
 }
+
+// AllTemporal forwards every temporal layer.
+const AllTemporal = 3
+
+// SetMaxTemporal chooses the highest VP8 temporal layer to forward (0 is
+// the base, AllTemporal all). Going down takes effect at the next frame
+// (no frame below depends on those above; a frame is never cut); going
+// up, at the next frame that can start the higher layer.
+func (f *Forwarder) SetMaxTemporal(t uint8) { f.wantTemporal = min(t, AllTemporal) }
+
+// MaxTemporal is the highest temporal layer forwarded now.
+func (f *Forwarder) MaxTemporal() uint8 { return f.maxTemporal }
 
 // SetTarget chooses the spatial layer to forward. A change takes effect at
 // that layer's next keyframe; the current layer goes on until then.
@@ -169,6 +190,9 @@ func (f *Forwarder) Process(p InPacket) Decision {
 		// A late packet from before this segment began: its number space is gone.
 		return Decision{}
 	}
+	if p.VP8 != nil && p.VP8.hasTID && f.dropTemporal(p) {
+		return Decision{}
+	}
 	outExt := p.ExtSeq - f.seqOffset
 	outTS := p.Timestamp - f.tsOffset
 	d := Decision{Forward: true, Seq: uint16(outExt), Timestamp: outTS}
@@ -189,6 +213,36 @@ func (f *Forwarder) Process(p InPacket) Decision {
 		}
 	}
 	return d
+}
+
+// dropTemporal reports whether p is of a temporal layer not forwarded
+// now; a dropped packet in sequence leaves no gap (it ends the segment:
+// the next one continues the numbering, and NACKs of what went before
+// still map), and a dropped frame no gap in the picture IDs.
+func (f *Forwarder) dropTemporal(p InPacket) bool {
+	d := p.VP8
+	if d.start && f.maxTemporal != f.wantTemporal {
+		switch {
+		case f.wantTemporal < f.maxTemporal || p.Keyframe:
+			f.maxTemporal = f.wantTemporal
+		case d.sync && d.tid == f.maxTemporal+1:
+			f.maxTemporal++
+		}
+	}
+	if d.tid <= f.maxTemporal {
+		return false
+	}
+	if p.ExtSeq > f.highestIn {
+		f.keepSegment()
+		f.seqOffset++
+		f.highestIn = p.ExtSeq
+		f.segStart = p.ExtSeq + 1
+		if d.picIDLen != 0 && (!f.dropped || d.picID != f.dropPic) {
+			f.vp8.picOffset++
+			f.dropPic, f.dropped = d.picID, true
+		}
+	}
+	return true
 }
 
 func (f *Forwarder) startSegment(p InPacket) {

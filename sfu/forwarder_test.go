@@ -772,3 +772,102 @@ func TestForwarderPadding(t *testing.T) {
 		}
 	}
 }
+
+// VP8 temporal layers as Chromium sends them (T0 T2 T1 T2 ..., two
+// packets a frame, the first T1 and T2 after a T0 marked layer sync):
+// lowering the layer drops whole frames from the next one on, raising it
+// waits for a layer sync frame; the subscriber sees no gap in sequence
+// numbers or picture IDs, the base layer's TL0PICIDX unchanged, and NACKs
+// of packets from before a drop still map.
+func TestForwarderTemporalLayers(t *testing.T) {
+	f := NewForwarder(90000, true)
+	pattern := []uint8{0, 2, 1, 2}
+	var in uint64 = fwExtBase
+	var lastSeq, lastPic uint16
+	var sent, frames int
+	type kept struct {
+		seq uint16
+		in  uint64
+	}
+	var early []kept
+	// feed sends n frames and returns how many of them were forwarded, by
+	// temporal layer.
+	feed := func(n int) [3]int {
+		t.Helper()
+		var got [3]int
+		for range n {
+			tid := pattern[frames%4]
+			pic := uint16(100 + frames)
+			tl0 := uint8(10 + frames/4)
+			frames++
+			frameSent := 0
+			for pkt := range 2 {
+				payload := vp8Payload(pic, tl0, tid, frames == 1 && pkt == 0)
+				if pkt == 1 {
+					payload[0] &^= 0x10 // not the frame's first packet
+				}
+				payload[5] |= 0x20 * byte(boolInt(tid > 0 && frames%4 != 0 && frames%4 <= 3)) // Y after a T0
+				var d vp8Descriptor
+				parseVP8(payload, &d)
+				in++
+				dec := f.Process(InPacket{ExtSeq: in, Timestamp: uint32(frames) * 4500, Keyframe: frames == 1 && pkt == 0,
+					Arrival: fwT0.Add(time.Duration(frames) * 50 * fwMillisecond), Marker: pkt == 1, VP8: &d})
+				if !dec.Forward {
+					continue
+				}
+				if sent > 0 && dec.Seq != lastSeq+1 {
+					t.Fatalf("frame %d (T%d): seq %d after %d", frames, tid, dec.Seq, lastSeq)
+				}
+				outPic := d.picID
+				if dec.RewriteVP8 {
+					outPic = dec.PictureID
+					if dec.TL0PICIDX != tl0 {
+						t.Fatalf("frame %d: TL0PICIDX %d, want %d", frames, dec.TL0PICIDX, tl0)
+					}
+				}
+				if frameSent == 0 && sent > 0 && outPic != lastPic+1 {
+					t.Fatalf("frame %d (T%d): picture ID %d after %d", frames, tid, outPic, lastPic)
+				}
+				lastSeq, lastPic = dec.Seq, outPic
+				sent++
+				frameSent++
+				if len(early) < 8 {
+					early = append(early, kept{dec.Seq, in})
+				}
+			}
+			if frameSent == 2 {
+				got[tid]++
+			} else if frameSent != 0 {
+				t.Fatalf("frame %d (T%d) cut: %d of its 2 packets sent", frames, tid, frameSent)
+			}
+		}
+		return got
+	}
+	if got := feed(8); got != [3]int{2, 2, 4} {
+		t.Fatalf("all layers: frames by layer %v", got)
+	}
+	f.SetMaxTemporal(1)
+	if got := feed(8); got != [3]int{2, 2, 0} {
+		t.Fatalf("up to T1: frames by layer %v", got)
+	}
+	f.SetMaxTemporal(0)
+	if got := feed(8); got != [3]int{2, 0, 0} {
+		t.Fatalf("T0 only: frames by layer %v", got)
+	}
+	f.SetMaxTemporal(AllTemporal)
+	if got := feed(8); got[0] != 2 || got[1] == 0 || got[2] == 0 || f.MaxTemporal() < 2 {
+		t.Fatalf("all again: frames by layer %v, max %d", got, f.MaxTemporal())
+	}
+	for _, k := range early {
+		if nt, ok := f.MapNackTarget(k.seq); !ok || nt.InExt != k.in {
+			t.Errorf("NACK of seq %d maps to %d %v, want %d", k.seq, nt.InExt, ok, k.in)
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -27,12 +27,14 @@ func TestParseVP8Descriptor(t *testing.T) {
 		ok   bool
 		want vp8Descriptor
 	}{
-		{"no extension", []byte{0x10, 0x00}, true, vp8Descriptor{}},
+		{"no extension", []byte{0x10, 0x00}, true, vp8Descriptor{start: true}},
 		{"15-bit picture id, tl0, tid", vp8Payload(0x1234, 77, 2, false), true,
-			vp8Descriptor{picIDAt: 2, picIDLen: 2, picID: 0x1234, tl0At: 4, tl0: 77, hasTID: true, tid: 2}},
-		{"7-bit picture id", []byte{0x90, 0x80, 0x05, 0x01}, true, vp8Descriptor{picIDAt: 2, picIDLen: 1, picID: 5}},
-		{"K only: no TID", []byte{0x90, 0x10, 0x1f, 0x01}, true, vp8Descriptor{}},
-		{"layer sync", []byte{0x90, 0x20, 0x60, 0x01}, true, vp8Descriptor{hasTID: true, tid: 1, sync: true}},
+			vp8Descriptor{picIDAt: 2, picIDLen: 2, picID: 0x1234, tl0At: 4, tl0: 77, hasTID: true, tid: 2, start: true}},
+		{"7-bit picture id", []byte{0x90, 0x80, 0x05, 0x01}, true, vp8Descriptor{picIDAt: 2, picIDLen: 1, picID: 5, start: true}},
+		{"K only: no TID", []byte{0x90, 0x10, 0x1f, 0x01}, true, vp8Descriptor{start: true}},
+		{"layer sync", []byte{0x90, 0x20, 0x60, 0x01}, true, vp8Descriptor{hasTID: true, tid: 1, sync: true, start: true}},
+		{"not a frame's first packet", []byte{0x80, 0x20, 0x40, 0x01}, true, vp8Descriptor{hasTID: true, tid: 1}},
+		{"a later partition", []byte{0x11, 0x01}, true, vp8Descriptor{}},
 		{"truncated picture id", []byte{0x90, 0x80, 0x85}, false, vp8Descriptor{}},
 		{"truncated extension", []byte{0x90}, false, vp8Descriptor{}},
 		{"empty", nil, false, vp8Descriptor{}},

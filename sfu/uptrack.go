@@ -61,6 +61,11 @@ type upLayer struct {
 	bytes           atomic.Uint64           // received
 	rate            atomic.Uint64           // bps lately, measured every layerStale/3
 	size            atomic.Uint32           // width<<16 | height of its last keyframe, 0 until known
+	// VP8 temporal layers: bytes received of each, and the bps of the
+	// base layer and of the base and first layers together (0: no
+	// temporal layers seen).
+	tidBytes [4]atomic.Uint64
+	tidRate  [2]atomic.Uint64
 }
 
 // upPacket is one received packet as the down tracks see it. The reader
@@ -161,6 +166,7 @@ func (u *UpTrack) watch() {
 	defer t.Stop()
 	last := u.LiveLayers(time.Now())
 	var bytes [MaxLayers]uint64
+	var tidBytes [MaxLayers][2]uint64 // of T0, and of T0 and T1
 	for {
 		select {
 		case <-u.done:
@@ -178,6 +184,15 @@ func (u *UpTrack) watch() {
 					rate = 0.6*float64(old) + 0.4*rate // about two seconds of memory
 				}
 				l.rate.Store(uint64(rate))
+				t0 := l.tidBytes[0].Load()
+				for k, total := range [2]uint64{t0, t0 + l.tidBytes[1].Load()} {
+					r := float64((total-tidBytes[i][k])*8) / every.Seconds()
+					tidBytes[i][k] = total
+					if old := l.tidRate[k].Load(); old != 0 {
+						r = 0.6*float64(old) + 0.4*r
+					}
+					l.tidRate[k].Store(uint64(r))
+				}
 			}
 			if live := u.LiveLayers(now); live != last {
 				last = live
@@ -294,6 +309,9 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 	p.layer = l.index
 	p.keyframe = u.codecKind != codecAudio && isKeyframe(u.codecKind, payload)
 	p.hasVP8 = u.codecKind == codecVP8 && parseVP8(payload, &p.vp8)
+	if p.hasVP8 && p.vp8.hasTID {
+		l.tidBytes[p.vp8.tid&3].Add(uint64(len(pkt)))
+	}
 	if p.keyframe && p.hasVP8 {
 		if w, h, ok := vp8KeyframeSize(payload); ok && l.size.Swap(uint32(w)<<16|uint32(h)) != uint32(w)<<16|uint32(h) {
 			u.layersChanged() // down tracks sized to a view choose again

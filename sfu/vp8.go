@@ -14,6 +14,7 @@ type vp8Descriptor struct {
 	hasTID   bool
 	tid      uint8
 	sync     bool // Y: this frame depends only on base-layer frames
+	start    bool // the first packet of a frame (S set, partition 0)
 }
 
 // parseVP8 reads p's descriptor into d; false for a truncated one.
@@ -22,6 +23,7 @@ func parseVP8(p []byte, d *vp8Descriptor) bool {
 	if len(p) < 1 {
 		return false
 	}
+	d.start = p[0]&0x10 != 0 && p[0]&0x07 == 0
 	if p[0]&0x80 == 0 { // X: no extension byte
 		return true
 	}
