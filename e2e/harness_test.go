@@ -14,8 +14,12 @@ import (
 	"time"
 )
 
-// mediaBinary, loadBinary and recorderBinary are built once for all tests.
-var mediaBinary, loadBinary, recorderBinary string
+// mediaBinary, loadBinary and recorderBinary are built once for all tests
+// (with the race detector when the tests have it). measuredMediaBinary is
+// vclass-media without it, for the tests that measure what links carry:
+// a race-instrumented server is several times slower, and its own delays
+// read as congestion.
+var mediaBinary, measuredMediaBinary, loadBinary, recorderBinary string
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(tcpSubscriberEnv); spec != "" {
@@ -30,6 +34,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	mediaBinary = filepath.Join(dir, "vclass-media")
+	measuredMediaBinary = mediaBinary
 	loadBinary = filepath.Join(dir, "vclass-load")
 	recorderBinary = filepath.Join(dir, "vclass-recorder")
 	for bin, pkg := range map[string]string{mediaBinary: "../cmd/vclass-media", loadBinary: "../cmd/vclass-load", recorderBinary: "../cmd/vclass-recorder"} {
@@ -41,6 +46,15 @@ func TestMain(m *testing.M) {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
+	}
+	if raceBuild {
+		measuredMediaBinary = filepath.Join(dir, "vclass-media-measured")
+		cmd := exec.Command("go", "build", "-o", measuredMediaBinary, "../cmd/vclass-media")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build vclass-media:", err)
 			os.Exit(1)
 		}
 	}
@@ -87,12 +101,18 @@ func startMedia(t testing.TB, configText string, env ...string) *mediaServer {
 // startMediaAt runs vclass-media serving HTTP on addr.
 func startMediaAt(t testing.TB, addr, configText string, env ...string) *mediaServer {
 	t.Helper()
+	return startMediaBinary(t, mediaBinary, addr, configText, env...)
+}
+
+// startMediaBinary runs the vclass-media binary bin serving HTTP on addr.
+func startMediaBinary(t testing.TB, bin, addr, configText string, env ...string) *mediaServer {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mediasoup_config.json")
 	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(mediaBinary, "-config", path, "-http", addr)
+	cmd := exec.Command(bin, "-config", path, "-http", addr)
 	cmd.Env = append(os.Environ(), env...)
 	p, u := startProcess(t, "vclass-media", cmd, urlLine, 10*time.Second) // it promises 10 s after SIGTERM
 	s := &mediaServer{process: p, URL: strings.TrimSuffix(u, "/")}

@@ -130,7 +130,13 @@ func (n *netns) chromium(t *testing.T, origin string) context.Context {
 // the given ports.
 func startDefaultMedia(t *testing.T, rtcPorts string, env ...string) *mediaServer {
 	t.Helper()
-	cmd := exec.Command(mediaBinary, "-http", ":0")
+	return startDefaultMediaBinary(t, mediaBinary, rtcPorts, env...)
+}
+
+// startDefaultMediaBinary is startDefaultMedia with the binary bin.
+func startDefaultMediaBinary(t *testing.T, bin, rtcPorts string, env ...string) *mediaServer {
+	t.Helper()
+	cmd := exec.Command(bin, "-http", ":0")
 	cmd.Env = append(append(os.Environ(), "VCLASS_RTC_PORTS="+rtcPorts), env...)
 	p, u := startProcess(t, "vclass-media", cmd, urlLine, 10*time.Second)
 	port := u[strings.LastIndex(u, ":")+1 : len(u)-1]

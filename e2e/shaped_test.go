@@ -27,7 +27,8 @@ type shapedClass struct {
 func newShapedClass(t *testing.T, room, ports, rate string) *shapedClass {
 	t.Helper()
 	needRoot(t)
-	srv := startDefaultMedia(t, ports, "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_LOG_LEVEL=debug")
+	// The server as deployed (not race-instrumented): these tests measure links.
+	srv := startDefaultMediaBinary(t, measuredMediaBinary, ports, "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_LOG_LEVEL=debug")
 	ns := newNetns(t)
 	ns.shape(t, rate)
 	tk, err := auth.Mint(testSecret, auth.Claims{Room: room, Name: "Teacher", Role: auth.RoleAdmin,

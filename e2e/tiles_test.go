@@ -31,7 +31,8 @@ import (
 func TestTwentyTilesGetWhatTheyShow(t *testing.T) {
 	dir := t.TempDir()
 	clips := simulcastClips(t, dir)
-	srv := startMedia(t, loopbackConfig(35180, 35199, ""))
+	// The server as deployed (not race-instrumented): this test measures what it sends.
+	srv := startMediaBinary(t, measuredMediaBinary, "127.0.0.1:0", loopbackConfig(35180, 35199, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const cameras = 19

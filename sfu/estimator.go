@@ -358,7 +358,7 @@ func (e *Estimator) updateRate(now time.Time) {
 		// Down to a little under what arrives; again while the overuse
 		// lasts and less arrives than the estimate (a link that narrowed a
 		// lot takes more than one step).
-		again := e.acked > 0 && now.Sub(e.lastDecrease) >= decreaseInterval && e.arrived() < 0.9*e.rate
+		again := e.acked > 0 && e.lastLoss >= lossyShare && now.Sub(e.lastDecrease) >= decreaseInterval && e.arrived() < 0.9*e.rate
 		if e.control != controlDecrease || again {
 			base := e.rate
 			if e.acked > 0 {
@@ -398,11 +398,18 @@ func (e *Estimator) updateRate(now time.Time) {
 // the smoothed acknowledged rate, or the last window's if lower (a link
 // that just narrowed).
 func (e *Estimator) arrived() float64 {
-	if e.ackedNow > 0 {
+	if e.ackedNow > 0 && e.lastLoss >= lossyShare {
 		return math.Min(e.acked, e.ackedNow)
 	}
 	return e.acked
 }
+
+// lossyShare is the loss that, with overuse, says the link narrowed
+// (a tbf, a radio) rather than a queue wobbling: only then does the
+// estimate follow the last window's arrival rate and fall again while
+// the overuse lasts. A busy receiver or sender delays packets without
+// losing them.
+const lossyShare = 0.02
 
 // noteMax keeps the mean and variance (normalized by the mean) of the
 // acknowledged rates at overuse.
