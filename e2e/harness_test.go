@@ -37,24 +37,28 @@ func TestMain(m *testing.M) {
 	measuredMediaBinary = mediaBinary
 	loadBinary = filepath.Join(dir, "vclass-load")
 	recorderBinary = filepath.Join(dir, "vclass-recorder")
-	for bin, pkg := range map[string]string{mediaBinary: "../cmd/vclass-media", loadBinary: "../cmd/vclass-load", recorderBinary: "../cmd/vclass-recorder"} {
-		args := []string{"build", "-o", bin}
-		if raceBuild {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, pkg)...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
-			os.Exit(1)
-		}
+	type build struct {
+		bin, pkg string
+		race     bool
+	}
+	builds := []build{
+		{mediaBinary, "../cmd/vclass-media", raceBuild},
+		{loadBinary, "../cmd/vclass-load", raceBuild},
+		{recorderBinary, "../cmd/vclass-recorder", raceBuild},
 	}
 	if raceBuild {
 		measuredMediaBinary = filepath.Join(dir, "vclass-media-measured")
-		cmd := exec.Command("go", "build", "-o", measuredMediaBinary, "../cmd/vclass-media")
+		builds = append(builds, build{measuredMediaBinary, "../cmd/vclass-media", false})
+	}
+	for _, b := range builds {
+		args := []string{"build", "-o", b.bin}
+		if b.race {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, b.pkg)...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build vclass-media:", err)
+			fmt.Fprintln(os.Stderr, "build", b.pkg+":", err)
 			os.Exit(1)
 		}
 	}

@@ -135,19 +135,7 @@ func TestGoSimulcastLayers(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(35120, 35129, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "teacher", Sources: []string{"video:cam"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	if _, err := pub.JoinRoom(ctx, "simulcast"); err != nil {
-		t.Fatal(err)
-	}
-	sub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "pupil"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	pub, sub := teacherAndPupil(t, ctx, srv.WS, "simulcast")
 	var mu sync.Mutex
 	var consumerID string
 	var layers []int
@@ -233,6 +221,27 @@ func TestGoSimulcastLayers(t *testing.T) {
 
 func asServerError(err error, se **client.ServerError) bool { return errors.As(err, se) }
 
+// teacherAndPupil dials two Go clients: a teacher in room who may publish
+// a camera, and a pupil not in it yet (it sets its handlers first). Both
+// close when the test ends.
+func teacherAndPupil(t *testing.T, ctx context.Context, wsURL, room string) (pub, sub *client.Client) {
+	t.Helper()
+	pub, err := client.Dial(ctx, client.Options{URL: wsURL, DisplayName: "teacher", Sources: []string{"video:cam"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	if _, err := pub.JoinRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	sub, err = client.Dial(ctx, client.Options{URL: wsURL, DisplayName: "pupil"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	return pub, sub
+}
+
 // Adaptive stream: a subscriber that says how large it shows a video gets
 // the smallest layer that covers it (the layers' sizes read from their
 // keyframes), the largest when it says nothing, and nothing while the
@@ -241,19 +250,7 @@ func TestGoAdaptiveStream(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(35170, 35179, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "teacher", Sources: []string{"video:cam"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	if _, err := pub.JoinRoom(ctx, "adaptive"); err != nil {
-		t.Fatal(err)
-	}
-	sub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "pupil"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	pub, sub := teacherAndPupil(t, ctx, srv.WS, "adaptive")
 	meter := &frameMeter{}
 	ids := make(chan string, 1)
 	sub.OnTrack(func(rt *client.RemoteTrack) {
@@ -288,7 +285,14 @@ func TestGoAdaptiveStream(t *testing.T) {
 		receiving(fmt.Sprintf("layer %d for a %dx%d view", step.layer, step.w, step.h), layerFrameBytes[step.layer])
 	}
 	view(320, 180, false)
-	time.Sleep(300 * time.Millisecond) // what was on its way
+	// What was on its way has come once no packet came for 200 ms.
+	last, since := -1, time.Now()
+	waitFor(t, 5*time.Second, "packets to stop once the view is hidden", func() bool {
+		if _, n, _ := meter.state(); n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= 200*time.Millisecond
+	})
 	_, before, _ := meter.state()
 	time.Sleep(time.Second) // hidden for a while: a duration, not an event
 	if _, after, _ := meter.state(); after != before {

@@ -54,16 +54,21 @@ func TestTwentyTilesGetWhatTheyShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The views told, the viewer's estimate grown to what its tiles need,
-	// the layers switched at keyframes: every large tile at 360 lines.
-	waitFor(t, 40*time.Second, "the four large tiles showing 360 lines", func() bool {
-		var n int
+	// the layers switched at keyframes: every large tile at 360 lines and
+	// every small one in view at 180.
+	waitFor(t, 40*time.Second, "the four large tiles showing 360 lines, the small ones in view 180", func() bool {
+		var settled bool
 		_ = viewer.eval(`(() => {
-			const ids = new Set([...document.querySelectorAll('.tile.large video')].map((v) => v.dataset.consumerId));
-			return window.vclass.client.stats().then((s) => s.inbound.filter((i) => ids.has(i.consumerId) && i.frameHeight === 360).length);
-		})()`, &n)
-		return n == 4
+			const want = new Map();
+			for (const t of document.querySelectorAll('.tile:not(.local)')) {
+				const r = t.getBoundingClientRect();
+				if (r.bottom > 0 && r.top < window.innerHeight) want.set(t.querySelector('video').dataset.consumerId, t.classList.contains('large') ? 360 : 180);
+			}
+			return window.vclass.client.stats().then((s) =>
+				[...want].every(([id, h]) => s.inbound.some((i) => i.consumerId === id && i.frameHeight === h)));
+		})()`, &settled)
+		return settled
 	})
-	time.Sleep(2 * time.Second) // the small ones settle too: a duration, not an event
 	out := func() float64 {
 		_, m := srv.get(t, "/metrics")
 		return metricValue(t, m, `vclass_rtp_bytes_total{direction="out"}`)

@@ -143,14 +143,29 @@ func (p *Peer) SetProducerPaused(id string, paused bool) error {
 	return nil
 }
 
+// consumerLocked finds one of the peer's consumers. Called with the room locked.
+func (p *Peer) consumerLocked(id string) (*Consumer, error) {
+	if c := p.consumers[id]; c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%w: %s", ErrUnknownConsumer, id)
+}
+
+// consumer finds one of the peer's consumers.
+func (p *Peer) consumer(id string) (*Consumer, error) {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.consumerLocked(id)
+}
+
 // SetConsumerPaused pauses or resumes what the peer receives of one consumer.
 func (p *Peer) SetConsumerPaused(id string, paused bool) error {
 	r := p.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := p.consumers[id]
-	if c == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownConsumer, id)
+	c, err := p.consumerLocked(id)
+	if err != nil {
+		return err
 	}
 	c.paused = paused
 	if paused {
@@ -168,12 +183,9 @@ func (p *Peer) SetConsumerPreferredLayers(id string, spatialLayer int) error {
 	if spatialLayer < 0 || spatialLayer >= sfu.MaxLayers {
 		return fmt.Errorf("%w: spatialLayer %d is not 0..%d", ErrBadRequest, spatialLayer, sfu.MaxLayers-1)
 	}
-	r := p.room
-	r.mu.Lock()
-	c := p.consumers[id]
-	r.mu.Unlock()
-	if c == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownConsumer, id)
+	c, err := p.consumer(id)
+	if err != nil {
+		return err
 	}
 	c.down.SetMaxLayer(int8(spatialLayer))
 	return nil
@@ -187,12 +199,9 @@ func (p *Peer) SetConsumerView(id string, width, height int, visible bool) error
 	if width < 0 || height < 0 || width > maxViewSide || height > maxViewSide {
 		return fmt.Errorf("%w: view %dx%d is not within 0..%d", ErrBadRequest, width, height, maxViewSide)
 	}
-	r := p.room
-	r.mu.Lock()
-	c := p.consumers[id]
-	r.mu.Unlock()
-	if c == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownConsumer, id)
+	c, err := p.consumer(id)
+	if err != nil {
+		return err
 	}
 	c.down.SetView(width, height, !visible)
 	return nil

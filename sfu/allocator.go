@@ -38,11 +38,12 @@ const upgradeMargin = 1.15
 // dip does not pause anything, it only costs layers. Before pausing a
 // video with VP8 temporal layers it gets fewer frames of its smallest
 // layer (temporal: 1 or 0 rather than AllTemporal), if that fits; it gets
-// its full frame rate back before a larger layer. wanted is what every
-// track at the layer it wants would take.
-func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers []int8, temporal []uint8, wanted float64) {
-	layers = make([]int8, len(tracks))
-	temporal = make([]uint8, len(tracks))
+// its full frame rate back before a larger layer.
+func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) allocation {
+	layers := make([]int8, len(tracks))
+	temporal := make([]uint8, len(tracks))
+	spent := make([]float64, len(tracks)) // what each takes at what it is given
+	wanted := 0.0
 	order := make([]int, 0, len(tracks))
 	keep = max(keep, budget)
 	for i, t := range tracks {
@@ -51,7 +52,7 @@ func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers 
 			continue
 		}
 		if !t.video {
-			layers[i] = 0
+			layers[i], spent[i] = 0, t.rates[0]
 			budget -= t.rates[0]
 			keep -= t.rates[0]
 			wanted += t.rates[0]
@@ -64,7 +65,6 @@ func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers 
 		wanted += t.rates[wantedLayer(t)]
 	}
 	sort.SliceStable(order, func(a, b int) bool { return tracks[order[a]].priority < tracks[order[b]].priority })
-	spent := make([]float64, len(tracks))
 	for _, i := range order {
 		t := tracks[i]
 		l := lowest(t)
@@ -122,7 +122,20 @@ func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) (layers 
 			}
 		}
 	}
-	return layers, temporal, wanted
+	a := allocation{layers: layers, temporal: temporal, wanted: wanted}
+	for _, s := range spent {
+		a.spent += s
+	}
+	return a
+}
+
+// allocation is what allocate gives each track: its spatial layer (-1:
+// paused) and highest temporal layer, with what every track at the layer
+// it wants would take (wanted) and what they take as given (spent).
+type allocation struct {
+	layers        []int8
+	temporal      []uint8
+	wanted, spent float64
 }
 
 // lowest is the smallest arriving layer, -1 for none.

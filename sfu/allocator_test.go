@@ -38,17 +38,18 @@ func TestAllocate(t *testing.T) {
 		{"nothing arriving", 1e6, []allocTrack{{video: true, maxLayer: 2}}, []int8{-1}, 0},
 	}
 	// Before any congestion the budget is a guess: too little of it pauses nothing.
-	if got, _, _ := allocate(150e3, 150e3, []allocTrack{cam(PriorityNormal, 0), single}, false); fmt.Sprint(got) != "[0 0]" {
+	if got := allocate(150e3, 150e3, []allocTrack{cam(PriorityNormal, 0), single}, false).layers; fmt.Sprint(got) != "[0 0]" {
 		t.Errorf("allocate without pausing = %v, want [0 0]", got)
 	}
 	// A dip below what a video needs does not pause it when the link
 	// carried it lately; a video already paused stays paused.
-	if got, _, _ := allocate(150e3, 400e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0), cam(PriorityNormal, -1)}, true); fmt.Sprint(got) != "[0 0 -1]" {
+	if got := allocate(150e3, 400e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0), cam(PriorityNormal, -1)}, true).layers; fmt.Sprint(got) != "[0 0 -1]" {
 		t.Errorf("allocate in a dip = %v, want [0 0 -1]", got)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, _, wanted := allocate(tt.budget, tt.budget, tt.tracks, true)
+			a := allocate(tt.budget, tt.budget, tt.tracks, true)
+			got, wanted := a.layers, a.wanted
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) || wanted != tt.wanted {
 				t.Errorf("allocate(%.0f) = %v wanting %.0f, want %v wanting %.0f", tt.budget, got, wanted, tt.want, tt.wanted)
 			}
@@ -71,16 +72,18 @@ func TestAllocateTemporal(t *testing.T) {
 		tracks   []allocTrack
 		layers   string
 		temporal string
+		spent    float64
 	}{
-		{"room for both: all frames", 250e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 3]"},
-		{"the rest at two thirds of its frames", 180e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 1]"},
-		{"the rest at its base frames", 150e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 0]"},
-		{"not even the base: paused", 110e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 -1]", "[3 3]"},
-		{"the priority one at fewer frames too", 60e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 -1]", "[0 3]"},
+		{"room for both: all frames", 250e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 3]", 200e3},
+		{"the rest at two thirds of its frames", 180e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 1]", 160e3},
+		{"the rest at its base frames", 150e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 0]", 140e3},
+		{"not even the base: paused", 110e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 -1]", "[3 3]", 100e3},
+		{"the priority one at fewer frames too", 60e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 -1]", "[0 3]", 40e3},
 	} {
-		layers, temporal, _ := allocate(tt.budget, tt.budget, tt.tracks, true)
-		if fmt.Sprint(layers) != tt.layers || fmt.Sprint(temporal) != tt.temporal {
-			t.Errorf("%s: layers %v temporal %v, want %s %s", tt.name, layers, temporal, tt.layers, tt.temporal)
+		a := allocate(tt.budget, tt.budget, tt.tracks, true)
+		layers, temporal := a.layers, a.temporal
+		if fmt.Sprint(layers) != tt.layers || fmt.Sprint(temporal) != tt.temporal || a.spent != tt.spent {
+			t.Errorf("%s: layers %v temporal %v spending %.0f, want %s %s spending %.0f", tt.name, layers, temporal, a.spent, tt.layers, tt.temporal, tt.spent)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -301,19 +302,10 @@ func (s *Subscriber) allocate(now time.Time) {
 	b.mu.Unlock()
 	s.engine.Stats.observeEstimate(est)
 
-	layers, temporal, wanted := allocate(float64(est), float64(keep), tracks, mayPause)
-	spent := 0.0 // what the tracks take at the layers given
-	for i, l := range layers {
-		switch {
-		case l < 0:
-		case temporal[i] < AllTemporal:
-			spent += tracks[i].temporal[l][min(temporal[i], 1)]
-		default:
-			spent += tracks[i].rates[l]
-		}
-	}
+	a := allocate(float64(est), float64(keep), tracks, mayPause)
+	layers, temporal, wanted, spent := a.layers, a.temporal, a.wanted, a.spent
 	s.engine.log.Debug("bandwidth", "subscriber", s.id, "estimate", est, "acked", acked, "loss", loss, "overusing", overusing,
-		"wanted", int(wanted), "layers", layers, "temporal", fmt.Sprint(temporal))
+		"wanted", int(wanted), "layers", layers, "temporal", temporalLog(temporal))
 	for i, d := range downs {
 		if tracks[i].idle {
 			continue
@@ -330,6 +322,12 @@ func (s *Subscriber) allocate(now time.Time) {
 		s.maybeProbe(now, est, wanted, spent, downs)
 	}
 }
+
+// temporalLog shows temporal layers as numbers in logs, formatted only
+// when the record is written.
+type temporalLog []uint8
+
+func (t temporalLog) LogValue() slog.Value { return slog.StringValue(fmt.Sprint([]uint8(t))) }
 
 // maybeProbe sends a probe cluster when one is due: padding on a video
 // track, on top of the media, for probeLength, so that the total reaches

@@ -58,6 +58,17 @@ func (u *UpTrack) wantedLayer() int8 {
 	return want
 }
 
+// wantedNow is the layer to tell now, with the dynacast state locked:
+// the wanted layer, or the last told while nobody subscribes (yet, or any
+// more). Stopping a publisher's layers for an empty room and starting
+// them for its first subscriber would cost both a ramp-up for nothing.
+func (u *UpTrack) wantedNow() int8 {
+	if len(*u.downs.Load()) == 0 {
+		return u.dyn.told
+	}
+	return u.wantedLayer()
+}
+
 // wantChanged works the wanted layer out again and tells it when it
 // changed (a simulcast track with OnWantedLayer set only). Callers must
 // not hold a down track's lock.
@@ -71,13 +82,7 @@ func (u *UpTrack) wantChanged() {
 	if g.fn == nil {
 		return
 	}
-	want := u.wantedLayer()
-	if want < 0 && len(*u.downs.Load()) == 0 {
-		// Nobody subscribed (yet, or any more): leave the layers as they
-		// are. Stopping a publisher's layers for an empty room and starting
-		// them for its first subscriber costs both a ramp-up for nothing.
-		want = g.told
-	}
+	want := u.wantedNow()
 	g.gen++
 	if g.timer != nil {
 		g.timer.Stop()
@@ -97,7 +102,7 @@ func (u *UpTrack) wantChanged() {
 				return // decided again since
 			}
 			g.timer = nil
-			if want := u.wantedLayer(); want != g.told && (want >= 0 || len(*u.downs.Load()) > 0) {
+			if want := u.wantedNow(); want != g.told {
 				g.told = want
 				g.fn(want)
 			}

@@ -222,15 +222,10 @@ func (e *Estimator) finishProbe() {
 	if len(half) < 5 {
 		return
 	}
-	var firstSent, lastSent, firstArr, lastArr time.Time
+	firstSent, lastSent := half[0].sent, half[len(half)-1].sent // sorted by sending
+	var firstArr, lastArr time.Time
 	bytes := 0
 	for i, r := range half {
-		if i == 0 || r.sent.Before(firstSent) {
-			firstSent = r.sent
-		}
-		if r.sent.After(lastSent) {
-			lastSent = r.sent
-		}
 		if i == 0 || r.arrived.Before(firstArr) {
 			firstArr = r.arrived
 		}
