@@ -525,9 +525,12 @@ func (p *Peer) consumeLocked(prod *Producer) {
 		}
 		p.notify(method, map[string]any{"consumerId": c.id, "reason": "bandwidth"})
 	})
-	if prod.up.Simulcast() {
+	if prod.kind == "video" {
+		up := prod.up
 		c.down.OnLayerSwitch(func(layer int8) {
-			p.notify("consumerLayersChanged", map[string]any{"consumerId": c.id, "spatialLayer": layer})
+			if up.Layered() { // simulcast, or a scalable stream (known once its packets show layers)
+				p.notify("consumerLayersChanged", map[string]any{"consumerId": c.id, "spatialLayer": layer})
+			}
 		})
 	}
 	if prod.paused {

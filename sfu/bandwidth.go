@@ -416,13 +416,9 @@ func (s *Subscriber) runProbe(via *DownTrack, id uint32, target, media float64) 
 // allocState is what allocation needs of d now.
 func (d *DownTrack) allocState(now time.Time) allocTrack {
 	t := allocTrack{video: d.up.codecKind != codecAudio, priority: int(d.priority.Load())}
-	for i := range d.up.layers {
-		if l := d.up.layers[i].Load(); l != nil && now.UnixNano()-l.lastPacket.Load() < int64(layerStale) {
-			t.temporal[i] = [2]float64{float64(l.tidRate[0].Load()), float64(l.tidRate[1].Load())}
-			t.rates[i] = float64(l.rate.Load())
-			if t.rates[i] == 0 {
-				t.rates[i] = 1 // arriving, not measured yet
-			}
+	for i := range MaxLayers {
+		if rate, temporal, live := d.up.layerRates(i, now); live {
+			t.rates[i], t.temporal[i] = max(rate, 1), temporal // 1: arriving, not measured yet
 		}
 	}
 	d.mu.Lock()

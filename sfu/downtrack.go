@@ -197,9 +197,10 @@ func (d *DownTrack) layersChanged() {
 	d.mu.Lock()
 	target := chooseLayer(live, min(d.capLocked(), d.allocLayer))
 	changed := target >= 0 && target != d.fwd.Target()
+	svc := d.up.svc.Load()
 	if changed {
 		d.fwd.SetTarget(target)
-		if cur := d.fwd.Layer(); target < cur && d.allocLayer < cur && live&(1<<cur) != 0 {
+		if cur := d.fwd.Layer(); !svc && target < cur && d.allocLayer < cur && live&(1<<cur) != 0 {
 			// The link cannot carry the current layer: stop it now rather
 			// than keep flooding the link until the smaller one's keyframe
 			// (which the flood would lose too).
@@ -210,7 +211,11 @@ func (d *DownTrack) layersChanged() {
 	d.mu.Unlock()
 	if changed {
 		d.up.engine.log.Debug("layer target", "consumer", d.id, "publisher", d.streamID, "target", target, "current", cur)
-		d.up.requestKeyframe(target)
+		if !svc || target > cur {
+			// (A scalable stream's smaller layers need no keyframe: they
+			// are in every picture, and refer to nothing above them.)
+			d.up.requestKeyframe(target)
+		}
 	}
 }
 
@@ -337,10 +342,10 @@ func (d *DownTrack) requestKeyframe() {
 func (d *DownTrack) forward(p *upPacket) {
 	in := InPacket{
 		ExtSeq: p.extSeq, Timestamp: p.header.Timestamp, Keyframe: p.keyframe, Arrival: p.arrival,
-		Layer: p.layer, Marker: p.header.Marker, RefTS: p.refTS, RefOK: p.refOK,
+		Layer: p.layer, Marker: p.header.Marker, RefTS: p.refTS, RefOK: p.refOK, SVC: p.svc && p.hasDesc,
 	}
-	if p.hasVP8 {
-		in.VP8 = &p.vp8
+	if p.hasDesc {
+		in.Desc = &p.desc
 	}
 	// One layer's reader, or the prober, writes at a time, so that packets
 	// leave in the order they were numbered.
@@ -349,7 +354,8 @@ func (d *DownTrack) forward(p *upPacket) {
 	d.mu.Lock()
 	before := d.fwd.Layer()
 	dec := d.fwd.Process(in)
-	switched := d.fwd.Layer() != before
+	now := d.fwd.Layer()
+	switched := now != before
 	w, ssrc, pt, twccID := d.writer, d.ssrc, d.pt, d.twccID
 	d.mu.Unlock()
 	if dec.RequestKeyframe {
@@ -357,9 +363,9 @@ func (d *DownTrack) forward(p *upPacket) {
 	}
 	if switched {
 		d.stats.LayerSwitches.Add(1)
-		d.up.engine.log.Debug("layer switch", "consumer", d.id, "publisher", d.streamID, "layer", p.layer)
+		d.up.engine.log.Debug("layer switch", "consumer", d.id, "publisher", d.streamID, "layer", now)
 		if d.onLayer != nil {
-			d.onLayer(p.layer)
+			d.onLayer(now)
 		}
 	}
 	if !dec.Forward || w == nil {
@@ -369,11 +375,11 @@ func (d *DownTrack) forward(p *upPacket) {
 	*h = p.header
 	h.Extension, h.Extensions = false, nil
 	h.SSRC, h.PayloadType = ssrc, pt
-	h.SequenceNumber, h.Timestamp = dec.Seq, dec.Timestamp
+	h.SequenceNumber, h.Timestamp, h.Marker = dec.Seq, dec.Timestamp, dec.Marker
 	payload := p.payload
 	if dec.RewriteVP8 {
 		payload = p.scratch[:copy(p.scratch[:], payload)]
-		writeVP8(payload, &p.vp8, dec.PictureID, dec.TL0PICIDX)
+		writeVP8(payload, &p.desc, dec.PictureID, dec.TL0PICIDX)
 	}
 	if twccID != 0 && d.bw != nil {
 		d.bw.number(h, &p.twcc, twccID, len(payload), p.arrival)
@@ -410,7 +416,7 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 	if !ok || w == nil || l == nil {
 		return false
 	}
-	inExt, tsOffset, picOffset, tl0Offset := target.InExt, target.TSOffset, target.PicOffset, target.TL0Offset
+	inExt, tsOffset, picOffset, tl0Offset, svc := target.InExt, target.TSOffset, target.PicOffset, target.TL0Offset, d.up.svc.Load()
 	d.rtxMu.Lock()
 	defer d.rtxMu.Unlock()
 	// Leave two bytes in front of the payload for RTX's original sequence number.
@@ -426,14 +432,19 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 	if err != nil {
 		return false
 	}
-	if d.up.codecKind == codecVP8 && (picOffset != 0 || tl0Offset != 0) {
-		// As it was first sent: in the subscriber's picture numbering.
-		var desc vp8Descriptor
-		if parseVP8(payload, &desc) && desc.picIDLen != 0 {
+	h := &d.rtxHdr
+	if k := d.up.codecKind; (k == codecVP8 || k == codecVP9) && (picOffset != 0 || tl0Offset != 0 || svc) {
+		// As it was first sent: in the subscriber's picture numbering,
+		// ending the picture where the subscriber's pictures end.
+		var desc payloadDesc
+		ok := k == codecVP8 && parseVP8(payload, &desc) || k == codecVP9 && parseVP9(payload, &desc)
+		if ok && desc.picIDLen != 0 && (picOffset != 0 || tl0Offset != 0) {
 			writeVP8(payload, &desc, (desc.picID-picOffset)&desc.picIDMask(), desc.tl0-tl0Offset)
 		}
+		if ok && svc && desc.layerEnd && int8(desc.sid) == target.Spatial {
+			h.Marker = true
+		}
 	}
-	h := &d.rtxHdr
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	h.SSRC, h.PayloadType = ssrc, pt
 	if twccID != 0 && d.bw != nil && rtxSSRC == 0 {

@@ -21,8 +21,20 @@ type Forwarder struct {
 	needSegment  bool // the next accepted packet starts a new segment
 	waitKeyframe bool // video: drop until a keyframe starts the segment
 
-	layer  int8 // spatial layer of the current segment; -1 before the first
+	layer  int8 // simulcast layer (stream) of the current segment; -1 before the first
 	target int8 // spatial layer to forward: a switch waits for its keyframe
+
+	// A scalable stream (VP9 SVC, InPacket.SVC): its one stream holds
+	// every spatial layer, and layer frames above spatial are dropped;
+	// target is the spatial layer wanted. spatial goes down at the next
+	// picture, up at a layer frame that refers to no earlier picture (a
+	// keyframe's).
+	svc     bool
+	spatial int8
+	picTop  int8 // the spatial layer whose layer frame ends this picture
+	// VP9 temporal layers go up after a picture that is a switching-up
+	// point (U), forwarded and followed by no dropped one.
+	upSwitch bool
 
 	segStart  uint64 // first incoming extended seq of the current segment
 	seqOffset uint64 // outExt = inExt - seqOffset
@@ -48,14 +60,15 @@ type Forwarder struct {
 
 	// Finished segments, newest last, kept so that NACKs of their packets
 	// (before a layer switch or padding) can still be answered: a probe
-	// pads after every frame, each padding ending a segment.
-	past  [16]pastSegment
+	// pads after every frame, each padding ending a segment, and every
+	// run of dropped layer frames ends one.
+	past  [32]pastSegment
 	pastN int
 }
 
 // pastSegment is a finished run of forwarded packets.
 type pastSegment struct {
-	layer          int8
+	layer, spatial int8
 	inStart, inEnd uint64 // incoming extended sequence numbers
 	seqOffset      uint64
 	tsOffset       uint32
@@ -68,6 +81,7 @@ type pastSegment struct {
 type NackTarget struct {
 	InExt     uint64
 	Layer     int8
+	Spatial   int8 // of a scalable stream: the highest spatial layer sent (its layer frames end the picture)
 	TSOffset  uint32
 	PicOffset uint16
 	TL0Offset uint8
@@ -90,15 +104,17 @@ type InPacket struct {
 	Timestamp uint32
 	Keyframe  bool
 	Arrival   time.Time
-	Layer     int8 // spatial (simulcast) layer, 0 for a track without layers
+	Layer     int8 // simulcast layer (stream), 0 for a track without simulcast
 	Marker    bool // the last packet of a frame
+	// SVC: the stream is scalable (VP9 with spatial layers in Desc).
+	SVC bool
 	// RefTS is the packet's capture time on the publisher's wall clock in
 	// RTP ticks (from its sender reports), the same for every layer of a
 	// track; RefOK says whether it is known yet.
 	RefTS uint32
 	RefOK bool
-	// VP8 is the packet's VP8 descriptor (nil for other codecs).
-	VP8 *vp8Descriptor
+	// Desc is the packet's VP8 or VP9 payload descriptor (nil for other codecs).
+	Desc *payloadDesc
 }
 
 // Decision says what to do with one incoming packet.
@@ -111,6 +127,9 @@ type Decision struct {
 	RewriteVP8 bool
 	PictureID  uint16
 	TL0PICIDX  uint8
+	// Marker is the RTP marker bit to send: the last packet of a picture
+	// as the subscriber gets it (a scalable stream's highest layer sent).
+	Marker bool
 }
 
 // NewForwarder makes a forwarder for a track with the given RTP clock rate.
@@ -147,8 +166,14 @@ func (f *Forwarder) DropUntilKeyframe() {
 // Target is the layer chosen by SetTarget.
 func (f *Forwarder) Target() int8 { return f.target }
 
-// Layer is the spatial layer being forwarded, -1 before the first packet.
-func (f *Forwarder) Layer() int8 { return f.layer }
+// Layer is the spatial layer being forwarded (the simulcast layer, or the
+// highest spatial layer of a scalable stream), -1 before the first packet.
+func (f *Forwarder) Layer() int8 {
+	if f.svc && f.started {
+		return f.spatial
+	}
+	return f.layer
+}
 
 // Pause stops forwarding until Resume.
 func (f *Forwarder) Pause() { f.paused = true }
@@ -171,8 +196,12 @@ func (f *Forwarder) Process(p InPacket) Decision {
 	if f.paused {
 		return Decision{}
 	}
+	stream := f.target
+	if p.SVC {
+		f.svc, stream = true, p.Layer
+	}
 	if f.needSegment || p.Layer != f.layer {
-		if p.Layer != f.target {
+		if p.Layer != stream {
 			// Another layer than the one chosen: the current one goes on
 			// until the target's keyframe arrives.
 			return Decision{}
@@ -190,15 +219,21 @@ func (f *Forwarder) Process(p InPacket) Decision {
 		// A late packet from before this segment began: its number space is gone.
 		return Decision{}
 	}
-	if p.VP8 != nil && p.VP8.hasTID && f.dropTemporal(p) {
+	if p.Desc != nil && p.Desc.hasTID && f.drop(p) {
 		return Decision{}
 	}
 	outExt := p.ExtSeq - f.seqOffset
 	outTS := p.Timestamp - f.tsOffset
-	d := Decision{Forward: true, Seq: uint16(outExt), Timestamp: outTS}
-	if p.VP8 != nil && p.VP8.picIDLen != 0 {
-		d.PictureID = (p.VP8.picID - f.vp8.picOffset) & p.VP8.picIDMask()
-		d.TL0PICIDX = p.VP8.tl0 - f.vp8.tl0Offset
+	d := Decision{Forward: true, Seq: uint16(outExt), Timestamp: outTS, Marker: p.Marker}
+	if p.SVC && p.Desc.layerEnd && int8(p.Desc.sid) == max(f.spatial, f.picTop) {
+		d.Marker = true // the picture ends here for this subscriber
+	}
+	if p.SVC && p.Desc.start && f.target > f.spatial && !p.Keyframe {
+		d.RequestKeyframe = true // a larger layer starts at a keyframe (the caller throttles)
+	}
+	if p.Desc != nil && p.Desc.picIDLen != 0 {
+		d.PictureID = (p.Desc.picID - f.vp8.picOffset) & p.Desc.picIDMask()
+		d.TL0PICIDX = p.Desc.tl0 - f.vp8.tl0Offset
 		d.RewriteVP8 = f.vp8.picOffset != 0 || f.vp8.tl0Offset != 0
 	}
 	if p.ExtSeq > f.highestIn {
@@ -207,29 +242,63 @@ func (f *Forwarder) Process(p InPacket) Decision {
 		f.lastOutTS = outTS
 		f.lastOutTime = p.Arrival
 		f.lastRefTS, f.lastRefOK = p.RefTS, p.RefOK
-		f.lastMarker = p.Marker
-		if p.VP8 != nil && p.VP8.picIDLen != 0 {
+		f.lastMarker = d.Marker
+		if p.Desc != nil && p.Desc.picIDLen != 0 {
 			f.vp8.lastPic, f.vp8.lastTL0 = d.PictureID, d.TL0PICIDX
 		}
 	}
 	return d
 }
 
-// dropTemporal reports whether p is of a temporal layer not forwarded
+// drop reports whether p is of a temporal or spatial layer not forwarded
 // now; a dropped packet in sequence leaves no gap (it ends the segment:
 // the next one continues the numbering, and NACKs of what went before
-// still map), and a dropped frame no gap in the picture IDs.
-func (f *Forwarder) dropTemporal(p InPacket) bool {
-	d := p.VP8
+// still map), and a dropped VP8 frame no gap in the picture IDs. (VP9's
+// receivers work out references from picture ID differences: its gaps
+// stay.)
+func (f *Forwarder) drop(p InPacket) bool {
+	d := p.Desc
 	if d.start && f.maxTemporal != f.wantTemporal {
 		switch {
 		case f.wantTemporal < f.maxTemporal || p.Keyframe:
 			f.maxTemporal = f.wantTemporal
-		case d.sync && d.tid == f.maxTemporal+1:
+		case !d.vp9 && d.sync && d.tid == f.maxTemporal+1:
 			f.maxTemporal++
+		case d.vp9 && f.upSwitch:
+			f.maxTemporal = f.wantTemporal
 		}
 	}
-	if d.tid <= f.maxTemporal {
+	if p.SVC && d.layerStart {
+		sid := int8(d.sid)
+		lower := sid == 0 && f.target < f.spatial
+		raise := sid == f.spatial+1 && sid <= f.target && !d.interPic
+		if lower || raise {
+			// Down at a picture's start, up at a layer frame that needs
+			// no earlier picture: a segment each, so that NACKs of the
+			// packets before are answered with the marker they had.
+			f.keepSegment()
+			f.segStart = p.ExtSeq
+			f.spatial = sid
+			if lower {
+				f.spatial = f.target
+			}
+		}
+		if sid == 0 {
+			// The picture's last layer frame sent: above spatial when a
+			// keyframe is to raise it.
+			f.picTop = f.spatial
+			if p.Keyframe && d.layerCount > 0 {
+				f.picTop = max(f.spatial, min(f.target, int8(d.layerCount)-1))
+			}
+		}
+	}
+	dropped := d.tid > f.maxTemporal || p.SVC && int8(d.sid) > f.spatial
+	if d.vp9 && d.start {
+		f.upSwitch = !dropped && d.sync
+	} else if d.vp9 && dropped {
+		f.upSwitch = false
+	}
+	if !dropped {
 		return false
 	}
 	if p.ExtSeq > f.highestIn {
@@ -237,7 +306,7 @@ func (f *Forwarder) dropTemporal(p InPacket) bool {
 		f.seqOffset++
 		f.highestIn = p.ExtSeq
 		f.segStart = p.ExtSeq + 1
-		if d.picIDLen != 0 && (!f.dropped || d.picID != f.dropPic) {
+		if !d.vp9 && d.picIDLen != 0 && (!f.dropped || d.picID != f.dropPic) {
 			f.vp8.picOffset++
 			f.dropPic, f.dropped = d.picID, true
 		}
@@ -250,9 +319,12 @@ func (f *Forwarder) startSegment(p InPacket) {
 	f.needSegment = false
 	f.waitKeyframe = false
 	f.layer = p.Layer
+	if p.SVC {
+		f.spatial = 0 // a keyframe: its layer frames above raise it to the target
+	}
 	f.segStart = p.ExtSeq
 	f.highestIn = p.ExtSeq
-	f.startVP8(p.VP8)
+	f.startVP8(p.Desc)
 	if !f.started {
 		// First segment: keep the publisher's numbering.
 		f.started = true
@@ -283,7 +355,7 @@ func (f *Forwarder) startSegment(p InPacket) {
 }
 
 // startVP8 continues the picture numbering at a segment's first packet.
-func (f *Forwarder) startVP8(d *vp8Descriptor) {
+func (f *Forwarder) startVP8(d *payloadDesc) {
 	if d == nil || d.picIDLen == 0 {
 		return
 	}
@@ -319,7 +391,7 @@ func (f *Forwarder) keepSegment() {
 		f.pastN--
 	}
 	f.past[f.pastN] = pastSegment{
-		layer: f.layer, inStart: f.segStart, inEnd: f.highestIn, seqOffset: f.seqOffset, tsOffset: f.tsOffset,
+		layer: f.layer, spatial: f.spatial, inStart: f.segStart, inEnd: f.highestIn, seqOffset: f.seqOffset, tsOffset: f.tsOffset,
 		picOffset: f.vp8.picOffset, tl0Offset: f.vp8.tl0Offset,
 	}
 	f.pastN++
@@ -333,12 +405,12 @@ func (f *Forwarder) MapNackTarget(outSeq uint16) (NackTarget, bool) {
 	}
 	outExt := extendNear(f.lastOutExt, outSeq)
 	if in := outExt + f.seqOffset; !f.needSegment && in >= f.segStart && in <= f.highestIn {
-		return NackTarget{InExt: in, Layer: f.layer, TSOffset: f.tsOffset, PicOffset: f.vp8.picOffset, TL0Offset: f.vp8.tl0Offset}, true
+		return NackTarget{InExt: in, Layer: f.layer, Spatial: f.spatial, TSOffset: f.tsOffset, PicOffset: f.vp8.picOffset, TL0Offset: f.vp8.tl0Offset}, true
 	}
 	for i := f.pastN - 1; i >= 0; i-- {
 		s := &f.past[i]
 		if in := outExt + s.seqOffset; in >= s.inStart && in <= s.inEnd {
-			return NackTarget{InExt: in, Layer: s.layer, TSOffset: s.tsOffset, PicOffset: s.picOffset, TL0Offset: s.tl0Offset}, true
+			return NackTarget{InExt: in, Layer: s.layer, Spatial: s.spatial, TSOffset: s.tsOffset, PicOffset: s.picOffset, TL0Offset: s.tl0Offset}, true
 		}
 	}
 	return NackTarget{}, false

@@ -807,11 +807,11 @@ func TestForwarderTemporalLayers(t *testing.T) {
 					payload[0] &^= 0x10 // not the frame's first packet
 				}
 				payload[5] |= 0x20 * byte(boolInt(tid > 0 && frames%4 != 0 && frames%4 <= 3)) // Y after a T0
-				var d vp8Descriptor
+				var d payloadDesc
 				parseVP8(payload, &d)
 				in++
 				dec := f.Process(InPacket{ExtSeq: in, Timestamp: uint32(frames) * 4500, Keyframe: frames == 1 && pkt == 0,
-					Arrival: fwT0.Add(time.Duration(frames) * 50 * fwMillisecond), Marker: pkt == 1, VP8: &d})
+					Arrival: fwT0.Add(time.Duration(frames) * 50 * fwMillisecond), Marker: pkt == 1, Desc: &d})
 				if !dec.Forward {
 					continue
 				}

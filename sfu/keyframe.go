@@ -107,15 +107,11 @@ func vp8FrameStart(p []byte) int {
 	return i
 }
 
-// vp9Keyframe: not inter-predicted (P=0) and the start of a frame (B=1)
-// in the flexible or non-flexible descriptor (draft-ietf-payload-vp9).
+// vp9Keyframe: the start of a picture (B=1, spatial layer 0) that is not
+// inter-predicted (P=0), in the flexible or non-flexible descriptor.
 func vp9Keyframe(p []byte) bool {
-	if len(p) < 1 {
-		return false
-	}
-	interPredicted := p[0]&0x40 != 0
-	beginning := p[0]&0x08 != 0
-	return !interPredicted && beginning
+	var d payloadDesc
+	return parseVP9(p, &d) && d.start && !d.interPic
 }
 
 // h264Keyframe finds an IDR slice or an SPS in a single NAL unit,

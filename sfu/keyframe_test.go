@@ -196,7 +196,9 @@ func kfVP9Cases() []kfCase {
 		{name: "VP9 key flexible mode", payload: []byte{kfVP9I | kfVP9F | kfVP9B, 0x80, 0x01}, want: true},
 		{name: "VP9 key with layer indices", payload: []byte{kfVP9I | kfVP9L | kfVP9B, 0x05, 0x00, 0x00}, want: true},
 		{name: "VP9 key with Z", payload: []byte{kfVP9B | kfVP9Z, 0x00}, want: true},
-		{name: "VP9 all bits but P", payload: []byte{0xff &^ kfVP9P}, want: true},
+		{name: "VP9 all bits but P, truncated (no picture ID)", payload: []byte{0xff &^ kfVP9P}, want: false},
+		{name: "VP9 key of spatial layer 1 (SVC)", payload: []byte{kfVP9I | kfVP9L | kfVP9B, 0x05, 0x02, 0x00}, want: false},
+		{name: "VP9 key of spatial layer 0 with scalability structure", payload: []byte{kfVP9I | kfVP9L | kfVP9B | kfVP9V, 0x05, 0x00, 0x00, 0x30, 0x01, 0x40, 0x00, 0xb4, 0x02, 0x80, 0x01, 0x68, 0xf0}, want: true},
 		{name: "VP9 inter start", payload: []byte{kfVP9I | kfVP9P | kfVP9B | kfVP9E, 0x80, 0x13}, want: false},
 		{name: "VP9 inter flexible start", payload: []byte{kfVP9I | kfVP9P | kfVP9F | kfVP9B, 0x80, 0x13, 0x02}, want: false},
 		{name: "VP9 key continuation (B=0)", payload: []byte{kfVP9I | kfVP9E, 0x80, 0x12}, want: false},
@@ -517,8 +519,13 @@ func FuzzKeyframe(f *testing.F) {
 					t.Fatalf("AV1 % x: got %v, want N bit %v", payload, got, want)
 				}
 			case codecVP9:
-				if want := len(payload) > 0 && payload[0]&(kfVP9P|kfVP9B) == kfVP9B; got != want {
-					t.Fatalf("VP9 % x: got %v, want %v", payload, got, want)
+				// A keyframe starts a picture (B, and spatial layer 0 where
+				// the descriptor names one) that refers to no other (P=0).
+				if got && payload[0]&(kfVP9P|kfVP9B) != kfVP9B {
+					t.Fatalf("VP9 % x: a keyframe without B=1 P=0", payload)
+				}
+				if simple := len(payload) > 0 && payload[0]&(kfVP9I|kfVP9P|kfVP9L|kfVP9F|kfVP9B|kfVP9V) == kfVP9B; simple && !got {
+					t.Fatalf("VP9 % x: B=1 P=0 and nothing else: not a keyframe", payload)
 				}
 			case codecVP8:
 				// A keyframe is always the start of partition 0.

@@ -25,29 +25,29 @@ func TestParseVP8Descriptor(t *testing.T) {
 		name string
 		in   []byte
 		ok   bool
-		want vp8Descriptor
+		want payloadDesc
 	}{
-		{"no extension", []byte{0x10, 0x00}, true, vp8Descriptor{start: true}},
+		{"no extension", []byte{0x10, 0x00}, true, payloadDesc{start: true}},
 		{"15-bit picture id, tl0, tid", vp8Payload(0x1234, 77, 2, false), true,
-			vp8Descriptor{picIDAt: 2, picIDLen: 2, picID: 0x1234, tl0At: 4, tl0: 77, hasTID: true, tid: 2, start: true}},
-		{"7-bit picture id", []byte{0x90, 0x80, 0x05, 0x01}, true, vp8Descriptor{picIDAt: 2, picIDLen: 1, picID: 5, start: true}},
-		{"K only: no TID", []byte{0x90, 0x10, 0x1f, 0x01}, true, vp8Descriptor{start: true}},
-		{"layer sync", []byte{0x90, 0x20, 0x60, 0x01}, true, vp8Descriptor{hasTID: true, tid: 1, sync: true, start: true}},
-		{"not a frame's first packet", []byte{0x80, 0x20, 0x40, 0x01}, true, vp8Descriptor{hasTID: true, tid: 1}},
-		{"a later partition", []byte{0x11, 0x01}, true, vp8Descriptor{}},
-		{"truncated picture id", []byte{0x90, 0x80, 0x85}, false, vp8Descriptor{}},
-		{"truncated extension", []byte{0x90}, false, vp8Descriptor{}},
-		{"empty", nil, false, vp8Descriptor{}},
+			payloadDesc{picIDAt: 2, picIDLen: 2, picID: 0x1234, tl0At: 4, tl0: 77, hasTID: true, tid: 2, start: true}},
+		{"7-bit picture id", []byte{0x90, 0x80, 0x05, 0x01}, true, payloadDesc{picIDAt: 2, picIDLen: 1, picID: 5, start: true}},
+		{"K only: no TID", []byte{0x90, 0x10, 0x1f, 0x01}, true, payloadDesc{start: true}},
+		{"layer sync", []byte{0x90, 0x20, 0x60, 0x01}, true, payloadDesc{hasTID: true, tid: 1, sync: true, start: true}},
+		{"not a frame's first packet", []byte{0x80, 0x20, 0x40, 0x01}, true, payloadDesc{hasTID: true, tid: 1}},
+		{"a later partition", []byte{0x11, 0x01}, true, payloadDesc{}},
+		{"truncated picture id", []byte{0x90, 0x80, 0x85}, false, payloadDesc{}},
+		{"truncated extension", []byte{0x90}, false, payloadDesc{}},
+		{"empty", nil, false, payloadDesc{}},
 	}
 	for _, tt := range tests {
-		var d vp8Descriptor
+		var d payloadDesc
 		ok := parseVP8(tt.in, &d)
 		if ok != tt.ok || (ok && d != tt.want) {
 			t.Errorf("%s: parseVP8 = %v %+v, want %v %+v", tt.name, ok, d, tt.ok, tt.want)
 		}
 	}
 	p := vp8Payload(0x7ffe, 255, 0, true)
-	var d vp8Descriptor
+	var d payloadDesc
 	parseVP8(p, &d)
 	writeVP8(p, &d, 3, 9)
 	parseVP8(p, &d)
@@ -88,9 +88,9 @@ func TestForwarderLayerSwitch(t *testing.T) {
 		{layer: 0, ext: 1<<16 + 4, ts: 12100, pic: 14, tl0: 9, key: true, fwd: true, seq: 5, outPic: 15, outTL0: 10, setAfter: -1}, // back down
 	}
 	for i, s := range steps {
-		desc := vp8Descriptor{picIDAt: 2, picIDLen: 2, picID: s.pic, tl0At: 4, tl0: s.tl0}
+		desc := payloadDesc{picIDAt: 2, picIDLen: 2, picID: s.pic, tl0At: 4, tl0: s.tl0}
 		at = at.Add(33 * time.Millisecond)
-		d := f.Process(InPacket{ExtSeq: s.ext, Timestamp: s.ts, Keyframe: s.key, Arrival: at, Layer: s.layer, VP8: &desc})
+		d := f.Process(InPacket{ExtSeq: s.ext, Timestamp: s.ts, Keyframe: s.key, Arrival: at, Layer: s.layer, Desc: &desc})
 		if d.Forward != s.fwd {
 			t.Fatalf("step %d: forward %v, want %v (%+v)", i, d.Forward, s.fwd, d)
 		}

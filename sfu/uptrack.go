@@ -42,7 +42,10 @@ type UpTrack struct {
 	ended bool // every layer ended: done is closed, under mu
 
 	level atomic.Uint32 // smoothed audio level, dBov * 100 (0 loud .. 12700 silent)
-	done  chan struct{}
+	// svc: the single stream is scalable (VP9 with spatial layers seen);
+	// its spatial layers are the track's layers.
+	svc  atomic.Bool
+	done chan struct{}
 }
 
 // upLayer is one RTP stream of an UpTrack.
@@ -66,6 +69,23 @@ type upLayer struct {
 	// temporal layers seen).
 	tidBytes [4]atomic.Uint64
 	tidRate  [2]atomic.Uint64
+	// VP9 SVC: the spatial layers of this one stream (the track's layers
+	// then stand for them).
+	svc svcLayers
+}
+
+// svcLayers measures the spatial layers of a scalable (VP9 SVC) stream:
+// what layer s costs is what every layer up to s costs together (each
+// builds on those below it).
+type svcLayers struct {
+	bytes [MaxLayers][4]atomic.Uint64 // received, by spatial and temporal layer
+	last  [MaxLayers]atomic.Int64     // unix nanos of each spatial layer's last packet
+	size  [MaxLayers]atomic.Uint32    // width<<16 | height from the scalability structure
+	// bps of the spatial layers up to s together, at all temporal layers,
+	// at the base temporal layer, and at the base and first.
+	rate     [MaxLayers]atomic.Uint64
+	tidRate  [MaxLayers][2]atomic.Uint64
+	previous [MaxLayers][3]uint64 // cumulative bytes at the last measure (the watcher's own)
 }
 
 // upPacket is one received packet as the down tracks see it. The reader
@@ -85,8 +105,9 @@ type upPacket struct {
 	layer    int8
 	refTS    uint32
 	refOK    bool
-	vp8      vp8Descriptor
-	hasVP8   bool
+	desc     payloadDesc
+	hasDesc  bool
+	svc      bool // the track is scalable (UpTrack.svc)
 }
 
 // makeUpTrack builds an up track without layers yet. rids are the
@@ -184,6 +205,9 @@ func (u *UpTrack) watch() {
 					rate = 0.6*float64(old) + 0.4*rate // about two seconds of memory
 				}
 				l.rate.Store(uint64(rate))
+				if u.svc.Load() {
+					l.svc.measure(every)
+				}
 				t0 := l.tidBytes[0].Load()
 				for k, total := range [2]uint64{t0, t0 + l.tidBytes[1].Load()} {
 					r := float64((total-tidBytes[i][k])*8) / every.Seconds()
@@ -233,15 +257,20 @@ const layerStale = 1500 * time.Millisecond
 // layerFor is the smallest layer whose picture covers width x height
 // (within 10 %: a tile a little larger than a layer does not need the
 // next one), else the largest; MaxLayers-1 when the layers' sizes are
-// not known (only VP8 keyframes tell them).
+// not known (only VP8 keyframes and VP9 scalability structures tell
+// them).
 func (u *UpTrack) layerFor(width, height int) int8 {
 	best := int8(-1)
+	svc := u.svcLayers()
 	for i := range u.layers {
-		l := u.layers[i].Load()
-		if l == nil {
+		var size uint32
+		if svc != nil {
+			size = svc.size[i].Load()
+		} else if l := u.layers[i].Load(); l != nil {
+			size = l.size.Load()
+		} else {
 			continue
 		}
-		size := l.size.Load()
 		if size == 0 {
 			return MaxLayers - 1
 		}
@@ -259,12 +288,75 @@ func (u *UpTrack) layerFor(width, height int) int8 {
 // LiveLayers is a bit set of the layers that sent a packet recently.
 func (u *UpTrack) LiveLayers(now time.Time) uint8 {
 	var set uint8
+	svc := u.svcLayers()
 	for i := range u.layers {
-		if l := u.layers[i].Load(); l != nil && now.UnixNano()-l.lastPacket.Load() < int64(layerStale) {
+		last := int64(0)
+		if svc != nil {
+			last = svc.last[i].Load()
+		} else if l := u.layers[i].Load(); l != nil {
+			last = l.lastPacket.Load()
+		}
+		if last != 0 && now.UnixNano()-last < int64(layerStale) {
 			set |= 1 << i
 		}
 	}
 	return set
+}
+
+// layerRates is what layer i costs now in bps, in all and at its base
+// temporal layer and at its base and first (0 without temporal layers),
+// and whether it is arriving.
+func (u *UpTrack) layerRates(i int, now time.Time) (rate float64, temporal [2]float64, live bool) {
+	if svc := u.svcLayers(); svc != nil {
+		if now.UnixNano()-svc.last[i].Load() >= int64(layerStale) {
+			return 0, temporal, false
+		}
+		return float64(svc.rate[i].Load()), [2]float64{float64(svc.tidRate[i][0].Load()), float64(svc.tidRate[i][1].Load())}, true
+	}
+	l := u.layers[i].Load()
+	if l == nil || now.UnixNano()-l.lastPacket.Load() >= int64(layerStale) {
+		return 0, temporal, false
+	}
+	return float64(l.rate.Load()), [2]float64{float64(l.tidRate[0].Load()), float64(l.tidRate[1].Load())}, true
+}
+
+// svcLayers is the spatial layers of a scalable stream, nil when the
+// track's layers are simulcast streams (or it has none).
+func (u *UpTrack) svcLayers() *svcLayers {
+	if !u.svc.Load() {
+		return nil
+	}
+	if l := u.layers[0].Load(); l != nil {
+		return &l.svc
+	}
+	return nil
+}
+
+// Layered reports whether the track has layers to choose from: simulcast
+// streams or the spatial layers of a scalable one.
+func (u *UpTrack) Layered() bool { return u.Simulcast() || u.svc.Load() }
+
+// measure works out the spatial layers' rates (every watch tick).
+func (s *svcLayers) measure(every time.Duration) {
+	var sum [3]uint64 // all temporal layers, T0, T0+T1, over the spatial layers so far
+	for i := range MaxLayers {
+		t0, t1 := s.bytes[i][0].Load(), s.bytes[i][1].Load()
+		sum[0] += t0 + t1 + s.bytes[i][2].Load() + s.bytes[i][3].Load()
+		sum[1] += t0
+		sum[2] += t0 + t1
+		for k := range 3 {
+			r := float64((sum[k]-s.previous[i][k])*8) / every.Seconds()
+			s.previous[i][k] = sum[k]
+			dst := &s.rate[i]
+			if k > 0 {
+				dst = &s.tidRate[i][k-1]
+			}
+			if old := dst.Load(); old != 0 {
+				r = 0.6*float64(old) + 0.4*r
+			}
+			dst.Store(uint64(r))
+		}
+	}
 }
 
 // run reads packets until the layer's stream ends.
@@ -307,17 +399,30 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 		u.layersChanged() // a new layer: down tracks may want it
 	}
 	p.layer = l.index
-	p.keyframe = u.codecKind != codecAudio && isKeyframe(u.codecKind, payload)
-	p.hasVP8 = u.codecKind == codecVP8 && parseVP8(payload, &p.vp8)
-	if p.hasVP8 && p.vp8.hasTID {
-		l.tidBytes[p.vp8.tid&3].Add(uint64(len(pkt)))
+	switch u.codecKind {
+	case codecVP8:
+		p.hasDesc = parseVP8(payload, &p.desc)
+		p.keyframe = isKeyframe(codecVP8, payload)
+	case codecVP9:
+		p.hasDesc = parseVP9(payload, &p.desc)
+		p.keyframe = p.hasDesc && p.desc.start && !p.desc.interPic
+		if p.hasDesc {
+			l.noteSVC(&p.desc, len(pkt), p.arrival)
+		}
+	default:
+		p.hasDesc = false
+		p.keyframe = u.codecKind != codecAudio && isKeyframe(u.codecKind, payload)
 	}
-	if p.keyframe && p.hasVP8 {
+	if p.hasDesc && p.desc.hasTID && !p.desc.vp9 {
+		l.tidBytes[p.desc.tid&3].Add(uint64(len(pkt)))
+	}
+	if p.keyframe && p.hasDesc {
 		if w, h, ok := vp8KeyframeSize(payload); ok && l.size.Swap(uint32(w)<<16|uint32(h)) != uint32(w)<<16|uint32(h) {
 			u.layersChanged() // down tracks sized to a view choose again
 			u.wantChanged()
 		}
 	}
+	p.svc = u.svc.Load()
 	ref := l.refOffset.Load()
 	p.refOK = ref>>32 != 0
 	p.refTS = p.header.Timestamp + uint32(ref)
@@ -340,11 +445,42 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 	u.engine.endRound()
 }
 
+// noteSVC accounts a VP9 packet to its spatial and temporal layer; a
+// stream of a track without simulcast that shows a second spatial layer
+// makes the track scalable.
+func (l *upLayer) noteSVC(d *payloadDesc, n int, at time.Time) {
+	u := l.up
+	sid := min(d.sid, MaxLayers-1)
+	l.svc.bytes[sid][d.tid&3].Add(uint64(n))
+	l.svc.last[sid].Store(at.UnixNano())
+	changed := false
+	if d.layerCount > 1 {
+		for s := range MaxLayers {
+			size := d.sizes[s]
+			if s >= int(d.layerCount) {
+				size = 0
+			}
+			changed = l.svc.size[s].Swap(size) != size || changed
+		}
+	}
+	if (sid > 0 || d.layerCount > 1) && len(u.rids) <= 1 && !u.svc.Swap(true) {
+		changed = true
+	}
+	if changed {
+		u.layersChanged()
+		u.wantChanged()
+	}
+}
+
 // requestKeyframe asks the publisher for a keyframe of layer index, at
-// most once per keyframeInterval per layer.
+// most once per keyframeInterval per layer (of the stream, for the
+// spatial layers of a scalable one: a keyframe holds them all).
 func (u *UpTrack) requestKeyframe(index int8) {
 	if u.codecKind == codecAudio || index < 0 || index >= MaxLayers {
 		return
+	}
+	if u.svc.Load() {
+		index = 0
 	}
 	l := u.layers[index].Load()
 	if l == nil {

@@ -1,11 +1,12 @@
 package sfu
 
-// vp8Descriptor is what forwarding needs of a VP8 payload descriptor
-// (RFC 7741 section 4.2): the picture ID and TL0PICIDX, which a
-// subscriber's decoder follows across frames and which must therefore stay
-// continuous when the forwarder switches between simulcast layers (each an
-// encoder of its own, with its own numbering), and the temporal layer.
-type vp8Descriptor struct {
+// payloadDesc is what forwarding needs of a VP8 (RFC 7741 section 4.2)
+// or VP9 (RFC 9628 section 4.2) payload descriptor: the picture ID and
+// TL0PICIDX, which a subscriber's decoder follows across frames and which
+// must therefore stay continuous when the forwarder switches between
+// simulcast layers (each an encoder of its own, with its own numbering),
+// and the temporal layer; of VP9, also the spatial layer (SVC).
+type payloadDesc struct {
 	picIDAt  uint8 // offset of the picture ID in the payload; 0 = absent
 	picIDLen uint8 // 1 (7 bits) or 2 (15 bits)
 	picID    uint16
@@ -13,13 +14,24 @@ type vp8Descriptor struct {
 	tl0      uint8
 	hasTID   bool
 	tid      uint8
-	sync     bool // Y: this frame depends only on base-layer frames
-	start    bool // the first packet of a frame (S set, partition 0)
+	// sync: VP8's Y, this frame depends only on base-layer frames; VP9's
+	// U, frames of higher temporal layers after this picture depend on
+	// none before it.
+	sync  bool
+	start bool // the first packet of a frame (VP8: S set, partition 0; VP9: of the picture's first layer frame)
+
+	// VP9 only.
+	vp9                  bool
+	sid                  uint8 // spatial layer
+	interPic             bool  // P: the layer frame refers to earlier pictures
+	layerStart, layerEnd bool  // B, E: the layer frame's first and last packets
+	layerCount           uint8 // spatial layers in the scalability structure, 0 = none in this packet
+	sizes                [MaxLayers]uint32
 }
 
 // parseVP8 reads p's descriptor into d; false for a truncated one.
-func parseVP8(p []byte, d *vp8Descriptor) bool {
-	*d = vp8Descriptor{}
+func parseVP8(p []byte, d *payloadDesc) bool {
+	*d = payloadDesc{}
 	if len(p) < 1 {
 		return false
 	}
@@ -71,7 +83,7 @@ func parseVP8(p []byte, d *vp8Descriptor) bool {
 }
 
 // picIDMask is the largest picture ID of a descriptor's width.
-func (d *vp8Descriptor) picIDMask() uint16 {
+func (d *payloadDesc) picIDMask() uint16 {
 	if d.picIDLen == 1 {
 		return 0x7f
 	}
@@ -80,7 +92,7 @@ func (d *vp8Descriptor) picIDMask() uint16 {
 
 // writeVP8 puts a picture ID and TL0PICIDX into a payload whose descriptor
 // is d (they keep their width).
-func writeVP8(p []byte, d *vp8Descriptor, picID uint16, tl0 uint8) {
+func writeVP8(p []byte, d *payloadDesc, picID uint16, tl0 uint8) {
 	switch d.picIDLen {
 	case 1:
 		p[d.picIDAt] = byte(picID & 0x7f)

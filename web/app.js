@@ -43,6 +43,8 @@ let micMuted = false;
 const params = new URLSearchParams(location.search);
 const teacherFlag = params.get('teacher') === '1';
 const adaptiveStream = params.get('adaptive') !== '0'; // ?adaptive=0: every video at the largest layer the link affords
+// ?codec=vp9: the camera in a codec the server lists (VP9: one scalable stream rather than simulcast).
+const cameraCodec = params.get('codec') ? `video/${params.get('codec')}` : undefined;
 // Only admins get `requestproduce`: one arriving proves we may invite.
 let gotHandRequest = false;
 // Peers this page invited (and did not deinvite since), for the tiles' Invite/Stop toggle.
@@ -384,7 +386,7 @@ function addMessage({ peerId, displayName, text, time, self }) {
 
 async function publishLocal(track, source) {
   try {
-    await client.publish(track, source);
+    await client.publish(track, source, source === 'video:cam' ? { codec: cameraCodec } : {});
   } catch (err) {
     track.stop();
     throw err;

@@ -69,11 +69,34 @@ async function pairStats(pc) {
  * half and all of the captured size, e.g. 180p, 360p and 720p. Each subscriber gets the largest
  * its link and its wishes allow.
  */
+/**
+ * A scalable camera (VP9): three spatial layers (a quarter, half and all of the captured size)
+ * with three temporal layers each, in one stream; inter-layer prediction on keyframes only
+ * (k-SVC), so that a subscriber's layers need nothing above them.
+ */
+const SVC_MODE = 'L3T3_KEY';
+const SVC_CODECS = new Set(['video/vp9']);
+
 const CAMERA_LAYERS = [
   { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
   { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
+
+/** How a track goes out: simulcast layers, one scalable stream, or one plain stream. */
+function sendInit(p) {
+  if (p.simulcast) return { direction: 'sendonly', sendEncodings: CAMERA_LAYERS.map((l) => ({ ...l })) };
+  if (p.svc) return { direction: 'sendonly', sendEncodings: [{ scalabilityMode: SVC_MODE, maxBitrate: 1_700_000 }] };
+  return { direction: 'sendonly' };
+}
+
+/** Puts `mime` (e.g. 'video/VP9') first in what the transceiver offers, when the browser has it. */
+function preferCodec(transceiver, kind, mime) {
+  const codecs = RTCRtpSender.getCapabilities?.(kind)?.codecs ?? [];
+  const want = codecs.filter((c) => c.mimeType.toLowerCase() === mime.toLowerCase());
+  if (!want.length || !transceiver.setCodecPreferences) return;
+  transceiver.setCodecPreferences([...want, ...codecs.filter((c) => !want.includes(c))]);
+}
 
 /** Runs async tasks one after another; a failed task does not block the next one. */
 class SerialQueue {
@@ -236,22 +259,26 @@ export class VClassClient extends EventTarget {
   /**
    * Publishes a track as `source`; resolves with {producerId, source, kind} once the server
    * accepted it. Cameras go out as three simulcast layers (CAMERA_LAYERS) unless
-   * `{simulcast: false}`; screen shares and microphones as one stream.
+   * `{simulcast: false}`; screen shares and microphones as one stream. `{codec: 'video/VP9'}`
+   * prefers a codec the server lists; a VP9 camera goes out as one scalable stream of three
+   * spatial and three temporal layers (SVC_MODE) rather than simulcast.
    */
-  async publish(track, source, { simulcast } = {}) {
+  async publish(track, source, { simulcast, codec } = {}) {
     this.#requireState('joined', 'publish');
-    return this.#publish(track, source, simulcast);
+    return this.#publish(track, source, simulcast, codec);
   }
 
-  async #publish(track, source, simulcast) {
+  async #publish(track, source, simulcast, codec) {
     if (!this.#roomId) throw new VClassError('notInRoom', 'publish: join a room first');
     if (!source?.startsWith(`${track.kind}:`)) throw new VClassError('badRequest', `${source} is no ${track.kind} source`);
     if (this.#producers.has(source) || this.#pendingPublishes.some((p) => p.source === source)) {
       throw new VClassError('sourceBusy', `${source} is already published`);
     }
     return new Promise((resolve, reject) => {
-      simulcast = track.kind === 'video' && (simulcast ?? source !== 'video:screen');
-      this.#pendingPublishes.push({ track, source, simulcast, resolve, reject });
+      const camera = track.kind === 'video' && source !== 'video:screen';
+      const svc = camera && simulcast !== true && SVC_CODECS.has(codec?.toLowerCase());
+      simulcast = track.kind === 'video' && !svc && (simulcast ?? camera);
+      this.#pendingPublishes.push({ track, source, simulcast, svc, codec, resolve, reject });
       this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
     });
   }
@@ -852,9 +879,8 @@ export class VClassClient extends EventTarget {
     for (const transceiver of toStop) {
       try { transceiver.stop(); } catch { /* the transport is already closed */ }
     }
-    const added = batch.map((p) => ({ ...p, transceiver: pc.addTransceiver(p.track, p.simulcast
-      ? { direction: 'sendonly', sendEncodings: CAMERA_LAYERS.map((l) => ({ ...l })) }
-      : { direction: 'sendonly' }) }));
+    const added = batch.map((p) => ({ ...p, transceiver: pc.addTransceiver(p.track, sendInit(p)) }));
+    for (const p of added) if (p.codec) preferCodec(p.transceiver, p.track.kind, p.codec);
     this.#sendBusy = true;
     let producers = [];
     try {
