@@ -160,6 +160,10 @@ func newAPI(opts Options) (*webrtc.API, error) {
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: "urn:ietf:params:rtp-hdrext:ssrc-audio-level"}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
+	// An AV1 stream's frames and layers (the AV1 RTP specification).
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: DependencyDescriptorURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
 
 	reg := &interceptor.Registry{}
 	for _, f := range opts.Interceptors {
@@ -181,6 +185,9 @@ func newAPI(opts Options) (*webrtc.API, error) {
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
+
+// DependencyDescriptorURI is the AV1 dependency descriptor extension.
+const DependencyDescriptorURI = "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension"
 
 // newMediaEngine registers the usual WebRTC codecs without RTX: Pion's
 // NACK generator does not see packets repaired from an RTX stream and

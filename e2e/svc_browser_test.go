@@ -4,18 +4,22 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/vclass/vclass/client"
 )
 
-// vp9Codecs is a codec list that has VP9 next to VP8.
-const vp9Codecs = `[
+// svcCodecs is a codec list with VP9 and AV1 next to VP8.
+const svcCodecs = `[
 	{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
 	{"Kind": "video", "MimeType": "video/VP8", "ClockRate": 90000},
-	{"Kind": "video", "MimeType": "video/VP9", "ClockRate": 90000, "Parameters": {"profile-id": 0}}]`
+	{"Kind": "video", "MimeType": "video/VP9", "ClockRate": 90000, "Parameters": {"profile-id": 0}},
+	{"Kind": "video", "MimeType": "video/AV1", "ClockRate": 90000}]`
 
 // A teacher's Chromium publishes its camera in VP9 as one scalable stream
 // (three spatial and three temporal layers, L3T3_KEY); a student's decodes
@@ -23,29 +27,51 @@ const vp9Codecs = `[
 // setPreferredLayers, with no keyframe needed to go down, decoding all
 // along.
 //
-// With VCLASS_CAPTURE_VP9=file, a Go subscriber also writes the first 8 s
+// With VCLASS_CAPTURE_SVC=dir, a Go subscriber also writes the first 8 s
 // of the stream it receives (every layer, as the teacher sends it) to
-// file, one packet a line: the capture sfu's VP9 tests replay.
+// dir/vp9_l3t3_key.txt (and the AV1 test to av1_l3t3_key.txt), one packet
+// a line: the captures sfu's tests replay.
 func TestBrowserVP9SVC(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(35150, 35159, vp9Codecs))
-	teacher := openPage(t, srv.URL+"/?room=svc&name=Teacher&autojoin=1&adaptive=0&codec=VP9", "teacher")
+	testBrowserSVC(t, browserContext(t), "VP9", 35150)
+}
+
+// The same in AV1, whose layers the dependency descriptor tells: this
+// Chromium offers the extension only when told to (a field trial).
+func TestBrowserAV1SVC(t *testing.T) {
+	path := chromiumPath(t)
+	dir := t.TempDir()
+	opts := chromiumOptions(path, filepath.Join(dir, "profile"), "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+		chromedp.Flag("force-fieldtrials", "WebRTC-DependencyDescriptorAdvertised/Enabled/"))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	testBrowserSVC(t, ctx, "AV1", 35160)
+}
+
+func testBrowserSVC(t *testing.T, browserCtx context.Context, codec string, ports int) {
+	srv := startMedia(t, loopbackConfig(ports, ports+9, svcCodecs))
+	mime := "video/" + codec
+	teacher := openPageIn(t, browserCtx, srv.URL+"/?room=svc&name=Teacher&autojoin=1&adaptive=0&codec="+codec, "teacher")
 	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
 	teacherID := teacher.peerID()
-	student := openPage(t, srv.URL+"/?room=svc&name=Student&autojoin=1&adaptive=0", "student")
+	student := openPageIn(t, browserCtx, srv.URL+"/?room=svc&name=Student&autojoin=1&adaptive=0", "student")
 
-	// One VP9 stream for the camera, encoding at the captured size.
-	waitFor(t, 20*time.Second, "the camera sent as one VP9 stream", func() bool {
-		n, vp9 := 0, false
+	// One stream for the camera, encoding at the captured size.
+	waitFor(t, 20*time.Second, "the camera sent as one "+codec+" stream", func() bool {
+		n, ok := 0, false
 		for _, out := range teacher.stats().Outbound {
 			if out.Source == "video:cam" {
 				n++
-				vp9 = strings.EqualFold(out.Codec, "video/VP9") && out.FramesEncoded > 0 && out.FrameHeight >= 480
+				ok = strings.EqualFold(out.Codec, mime) && out.FramesEncoded > 0 && out.FrameHeight >= 480
 			}
 		}
-		return n == 1 && vp9
+		return n == 1 && ok
 	})
-	if path := os.Getenv("VCLASS_CAPTURE_VP9"); path != "" {
-		captureVP9(t, srv.WS, path)
+	if dir := os.Getenv("VCLASS_CAPTURE_SVC"); dir != "" {
+		captureSVC(t, srv.WS, mime, filepath.Join(dir, strings.ToLower(codec)+"_l3t3_key.txt"))
 	}
 
 	inbound := func() (consumer, codec string, height, frames float64) {
@@ -56,15 +82,15 @@ func TestBrowserVP9SVC(t *testing.T) {
 		}
 		return "", "", 0, 0
 	}
-	var consumer, codec string
+	var consumer, got string
 	var top float64
 	waitFor(t, 20*time.Second, "the student decoding the largest spatial layer", func() bool {
 		var frames float64
-		consumer, codec, top, frames = inbound()
+		consumer, got, top, frames = inbound()
 		return frames > 0 && top >= 480
 	})
-	if !strings.EqualFold(codec, "video/VP9") {
-		t.Fatalf("the student decodes %s, want video/VP9", codec)
+	if !strings.EqualFold(got, mime) {
+		t.Fatalf("the student decodes %s, want %s", got, mime)
 	}
 	for _, step := range []struct {
 		layer  int
@@ -81,12 +107,12 @@ func TestBrowserVP9SVC(t *testing.T) {
 	}
 }
 
-// captureVP9 joins the room of the only publisher on ws as a Go client and
-// writes 8 s of the VP9 camera it receives to path: sequence number,
-// timestamp, marker, packet size and the first 32 bytes of payload (the
-// descriptor and then some) in hex, a packet a line (the server's probe
-// padding left out).
-func captureVP9(t *testing.T, ws, path string) {
+// captureSVC joins the room of the only publisher on ws as a Go client and
+// writes 8 s of the camera it receives in mime to path: sequence number,
+// timestamp, marker, packet size, the first 32 bytes of payload (the
+// descriptor and then some) in hex and the dependency descriptor in hex
+// ("-" for none), a packet a line (the server's probe padding left out).
+func captureSVC(t *testing.T, ws, mime, path string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, client.Options{URL: ws, DisplayName: "capture"})
@@ -95,47 +121,52 @@ func captureVP9(t *testing.T, ws, path string) {
 	}
 	defer c.Close()
 	got := make(chan *client.RemoteTrack, 4)
-	c.OnTrack(func(rt *client.RemoteTrack) { got <- rt })
+	c.OnTrack(func(rt *client.RemoteTrack) {
+		if strings.EqualFold(rt.Track.Codec().MimeType, mime) {
+			got <- rt
+			return
+		}
+		go func() { // read, so that its packets count as received
+			for {
+				if _, _, err := rt.Track.ReadRTP(); err != nil {
+					return
+				}
+			}
+		}()
+	})
 	if _, err := c.JoinRoom(ctx, "svc"); err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	b.WriteString("# VP9 L3T3_KEY from Chromium's fake camera, as forwarded with every layer: seq ts marker size payload[:32]\n")
-	for {
-		var rt *client.RemoteTrack
-		select {
-		case rt = <-got:
-		case <-ctx.Done():
-			t.Fatal("capture: no VP9 track")
+	fmt.Fprintf(&b, "# %s L3T3_KEY from Chromium's fake camera, as forwarded with every layer: seq ts marker size payload[:32] dependency-descriptor\n", mime)
+	var rt *client.RemoteTrack
+	select {
+	case rt = <-got:
+	case <-ctx.Done():
+		t.Fatal("capture: no " + mime + " track")
+	}
+	_ = rt.RequestKeyframe()
+	end := time.Now().Add(8 * time.Second)
+	_ = rt.Track.SetReadDeadline(end.Add(2 * time.Second))
+	for time.Now().Before(end) {
+		p, _, err := rt.Track.ReadRTP()
+		if err != nil {
+			t.Fatalf("capture: %v", err)
 		}
-		if !strings.EqualFold(rt.Track.Codec().MimeType, "video/VP9") {
-			go func() { // read, so that its packets count as received
-				for {
-					if _, _, err := rt.Track.ReadRTP(); err != nil {
-						return
-					}
-				}
-			}()
-			continue
+		if len(p.Payload) == 0 {
+			continue // the server's probe padding
 		}
-		_ = rt.RequestKeyframe()
-		end := time.Now().Add(8 * time.Second)
-		_ = rt.Track.SetReadDeadline(end.Add(2 * time.Second))
-		for time.Now().Before(end) {
-			p, _, err := rt.Track.ReadRTP()
-			if err != nil {
-				t.Fatalf("capture: %v", err)
-			}
-			if len(p.Payload) == 0 {
-				continue // the server's probe padding
-			}
-			marker := 0
-			if p.Marker {
-				marker = 1
-			}
-			fmt.Fprintf(&b, "%d %d %d %d %x\n", p.SequenceNumber, p.Timestamp, marker, p.MarshalSize(), p.Payload[:min(32, len(p.Payload))])
+		marker := 0
+		if p.Marker {
+			marker = 1
 		}
-		break
+		dd := "-"
+		for _, ext := range rt.Receiver.GetParameters().HeaderExtensions {
+			if v := p.GetExtension(uint8(ext.ID)); ext.URI == client.DependencyDescriptorURI && len(v) > 0 {
+				dd = fmt.Sprintf("%x", v)
+			}
+		}
+		fmt.Fprintf(&b, "%d %d %d %d %x %s\n", p.SequenceNumber, p.Timestamp, marker, p.MarshalSize(), p.Payload[:min(32, len(p.Payload))], dd)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

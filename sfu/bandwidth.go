@@ -14,7 +14,7 @@ import (
 // twccExt holds one packet's transport-wide sequence number extension,
 // reused packet after packet so that numbering allocates nothing.
 type twccExt struct {
-	exts [1]rtp.Extension
+	exts [2]rtp.Extension // room for an AV1 dependency descriptor after it
 	seq  [2]byte
 }
 

@@ -100,7 +100,7 @@ type headerExtension struct {
 // of preference) and the header extensions for one side of the SFU.
 func newMediaEngine(codecs []webrtc.RTPCodecParameters, publisher bool) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
-	twcc := false
+	twcc, av1 := false, false
 	for _, c := range codecs {
 		kind := webrtc.RTPCodecTypeVideo
 		if strings.HasPrefix(strings.ToLower(c.MimeType), "audio/") {
@@ -112,6 +112,7 @@ func newMediaEngine(codecs []webrtc.RTPCodecParameters, publisher bool) (*webrtc
 		for _, f := range c.RTCPFeedback {
 			twcc = twcc || f.Type == webrtc.TypeRTCPFBTransportCC
 		}
+		av1 = av1 || strings.EqualFold(c.MimeType, webrtc.MimeTypeAV1)
 	}
 	exts := []headerExtension{{midURI, webrtc.RTPCodecTypeAudio}, {midURI, webrtc.RTPCodecTypeVideo}}
 	if publisher {
@@ -119,6 +120,11 @@ func newMediaEngine(codecs []webrtc.RTPCodecParameters, publisher bool) (*webrtc
 			// rid-based simulcast: each layer's packets name their layer.
 			headerExtension{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
 			headerExtension{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo})
+	}
+	if av1 {
+		// Both ways: an AV1 stream's layers are told by it, and a
+		// subscriber's decoder follows its frames with it.
+		exts = append(exts, headerExtension{dependencyDescriptorURI, webrtc.RTPCodecTypeVideo})
 	}
 	if twcc {
 		// Both ways: publishers' congestion control is fed by our feedback,

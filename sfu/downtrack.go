@@ -43,6 +43,7 @@ type DownTrack struct {
 	viewWidth, viewHeight int
 	viewHidden            bool
 	twccID                uint8
+	ddID                  uint8      // AV1: the subscriber's id of the dependency descriptor, 0 = none
 	bw                    *bandwidth // the subscriber's; nil in tests without one
 
 	priority atomic.Int32
@@ -63,6 +64,7 @@ type DownTrack struct {
 	padHdr  rtp.Header // under wmu
 	padTWCC twccExt
 	rtxBuf  [maxPacketSize]byte
+	rtxDD   [255]byte
 	resent  [256]struct { // recent resends by sequence number
 		seq uint16
 		at  time.Time
@@ -265,11 +267,12 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	// Transport-wide numbers only where the receiver reports on them (it
 	// negotiated transport-cc feedback for this codec): a numbered packet
 	// left out of its feedback would read as lost.
-	if hasFeedback(codec, webrtc.TypeRTCPFBTransportCC) {
-		for _, ext := range ctx.HeaderExtensions() {
-			if ext.URI == sdp.TransportCCURI {
-				d.twccID = uint8(ext.ID)
-			}
+	for _, ext := range ctx.HeaderExtensions() {
+		switch {
+		case ext.URI == sdp.TransportCCURI && hasFeedback(codec, webrtc.TypeRTCPFBTransportCC):
+			d.twccID = uint8(ext.ID)
+		case ext.URI == dependencyDescriptorURI && d.up.codecKind == codecAV1:
+			d.ddID = uint8(ext.ID)
 		}
 	}
 	d.pt = uint8(codec.PayloadType)
@@ -356,7 +359,7 @@ func (d *DownTrack) forward(p *upPacket) {
 	dec := d.fwd.Process(in)
 	now := d.fwd.Layer()
 	switched := now != before
-	w, ssrc, pt, twccID := d.writer, d.ssrc, d.pt, d.twccID
+	w, ssrc, pt, twccID, ddID := d.writer, d.ssrc, d.pt, d.twccID, d.ddID
 	d.mu.Unlock()
 	if dec.RequestKeyframe {
 		d.up.requestKeyframe(p.layer)
@@ -381,8 +384,15 @@ func (d *DownTrack) forward(p *upPacket) {
 		payload = p.scratch[:copy(p.scratch[:], payload)]
 		writeVP8(payload, &p.desc, dec.PictureID, dec.TL0PICIDX)
 	}
+	dd := p.dd
+	if ddID == 0 {
+		dd = nil
+	}
 	if twccID != 0 && d.bw != nil {
-		d.bw.number(h, &p.twcc, twccID, len(payload), p.arrival)
+		d.bw.number(h, &p.twcc, twccID, len(payload)+len(dd), p.arrival)
+	}
+	if len(dd) > 0 {
+		setDD(h, &p.twcc, ddID, dd)
 	}
 	// Pion reports (0, nil) while DTLS is not up yet: nothing was sent.
 	if n, err := w.WriteRTP(h, payload); err != nil || n == 0 {
@@ -395,6 +405,19 @@ func (d *DownTrack) forward(p *upPacket) {
 		}
 		d.octets.Add(uint64(len(payload)))
 	}
+}
+
+// setDD puts an AV1 dependency descriptor into h, after the extensions
+// it has (in exts' room: no allocation), two-byte when it needs.
+func setDD(h *rtp.Header, ext *twccExt, id uint8, dd []byte) {
+	if !h.Extension {
+		h.Extensions = ext.exts[:0]
+	}
+	profile := uint16(rtp.ExtensionProfileOneByte)
+	if len(dd) > 16 || id > 14 {
+		profile = rtp.ExtensionProfileTwoByte
+	}
+	_ = h.SetExtensionWithProfile(id, dd, profile)
 }
 
 // rtxStream is the RFC 4588 retransmission stream of a down track.
@@ -410,7 +433,7 @@ type rtxStream struct {
 func (d *DownTrack) retransmit(seq uint16) bool {
 	d.mu.Lock()
 	target, ok := d.fwd.MapNackTarget(seq)
-	w, ssrc, pt, rtxSSRC, rtxPT, twccID := d.writer, d.ssrc, d.pt, d.rtx.ssrc, d.rtx.pt, d.twccID
+	w, ssrc, pt, rtxSSRC, rtxPT, twccID, ddID := d.writer, d.ssrc, d.pt, d.rtx.ssrc, d.rtx.pt, d.twccID, d.ddID
 	d.mu.Unlock()
 	l := d.up.layer(target.Layer)
 	if !ok || w == nil || l == nil {
@@ -445,12 +468,20 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 			h.Marker = true
 		}
 	}
+	var dd []byte
+	if ddID != 0 && d.up.ddExt != 0 {
+		// Kept aside: RTX writes over the header's last bytes.
+		dd = d.rtxDD[:copy(d.rtxDD[:], h.GetExtension(d.up.ddExt))]
+	}
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	h.SSRC, h.PayloadType = ssrc, pt
 	if twccID != 0 && d.bw != nil && rtxSSRC == 0 {
 		// Numbered only on the media stream: Chromium leaves the RTX stream
 		// out of its TWCC feedback, where the number would read as lost.
 		d.bw.number(h, &d.rtxTWCC, twccID, len(payload), time.Now())
+	}
+	if len(dd) > 0 {
+		setDD(h, &d.rtxTWCC, ddID, dd)
 	}
 	h.SequenceNumber, h.Timestamp = seq, h.Timestamp-tsOffset
 	if rtxSSRC != 0 {

@@ -24,7 +24,7 @@ type Forwarder struct {
 	layer  int8 // simulcast layer (stream) of the current segment; -1 before the first
 	target int8 // spatial layer to forward: a switch waits for its keyframe
 
-	// A scalable stream (VP9 SVC, InPacket.SVC): its one stream holds
+	// A scalable stream (VP9 or AV1 SVC, InPacket.SVC): its one stream holds
 	// every spatial layer, and layer frames above spatial are dropped;
 	// target is the spatial layer wanted. spatial goes down at the next
 	// picture, up at a layer frame that refers to no earlier picture (a
@@ -32,8 +32,10 @@ type Forwarder struct {
 	svc     bool
 	spatial int8
 	picTop  int8 // the spatial layer whose layer frame ends this picture
-	// VP9 temporal layers go up after a picture that is a switching-up
-	// point (U), forwarded and followed by no dropped one.
+	keyPic  bool // this picture is a keyframe: each of its layer frames may raise spatial
+	// VP9 and AV1 temporal layers go up after a picture that is a
+	// switching-up point (VP9's U, AV1's base layer), forwarded and
+	// followed by no dropped one.
 	upSwitch bool
 
 	segStart  uint64 // first incoming extended seq of the current segment
@@ -106,7 +108,7 @@ type InPacket struct {
 	Arrival   time.Time
 	Layer     int8 // simulcast layer (stream), 0 for a track without simulcast
 	Marker    bool // the last packet of a frame
-	// SVC: the stream is scalable (VP9 with spatial layers in Desc).
+	// SVC: the stream is scalable (VP9 or AV1 with spatial layers in Desc).
 	SVC bool
 	// RefTS is the packet's capture time on the publisher's wall clock in
 	// RTP ticks (from its sender reports), the same for every layer of a
@@ -262,16 +264,19 @@ func (f *Forwarder) drop(p InPacket) bool {
 		switch {
 		case f.wantTemporal < f.maxTemporal || p.Keyframe:
 			f.maxTemporal = f.wantTemporal
-		case !d.vp9 && d.sync && d.tid == f.maxTemporal+1:
+		case !d.scalable() && d.sync && d.tid == f.maxTemporal+1:
 			f.maxTemporal++
-		case d.vp9 && f.upSwitch:
+		case d.scalable() && f.upSwitch:
 			f.maxTemporal = f.wantTemporal
 		}
 	}
 	if p.SVC && d.layerStart {
 		sid := int8(d.sid)
 		lower := sid == 0 && f.target < f.spatial
-		raise := sid == f.spatial+1 && sid <= f.target && !d.interPic
+		if sid == 0 {
+			f.keyPic = p.Keyframe
+		}
+		raise := sid == f.spatial+1 && sid <= f.target && (!d.interPic || f.keyPic)
 		if lower || raise {
 			// Down at a picture's start, up at a layer frame that needs
 			// no earlier picture: a segment each, so that NACKs of the
@@ -293,9 +298,9 @@ func (f *Forwarder) drop(p InPacket) bool {
 		}
 	}
 	dropped := d.tid > f.maxTemporal || p.SVC && int8(d.sid) > f.spatial
-	if d.vp9 && d.start {
+	if d.scalable() && d.start {
 		f.upSwitch = !dropped && d.sync
-	} else if d.vp9 && dropped {
+	} else if d.scalable() && dropped {
 		f.upSwitch = false
 	}
 	if !dropped {

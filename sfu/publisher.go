@@ -98,7 +98,7 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	up := p.tracks[mid]
 	fresh := up == nil || up.id != id
 	if fresh {
-		up = makeUpTrack(id, p.engine, track.Codec(), audioLevelExt(recv), p.rids[mid], p.pc.WriteRTCP)
+		up = makeUpTrack(id, p.engine, track.Codec(), trackExt(recv), p.rids[mid], p.pc.WriteRTCP)
 		p.tracks[mid] = up
 	}
 	p.mu.Unlock()
@@ -138,10 +138,11 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	// A new layer's first packet tells the down tracks (upLayer.handle).
 }
 
-// audioLevelExt is the negotiated id of the audio level extension, 0 = none.
-func audioLevelExt(recv *webrtc.RTPReceiver) uint8 {
+// trackExt is the negotiated id of the extension an up track reads (the
+// audio level of audio, the dependency descriptor of video), 0 = none.
+func trackExt(recv *webrtc.RTPReceiver) uint8 {
 	for _, ext := range recv.GetParameters().HeaderExtensions {
-		if ext.URI == audioLevelURI {
+		if ext.URI == audioLevelURI || ext.URI == dependencyDescriptorURI {
 			return uint8(ext.ID)
 		}
 	}

@@ -31,6 +31,7 @@ type UpTrack struct {
 	codec     webrtc.RTPCodecParameters
 	codecKind codecKind
 	levelExt  uint8 // negotiated id of the audio level extension, 0 = none
+	ddExt     uint8 // AV1: negotiated id of the dependency descriptor, 0 = none
 	rids      []string
 
 	layers [MaxLayers]atomic.Pointer[upLayer]
@@ -42,7 +43,7 @@ type UpTrack struct {
 	ended bool // every layer ended: done is closed, under mu
 
 	level atomic.Uint32 // smoothed audio level, dBov * 100 (0 loud .. 12700 silent)
-	// svc: the single stream is scalable (VP9 with spatial layers seen);
+	// svc: the single stream is scalable (VP9 or AV1 with spatial layers seen);
 	// its spatial layers are the track's layers.
 	svc  atomic.Bool
 	done chan struct{}
@@ -74,7 +75,7 @@ type upLayer struct {
 	svc svcLayers
 }
 
-// svcLayers measures the spatial layers of a scalable (VP9 SVC) stream:
+// svcLayers measures the spatial layers of a scalable (VP9 or AV1 SVC) stream:
 // what layer s costs is what every layer up to s costs together (each
 // builds on those below it).
 type svcLayers struct {
@@ -107,13 +108,17 @@ type upPacket struct {
 	refOK    bool
 	desc     payloadDesc
 	hasDesc  bool
-	svc      bool // the track is scalable (UpTrack.svc)
+	svc      bool   // the track is scalable (UpTrack.svc)
+	dd       []byte // AV1: its dependency descriptor, forwarded as it is
 }
 
 // makeUpTrack builds an up track without layers yet. rids are the
 // simulcast layers the publisher declared, smallest first (none: one
 // stream).
-func makeUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, levelExt uint8, rids []string, writeRTCP func([]rtcp.Packet) error) *UpTrack {
+//
+// ext is the negotiated id of the extension the track reads: the audio
+// level of audio, the dependency descriptor of AV1 video.
+func makeUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, ext uint8, rids []string, writeRTCP func([]rtcp.Packet) error) *UpTrack {
 	u := &UpTrack{
 		id:        id,
 		engine:    e,
@@ -124,8 +129,11 @@ func makeUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, levelExt
 		done:      make(chan struct{}),
 	}
 	u.level.Store(12700)
-	if u.codecKind == codecAudio {
-		u.levelExt = levelExt
+	switch u.codecKind {
+	case codecAudio:
+		u.levelExt = ext
+	case codecAV1:
+		u.ddExt = ext
 	}
 	u.downs.Store(&[]*DownTrack{})
 	return u
@@ -376,6 +384,7 @@ func (l *upLayer) run() {
 // upReader is the state of the reading goroutine, reused for every packet.
 type upReader struct {
 	p      upPacket
+	dd     ddStructure // AV1: the stream's last dependency structure
 	unwrap seqUnwrapper
 	level  float64
 }
@@ -408,6 +417,20 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 		p.keyframe = p.hasDesc && p.desc.start && !p.desc.interPic
 		if p.hasDesc {
 			l.noteSVC(&p.desc, len(pkt), p.arrival)
+		}
+	case codecAV1:
+		p.dd, p.hasDesc = nil, false
+		if u.ddExt != 0 {
+			p.dd = p.header.GetExtension(u.ddExt)
+		}
+		if len(p.dd) > 0 {
+			p.hasDesc = parseDD(p.dd, &r.dd, &p.desc)
+			p.keyframe = p.hasDesc && p.desc.start && isKeyframe(codecAV1, payload)
+			if p.hasDesc {
+				l.noteSVC(&p.desc, len(pkt), p.arrival)
+			}
+		} else {
+			p.keyframe = isKeyframe(codecAV1, payload)
 		}
 	default:
 		p.hasDesc = false
@@ -445,7 +468,7 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 	u.engine.endRound()
 }
 
-// noteSVC accounts a VP9 packet to its spatial and temporal layer; a
+// noteSVC accounts a VP9 or AV1 packet to its spatial and temporal layer; a
 // stream of a track without simulcast that shows a second spatial layer
 // makes the track scalable.
 func (l *upLayer) noteSVC(d *payloadDesc, n int, at time.Time) {

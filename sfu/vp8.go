@@ -20,14 +20,18 @@ type payloadDesc struct {
 	sync  bool
 	start bool // the first packet of a frame (VP8: S set, partition 0; VP9: of the picture's first layer frame)
 
-	// VP9 only.
-	vp9                  bool
+	// VP9 and AV1 (from its dependency descriptor) only.
+	vp9, av1             bool
 	sid                  uint8 // spatial layer
 	interPic             bool  // P: the layer frame refers to earlier pictures
 	layerStart, layerEnd bool  // B, E: the layer frame's first and last packets
 	layerCount           uint8 // spatial layers in the scalability structure, 0 = none in this packet
 	sizes                [MaxLayers]uint32
 }
+
+// scalable reports whether d is of a codec whose temporal layers work as
+// VP9's (switching up after a picture), not VP8's (at a sync frame).
+func (d *payloadDesc) scalable() bool { return d.vp9 || d.av1 }
 
 // parseVP8 reads p's descriptor into d; false for a truncated one.
 func parseVP8(p []byte, d *payloadDesc) bool {

@@ -70,12 +70,12 @@ async function pairStats(pc) {
  * its link and its wishes allow.
  */
 /**
- * A scalable camera (VP9): three spatial layers (a quarter, half and all of the captured size)
+ * A scalable camera (VP9, AV1): three spatial layers (a quarter, half and all of the captured size)
  * with three temporal layers each, in one stream; inter-layer prediction on keyframes only
  * (k-SVC), so that a subscriber's layers need nothing above them.
  */
 const SVC_MODE = 'L3T3_KEY';
-const SVC_CODECS = new Set(['video/vp9']);
+const SVC_CODECS = new Set(['video/vp9', 'video/av1']);
 
 const CAMERA_LAYERS = [
   { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
@@ -260,7 +260,7 @@ export class VClassClient extends EventTarget {
    * Publishes a track as `source`; resolves with {producerId, source, kind} once the server
    * accepted it. Cameras go out as three simulcast layers (CAMERA_LAYERS) unless
    * `{simulcast: false}`; screen shares and microphones as one stream. `{codec: 'video/VP9'}`
-   * prefers a codec the server lists; a VP9 camera goes out as one scalable stream of three
+   * prefers a codec the server lists; a VP9 or AV1 camera goes out as one scalable stream of three
    * spatial and three temporal layers (SVC_MODE) rather than simulcast.
    */
   async publish(track, source, { simulcast, codec } = {}) {
