@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 )
 
 // capturedPacket is one packet of a browser capture in testdata.
@@ -388,6 +391,70 @@ func FuzzDependencyDescriptor(f *testing.F) {
 			if parseDD(b, &s, &d) && (!s.valid || d.sid >= s.layers || d.tid > 63) {
 				t.Fatalf("% x: %+v of %+v", b, d, s)
 			}
+		}
+	})
+}
+
+// A scalable stream's spatial layers are the track's layers: arriving,
+// sized from the keyframe's structure, chosen for a view.
+func TestScalableTrackLayers(t *testing.T) {
+	forEachCapture(t, func(t *testing.T, pkts []capturedPacket) {
+		vp9 := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000}}
+		up := testUpTrack("up", testEngine(), vp9, 1, 0, func([]rtcp.Packet) error { return nil })
+		if up.Layered() || up.LiveLayers(time.Now()) != 0 {
+			t.Fatal("layered before any packet")
+		}
+		now := time.Now()
+		for _, p := range pkts {
+			up.layers[0].Load().noteSVC(&p.desc, 1000, now)
+		}
+		if !up.Layered() || up.LiveLayers(now) != 0b111 {
+			t.Fatalf("Layered %v, live layers %03b; want three", up.Layered(), up.LiveLayers(now))
+		}
+		for _, tt := range []struct {
+			w, h int
+			want int8
+		}{{160, 90, 0}, {320, 180, 0}, {600, 340, 1}, {1280, 720, 2}, {1920, 1080, 2}} {
+			if got := up.layerFor(tt.w, tt.h); got != tt.want {
+				t.Errorf("layerFor(%d, %d) = %d, want %d", tt.w, tt.h, got, tt.want)
+			}
+		}
+		if up.LiveLayers(now.Add(2*layerStale)) != 0 {
+			t.Error("layers still live long after the last packet")
+		}
+	})
+}
+
+// Temporal layers come back after a picture that allows it, without a
+// keyframe: from T0 alone to every layer within a few pictures.
+func TestForwarderSVCTemporalUp(t *testing.T) {
+	forEachCapture(t, func(t *testing.T, pkts []capturedPacket) {
+		f := NewForwarder(90000, true)
+		f.SetTarget(2)
+		f.SetMaxTemporal(0)
+		at := len(pkts) / 3
+		sent, decs := forwardCapture(pkts, f, func(i int) {
+			if i == at {
+				f.SetMaxTemporal(AllTemporal)
+			}
+		})
+		checkVP9Out(t, pkts, sent, decs)
+		first := -1
+		for _, i := range sent {
+			if i >= at && pkts[i].desc.tid == 2 {
+				first = i
+				break
+			}
+		}
+		if first < 0 {
+			t.Fatal("no T2 frame after raising the temporal layer")
+		}
+		pictures := map[uint32]bool{}
+		for i := at; i < first; i++ {
+			pictures[pkts[i].ts] = true
+		}
+		if len(pictures) > 5 {
+			t.Errorf("T2 back after %d pictures, want within 5", len(pictures))
 		}
 	})
 }
