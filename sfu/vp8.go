@@ -49,21 +49,8 @@ func parseVP8(p []byte, d *payloadDesc) bool {
 	ext := p[1]
 	i := 2
 	if ext&0x80 != 0 { // I: picture ID
-		if len(p) <= i {
+		if i = readPictureID(p, i, d); i < 0 {
 			return false
-		}
-		d.picIDAt = uint8(i)
-		if p[i]&0x80 != 0 { // M: 15 bits
-			if len(p) <= i+1 {
-				return false
-			}
-			d.picIDLen = 2
-			d.picID = uint16(p[i]&0x7f)<<8 | uint16(p[i+1])
-			i += 2
-		} else {
-			d.picIDLen = 1
-			d.picID = uint16(p[i])
-			i++
 		}
 	}
 	if ext&0x40 != 0 { // L: TL0PICIDX
@@ -84,6 +71,22 @@ func parseVP8(p []byte, d *payloadDesc) bool {
 		}
 	}
 	return true
+}
+
+// readPictureID reads the picture ID at p[i:] (M set: 15 bits, else 7;
+// VP8 and VP9 write it alike) into d; the index after it, -1 when p ends
+// first.
+func readPictureID(p []byte, i int, d *payloadDesc) int {
+	if len(p) <= i || p[i]&0x80 != 0 && len(p) <= i+1 {
+		return -1
+	}
+	d.picIDAt = uint8(i)
+	if p[i]&0x80 != 0 {
+		d.picIDLen, d.picID = 2, uint16(p[i]&0x7f)<<8|uint16(p[i+1])
+		return i + 2
+	}
+	d.picIDLen, d.picID = 1, uint16(p[i])
+	return i + 1
 }
 
 // picIDMask is the largest picture ID of a descriptor's width.

@@ -23,21 +23,8 @@ func parseVP9(p []byte, d *payloadDesc) bool {
 	d.layerEnd = b&0x04 != 0
 	i := 1
 	if b&0x80 != 0 { // I: picture ID
-		if len(p) <= i {
+		if i = readPictureID(p, i, d); i < 0 {
 			return false
-		}
-		d.picIDAt = uint8(i)
-		if p[i]&0x80 != 0 {
-			if len(p) <= i+1 {
-				return false
-			}
-			d.picIDLen = 2
-			d.picID = uint16(p[i]&0x7f)<<8 | uint16(p[i+1])
-			i += 2
-		} else {
-			d.picIDLen = 1
-			d.picID = uint16(p[i])
-			i++
 		}
 	}
 	if b&0x20 != 0 { // L: TID, U, SID, D
