@@ -92,6 +92,7 @@ func (n *netns) shape(t *testing.T, rate string) {
 	if out, err := exec.Command("tc", args...).CombinedOutput(); err != nil {
 		t.Fatalf("tc %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+	t.Logf("%s shaped to %s at %s", n.hostIf, rate, time.Now().UTC().Format("15:04:05.000"))
 }
 
 // command runs name inside the namespace.

@@ -35,10 +35,11 @@ const upgradeMargin = 1.15
 // affords. A video whose smallest layer does not fit is paused (-1) only
 // when mayPause (the budget is a measured ceiling, not a first guess) and
 // even keep, a higher budget the link had lately, would not carry it: a
-// dip does not pause anything, it only costs layers. Before pausing a
-// video with VP8 temporal layers it gets fewer frames of its smallest
-// layer (temporal: 1 or 0 rather than AllTemporal), if that fits; it gets
-// its full frame rate back before a larger layer.
+// dip does not pause anything, it only costs layers and frames. Before
+// pausing a video with temporal layers it gets fewer frames of its
+// smallest layer (temporal: 1 or 0 rather than AllTemporal), if that
+// fits, and in a dip its base frames if nothing fits; it gets its full
+// frame rate back before a larger layer.
 func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) allocation {
 	layers := make([]int8, len(tracks))
 	temporal := make([]uint8, len(tracks))
@@ -72,11 +73,7 @@ func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) allocati
 		if t.current < 0 || t.current < l {
 			cost *= upgradeMargin
 		}
-		fits := cost <= budget
-		if !fits && t.current >= 0 && t.rates[l] <= keep {
-			fits = true // it had room lately: ride out the dip
-		}
-		if fits || !mayPause {
+		if cost <= budget || !mayPause {
 			layers[i], spent[i] = l, t.rates[l]
 			budget -= t.rates[l]
 			keep -= t.rates[l]
@@ -87,11 +84,21 @@ func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) allocati
 		for k := 1; k >= 0; k-- {
 			if r := t.temporal[l][k]; r > 0 && r*upgradeMargin <= budget {
 				layers[i], temporal[i], spent[i] = l, uint8(k), r
-				budget -= r
-				keep -= r
 				break
 			}
 		}
+		if layers[i] < 0 && t.current >= 0 && t.rates[l] <= keep {
+			// It had room lately: it rides out the dip, at its base
+			// frame rate where it has temporal layers (what it sends
+			// beyond the link's share is lost, and takes the others'
+			// packets with it).
+			layers[i], spent[i] = l, t.rates[l]
+			if r := t.temporal[l][0]; r > 0 {
+				temporal[i], spent[i] = 0, r
+			}
+		}
+		budget -= spent[i]
+		keep -= spent[i]
 	}
 	for _, i := range order {
 		t := tracks[i]

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -79,8 +80,16 @@ func TestAllocateTemporal(t *testing.T) {
 		{"the rest at its base frames", 150e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 0]", 140e3},
 		{"not even the base: paused", 110e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 -1]", "[3 3]", 100e3},
 		{"the priority one at fewer frames too", 60e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 -1]", "[0 3]", 40e3},
+		// In a dip (the link carried more lately: keep) nothing is paused,
+		// but what does not fit goes on at its base frame rate.
+		{"a dip: the rest at its base frames", 110e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[3 0]", 140e3},
+		{"a dip: both at their base frames", 30e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0)}, "[0 0]", "[0 0]", 80e3},
 	} {
-		a := allocate(tt.budget, tt.budget, tt.tracks, true)
+		keep := tt.budget
+		if strings.HasPrefix(tt.name, "a dip") {
+			keep = 400e3
+		}
+		a := allocate(tt.budget, keep, tt.tracks, true)
 		layers, temporal := a.layers, a.temporal
 		if fmt.Sprint(layers) != tt.layers || fmt.Sprint(temporal) != tt.temporal || a.spent != tt.spent {
 			t.Errorf("%s: layers %v temporal %v spending %.0f, want %s %s spending %.0f", tt.name, layers, temporal, a.spent, tt.layers, tt.temporal, tt.spent)

@@ -227,14 +227,16 @@ func (s *Subscriber) allocate(now time.Time) {
 		est = int(b.est.max) // a receiver that gives no feedback: nothing to go by
 	}
 	b.allocated = est
-	if bps, done := b.est.TakeProbeResult(); done {
-		s.engine.log.Debug("probe result", "subscriber", s.id, "bps", bps, "estimate", est)
+	if bps, whole, done := b.est.TakeProbeResult(); done {
+		s.engine.log.Debug("probe result", "subscriber", s.id, "bps", bps, "whole", whole, "estimate", est)
 		switch {
-		case bps >= b.probeTarget*95/100 && bps >= b.probeFrom*6/5:
-			// The link carried all of it, well above the estimate: probe
-			// again soon and further (it may have widened a lot), as long
-			// as nothing contradicts it. The backoff stays until what was
-			// found has held for probeTrust.
+		case (bps >= b.probeTarget*95/100 || whole) && bps >= b.probeFrom*6/5,
+			whole && bps > b.probeFrom*21/20:
+			// The link carried all of it, above the estimate (or all that
+			// could be sent, short of the target: padding comes only
+			// between frames): probe again soon and further (it may have
+			// widened a lot), as long as nothing contradicts it. The
+			// backoff stays until what was found has held for probeTrust.
 			b.step = min(2*b.step, maxProbeStep)
 			b.probeRaised = now
 			b.nextProbe = now.Add(probeAgain)

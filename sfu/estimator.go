@@ -40,6 +40,7 @@ type Estimator struct {
 
 	probe       probeCluster
 	probeResult int  // bps found by the last finished probe cluster (0: it failed)
+	probeWhole  bool // ... and the link carried all of it as it was sent
 	probeDone   bool // a probe finished and its result was not taken yet
 
 	lastCongestion time.Time // when overuse or loss last lowered the estimate
@@ -186,13 +187,15 @@ func (e *Estimator) StartProbe(id uint32) {
 }
 
 // TakeProbeResult returns, once, what the last finished probe found:
-// the bps the link carried (0 when the probe told nothing).
-func (e *Estimator) TakeProbeResult() (bps int, done bool) {
+// the bps the link carried (0 when the probe told nothing), and whether
+// it carried the probe whole (no queue grew, all arrived as fast as it was
+// sent: the link may carry more than was sent).
+func (e *Estimator) TakeProbeResult() (bps int, whole, done bool) {
 	if !e.probeDone {
-		return 0, false
+		return 0, false, false
 	}
 	e.probeDone = false
-	return e.probeResult, true
+	return e.probeResult, e.probeWhole, true
 }
 
 // finishProbe measures a cluster once the feedback reported it, over the
@@ -210,7 +213,7 @@ func (e *Estimator) finishProbe() {
 		*c = probeCluster{packets: c.packets[:0]}
 		e.probeDone = true
 	}()
-	e.probeResult = 0
+	e.probeResult, e.probeWhole = 0, false
 	if len(c.packets) < 10 {
 		return
 	}
@@ -247,6 +250,7 @@ func (e *Estimator) finishProbe() {
 		rate = 0.95 * recvRate
 	}
 	e.probeResult = int(rate)
+	e.probeWhole = !saturated && recvRate >= 0.9*sendRate
 	if rate > float64(e.Estimate()) && e.usage != usageOver {
 		e.rate = math.Min(rate, e.max)
 		e.lossCap = math.Max(e.lossCap, e.rate)

@@ -60,6 +60,13 @@ type Forwarder struct {
 	dropPic                   uint16 // the picture ID of the last frame dropped
 	dropped                   bool   // a frame has been dropped (dropPic is valid)
 
+	// Video: the outgoing extended sequence number of the keyframe that
+	// began the last segment begun at one (valid when keyOK). Nothing sent
+	// before it is worth resending: the subscriber's decoder starts over
+	// at it.
+	keyOut uint64
+	keyOK  bool
+
 	// Finished segments, newest last, kept so that NACKs of their packets
 	// (before a layer switch or padding) can still be answered: a probe
 	// pads after every frame, each padding ending a segment, and every
@@ -330,6 +337,11 @@ func (f *Forwarder) startSegment(p InPacket) {
 	f.segStart = p.ExtSeq
 	f.highestIn = p.ExtSeq
 	f.startVP8(p.Desc)
+	defer func() {
+		if f.video && p.Keyframe {
+			f.keyOut, f.keyOK = f.lastOutExt, true
+		}
+	}()
 	if !f.started {
 		// First segment: keep the publisher's numbering.
 		f.started = true
@@ -403,12 +415,19 @@ func (f *Forwarder) keepSegment() {
 }
 
 // MapNackTarget finds the packet a NACKed sequence number stands for, in
-// the current segment or one of the last finished ones.
+// the current segment or one of the last finished ones; none for a video
+// packet sent before the keyframe that began a later segment (after a
+// layer switch or a pause, the subscriber's decoder starts over at that
+// keyframe: resending what came before would only take the link's room
+// from what it needs).
 func (f *Forwarder) MapNackTarget(outSeq uint16) (NackTarget, bool) {
 	if !f.started {
 		return NackTarget{}, false
 	}
 	outExt := extendNear(f.lastOutExt, outSeq)
+	if f.keyOK && outExt < f.keyOut {
+		return NackTarget{}, false
+	}
 	if in := outExt + f.seqOffset; !f.needSegment && in >= f.segStart && in <= f.highestIn {
 		return NackTarget{InExt: in, Layer: f.layer, Spatial: f.spatial, TSOffset: f.tsOffset, PicOffset: f.vp8.picOffset, TL0Offset: f.vp8.tl0Offset}, true
 	}

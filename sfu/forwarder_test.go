@@ -734,7 +734,8 @@ func BenchmarkForwarderProcess(b *testing.B) {
 // Padding goes only between frames, or while nothing is forwarded (a
 // video paused for bandwidth still carries probes): the sequence goes on
 // without a gap through the padding, the pause and the resumed segment,
-// and a NACK of a padding number maps to nothing.
+// and a NACK of a padding number maps to nothing; nor, once the resumed
+// segment's keyframe is out, does one of a packet before it.
 func TestForwarderPadding(t *testing.T) {
 	const E = fwExtBase
 	f := NewForwarder(90000, true)
@@ -756,17 +757,22 @@ func TestForwarderPadding(t *testing.T) {
 	if !ok || first != 16 {
 		t.Fatalf("padding while paused: first %d ok %v, want 16 true", first, ok)
 	}
+	for seq, want := range map[uint16]uint64{11: E + 11, 15: E + 12} {
+		if nt, ok := f.MapNackTarget(seq); !ok || nt.InExt != want {
+			t.Errorf("paused: NACK of seq %d maps to %d %v, want %d", seq, nt.InExt, ok, want)
+		}
+	}
 	f.Resume()
 	d := f.Process(InPacket{ExtSeq: E + 40, Timestamp: 9000, Keyframe: true, Marker: true, Arrival: fwT0.Add(900 * fwMillisecond)})
 	if !d.Forward || d.Seq != 20 {
 		t.Fatalf("the first packet after the pause: %+v, want seq 20", d)
 	}
-	for _, seq := range []uint16{13, 17} {
+	for _, seq := range []uint16{13, 17, 11, 15} {
 		if nt, ok := f.MapNackTarget(seq); ok {
-			t.Errorf("NACK of padding seq %d maps to in %d", seq, nt.InExt)
+			t.Errorf("NACK of seq %d (padding, or before the keyframe) maps to in %d", seq, nt.InExt)
 		}
 	}
-	for seq, want := range map[uint16]uint64{11: E + 11, 15: E + 12, 20: E + 40} {
+	for seq, want := range map[uint16]uint64{20: E + 40} {
 		if nt, ok := f.MapNackTarget(seq); !ok || nt.InExt != want {
 			t.Errorf("NACK of seq %d maps to %d %v, want %d", seq, nt.InExt, ok, want)
 		}

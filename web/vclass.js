@@ -464,6 +464,7 @@ export class VClassClient extends EventTarget {
         audioLevel: s.audioLevel ?? 0, bytesReceived: s.bytesReceived ?? 0,
         frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0, framesPerSecond: s.framesPerSecond ?? 0,
         freezeCount: s.freezeCount ?? 0, totalFreezesDuration: s.totalFreezesDuration ?? 0,
+        keyFramesDecoded: s.keyFramesDecoded ?? 0, pliCount: s.pliCount ?? 0, nackCount: s.nackCount ?? 0,
         spatialLayer: c.spatialLayer ?? null,
       }));
     const outbound = await rtpStats(this.#sendPC, 'outbound-rtp', (s) => producersByMid.get(s.mid),
