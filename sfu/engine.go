@@ -54,6 +54,8 @@ type Engine struct {
 	shards []*apiShard
 	next   atomic.Uint32
 
+	simLayers ssrcLayers // SSRC-based simulcast layers of every publisher, by SSRC
+
 	conns     []*batchConn // every media UDP socket
 	closers   []func() error
 	closeOnce sync.Once
@@ -383,6 +385,8 @@ func (e *Engine) newAPI(se webrtc.SettingEngine, codecs []webrtc.RTPCodecParamet
 	}
 	reg := &interceptor.Registry{}
 	if publisher {
+		// First: the others, and Pion, see the rid it writes.
+		reg.Add(ridInjectorFactory{layers: &e.simLayers})
 		gen, err := nack.NewGeneratorInterceptor()
 		if err != nil {
 			return nil, err

@@ -50,6 +50,10 @@ type Publisher struct {
 	mu     sync.Mutex
 	tracks map[string]*UpTrack // by mid: the layers of one m-line join one track
 	rids   map[string][]string // by mid: the simulcast layers the last offer declared
+	// SSRC-based simulcast: the SSRCs named (to forget on Close), and the
+	// mids whose offers were (true: the rid extensions were added too).
+	simSSRCs []uint32
+	simMids  map[string]bool
 }
 
 // NewPublisher makes the receiving side of a client.
@@ -170,6 +174,9 @@ func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	if offer, err = p.simulcastBySSRC(d, offer); err != nil {
+		return "", nil, err
+	}
 	p.noteSimulcast(d)
 	err = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
 	if err != nil {
@@ -189,7 +196,38 @@ func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
 			sending = append(sending, MediaSection{Mid: t.Mid(), Kind: t.Kind()})
 		}
 	}
-	return p.pc.LocalDescription().SDP, sending, nil
+	out := p.pc.LocalDescription().SDP
+	if len(p.simMids) > 0 {
+		if out, err = dropRIDs(out, p.simMids); err != nil {
+			return "", nil, fmt.Errorf("sfu: answer: %w", err)
+		}
+	}
+	return out, sending, nil
+}
+
+// simulcastBySSRC takes an offer's SSRC-based simulcast as rid-based (see
+// simssrc.go): it rewrites d and returns its text (offer, untouched, when
+// there is none).
+func (p *Publisher) simulcastBySSRC(d *sdp.SessionDescription, offer string) (string, error) {
+	named, mids, err := ridsFromSIM(d)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.simMids = mids // an offer has every m-line
+	if len(mids) == 0 {
+		return offer, nil
+	}
+	text, err := d.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	for ssrc, layer := range named {
+		p.engine.simLayers.m.Store(ssrc, layer)
+		p.simSSRCs = append(p.simSSRCs, ssrc)
+	}
+	return string(text), nil
 }
 
 // noteSimulcast keeps the simulcast layers each m-line of an offer sends
@@ -238,7 +276,14 @@ func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error { return p.
 // Close ends the peer connection and its tracks.
 func (p *Publisher) Close() error {
 	p.once.Do(func() { close(p.stop) })
-	return p.pc.Close()
+	err := p.pc.Close()
+	p.mu.Lock()
+	for _, ssrc := range p.simSSRCs {
+		p.engine.simLayers.m.Delete(ssrc)
+	}
+	p.simSSRCs = nil
+	p.mu.Unlock()
+	return err
 }
 
 // announceMaxBitrate tells the client, with REMB, the most it may send.

@@ -45,6 +45,8 @@ const teacherFlag = params.get('teacher') === '1';
 const adaptiveStream = params.get('adaptive') !== '0'; // ?adaptive=0: every video at the largest layer the link affords
 // ?codec=vp9: the camera in a codec the server lists (VP9: one scalable stream rather than simulcast).
 const cameraCodec = params.get('codec') ? `video/${params.get('codec')}` : undefined;
+// ?simulcast=0: the camera as one stream.
+const cameraSimulcast = params.get('simulcast') === '0' ? false : undefined;
 // Only admins get `requestproduce`: one arriving proves we may invite.
 let gotHandRequest = false;
 // Peers this page invited (and did not deinvite since), for the tiles' Invite/Stop toggle.
@@ -386,7 +388,7 @@ function addMessage({ peerId, displayName, text, time, self }) {
 
 async function publishLocal(track, source) {
   try {
-    await client.publish(track, source, source === 'video:cam' ? { codec: cameraCodec } : {});
+    await client.publish(track, source, source === 'video:cam' ? { codec: cameraCodec, simulcast: cameraSimulcast } : {});
   } catch (err) {
     track.stop();
     throw err;
@@ -710,6 +712,7 @@ ui.chatForm.addEventListener('submit', async (ev) => {
 });
 
 // Deep link: /?room=R&name=N&autojoin=1[&cam=0][&mic=0][&screen=1][&ticket=T][&teacher=1]
+// [&codec=VP9|AV1][&simulcast=0][&adaptive=0]
 ui.joinName.value = params.get('name') ?? '';
 ui.joinRoom.value = params.get('room') ?? '';
 ui.joinCam.checked = params.get('cam') !== '0';
