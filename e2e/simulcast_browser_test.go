@@ -12,7 +12,20 @@ import (
 // student's gets the largest, and exactly the layer it asks for with
 // setPreferredLayers, decoding all along.
 func TestBrowserSimulcast(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(35130, 35139, ""))
+	testBrowserSimulcast(t, loopbackConfig(35130, 35139, ""))
+}
+
+// The same in H.264 (Chromium's OpenH264 encodes each layer; a switch
+// lands on the new layer's IDR).
+func TestBrowserSimulcastH264(t *testing.T) {
+	testBrowserSimulcast(t, loopbackConfig(35180, 35189, `[
+		{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
+		{"Kind": "video", "MimeType": "video/H264", "ClockRate": 90000,
+		 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`))
+}
+
+func testBrowserSimulcast(t *testing.T, config string) {
+	srv := startMedia(t, config)
 	teacher := openPage(t, srv.URL+"/?room=simulcast&name=Teacher&autojoin=1&adaptive=0", "teacher")
 	student := openPage(t, srv.URL+"/?room=simulcast&name=Student&autojoin=1&adaptive=0", "student")
 	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
