@@ -73,6 +73,16 @@ func testBrowserSimulcast(t *testing.T, config string) {
 			return h == step.height && frames > before+10
 		})
 	}
+	// A view of 360 lines needs no more than the middle layer (its size
+	// read from the layers' keyframes).
+	if err := student.eval(fmt.Sprintf(`window.vclass.client.setConsumerView(%q, {width: %.0f, height: %.0f}).then(() => true)`, consumer, top*8/9, top/2), nil); err != nil {
+		t.Fatalf("setConsumerView: %v", err)
+	}
+	_, _, before := inbound()
+	waitFor(t, 10*time.Second, fmt.Sprintf("frames of %.0f lines for a view of %.0f", top/2, top/2), func() bool {
+		_, h, frames := inbound()
+		return h == top/2 && frames > before+10
+	})
 	_, metrics := srv.get(t, "/metrics")
 	for _, want := range []string{"vclass_layer_switches_total ", "vclass_subscriber_estimate_bps_count "} {
 		var n float64

@@ -265,8 +265,8 @@ const layerStale = 1500 * time.Millisecond
 // layerFor is the smallest layer whose picture covers width x height
 // (within 10 %: a tile a little larger than a layer does not need the
 // next one), else the largest; MaxLayers-1 when the layers' sizes are
-// not known (only VP8 keyframes and VP9 scalability structures tell
-// them).
+// not known (VP8 and H.264 keyframes, VP9 scalability structures and AV1
+// dependency structures tell them).
 func (u *UpTrack) layerFor(width, height int) int8 {
 	best := int8(-1)
 	svc := u.svcLayers()
@@ -439,8 +439,17 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 	if p.hasDesc && p.desc.hasTID && !p.desc.vp9 {
 		l.tidBytes[p.desc.tid&3].Add(uint64(len(pkt)))
 	}
-	if p.keyframe && p.hasDesc {
-		if w, h, ok := vp8KeyframeSize(payload); ok && l.size.Swap(uint32(w)<<16|uint32(h)) != uint32(w)<<16|uint32(h) {
+	if p.keyframe {
+		// The layer's picture size, for views (layerFor).
+		var w, h int
+		ok := false
+		switch u.codecKind {
+		case codecVP8:
+			w, h, ok = vp8KeyframeSize(payload)
+		case codecH264:
+			w, h, ok = h264KeyframeSize(payload)
+		}
+		if ok && l.size.Swap(uint32(w)<<16|uint32(h)) != uint32(w)<<16|uint32(h) {
 			u.layersChanged() // down tracks sized to a view choose again
 			u.wantChanged()
 		}
