@@ -399,7 +399,11 @@ func (s *Subscriber) runProbe(via *DownTrack, id uint32, target, media float64) 
 	for now := time.Now(); now.Before(end); now = <-t.C {
 		credit += extra
 		if n := int(credit / packetSize); n > 0 {
-			if sent := via.sendPadding(min(n, 50)); sent > 0 {
+			// One send call for the burst, not one per packet.
+			s.engine.beginRound()
+			sent := via.sendPadding(min(n, 50))
+			s.engine.endRound()
+			if sent > 0 {
 				credit -= float64(sent)
 				s.engine.Stats.ProbeBytes.Add(uint64(sent))
 			}

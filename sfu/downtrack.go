@@ -532,6 +532,9 @@ const (
 // answerNack resends what a NACK asks for, at most maxResendsPerNack
 // packets and each packet at most once per resendInterval.
 func (d *DownTrack) answerNack(n *rtcp.TransportLayerNack, now time.Time) {
+	// The resends leave in one send call.
+	d.up.engine.beginRound()
+	defer d.up.engine.endRound()
 	budget := maxResendsPerNack
 	for _, pair := range n.Nacks {
 		seqs := [17]uint16{pair.PacketID}
