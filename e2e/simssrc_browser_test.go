@@ -55,7 +55,8 @@ const mungeSIM = `(() => {
 
 // A teacher's Chromium publishes its camera as SSRC-based simulcast
 // (a=ssrc-group:SIM, no rids): the server takes its three layers, and a
-// student decodes each as it asks for it.
+// student decodes each as it asks for it, and the middle one for a view
+// of half the lines.
 func TestBrowserSimulcastBySSRC(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(35170, 35179, ""))
 	teacher := openPage(t, srv.URL+"/?room=simssrc&name=Teacher&adaptive=0&simulcast=0", "teacher")
@@ -83,32 +84,5 @@ func TestBrowserSimulcastBySSRC(t *testing.T) {
 	})
 	t.Logf("teacher sends %s lines", strings.Join(sent, ", "))
 
-	inbound := func() (consumer string, height, frames float64) {
-		for _, in := range student.stats().Inbound {
-			if in.PeerID == teacherID && in.Source == "video:cam" {
-				return in.ConsumerID, in.FrameHeight, in.FramesDecoded
-			}
-		}
-		return "", 0, 0
-	}
-	var consumer string
-	var top float64
-	waitFor(t, 20*time.Second, "the student decoding the largest layer", func() bool {
-		var frames float64
-		consumer, top, frames = inbound()
-		return frames > 0 && top >= 480
-	})
-	for _, step := range []struct {
-		layer  int
-		height float64
-	}{{0, top / 4}, {1, top / 2}, {2, top}} {
-		if err := student.eval(fmt.Sprintf(`window.vclass.client.setPreferredLayers(%q, %d).then(() => true)`, consumer, step.layer), nil); err != nil {
-			t.Fatalf("setPreferredLayers %d: %v", step.layer, err)
-		}
-		_, _, before := inbound()
-		waitFor(t, 10*time.Second, fmt.Sprintf("frames of %.0f lines after asking for layer %d", step.height, step.layer), func() bool {
-			_, h, frames := inbound()
-			return h == step.height && frames > before+10
-		})
-	}
+	studentStepsThroughLayers(t, student, teacherID)
 }

@@ -45,6 +45,27 @@ func testBrowserSimulcast(t *testing.T, config string) {
 	})
 	t.Logf("teacher sends %s", strings.Join(rids, " "))
 
+	studentStepsThroughLayers(t, student, teacherID)
+	_, metrics := srv.get(t, "/metrics")
+	for _, want := range []string{"vclass_layer_switches_total ", "vclass_subscriber_estimate_bps_count "} {
+		var n float64
+		for _, line := range strings.Split(metrics, "\n") {
+			if rest, ok := strings.CutPrefix(line, want); ok {
+				fmt.Sscan(rest, &n)
+			}
+		}
+		if n < 2 {
+			t.Errorf("metrics: %s%.0f, want at least 2", want, n)
+		}
+	}
+}
+
+// studentStepsThroughLayers checks that student decodes the teacher's
+// camera at its largest layer, then at each layer it asks for with
+// setPreferredLayers (a quarter, half and all of the largest's lines), and
+// at the middle one for a view of half the lines.
+func studentStepsThroughLayers(t *testing.T, student *page, teacherID string) {
+	t.Helper()
 	inbound := func() (consumer string, height, frames float64) {
 		for _, in := range student.stats().Inbound {
 			if in.PeerID == teacherID && in.Source == "video:cam" {
@@ -83,16 +104,4 @@ func testBrowserSimulcast(t *testing.T, config string) {
 		_, h, frames := inbound()
 		return h == top/2 && frames > before+10
 	})
-	_, metrics := srv.get(t, "/metrics")
-	for _, want := range []string{"vclass_layer_switches_total ", "vclass_subscriber_estimate_bps_count "} {
-		var n float64
-		for _, line := range strings.Split(metrics, "\n") {
-			if rest, ok := strings.CutPrefix(line, want); ok {
-				fmt.Sscan(rest, &n)
-			}
-		}
-		if n < 2 {
-			t.Errorf("metrics: %s%.0f, want at least 2", want, n)
-		}
-	}
 }

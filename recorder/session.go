@@ -18,6 +18,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/vclass/vclass/client"
+	"github.com/vclass/vclass/internal/picsize"
 	"github.com/vclass/vclass/recorder/mkv"
 )
 
@@ -620,10 +621,10 @@ func trackSpec(t *track, first placed) (mkv.Track, string, error) {
 	case "pcma", "pcmu":
 		return mkv.G711Track(name, codec == "pcma", int(c.ClockRate), max(int(c.Channels), 1)), codec, nil
 	case "vp8":
-		w, h, _ := mkv.VP8Size(first.data)
+		w, h, _ := picsize.VP8(first.data)
 		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_VP8", Width: w, Height: h}, codec, nil
 	case "vp9":
-		w, h, _ := mkv.VP9Size(first.data)
+		w, h, _ := picsize.VP9(first.data)
 		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_VP9", Width: w, Height: h}, codec, nil
 	case "h264":
 		if len(t.asm.sps) == 0 || len(t.asm.pps) == 0 {
@@ -633,7 +634,7 @@ func trackSpec(t *track, first placed) (mkv.Track, string, error) {
 		if err != nil {
 			return mkv.Track{}, codec, err
 		}
-		w, h, _ := mkv.H264Size(t.asm.sps)
+		w, h, _ := picsize.H264(t.asm.sps)
 		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: priv, Width: w, Height: h}, codec, nil
 	}
 	return mkv.Track{}, codec, fmt.Errorf("codec %s cannot be recorded", c.MimeType)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/vclass/vclass/internal/picsize"
 )
 
 // tool finds a program; outside CI a missing one skips, in CI it fails.
@@ -64,7 +66,7 @@ func clip(t *testing.T) (video, audio []frame, w, h int) {
 		}
 		video = append(video, frame{ms: int64(i) * 1000 / 30, key: data[0]&1 == 0, data: data})
 	}
-	w, h, ok := VP8Size(video[0].data)
+	w, h, ok := picsize.VP8(video[0].data)
 	if !ok {
 		t.Fatal("the first VP8 frame has no size")
 	}
@@ -312,9 +314,9 @@ func TestCodecSizes(t *testing.T) {
 				sps = []byte(strings.TrimRight(nal, "\x00"))
 			}
 		}
-		w, h, ok := H264Size(sps)
+		w, h, ok := picsize.H264(sps)
 		if got := strconv.Itoa(w) + "x" + strconv.Itoa(h); !ok || got != c.size {
-			t.Errorf("%s: H264Size = %s %v, want %s", c.profile, got, ok, c.size)
+			t.Errorf("%s: H264 = %s %v, want %s", c.profile, got, ok, c.size)
 		}
 	}
 	vp9 := filepath.Join(dir, "v.ivf")
@@ -326,13 +328,13 @@ func TestCodecSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, _, _ := r.ParseNextFrame()
-	if w, h, ok := VP9Size(key); !ok || w != 642 || h != 362 {
-		t.Errorf("VP9Size = %d x %d %v, want 642 x 362", w, h, ok)
+	if w, h, ok := picsize.VP9(key); !ok || w != 642 || h != 362 {
+		t.Errorf("VP9 = %d x %d %v, want 642 x 362", w, h, ok)
 	}
-	if _, _, ok := H264Size([]byte{0x68, 1, 2, 3}); ok {
+	if _, _, ok := picsize.H264([]byte{0x68, 1, 2, 3}); ok {
 		t.Error("a PPS read as an SPS")
 	}
-	if _, _, ok := VP8Size([]byte{1, 2, 3}); ok {
+	if _, _, ok := picsize.VP8([]byte{1, 2, 3}); ok {
 		t.Error("garbage read as a VP8 keyframe")
 	}
 }
