@@ -456,22 +456,34 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 		return false
 	}
 	h := &d.rtxHdr
-	if k := d.up.codecKind; (k == codecVP8 || k == codecVP9) && (picOffset != 0 || tl0Offset != 0 || svc) {
-		// As it was first sent: in the subscriber's picture numbering,
-		// ending the picture where the subscriber's pictures end.
-		var desc payloadDesc
-		ok := k == codecVP8 && parseVP8(payload, &desc) || k == codecVP9 && parseVP9(payload, &desc)
-		if ok && desc.picIDLen != 0 && (picOffset != 0 || tl0Offset != 0) {
-			writeVP8(payload, &desc, (desc.picID-picOffset)&desc.picIDMask(), desc.tl0-tl0Offset)
-		}
-		if ok && svc && desc.layerEnd && int8(desc.sid) == target.Spatial {
-			h.Marker = true
-		}
-	}
 	var dd []byte
-	if ddID != 0 && d.up.ddExt != 0 {
+	if d.up.ddExt != 0 {
 		// Kept aside: RTX writes over the header's last bytes.
 		dd = d.rtxDD[:copy(d.rtxDD[:], h.GetExtension(d.up.ddExt))]
+	}
+	// As it was first sent: in the subscriber's picture numbering, ending
+	// the picture where the subscriber's pictures end.
+	var desc payloadDesc
+	ok = false
+	switch d.up.codecKind {
+	case codecVP8:
+		ok = (picOffset != 0 || tl0Offset != 0) && parseVP8(payload, &desc)
+	case codecVP9:
+		ok = (picOffset != 0 || tl0Offset != 0 || svc) && parseVP9(payload, &desc)
+	case codecAV1:
+		if shape := l.ddShape.Load(); svc && len(dd) > 0 && shape != nil {
+			s := *shape
+			ok = parseDD(dd, &s, &desc)
+		}
+	}
+	if ok && desc.picIDLen != 0 && (picOffset != 0 || tl0Offset != 0) {
+		writeVP8(payload, &desc, (desc.picID-picOffset)&desc.picIDMask(), desc.tl0-tl0Offset)
+	}
+	if ok && svc && desc.layerEnd && int8(desc.sid) == target.Spatial {
+		h.Marker = true
+	}
+	if ddID == 0 {
+		dd = nil
 	}
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	h.SSRC, h.PayloadType = ssrc, pt

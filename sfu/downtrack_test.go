@@ -9,14 +9,21 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// recordingWriter keeps copies of what a down track writes.
+// recordingWriter keeps copies of what a down track writes (as sent:
+// marshalled, its header's slices are reused).
 type recordingWriter struct{ packets []rtp.Packet }
 
 func (w *recordingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
-	p := rtp.Packet{Header: *h, Payload: append([]byte(nil), payload...)}
-	p.Header.CSRC = append([]uint32(nil), h.CSRC...)
+	raw, err := (&rtp.Packet{Header: *h, Payload: payload}).Marshal()
+	if err != nil {
+		return 0, err
+	}
+	var p rtp.Packet
+	if err := p.Unmarshal(raw); err != nil {
+		return 0, err
+	}
 	w.packets = append(w.packets, p)
-	return h.MarshalSize() + len(payload), nil
+	return len(raw), nil
 }
 
 func (w *recordingWriter) Write(b []byte) (int, error) { return len(b), nil }

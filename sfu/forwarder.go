@@ -52,10 +52,11 @@ type Forwarder struct {
 
 	vp8 vp8Numbering
 
-	// VP8 temporal layers: frames of a layer above maxTemporal are dropped
-	// (their numbers taken out of the sequence and the picture IDs);
-	// wantTemporal above it is reached a layer at a time, at a frame that
-	// depends only on the base layer (Y) or at a keyframe.
+	// Temporal layers: frames of a layer above maxTemporal are dropped
+	// (their numbers taken out of the sequence, and for VP8 out of the
+	// picture IDs); wantTemporal above it is reached, for VP8, a layer at a
+	// time at a frame that depends only on the base layer (Y), for VP9 and
+	// AV1 after a switching-up picture (upSwitch), or at a keyframe.
 	maxTemporal, wantTemporal uint8
 	dropPic                   uint16 // the picture ID of the last frame dropped
 	dropped                   bool   // a frame has been dropped (dropPic is valid)
@@ -122,7 +123,8 @@ type InPacket struct {
 	// track; RefOK says whether it is known yet.
 	RefTS uint32
 	RefOK bool
-	// Desc is the packet's VP8 or VP9 payload descriptor (nil for other codecs).
+	// Desc is the packet's VP8 or VP9 payload descriptor, or what AV1's
+	// dependency descriptor says of it (nil for other codecs).
 	Desc *payloadDesc
 }
 
@@ -151,8 +153,8 @@ func NewForwarder(clockRate uint32, video bool) *Forwarder {
 // AllTemporal forwards every temporal layer.
 const AllTemporal = 3
 
-// SetMaxTemporal chooses the highest VP8 temporal layer to forward (0 is
-// the base, AllTemporal all). Going down takes effect at the next frame
+// SetMaxTemporal chooses the highest temporal layer to forward (VP8, VP9,
+// AV1; 0 is the base, AllTemporal all). Going down takes effect at the next frame
 // (no frame below depends on those above; a frame is never cut); going
 // up, at the next frame that can start the higher layer.
 func (f *Forwarder) SetMaxTemporal(t uint8) { f.wantTemporal = min(t, AllTemporal) }
@@ -224,6 +226,9 @@ func (f *Forwarder) Process(p InPacket) Decision {
 			return Decision{RequestKeyframe: true}
 		}
 		f.startSegment(p)
+		if f.video && p.Keyframe {
+			f.keyOut, f.keyOK = p.ExtSeq-f.seqOffset, true
+		}
 	} else if p.ExtSeq < f.segStart {
 		// A late packet from before this segment began: its number space is gone.
 		return Decision{}
@@ -318,7 +323,7 @@ func (f *Forwarder) drop(p InPacket) bool {
 		f.seqOffset++
 		f.highestIn = p.ExtSeq
 		f.segStart = p.ExtSeq + 1
-		if !d.vp9 && d.picIDLen != 0 && (!f.dropped || d.picID != f.dropPic) {
+		if !d.scalable() && d.picIDLen != 0 && (!f.dropped || d.picID != f.dropPic) {
 			f.vp8.picOffset++
 			f.dropPic, f.dropped = d.picID, true
 		}
@@ -337,11 +342,6 @@ func (f *Forwarder) startSegment(p InPacket) {
 	f.segStart = p.ExtSeq
 	f.highestIn = p.ExtSeq
 	f.startVP8(p.Desc)
-	defer func() {
-		if f.video && p.Keyframe {
-			f.keyOut, f.keyOK = f.lastOutExt, true
-		}
-	}()
 	if !f.started {
 		// First segment: keep the publisher's numbering.
 		f.started = true

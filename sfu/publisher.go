@@ -224,8 +224,9 @@ func (p *Publisher) simulcastBySSRC(d *sdp.SessionDescription, offer string) (st
 		return "", fmt.Errorf("%w: %w", ErrBadSDP, err)
 	}
 	for ssrc, layer := range named {
-		p.engine.simLayers.m.Store(ssrc, layer)
-		p.simSSRCs = append(p.simSSRCs, ssrc)
+		if _, known := p.engine.simLayers.m.Swap(ssrc, layer); !known {
+			p.simSSRCs = append(p.simSSRCs, ssrc) // once, however often it is offered again
+		}
 	}
 	return string(text), nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -457,4 +458,75 @@ func TestForwarderSVCTemporalUp(t *testing.T) {
 			t.Errorf("T2 back after %d pictures, want within 5", len(pictures))
 		}
 	})
+}
+
+// An AV1 subscriber of a scalable stream gets each packet's dependency
+// descriptor, and a resent packet ends its picture as the original did:
+// the capture through an up track and a down track held at spatial
+// layer 1.
+func TestDownTrackAV1Descriptor(t *testing.T) {
+	f, err := os.Open("testdata/av1_l3t3_key.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	av1 := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000}, PayloadType: 45}
+	up := testUpTrack("up", testEngine(), av1, 1111, 7, func([]rtcp.Packet) error { return nil })
+	d := NewDownTrack(up, "d", "s")
+	w := &recordingWriter{}
+	ctx := &trackContext{codecs: []webrtc.RTPCodecParameters{av1}, ssrc: 5000, writer: w,
+		exts: []webrtc.RTPHeaderExtensionParameter{{URI: dependencyDescriptorURI, ID: 9}}}
+	if _, err := d.Bind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.SetMaxLayer(1)
+	r := upReader{level: 127}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 6 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		seq, _ := strconv.ParseUint(fields[0], 10, 16)
+		ts, _ := strconv.ParseUint(fields[1], 10, 32)
+		payload, _ := hex.DecodeString(fields[4])
+		dd, _ := hex.DecodeString(fields[5])
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 45, SequenceNumber: uint16(seq), Timestamp: uint32(ts), SSRC: 1111, Marker: fields[2] == "1"}, Payload: payload}
+		if err := pkt.Header.SetExtension(7, dd); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := pkt.Marshal()
+		up.handle(&r, raw)
+	}
+	if !up.Layered() || len(w.packets) < 100 {
+		t.Fatalf("layered %v, %d packets forwarded", up.Layered(), len(w.packets))
+	}
+	var s ddStructure
+	var marked []rtp.Packet
+	for _, p := range w.packets {
+		var desc payloadDesc
+		dd := p.Header.GetExtension(9)
+		if !parseDD(dd, &s, &desc) {
+			t.Fatalf("packet %d: descriptor % x does not parse", p.SequenceNumber, dd)
+		}
+		if desc.sid > 1 {
+			t.Fatalf("packet %d of spatial layer %d sent", p.SequenceNumber, desc.sid)
+		}
+		if p.Marker {
+			marked = append(marked, p)
+		}
+	}
+	if len(marked) < 20 {
+		t.Fatalf("%d pictures ended with a marker", len(marked))
+	}
+	// The last few pictures' ends, resent: with their marker.
+	for _, orig := range marked[len(marked)-3:] {
+		n := len(w.packets)
+		if !d.retransmit(orig.SequenceNumber) || len(w.packets) != n+1 {
+			t.Fatalf("packet %d not resent", orig.SequenceNumber)
+		}
+		if again := w.packets[n]; !again.Marker || string(again.Header.GetExtension(9)) != string(orig.Header.GetExtension(9)) {
+			t.Errorf("packet %d resent with marker %v, descriptor % x; want the marker and % x", orig.SequenceNumber, again.Marker, again.Header.GetExtension(9), orig.Header.GetExtension(9))
+		}
+	}
 }

@@ -65,14 +65,17 @@ type upLayer struct {
 	bytes           atomic.Uint64           // received
 	rate            atomic.Uint64           // bps lately, measured every layerStale/3
 	size            atomic.Uint32           // width<<16 | height of its last keyframe, 0 until known
-	// VP8 temporal layers: bytes received of each, and the bps of the
-	// base layer and of the base and first layers together (0: no
-	// temporal layers seen).
+	// Temporal layers (of a stream that is not scalable): bytes received
+	// of each, and the bps of the base layer and of the base and first
+	// layers together (0: no temporal layers seen).
 	tidBytes [4]atomic.Uint64
 	tidRate  [2]atomic.Uint64
-	// VP9 SVC: the spatial layers of this one stream (the track's layers
-	// then stand for them).
+	// VP9 or AV1 SVC: the spatial layers of this one stream (the track's
+	// layers then stand for them).
 	svc svcLayers
+	// AV1: the last dependency structure, for resends (the reader's own
+	// copy is not for other goroutines).
+	ddShape atomic.Pointer[ddStructure]
 }
 
 // svcLayers measures the spatial layers of a scalable (VP9 or AV1 SVC) stream:
@@ -425,6 +428,10 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 		}
 		if len(p.dd) > 0 {
 			p.hasDesc = parseDD(p.dd, &r.dd, &p.desc)
+			if p.hasDesc && len(p.dd) > 3 && p.dd[3]&0x80 != 0 { // it carried a new structure
+				shape := r.dd
+				l.ddShape.Store(&shape)
+			}
 			p.keyframe = p.hasDesc && p.desc.start && isKeyframe(codecAV1, payload)
 			if p.hasDesc {
 				l.noteSVC(&p.desc, len(pkt), p.arrival)
@@ -436,7 +443,9 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 		p.hasDesc = false
 		p.keyframe = u.codecKind != codecAudio && isKeyframe(u.codecKind, payload)
 	}
-	if p.hasDesc && p.desc.hasTID && !p.desc.vp9 {
+	p.svc = u.svc.Load()
+	if p.hasDesc && p.desc.hasTID && !p.svc {
+		// (A scalable stream's layers are measured by noteSVC.)
 		l.tidBytes[p.desc.tid&3].Add(uint64(len(pkt)))
 	}
 	if p.keyframe {
@@ -454,7 +463,6 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 			u.wantChanged()
 		}
 	}
-	p.svc = u.svc.Load()
 	ref := l.refOffset.Load()
 	p.refOK = ref>>32 != 0
 	p.refTS = p.header.Timestamp + uint32(ref)
@@ -484,8 +492,9 @@ func (l *upLayer) noteSVC(d *payloadDesc, n int, at time.Time) {
 	u := l.up
 	sid := min(d.sid, MaxLayers-1)
 	l.svc.bytes[sid][d.tid&3].Add(uint64(n))
-	l.svc.last[sid].Store(at.UnixNano())
-	changed := false
+	// A spatial layer's first packet: down tracks may want it (at once,
+	// while its keyframe is passing, not at the next watch).
+	changed := l.svc.last[sid].Swap(at.UnixNano()) == 0 && u.svc.Load()
 	if d.layerCount > 1 {
 		for s := range MaxLayers {
 			size := d.sizes[s]
@@ -495,7 +504,7 @@ func (l *upLayer) noteSVC(d *payloadDesc, n int, at time.Time) {
 			changed = l.svc.size[s].Swap(size) != size || changed
 		}
 	}
-	if (sid > 0 || d.layerCount > 1) && len(u.rids) <= 1 && !u.svc.Swap(true) {
+	if (sid > 0 || d.layerCount > 1) && len(u.rids) <= 1 && !u.svc.Load() && !u.svc.Swap(true) {
 		changed = true
 	}
 	if changed {
