@@ -99,12 +99,17 @@ func TestWeakLinkGetsWhatItCarries(t *testing.T) {
 		}
 	}
 	g1 := cameraOf(c.good, c.teacherID)
-	goodFPS := (g1.frames - g0.frames) / window.Seconds()
-	report = append(report, fmt.Sprintf("good student gets the teacher at %.0f lines, %.1f fps", g1.height, goodFPS))
-	if g1.height != 720 || goodFPS < 18 {
-		t.Errorf("the good student decodes the teacher at %.0f lines and %.1f fps; want 720 and at least 18", g1.height, goodFPS)
-	}
 	s1 := camerasSent(c.teacher)
+	goodFPS := (g1.frames - g0.frames) / window.Seconds()
+	// The teacher's own encoder sets the ceiling: on a loaded 2-core machine
+	// Chromium's CPU adaptation may encode the top layer at fewer frames per
+	// second, and the server cannot forward frames that were never made.
+	topFPS := (s1["h"] - s0["h"]) / window.Seconds()
+	report = append(report, fmt.Sprintf("good student gets the teacher at %.0f lines, %.1f fps of %.1f encoded", g1.height, goodFPS, topFPS))
+	if g1.height != 720 || goodFPS < 0.9*topFPS || goodFPS < 10 {
+		t.Errorf("the good student decodes the teacher at %.0f lines and %.1f fps; want 720 and at least 90%% of the %.1f fps the top layer encodes (and 10)",
+			g1.height, goodFPS, topFPS)
+	}
 	var sending []string
 	for rid, frames := range s1 {
 		if frames > s0[rid] {
