@@ -4,9 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // batchSize is how many datagrams one sendmmsg or recvmmsg moves.
@@ -24,94 +21,30 @@ const socketBuffer = 4 << 20
 // collected and sent with one sendmmsg per batch instead of one sendto per
 // packet; its reads take up to batchSize datagrams per recvmmsg. Pion's ICE
 // mux runs on it unchanged (it implements net.PacketConn and ice's
-// AddrPortReaderWriter).
+// AddrPortReaderWriter). The system calls are in mmsg_linux.go; elsewhere
+// (mmsg_other.go) datagrams go one by one.
 type batchConn struct {
 	*net.UDPConn
-	batcher interface {
-		WriteBatch([]ipv4.Message, int) (int, error)
-		ReadBatch([]ipv4.Message, int) (int, error)
-	}
+	sys mmsgSocket
 
 	mu      sync.Mutex // guards the fields below; never held during I/O
 	rounds  int        // fan-out rounds in progress
 	pending *batch
 	free    []*batch
 
-	readMu  sync.Mutex // the ICE mux reads from one goroutine; this keeps it safe anyway
-	in      []ipv4.Message
-	inBufs  [][readSize]byte
-	inCount int
-	next    int // next unread message of in
-}
-
-// batch is batchSize datagrams with their own buffers and addresses.
-type batch struct {
-	msgs  []ipv4.Message
-	bufs  [][maxPacketSize]byte
-	addrs []net.UDPAddr
-	ips   [][16]byte
-	n     int
-}
-
-func newBatch() *batch {
-	b := &batch{
-		msgs:  make([]ipv4.Message, batchSize),
-		bufs:  make([][maxPacketSize]byte, batchSize),
-		addrs: make([]net.UDPAddr, batchSize),
-		ips:   make([][16]byte, batchSize),
-	}
-	for i := range b.msgs {
-		b.msgs[i].Buffers = [][]byte{b.bufs[i][:]}
-	}
-	return b
-}
-
-// add copies one datagram into the batch.
-func (b *batch) add(p []byte, to netip.AddrPort) {
-	i := b.n
-	b.n++
-	m := &b.msgs[i]
-	m.Buffers[0] = b.bufs[i][:copy(b.bufs[i][:], p)]
-	a := &b.addrs[i]
-	ip := to.Addr()
-	if ip.Is4() || ip.Is4In6() {
-		v4 := ip.Unmap().As4()
-		a.IP = b.ips[i][:copy(b.ips[i][:], v4[:])]
-	} else {
-		v6 := ip.As16()
-		a.IP = b.ips[i][:copy(b.ips[i][:], v6[:])]
-	}
-	a.Port = int(to.Port())
-	a.Zone = ip.Zone()
-	m.Addr = a
+	readMu sync.Mutex // the ICE mux reads from one goroutine; this keeps it safe anyway
+	in     *batch     // datagrams read, in[next:n] not yet taken
+	next   int
 }
 
 func newBatchConn(c *net.UDPConn) *batchConn {
 	// Best effort: the kernel caps these at net.core.[rw]mem_max.
 	_ = c.SetReadBuffer(socketBuffer)
 	_ = c.SetWriteBuffer(socketBuffer)
-	bc := &batchConn{UDPConn: c, pending: newBatch(), in: make([]ipv4.Message, batchSize), inBufs: make([][readSize]byte, batchSize)}
-	for i := range bc.in {
-		bc.in[i].Buffers = [][]byte{bc.inBufs[i][:]}
-	}
-	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		// An IPv6 socket ("::" takes both families, v4 as mapped addresses).
-		bc.batcher = ipv6Batcher{ipv6.NewPacketConn(c)}
-	} else {
-		bc.batcher = ipv4.NewPacketConn(c)
-	}
+	bc := &batchConn{UDPConn: c, sys: newMMsgSocket(c)}
+	bc.pending = bc.sys.newBatch(maxPacketSize)
+	bc.in = bc.sys.newBatch(readSize)
 	return bc
-}
-
-// ipv6Batcher adapts ipv6.PacketConn (whose Message is the same type).
-type ipv6Batcher struct{ *ipv6.PacketConn }
-
-func (b ipv6Batcher) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
-	return b.PacketConn.WriteBatch(ms, flags)
-}
-
-func (b ipv6Batcher) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
-	return b.PacketConn.ReadBatch(ms, flags)
 }
 
 // beginRound starts collecting writes.
@@ -141,7 +74,7 @@ func (c *batchConn) takePendingLocked() *batch {
 		c.pending = c.free[n-1]
 		c.free = c.free[:n-1]
 	} else {
-		c.pending = newBatch()
+		c.pending = c.sys.newBatch(maxPacketSize)
 	}
 	return out
 }
@@ -151,7 +84,7 @@ func (c *batchConn) takePendingLocked() *batch {
 // as a full socket buffer would drop them.
 func (c *batchConn) send(b *batch) {
 	for sent := 0; sent < b.n; {
-		n, err := c.batcher.WriteBatch(b.msgs[sent:b.n], 0)
+		n, err := c.sys.send(b, sent)
 		if err != nil && n <= 0 {
 			// sendmmsg fails on the first datagram it cannot send (an
 			// unreachable subscriber): drop that one, send the others.
@@ -168,7 +101,7 @@ func (c *batchConn) send(b *batch) {
 // WriteToAddrPort implements ice.AddrPortReaderWriter: queued during a
 // round, sent at once otherwise.
 func (c *batchConn) WriteToAddrPort(p []byte, to netip.AddrPort) (int, error) {
-	if len(p) > maxPacketSize {
+	if len(p) > maxPacketSize || !c.sys.canBatch(to) {
 		return c.UDPConn.WriteToUDPAddrPort(p, to)
 	}
 	c.mu.Lock()
@@ -201,21 +134,17 @@ func (c *batchConn) WriteTo(p []byte, to net.Addr) (int, error) {
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	if c.next >= c.inCount {
-		n, err := c.batcher.ReadBatch(c.in, 0)
+	if c.next >= c.in.n {
+		c.in.n, c.next = 0, 0
+		n, err := c.sys.receive(c.in)
 		if err != nil {
 			return 0, netip.AddrPort{}, err
 		}
-		c.inCount, c.next = n, 0
+		c.in.n = n
 	}
-	m := &c.in[c.next]
+	data, from := c.in.datagram(c.next)
 	c.next++
-	n := copy(p, c.inBufs[c.next-1][:m.N])
-	var from netip.AddrPort
-	if u, ok := m.Addr.(*net.UDPAddr); ok {
-		from = u.AddrPort()
-	}
-	return n, from, nil
+	return copy(p, data), from, nil
 }
 
 // ReadFrom implements net.PacketConn.

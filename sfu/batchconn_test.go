@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -111,6 +112,60 @@ func TestBatchConnReads(t *testing.T) {
 		}
 		if from != src.LocalAddr().(*net.UDPAddr).AddrPort() {
 			t.Errorf("from %v", from)
+		}
+	}
+}
+
+// On a dual-stack socket (the embedded default listens on "::"), batched
+// datagrams reach IPv4 and IPv6 peers, and reads name each sender as the
+// ICE mux expects: IPv4 senders as mapped addresses.
+func TestBatchConnDualStack(t *testing.T) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
+	if err != nil {
+		t.Skipf("no IPv6 socket here: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	v6, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	t.Cleanup(func() { v6.Close() })
+	bc := newBatchConn(c)
+	port := bc.LocalAddr().(*net.UDPAddr).Port
+	peers := []*net.UDPConn{listenLoopback(t), v6}
+	bc.beginRound()
+	for i, p := range peers {
+		if _, err := bc.WriteToAddrPort([]byte{byte(i)}, p.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bc.endRound()
+	buf := make([]byte, 100)
+	for i, p := range peers {
+		_ = p.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _, err := p.ReadFromUDPAddrPort(buf)
+		if err != nil || n != 1 || buf[0] != byte(i) {
+			t.Fatalf("peer %d: %d bytes %v, %v", i, n, buf[:n], err)
+		}
+		// And back.
+		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+		if i == 1 {
+			to.IP = net.IPv6loopback
+		}
+		if _, err := p.WriteToUDP([]byte("back"), to); err != nil {
+			t.Fatal(err)
+		}
+		_ = bc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, from, err := bc.ReadFromAddrPort(buf)
+		if err != nil || string(buf[:n]) != "back" {
+			t.Fatalf("read from peer %d: %q, %v", i, buf[:n], err)
+		}
+		want := p.LocalAddr().(*net.UDPAddr).AddrPort()
+		if i == 0 {
+			want = netip.AddrPortFrom(netip.AddrFrom16(want.Addr().As16()), want.Port())
+		}
+		if from != want {
+			t.Errorf("peer %d read as %v, want %v", i, from, want)
 		}
 	}
 }
