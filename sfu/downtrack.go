@@ -43,8 +43,10 @@ type DownTrack struct {
 	viewWidth, viewHeight int
 	viewHidden            bool
 	twccID                uint8
-	ddID                  uint8      // AV1: the subscriber's id of the dependency descriptor, 0 = none
-	bw                    *bandwidth // the subscriber's; nil in tests without one
+	ddID                  uint8       // AV1: the subscriber's id of the dependency descriptor, 0 = none
+	bw                    *bandwidth  // the subscriber's; nil in tests without one
+	direct                *directPath // the subscriber's; nil: Pion's path only
+	out                   srtpOut     // the direct path's SRTP context
 
 	priority atomic.Int32
 	// onBandwidthPause, when set, learns when the allocator pauses or
@@ -395,7 +397,7 @@ func (d *DownTrack) forward(p *upPacket) {
 		setDD(h, &p.twcc, ddID, dd)
 	}
 	// Pion reports (0, nil) while DTLS is not up yet: nothing was sent.
-	if n, err := w.WriteRTP(h, payload); err != nil || n == 0 {
+	if n, err := d.write(w, h, payload); err != nil || n == 0 {
 		d.stats.DroppedOut.Add(1)
 	} else {
 		d.stats.PacketsOut.Add(1)
@@ -405,6 +407,16 @@ func (d *DownTrack) forward(p *upPacket) {
 		}
 		d.octets.Add(uint64(len(payload)))
 	}
+}
+
+// write sends one packet of d's streams: on the direct path when it can
+// be taken, else through Pion. Once direct, a stream stays direct while
+// the route lasts (one SRTP context per stream and key).
+func (d *DownTrack) write(w webrtc.TrackLocalWriter, h *rtp.Header, payload []byte) (int, error) {
+	if k, r := d.direct.take(); k != nil {
+		return d.out.write(k, d.direct.cryptex.Load(), r, h, payload)
+	}
+	return w.WriteRTP(h, payload)
 }
 
 // setDD puts an AV1 dependency descriptor into h, after the extensions
@@ -506,7 +518,7 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 		h.SequenceNumber = d.rtx.seq
 		d.rtx.seq++
 	}
-	if n, err := w.WriteRTP(h, payload); err != nil || n == 0 {
+	if n, err := d.write(w, h, payload); err != nil || n == 0 {
 		return false
 	}
 	d.stats.Retransmits.Add(1)

@@ -68,6 +68,10 @@ type apiShard struct {
 	ports      []int
 	publisher  *webrtc.API
 	subscriber *webrtc.API
+	// What a subscriber's own API is made of, when it takes the direct
+	// path (srtpout.go): the DTLS hooks are per transport.
+	se       webrtc.SettingEngine
+	subMedia *webrtc.MediaEngine
 }
 
 // Counters are the engine-wide media counters, read by /metrics.
@@ -307,7 +311,22 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 	if err != nil {
 		return nil, err
 	}
-	return &apiShard{publisher: pub, subscriber: sub}, nil
+	subMedia, err := newMediaEngine(subCodecs, false)
+	if err != nil {
+		return nil, err
+	}
+	return &apiShard{publisher: pub, subscriber: sub, se: se, subMedia: subMedia}, nil
+}
+
+// directAPI is the subscriber API of shard sh with the DTLS hooks of one
+// transport's direct path. The media engine is shared: each peer
+// connection copies it.
+func (sh *apiShard) directAPI(p *directPath) *webrtc.API {
+	se := sh.se
+	se.SetDTLSKeyLogWriter(&p.keys)
+	se.SetDTLSServerHelloMessageHook(p.keys.serverHello)
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(sh.subMedia),
+		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 }
 
 // listensOnLoopback reports whether a listen address is a loopback one:

@@ -36,6 +36,14 @@ func newLoopbackEngine(tb testing.TB, lo, hi uint16, noBatching bool) *Engine {
 // its first packet.
 func connectSubscriber(tb testing.TB, e *Engine, up *UpTrack, id string) <-chan struct{} {
 	tb.Helper()
+	_, receiving := connectSubscriberWith(tb, e, up, id, nil)
+	return receiving
+}
+
+// connectSubscriberWith is connectSubscriber whose remote hands the track
+// to onTrack (nil: left unread).
+func connectSubscriberWith(tb testing.TB, e *Engine, up *UpTrack, id string, onTrack func(*webrtc.TrackRemote)) (*Subscriber, <-chan struct{}) {
+	tb.Helper()
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
@@ -46,7 +54,12 @@ func connectSubscriber(tb testing.TB, e *Engine, up *UpTrack, id string) <-chan 
 	tb.Cleanup(func() { remote.Close() })
 	receiving := make(chan struct{})
 	var once sync.Once
-	remote.OnTrack(func(*webrtc.TrackRemote, *webrtc.RTPReceiver) { once.Do(func() { close(receiving) }) })
+	remote.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		once.Do(func() { close(receiving) })
+		if onTrack != nil {
+			onTrack(tr)
+		}
+	})
 	var sub *Subscriber
 	answered := make(chan error, 1)
 	var mu sync.Mutex
@@ -98,7 +111,7 @@ func connectSubscriber(tb testing.TB, e *Engine, up *UpTrack, id string) <-chan 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return receiving
+	return sub, receiving
 }
 
 // BenchmarkForwardLoopback measures the whole server-side send path per

@@ -3,6 +3,7 @@ package sfu
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -44,6 +45,7 @@ type Subscriber struct {
 	pc     *webrtc.PeerConnection
 	params SubscriberParams
 	bw     *bandwidth
+	direct *directPath // nil: every packet through Pion (NoBatching)
 	ice    icecand.Queue
 	kick   chan struct{}
 	stop   chan struct{}
@@ -62,7 +64,14 @@ type Subscriber struct {
 
 // NewSubscriber makes the sending side of a client.
 func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
-	pc, err := e.shard().subscriber.NewPeerConnection(webrtc.Configuration{
+	sh := e.shard()
+	api := sh.subscriber
+	var direct *directPath
+	if !e.params.NoBatching {
+		direct = &directPath{}
+		api = sh.directAPI(direct)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})
@@ -70,7 +79,7 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		return nil, fmt.Errorf("sfu: new subscriber: %w", err)
 	}
 	s := &Subscriber{
-		engine: e, id: p.Name, pc: pc, params: p,
+		engine: e, id: p.Name, pc: pc, params: p, direct: direct,
 		kick:      make(chan struct{}, 1),
 		reportNow: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
@@ -83,8 +92,14 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 	s.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateConnected {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
 			s.bw.ready.Store(true) // packets leave now: number them from here on
+			s.startDirect()
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			if s.direct != nil {
+				s.direct.route.Store(nil)
+			}
 		}
 		if p.OnStateChange != nil {
 			p.OnStateChange(st)
@@ -94,6 +109,28 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 	go s.reportLoop()
 	go s.allocLoop()
 	return s, nil
+}
+
+// startDirect takes the direct path once DTLS is up: the keys from the
+// handshake, the route from the selected ICE pair (and from each pair
+// selected later). Without either, packets keep going through Pion.
+func (s *Subscriber) startDirect() {
+	p := s.direct
+	if p == nil || p.srtp.Load() != nil {
+		return
+	}
+	keys, err := p.keys.srtpKeys()
+	if err != nil {
+		s.engine.log.Debug("no direct path", "subscriber", s.id, "err", err)
+		return
+	}
+	ice := s.pc.SCTP().Transport().ICETransport()
+	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { p.route.Store(s.engine.routeOf(pair)) })
+	pair, _ := ice.GetSelectedCandidatePair()
+	r := s.engine.routeOf(pair)
+	p.route.Store(r)
+	p.srtp.Store(keys)
+	s.engine.log.Debug("direct path", "subscriber", s.id, "profile", keys.profile, "udp", r != nil)
 }
 
 // AddTrack starts sending d; the client learns of it in the next offer.
@@ -109,6 +146,7 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 	}
 	d.reportSoon = s.reportSoon
 	d.bw = s.bw
+	d.direct = s.direct
 	sender, err := s.pc.AddTrack(d)
 	if err != nil {
 		return fmt.Errorf("sfu: add track: %w", err)
@@ -225,6 +263,11 @@ func (s *Subscriber) SetAnswer(sdp string, version int) error {
 		s.mu.Unlock()
 		s.signal()
 		return fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	if s.direct != nil {
+		// As Pion decides it: the answer declares the client can take
+		// encrypted header extensions (our offers declare it too).
+		s.direct.cryptex.Store(strings.Contains(sdp, "\na=cryptex"))
 	}
 	s.ice.Flush()
 	s.mu.Lock()
