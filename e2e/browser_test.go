@@ -164,14 +164,15 @@ type pageStats struct {
 		SpatialLayer     *int    `json:"spatialLayer"`
 	} `json:"inbound"`
 	Outbound []struct {
-		Source        string  `json:"source"`
-		Kind          string  `json:"kind"`
-		Codec         string  `json:"codec"`
-		PacketsSent   float64 `json:"packetsSent"`
-		TargetBitrate float64 `json:"targetBitrate"`
-		RID           string  `json:"rid"`
-		FramesEncoded float64 `json:"framesEncoded"`
-		FrameHeight   float64 `json:"frameHeight"`
+		Source          string  `json:"source"`
+		Kind            string  `json:"kind"`
+		Codec           string  `json:"codec"`
+		PacketsSent     float64 `json:"packetsSent"`
+		TargetBitrate   float64 `json:"targetBitrate"`
+		RID             string  `json:"rid"`
+		FramesEncoded   float64 `json:"framesEncoded"`
+		FrameHeight     float64 `json:"frameHeight"`
+		ScalabilityMode string  `json:"scalabilityMode"`
 	} `json:"outbound"`
 	Transports map[string]*candidatePair `json:"transports"`
 }

@@ -310,3 +310,50 @@ func TestDynacastStopsUnwatchedLayers(t *testing.T) {
 	encoding(10*time.Second, "the teacher encoding its middle layer again for the enlarged tile", map[string]bool{"l": true, "m": true, "h": false})
 	waitFor(t, 10*time.Second, "the student decoding the teacher at 360 lines", func() bool { return height() == 360 })
 }
+
+// Dynacast for a scalable stream: a teacher's Chromium publishing its
+// camera in VP9 SVC (L3T3_KEY) drops to one spatial layer when its only
+// subscriber shows it in a small tile, and takes up two again when the
+// tile is enlarged; the student decodes the teacher at 180 and then 360
+// lines all along.
+func TestDynacastStopsUnwatchedSpatialLayers(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(35220, 35229, svcCodecs))
+	teacher := openPage(t, srv.URL+"/?room=dynsvc&name=Teacher&autojoin=1&mic=0&codec=VP9", "teacher")
+	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
+	teacherID := teacher.peerID()
+	student := openPage(t, srv.URL+"/?room=dynsvc&name=Student&autojoin=1&cam=0&mic=0", "student")
+	mode := func() (string, float64) {
+		for _, o := range teacher.stats().Outbound {
+			if o.Source == "video:cam" && o.FramesEncoded > 0 {
+				return o.ScalabilityMode, o.FrameHeight
+			}
+		}
+		return "", 0
+	}
+	waitFor(t, 20*time.Second, "the teacher sending VP9 in three spatial layers", func() bool {
+		m, h := mode()
+		return m == "L3T3_KEY" && h == 720
+	})
+	height := func() float64 { return cameraOf(student, teacherID).height }
+	waitFor(t, 20*time.Second, "the student decoding the teacher at 180 lines (a small tile)", func() bool { return height() == 180 })
+	waitFor(t, 15*time.Second, "the teacher encoding one spatial layer of 180 lines", func() bool {
+		m, h := mode()
+		return m == "L1T3" && h == 180
+	})
+	decoded := cameraOf(student, teacherID).frames
+	if err := student.eval(`(() => {
+		const tile = document.querySelector('.tile:not(.local)[data-source="video:cam"]');
+		tile.dispatchEvent(new MouseEvent('dblclick', { bubbles: true }));
+		return true;
+	})()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the teacher encoding two spatial layers again for the enlarged tile", func() bool {
+		m, h := mode()
+		return m == "L2T3_KEY" && h == 360
+	})
+	waitFor(t, 10*time.Second, "the student decoding the teacher at 360 lines", func() bool { return height() == 360 })
+	if now := cameraOf(student, teacherID).frames; now <= decoded {
+		t.Errorf("the student decoded %v frames, then %v", decoded, now)
+	}
+}

@@ -160,7 +160,7 @@ func (p *Peer) SetSink(s Sink) {
 	r.mu.Lock()
 	var ups []*sfu.UpTrack
 	for _, prod := range p.producers {
-		if prod.up != nil && prod.up.Simulcast() {
+		if prod.up != nil && prod.up.Layered() {
 			ups = append(ups, prod.up)
 		}
 	}
@@ -480,9 +480,10 @@ func (p *Peer) onTrack(mid string, up *sfu.UpTrack) {
 		return
 	}
 	prod.up = up
-	if up.Simulcast() {
+	if up.Kind() == webrtc.RTPCodecTypeVideo {
 		// Dynacast: the publisher encodes no layer above what its
-		// subscribers want (docs/protocol.md, layersWanted).
+		// subscribers want (docs/protocol.md, layersWanted), once the
+		// track shows layers (simulcast, or VP9 and AV1 SVC).
 		id := prod.id
 		up.OnWantedLayer(func(layer int8) {
 			p.notify("layersWanted", map[string]any{"producerId": id, "spatialLayer": layer})

@@ -6,7 +6,7 @@ import (
 )
 
 // Dynacast: a simulcast publisher need not encode the layers no
-// subscriber is to receive. An up track works out the largest layer any of
+// subscriber is to receive, nor a scalable (SVC) one the spatial layers. An up track works out the largest layer any of
 // its down tracks wants (their preference and their view, not what their
 // bandwidth affords now: that changes by the second) and tells its
 // publisher: at once when it grows (a subscriber waits for it), after
@@ -22,9 +22,11 @@ type dynacast struct {
 
 const dynacastDelay = 3 * time.Second
 
-// OnWantedLayer sets a function told the largest simulcast layer any
-// subscriber wants now (-1: none), for the publisher to stop encoding the
-// layers above it. Set it before adding down tracks. It is called with
+// OnWantedLayer sets a function told the largest simulcast or spatial
+// layer any subscriber wants now (-1: none), for the publisher to stop
+// encoding the layers above it; it is told nothing while the track has
+// no layers (a VP9 or AV1 track before its spatial layers show, or
+// without). Set it before adding down tracks. It is called with
 // the up track's dynacast state locked, from any goroutine: it must not
 // block nor call back into the track.
 func (u *UpTrack) OnWantedLayer(fn func(layer int8)) {
@@ -39,7 +41,7 @@ func (u *UpTrack) TellWantedLayer() {
 	g := &u.dyn
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.fn != nil {
+	if g.fn != nil && u.Layered() {
 		g.fn(g.told)
 	}
 }
@@ -70,10 +72,10 @@ func (u *UpTrack) wantedNow() int8 {
 }
 
 // wantChanged works the wanted layer out again and tells it when it
-// changed (a simulcast track with OnWantedLayer set only). Callers must
+// changed (a layered track with OnWantedLayer set only). Callers must
 // not hold a down track's lock.
 func (u *UpTrack) wantChanged() {
-	if !u.Simulcast() {
+	if !u.Layered() {
 		return
 	}
 	g := &u.dyn

@@ -75,6 +75,16 @@ async function pairStats(pc) {
  * (k-SVC), so that a subscriber's layers need nothing above them.
  */
 const SVC_MODE = 'L3T3_KEY';
+const SVC_SPATIAL = 3;
+
+/**
+ * The scalable stream when nobody receives its spatial layers above `layer`: fewer spatial
+ * layers, the top one at that layer's size (the layers below keep theirs).
+ */
+function svcEncoding(layer) {
+  const n = Math.min(SVC_SPATIAL, Math.max(0, layer) + 1);
+  return { scalabilityMode: n === 1 ? 'L1T3' : `L${n}T3_KEY`, scaleResolutionDownBy: 2 ** (SVC_SPATIAL - n) };
+}
 const SVC_CODECS = new Set(['video/vp9', 'video/av1']);
 
 const CAMERA_LAYERS = [
@@ -471,6 +481,7 @@ export class VClassClient extends EventTarget {
       (s, p, codec) => ({
         source: p.source, kind: s.kind ?? p.kind, producerId: p.producerId, codec,
         packetsSent: s.packetsSent ?? 0, bytesSent: s.bytesSent ?? 0, framesEncoded: s.framesEncoded ?? 0,
+        scalabilityMode: s.scalabilityMode ?? null,
         targetBitrate: s.targetBitrate ?? 0, rid: s.rid ?? null, frameWidth: s.frameWidth ?? 0,
         frameHeight: s.frameHeight ?? 0, framesPerSecond: s.framesPerSecond ?? 0,
         qualityLimitationReason: s.qualityLimitationReason ?? null,
@@ -755,7 +766,8 @@ export class VClassClient extends EventTarget {
 
   /**
    * Dynacast: nobody receives our simulcast layers above spatialLayer (-1: nobody receives any),
-   * so they stop encoding; the smallest always goes on, ready for whoever comes.
+   * so they stop encoding; the smallest always goes on, ready for whoever comes. A scalable
+   * (SVC) stream drops its spatial layers above it the same way.
    */
   #onLayersWanted({ producerId, spatialLayer }) {
     const p = [...this.#producers.values()].find((x) => x.producerId === producerId);
@@ -769,6 +781,15 @@ export class VClassClient extends EventTarget {
       for (let applied = null; applied !== p.layersWanted;) {
         applied = p.layersWanted;
         const params = sender.getParameters();
+        if (p.svc && params.encodings?.length === 1) {
+          const e = params.encodings[0];
+          const want = svcEncoding(applied);
+          if (e.scalabilityMode !== want.scalabilityMode || (e.scaleResolutionDownBy ?? 1) !== want.scaleResolutionDownBy) {
+            Object.assign(e, want);
+            await sender.setParameters(params);
+          }
+          continue;
+        }
         if (!params.encodings || params.encodings.length < 2) break;
         let changed = false;
         params.encodings.forEach((e, i) => {
@@ -956,7 +977,7 @@ export class VClassClient extends EventTarget {
       return;
     }
     const producer = { producerId: info.producerId, source, kind: info.kind ?? track.kind,
-      mid: transceiver.mid, track, transceiver, paused: false };
+      mid: transceiver.mid, track, transceiver, paused: false, svc: Boolean(pending.svc) };
     this.#producers.set(source, producer);
     resolve({ producerId: producer.producerId, source, kind: producer.kind });
   }
