@@ -12,7 +12,7 @@ import (
 // student's gets the largest, and exactly the layer it asks for with
 // setPreferredLayers, decoding all along.
 func TestBrowserSimulcast(t *testing.T) {
-	testBrowserSimulcast(t, loopbackConfig(35130, 35139, ""))
+	testBrowserSimulcast(t, loopbackConfig(35130, 35139, ""), "video/VP8")
 }
 
 // The same in H.264 (Chromium's OpenH264 encodes each layer; a switch
@@ -21,10 +21,10 @@ func TestBrowserSimulcastH264(t *testing.T) {
 	testBrowserSimulcast(t, loopbackConfig(35180, 35189, `[
 		{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
 		{"Kind": "video", "MimeType": "video/H264", "ClockRate": 90000,
-		 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`))
+		 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`), "video/H264")
 }
 
-func testBrowserSimulcast(t *testing.T, config string) {
+func testBrowserSimulcast(t *testing.T, config, codec string) {
 	srv := startMedia(t, config)
 	teacher := openPage(t, srv.URL+"/?room=simulcast&name=Teacher&autojoin=1&adaptive=0", "teacher")
 	student := openPage(t, srv.URL+"/?room=simulcast&name=Student&autojoin=1&adaptive=0", "student")
@@ -33,10 +33,10 @@ func testBrowserSimulcast(t *testing.T, config string) {
 
 	// The teacher's camera goes out as l, m and h, each encoding.
 	var rids []string
-	waitFor(t, 20*time.Second, "three camera layers being sent", func() bool {
+	waitFor(t, 20*time.Second, "three camera layers being sent in "+codec, func() bool {
 		rids = rids[:0]
 		for _, out := range teacher.stats().Outbound {
-			if out.Source == "video:cam" && out.FramesEncoded > 0 {
+			if out.Source == "video:cam" && out.FramesEncoded > 0 && strings.EqualFold(out.Codec, codec) {
 				rids = append(rids, fmt.Sprintf("%s:%.0f", out.RID, out.FrameHeight))
 			}
 		}

@@ -173,3 +173,35 @@ func captureSVC(t *testing.T, ws, mime, path string) {
 	}
 	t.Logf("captured to %s", path)
 }
+
+// AV1 asked for (codec=AV1) from a Chromium that does not offer the
+// dependency descriptor (its default): the server could not tell an SVC
+// stream's layers apart, and this Chromium sends no AV1 simulcast, so the
+// camera goes out as one plain AV1 stream, which a student decodes whole
+// at 720 lines.
+func TestBrowserAV1WithoutDescriptor(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(35230, 35239, svcCodecs))
+	teacher := openPage(t, srv.URL+"/?room=av1&name=Teacher&autojoin=1&adaptive=0&codec=AV1", "teacher")
+	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
+	teacherID := teacher.peerID()
+	student := openPage(t, srv.URL+"/?room=av1&name=Student&autojoin=1&adaptive=0", "student")
+	waitFor(t, 20*time.Second, "the teacher sending one plain AV1 stream", func() bool {
+		n, plain := 0, false
+		for _, o := range teacher.stats().Outbound {
+			if o.Source == "video:cam" && o.FramesEncoded > 0 {
+				n++
+				plain = strings.EqualFold(o.Codec, "video/AV1") && o.RID == "" && !strings.HasPrefix(o.ScalabilityMode, "L3")
+			}
+		}
+		return n == 1 && plain
+	})
+	waitFor(t, 20*time.Second, "the student decoding the teacher in AV1 at 720 lines", func() bool {
+		in := cameraOf(student, teacherID)
+		return in.height == 720 && in.frames > 20
+	})
+	for _, in := range student.stats().Inbound {
+		if in.PeerID == teacherID && in.Source == "video:cam" && !strings.EqualFold(in.Codec, "video/AV1") {
+			t.Errorf("the student receives %s, want AV1", in.Codec)
+		}
+	}
+}

@@ -1,5 +1,7 @@
 package sfu
 
+import "github.com/vclass/vclass/internal/picsize"
+
 // dependencyDescriptorURI is the RTP header extension that describes an
 // AV1 stream's layers (the AV1 RTP specification's Dependency
 // Descriptor): each packet names its frame's template, and a keyframe's
@@ -143,4 +145,61 @@ func readDDStructure(r *bitReader, s *ddStructure) bool {
 	}
 	s.valid = true
 	return true
+}
+
+// av1KeyframeSize reads the largest picture size from the sequence header
+// that the first packet of a coded video sequence carries (RTP payload
+// format for AV1, section 4: an aggregation header, then OBU elements,
+// each with a LEB128 length unless W says it is the last).
+func av1KeyframeSize(p []byte) (width, height int, ok bool) {
+	if len(p) < 2 || p[0]&0x80 != 0 { // Z: the first element goes on from the last packet
+		return 0, 0, false
+	}
+	count := int(p[0]>>4) & 3 // W: how many elements, 0 = each has a length
+	for i, n := 1, 0; i < len(p) && (count == 0 || n < count); n++ {
+		size := len(p) - i
+		if count == 0 || n < count-1 {
+			v, l := leb128(p[i:])
+			if l == 0 {
+				return 0, 0, false
+			}
+			i, size = i+l, int(v)
+		}
+		if size <= 0 || size > len(p)-i {
+			return 0, 0, false
+		}
+		obu := p[i : i+size]
+		i += size
+		hdr := 1
+		if obu[0]&0x04 != 0 { // extension header
+			hdr++
+		}
+		if obu[0]&0x02 != 0 { // a size field, though RTP leaves it out
+			v, l := leb128(obu[min(hdr, len(obu)):])
+			if l == 0 {
+				return 0, 0, false
+			}
+			hdr += l
+			if uint64(len(obu)-hdr) < v {
+				return 0, 0, false // cut short
+			}
+			obu = obu[:hdr+int(v)]
+		}
+		if obu[0]>>3&0x0f == 1 && hdr <= len(obu) { // OBU_SEQUENCE_HEADER
+			return picsize.AV1(obu[hdr:])
+		}
+	}
+	return 0, 0, false
+}
+
+// leb128 reads an unsigned LEB128 number, returning its length (0: none).
+func leb128(b []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < len(b) && i < 8; i++ {
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i]&0x80 == 0 {
+			return v, i + 1
+		}
+	}
+	return 0, 0
 }

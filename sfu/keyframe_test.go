@@ -518,6 +518,9 @@ func FuzzKeyframe(f *testing.F) {
 				if want := len(payload) > 0 && payload[0]&0x08 != 0; got != want {
 					t.Fatalf("AV1 % x: got %v, want N bit %v", payload, got, want)
 				}
+				if w, h, ok := av1KeyframeSize(payload); ok && (w <= 0 || h <= 0) {
+					t.Fatalf("AV1 % x: size %dx%d", payload, w, h)
+				}
 			case codecVP9:
 				// A keyframe starts a picture (B, and spatial layer 0 where
 				// the descriptor names one) that refers to no other (P=0).

@@ -530,3 +530,30 @@ func TestDownTrackAV1Descriptor(t *testing.T) {
 		}
 	}
 }
+
+// An AV1 keyframe's first packet tells the stream's largest picture
+// size (its sequence header): Chromium's L3T3_KEY capture, and the same
+// sequence header as the single element of a packet.
+func TestAV1KeyframeSize(t *testing.T) {
+	caps := loadAV1Capture(t)
+	first := caps[0].payload
+	if w, h, ok := av1KeyframeSize(first); !ok || w != 1280 || h != 720 {
+		t.Fatalf("capture: %dx%d %v, want 1280x720", w, h, ok)
+	}
+	for _, p := range caps[1:] {
+		if _, _, ok := av1KeyframeSize(p.payload); ok && p.payload[0]&0x08 == 0 {
+			t.Fatalf("packet %d (no new sequence) has a size", p.seq)
+		}
+	}
+	// W=1: one element, no length; its OBU with a size field.
+	seq := first[3:31] // the sequence header's payload in the capture
+	single := append([]byte{0x18, 0x0a, byte(len(seq))}, seq...)
+	if w, h, ok := av1KeyframeSize(single); !ok || w != 1280 || h != 720 {
+		t.Fatalf("single element: %dx%d %v", w, h, ok)
+	}
+	for cut := range len(single) - 1 {
+		if w, h, ok := av1KeyframeSize(single[:cut]); ok {
+			t.Fatalf("cut at %d: %dx%d", cut, w, h)
+		}
+	}
+}

@@ -457,6 +457,8 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 			w, h, ok = vp8KeyframeSize(payload)
 		case codecH264:
 			w, h, ok = h264KeyframeSize(payload)
+		case codecAV1:
+			w, h, ok = av1KeyframeSize(payload)
 		}
 		if ok && l.size.Swap(uint32(w)<<16|uint32(h)) != uint32(w)<<16|uint32(h) {
 			u.layersChanged() // down tracks sized to a view choose again

@@ -86,6 +86,20 @@ function svcEncoding(layer) {
   return { scalabilityMode: n === 1 ? 'L1T3' : `L${n}T3_KEY`, scaleResolutionDownBy: 2 ** (SVC_SPATIAL - n) };
 }
 const SVC_CODECS = new Set(['video/vp9', 'video/av1']);
+const DEPENDENCY_DESCRIPTOR = 'https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension';
+
+/**
+ * Whether a camera in `codec` goes out as one scalable stream the server can take apart: VP9
+ * tells its layers in its payload, AV1 only in the dependency descriptor, which this browser may
+ * not offer (Chromium does not by default).
+ */
+function canScale(codec) {
+  const mime = codec?.toLowerCase();
+  if (!SVC_CODECS.has(mime)) return false;
+  if (mime !== 'video/av1') return true;
+  const exts = RTCRtpSender.getCapabilities?.('video')?.headerExtensions ?? [];
+  return exts.some((e) => e.uri === DEPENDENCY_DESCRIPTOR);
+}
 
 const CAMERA_LAYERS = [
   { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
@@ -271,7 +285,8 @@ export class VClassClient extends EventTarget {
    * accepted it. Cameras go out as three simulcast layers (CAMERA_LAYERS) unless
    * `{simulcast: false}`; screen shares and microphones as one stream. `{codec: 'video/VP9'}`
    * prefers a codec the server lists; a VP9 or AV1 camera goes out as one scalable stream of three
-   * spatial and three temporal layers (SVC_MODE) rather than simulcast.
+   * spatial and three temporal layers (SVC_MODE) rather than simulcast (AV1 only where the browser
+   * offers the dependency descriptor, which tells the server the layers; else as one plain stream).
    */
   async publish(track, source, { simulcast, codec } = {}) {
     this.#requireState('joined', 'publish');
@@ -286,8 +301,11 @@ export class VClassClient extends EventTarget {
     }
     return new Promise((resolve, reject) => {
       const camera = track.kind === 'video' && source !== 'video:screen';
-      const svc = camera && simulcast !== true && SVC_CODECS.has(codec?.toLowerCase());
-      simulcast = track.kind === 'video' && !svc && (simulcast ?? camera);
+      const svc = camera && simulcast !== true && canScale(codec);
+      // AV1 without the descriptor goes out as one plain stream: layers the server cannot tell
+      // apart would only cost bits, and this Chromium sends no AV1 simulcast.
+      const plainAV1 = codec?.toLowerCase() === 'video/av1' && !svc;
+      simulcast = track.kind === 'video' && !svc && (simulcast ?? (camera && !plainAV1));
       this.#pendingPublishes.push({ track, source, simulcast, svc, codec, resolve, reject });
       this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
     });

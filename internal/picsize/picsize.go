@@ -1,6 +1,7 @@
 // Package picsize reads the picture size from the headers of video
-// keyframes (VP8, VP9) and H.264 sequence parameter sets: what the
-// recorder writes into its files and the SFU sizes layers by.
+// keyframes (VP8, VP9), H.264 sequence parameter sets and AV1 sequence
+// headers: what the recorder writes into its files and the SFU sizes
+// layers by.
 package picsize
 
 import "encoding/binary"
@@ -194,4 +195,70 @@ func unescapeRBSP(b []byte) []byte {
 		out = append(out, c)
 	}
 	return out
+}
+
+// AV1 reads the largest picture size of an AV1 sequence header OBU's
+// payload (AV1 specification section 5.5: max_frame_width_minus_1 and
+// max_frame_height_minus_1, after the timing, decoder model and
+// operating point fields).
+func AV1(seq []byte) (w, h int, ok bool) {
+	r := bitReader{b: seq}
+	r.bits(3) // seq_profile
+	r.bit()   // still_picture
+	if reduced := r.bit(); reduced == 1 {
+		r.bits(5) // seq_level_idx[0]
+	} else {
+		decoderModel, delayLength := false, 0
+		if timing := r.bit(); timing == 1 {
+			r.bits(32) // num_units_in_display_tick
+			r.bits(32) // time_scale
+			if equal := r.bit(); equal == 1 {
+				r.uvlc() // num_ticks_per_picture_minus_1
+			}
+			if r.bit() == 1 { // decoder_model_info_present_flag
+				decoderModel = true
+				delayLength = int(r.bits(5)) + 1
+				r.bits(32) // num_units_in_decoding_tick
+				r.bits(5)  // buffer_removal_time_length_minus_1
+				r.bits(5)  // frame_presentation_time_length_minus_1
+			}
+		}
+		displayDelay := r.bit() == 1
+		points := int(r.bits(5)) + 1
+		for range points {
+			r.bits(12) // operating_point_idc
+			if level := r.bits(5); level > 7 {
+				r.bit() // seq_tier
+			}
+			if decoderModel && r.bit() == 1 { // decoder_model_present_for_this_op
+				r.bits(delayLength) // decoder_buffer_delay
+				r.bits(delayLength) // encoder_buffer_delay
+				r.bit()             // low_delay_mode_flag
+			}
+			if displayDelay && r.bit() == 1 {
+				r.bits(4) // initial_display_delay_minus_1
+			}
+			if r.err {
+				return 0, 0, false
+			}
+		}
+	}
+	wBits, hBits := int(r.bits(4))+1, int(r.bits(4))+1
+	w, h = int(r.bits(wBits))+1, int(r.bits(hBits))+1
+	return w, h, !r.err
+}
+
+// uvlc reads AV1's variable length unsigned number (section 4.10.3).
+func (r *bitReader) uvlc() uint32 {
+	zeros := 0
+	for r.bit() == 0 {
+		if r.err {
+			return 0
+		}
+		zeros++
+	}
+	if zeros >= 32 {
+		return 1<<32 - 1
+	}
+	return r.bits(zeros) + (1<<zeros - 1)
 }

@@ -31,6 +31,32 @@ func TestH264(t *testing.T) {
 	}
 }
 
+// Sequence header OBU payloads made by libaom (ffmpeg -f lavfi -i
+// testsrc=size=WxH -frames 1 -c:v libaom-av1 -f obu; the still picture
+// with -still-picture 1, a reduced header) and SVT-AV1 (libsvtav1).
+func TestAV1(t *testing.T) {
+	for _, tt := range []struct {
+		seq  string
+		w, h int
+	}{
+		{"200000043cfeccdaf92021a004", 320, 180},
+		{"2000000cc4ff6736be48086801", 640, 360},
+		{"2000002d4cffb3ccaf92021a0040", 1280, 720},
+		{"00000042abbfc373efe401", 1920, 1080},
+		{"396a67fd9ed2021a0040", 1280, 720},
+	} {
+		b, _ := hex.DecodeString(tt.seq)
+		if w, h, ok := AV1(b); !ok || w != tt.w || h != tt.h {
+			t.Errorf("%s: %dx%d %v, want %dx%d", tt.seq, w, h, ok, tt.w, tt.h)
+		}
+		for cut := 1; cut < 4; cut++ {
+			if _, _, ok := AV1(b[:cut]); ok {
+				t.Errorf("%s cut at %d parses", tt.seq, cut)
+			}
+		}
+	}
+}
+
 // FuzzH264: any bytes, no panic, and a size only when positive.
 func FuzzH264(f *testing.F) {
 	nal, _ := hex.DecodeString("67640028acd940780227e5c044000003000400000300083c60c65800")
@@ -41,5 +67,8 @@ func FuzzH264(f *testing.F) {
 		}
 		VP8(b)
 		VP9(b)
+		if w, h, ok := AV1(b); ok && (w <= 0 || h <= 0) {
+			t.Fatalf("% x: AV1 %dx%d", b, w, h)
+		}
 	})
 }
