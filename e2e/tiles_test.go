@@ -300,13 +300,7 @@ func TestDynacastStopsUnwatchedLayers(t *testing.T) {
 	height := func() float64 { return cameraOf(student, teacherID).height }
 	waitFor(t, 20*time.Second, "the student decoding the teacher at 180 lines (a small tile)", func() bool { return height() == 180 })
 	encoding(15*time.Second, "the teacher encoding only its smallest layer", map[string]bool{"l": true, "m": false, "h": false})
-	if err := student.eval(`(() => {
-		const tile = document.querySelector('.tile:not(.local)[data-source="video:cam"]');
-		tile.dispatchEvent(new MouseEvent('dblclick', { bubbles: true }));
-		return true;
-	})()`, nil); err != nil {
-		t.Fatal(err)
-	}
+	enlargeCameraTile(t, student)
 	encoding(10*time.Second, "the teacher encoding its middle layer again for the enlarged tile", map[string]bool{"l": true, "m": true, "h": false})
 	waitFor(t, 10*time.Second, "the student decoding the teacher at 360 lines", func() bool { return height() == 360 })
 }
@@ -341,13 +335,7 @@ func TestDynacastStopsUnwatchedSpatialLayers(t *testing.T) {
 		return m == "L1T3" && h == 180
 	})
 	decoded := cameraOf(student, teacherID).frames
-	if err := student.eval(`(() => {
-		const tile = document.querySelector('.tile:not(.local)[data-source="video:cam"]');
-		tile.dispatchEvent(new MouseEvent('dblclick', { bubbles: true }));
-		return true;
-	})()`, nil); err != nil {
-		t.Fatal(err)
-	}
+	enlargeCameraTile(t, student)
 	waitFor(t, 10*time.Second, "the teacher encoding two spatial layers again for the enlarged tile", func() bool {
 		m, h := mode()
 		return m == "L2T3_KEY" && h == 360
@@ -355,5 +343,18 @@ func TestDynacastStopsUnwatchedSpatialLayers(t *testing.T) {
 	waitFor(t, 10*time.Second, "the student decoding the teacher at 360 lines", func() bool { return height() == 360 })
 	if now := cameraOf(student, teacherID).frames; now <= decoded {
 		t.Errorf("the student decoded %v frames, then %v", decoded, now)
+	}
+}
+
+// enlargeCameraTile double-clicks the first remote camera tile of p (the
+// class page shows it large).
+func enlargeCameraTile(t *testing.T, p *page) {
+	t.Helper()
+	if err := p.eval(`(() => {
+		const tile = document.querySelector('.tile:not(.local)[data-source="video:cam"]');
+		tile.dispatchEvent(new MouseEvent('dblclick', { bubbles: true }));
+		return true;
+	})()`, nil); err != nil {
+		t.Fatal(err)
 	}
 }
