@@ -23,13 +23,32 @@ import (
 // freeAddr is a loopback address with a port free now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The kernel may give a port it gave before, once closed: a port
+		// handed out earlier may not be listened on yet (CI once gave
+		// nginx's port to a media node too).
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port that was not handed out already")
+	return ""
 }
+
+// handedOut is every address freeAddr gave.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // startNode runs a media node of a cluster on Redis r.
 // It returns once the cluster has settled: a new cluster places no room

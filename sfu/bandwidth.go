@@ -475,6 +475,7 @@ func (d *DownTrack) sendPadding(n int) int {
 		*h = rtp.Header{Version: 2, Padding: true, PaddingSize: paddingSize, SSRC: ssrc, PayloadType: pt,
 			SequenceNumber: first + uint16(i), Timestamp: ts}
 		d.bw.number(h, &d.padTWCC, twccID, 0, time.Now())
+		d.noteTWCC(h, twccID)
 		written, err := d.write(w, h, nil)
 		if err != nil {
 			continue

@@ -25,7 +25,8 @@ const socketBuffer = 4 << 20
 // (mmsg_other.go) datagrams go one by one.
 type batchConn struct {
 	*net.UDPConn
-	sys mmsgSocket
+	sys       mmsgSocket
+	announced netip.Addr // the address announced for it, if any (the direct path's routes)
 
 	mu      sync.Mutex // guards the fields below; never held during I/O
 	rounds  int        // fan-out rounds in progress
@@ -84,8 +85,8 @@ func (c *batchConn) takePendingLocked() *batch {
 // as a full socket buffer would drop them.
 func (c *batchConn) send(b *batch) {
 	for sent := 0; sent < b.n; {
-		n, err := c.sys.send(b, sent)
-		if err != nil && n <= 0 {
+		n, _ := c.sys.send(b, sent)
+		if n <= 0 {
 			// sendmmsg fails on the first datagram it cannot send (an
 			// unreachable subscriber): drop that one, send the others.
 			n = 1

@@ -47,6 +47,8 @@ type DownTrack struct {
 	bw                    *bandwidth  // the subscriber's; nil in tests without one
 	direct                *directPath // the subscriber's; nil: Pion's path only
 	out                   srtpOut     // the direct path's SRTP context
+	twccSent              [twccRing]atomic.Uint64
+	noRouteTold           atomic.Bool
 
 	priority atomic.Int32
 	// onBandwidthPause, when set, learns when the allocator pauses or
@@ -392,6 +394,7 @@ func (d *DownTrack) forward(p *upPacket) {
 	}
 	if twccID != 0 && d.bw != nil {
 		d.bw.number(h, &p.twcc, twccID, len(payload)+len(dd), p.arrival)
+		d.noteTWCC(h, twccID)
 	}
 	if len(dd) > 0 {
 		setDD(h, &p.twcc, ddID, dd)
@@ -410,13 +413,35 @@ func (d *DownTrack) forward(p *upPacket) {
 }
 
 // write sends one packet of d's streams: on the direct path when it can
-// be taken, else through Pion. Once direct, a stream stays direct while
-// the route lasts (one SRTP context per stream and key).
+// be taken, else through Pion (srtpOut.send).
 func (d *DownTrack) write(w webrtc.TrackLocalWriter, h *rtp.Header, payload []byte) (int, error) {
-	if k, r := d.direct.take(); k != nil {
-		return d.out.write(k, d.direct.cryptex.Load(), r, h, payload)
+	k, r := d.direct.take()
+	n, err := d.out.send(k, r, w, h, payload)
+	if err == errNoRoute && !d.noRouteTold.Swap(true) {
+		d.up.engine.log.Warn("direct path lost its route (ICE moved off UDP): this subscriber's media stops until it reconnects",
+			"consumer", d.id, "publisher", d.streamID)
 	}
-	return w.WriteRTP(h, payload)
+	return n, err
+}
+
+// twccRing is how many forwarded packets' transport-wide numbers a down
+// track keeps for resending them (without RTX) as they were.
+const twccRing = 512
+
+// noteTWCC keeps the transport-wide number (extension id) h is sent with
+// (none: not numbered) as its packet's.
+func (d *DownTrack) noteTWCC(h *rtp.Header, id uint8) {
+	v := uint64(0)
+	if b := h.GetExtension(id); len(b) == 2 {
+		v = 1<<32 | uint64(h.SequenceNumber)<<16 | uint64(b[0])<<8 | uint64(b[1])
+	}
+	d.twccSent[h.SequenceNumber%twccRing].Store(v)
+}
+
+// sentTWCC is the transport-wide number packet seq was sent with.
+func (d *DownTrack) sentTWCC(seq uint16) (uint16, bool) {
+	v := d.twccSent[seq%twccRing].Load()
+	return uint16(v), v>>32 == 1 && uint16(v>>16) == seq
 }
 
 // setDD puts an AV1 dependency descriptor into h, after the extensions
@@ -500,9 +525,18 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	h.SSRC, h.PayloadType = ssrc, pt
 	if twccID != 0 && d.bw != nil && rtxSSRC == 0 {
-		// Numbered only on the media stream: Chromium leaves the RTX stream
-		// out of its TWCC feedback, where the number would read as lost.
-		d.bw.number(h, &d.rtxTWCC, twccID, len(payload), time.Now())
+		// Without RTX the packet goes again under its first SRTP index, so
+		// it must be the same bytes, its transport-wide number included: an
+		// index encrypted twice with different headers gives away AES-GCM's
+		// authentication key. (Chromium leaves the RTX stream out of its
+		// TWCC feedback: packets there are not numbered.)
+		twcc, ok := d.sentTWCC(seq)
+		if !ok {
+			return false
+		}
+		d.rtxTWCC.seq = [2]byte{byte(twcc >> 8), byte(twcc)}
+		h.Extensions = d.rtxTWCC.exts[:0]
+		_ = h.SetExtension(twccID, d.rtxTWCC.seq[:])
 	}
 	if len(dd) > 0 {
 		setDD(h, &d.rtxTWCC, ddID, dd)

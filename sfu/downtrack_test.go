@@ -6,6 +6,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -164,4 +165,50 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 	opus := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}
 	audio := testUpTrack("a", testEngine(), opus, 2222, 0, func([]rtcp.Packet) error { t.Error("audio asked for a keyframe"); return nil })
 	audio.requestKeyframe(0)
+}
+
+// Without RTX a resend goes under the packet's first SRTP index, so it
+// must be the very bytes first sent, transport-wide number included (one
+// index sealed twice with different headers gives away AES-GCM's
+// authentication key); a packet whose number is no longer known is not
+// resent.
+func TestDownTrackResendIsTheSameBytes(t *testing.T) {
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	d := NewDownTrack(up, "d", "s")
+	codec := vp8Codec
+	codec.PayloadType = 100
+	codec.RTCPFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}
+	w := &recordingWriter{}
+	ctx := &trackContext{codecs: []webrtc.RTPCodecParameters{codec}, ssrc: 5000, writer: w,
+		exts: []webrtc.RTPHeaderExtensionParameter{{URI: sdp.TransportCCURI, ID: 3}}}
+	d.bw = newBandwidth(0, 0)
+	d.bw.ready.Store(true)
+	if _, err := d.Bind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := upReader{level: 127}
+	n := uint16(twccRing + 10)
+	for i := range n {
+		up.handle(&r, vp8Packet(40000+i, 9000+uint32(i/4)*3000, i == 0))
+	}
+	if len(w.packets) != int(n) {
+		t.Fatalf("forwarded %d packets, want %d", len(w.packets), n)
+	}
+	marshal := func(p rtp.Packet) string {
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	orig := w.packets[n-3]
+	if !d.retransmit(orig.SequenceNumber) {
+		t.Fatal("retransmit failed")
+	}
+	if re := w.packets[n]; marshal(re) != marshal(orig) {
+		t.Errorf("resent %+v, first sent %+v", re.Header, orig.Header)
+	}
+	if d.retransmit(w.packets[5].SequenceNumber) {
+		t.Error("resent a packet whose transport-wide number is forgotten")
+	}
 }

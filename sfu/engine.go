@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"sync"
@@ -163,6 +164,9 @@ func (e *Engine) listen(pubCodecs, subCodecs []webrtc.RTPCodecParameters) error 
 			var sock net.PacketConn = conn
 			if !e.params.NoBatching {
 				bc := newBatchConn(conn)
+				if a, err := netip.ParseAddr(l.AnnouncedIP); err == nil {
+					bc.announced = a.Unmap() // the address its host candidates show
+				}
 				e.conns = append(e.conns, bc)
 				sock = bc
 			}

@@ -76,7 +76,9 @@ func (s mmsgSocket) newBatch(size int) *batch {
 	}
 	b.op = func(fd uintptr) bool {
 		for {
-			r, _, e := unix.RawSyscall6(b.trap, fd, uintptr(unsafe.Pointer(&b.hdrs[b.from])), b.count, 0, 0, 0)
+			// MSG_DONTWAIT: never sleep in the kernel, even were the socket
+			// ever left blocking (a raw call holds its P all the while).
+			r, _, e := unix.RawSyscall6(b.trap, fd, uintptr(unsafe.Pointer(&b.hdrs[b.from])), b.count, unix.MSG_DONTWAIT, 0, 0)
 			switch e {
 			case unix.EINTR:
 				continue

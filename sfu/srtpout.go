@@ -27,8 +27,14 @@ import (
 // UDP mux (a fifth of a loaded node's CPU, and a lock or two per packet,
 // for what is, once ICE and DTLS are up, "encrypt, send to this address").
 // Pion keeps doing everything else on the transport: ICE checks and
-// consent, DTLS, RTCP both ways, and the media whenever the direct path
-// cannot be taken (ICE over TCP, before DTLS is up).
+// consent, DTLS, RTCP both ways, and the media of a stream until the
+// direct path can be taken (before DTLS is up, ICE over TCP). A stream
+// that went direct stays direct: its packets are dropped while there is
+// no route (ICE moved to TCP) rather than handed back to Pion, whose SRTP
+// context would not know the stream's rollover count (a wrong count
+// encrypts a packet index twice under one key). Subscriber transports do
+// not negotiate cryptex (RFC 9335): what they carry in header extensions
+// is transport-wide sequence numbers and AV1 dependency descriptors.
 //
 // The SRTP master keys are exported from the DTLS handshake (RFC 5764
 // section 4.2) as Pion exports them; Pion gives no access to the
@@ -39,12 +45,30 @@ import (
 // (browsers and Pion answer "active"); were it ever the client, the server
 // hello hook is not called and the transport keeps Pion's path.
 type directPath struct {
-	keys dtlsKeys
-	// cryptex: header extensions are encrypted too (RFC 9335), as the
-	// subscriber's answer asked (Pion negotiates it by default).
-	cryptex atomic.Bool
-	srtp    atomic.Pointer[srtpKeys]
-	route   atomic.Pointer[udpRoute]
+	keys  dtlsKeys
+	srtp  atomic.Pointer[srtpKeys]
+	route atomic.Pointer[udpRoute]
+
+	mu          sync.Mutex // orders the route's updates
+	routeByPair bool       // a selected-pair change set the route: newer than any first reading
+}
+
+// firstRoute sets the route read when the path starts, unless a change of
+// the selected pair set a newer one meanwhile.
+func (p *directPath) firstRoute(r *udpRoute) {
+	p.mu.Lock()
+	if !p.routeByPair {
+		p.route.Store(r)
+	}
+	p.mu.Unlock()
+}
+
+// pairChanged sets the route of a newly selected pair.
+func (p *directPath) pairChanged(r *udpRoute) {
+	p.mu.Lock()
+	p.routeByPair = true
+	p.route.Store(r)
+	p.mu.Unlock()
 }
 
 // srtpKeys are the server's write keys of one subscriber transport.
@@ -120,7 +144,7 @@ func (k *dtlsKeys) serverHello(m handshake.MessageServerHello) handshake.Message
 
 // ExportKeyingMaterial implements srtp.KeyingMaterialExporter as DTLS 1.2
 // does (RFC 5705): the PRF of the cipher suite over the master secret, with
-// the label and both randoms as seed.
+// the label and both randoms as seed. Called with k.mu held (srtpKeys).
 func (k *dtlsKeys) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
 	if len(context) != 0 {
 		return nil, errors.New("sfu: keying material context not supported")
@@ -158,13 +182,16 @@ func (k *dtlsKeys) srtpKeys() (*srtpKeys, error) {
 	if err := c.ExtractSessionKeysFromDTLS(k, false); err != nil {
 		return nil, err
 	}
+	clear(k.masterSecret) // what is needed of it is derived
+	k.masterSecret = nil
 	return &srtpKeys{profile: profile, key: c.Keys.LocalMasterKey, salt: c.Keys.LocalMasterSalt}, nil
 }
 
 // routeOf is the direct route of a selected candidate pair: UDP, from a
 // socket of the engine (nil otherwise: Pion's path).
 func (e *Engine) routeOf(pair *webrtc.ICECandidatePair) *udpRoute {
-	if pair == nil || pair.Local == nil || pair.Remote == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP {
+	if pair == nil || pair.Local == nil || pair.Remote == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP ||
+		pair.Local.Typ != webrtc.ICECandidateTypeHost {
 		return nil
 	}
 	local, err1 := netip.ParseAddr(pair.Local.Address)
@@ -179,7 +206,7 @@ func (e *Engine) routeOf(pair *webrtc.ICECandidatePair) *udpRoute {
 			continue
 		}
 		bound, _ := netip.AddrFromSlice(a.IP)
-		if !bound.IsUnspecified() && bound.Unmap() != local.Unmap() {
+		if !bound.IsUnspecified() && bound.Unmap() != local.Unmap() && c.announced != local.Unmap() {
 			continue
 		}
 		if conn != nil {
@@ -197,67 +224,98 @@ func (e *Engine) routeOf(pair *webrtc.ICECandidatePair) *udpRoute {
 	return &udpRoute{conn: conn, to: to}
 }
 
-// outStream is one stream of a srtpOut: its last sequence number and
-// rollover count, to go on with them in a new context.
+// outStream is one stream of a srtpOut: the rollover count of its newest
+// packet, whichever path carried it.
 type outStream struct {
-	ssrc    uint32
-	last    uint16 // the newest sequence number sent
-	seen    bool
-	roc     uint32 // the old context's count, while carried
-	carried bool   // a new context: the next packet sets the count
+	ssrc   uint32
+	last   uint16 // the newest sequence number
+	roc    uint32
+	seen   bool
+	direct bool // it went direct: never through Pion again
+	synced bool // the context's count is ours (set again after packets the context did not see)
 }
 
-// stream is o's stream of ssrc (a third replaces the older).
-func (o *srtpOut) stream(ssrc uint32) *outStream {
-	if o.streams[0].ssrc == ssrc {
-		return &o.streams[0]
+// index notes a packet of the stream and returns its rollover count.
+func (st *outStream) index(seq uint16) uint32 {
+	if !st.seen {
+		st.seen, st.last = true, seq
+		return st.roc
 	}
-	if o.streams[1].ssrc != ssrc {
-		o.streams[1] = outStream{ssrc: ssrc}
+	if int16(seq-st.last) > 0 { // newer
+		if seq < st.last {
+			st.roc++
+		}
+		st.last = seq
+		return st.roc
 	}
-	return &o.streams[1]
+	if seq > st.last && st.roc > 0 { // older, from before the last rollover
+		return st.roc - 1
+	}
+	return st.roc
 }
 
-// srtpOut is a down track's own SRTP context: the streams it sends (its
-// media and RTX SSRCs) are encrypted here and nowhere else once the
-// direct path is taken.
+// srtpOut sends a down track's streams (media and RTX): through Pion until
+// the direct path is there, then with its own SRTP context.
 type srtpOut struct {
 	mu      sync.Mutex // forwarding, padding and retransmissions write from different goroutines
 	keys    *srtpKeys
-	cryptex bool
 	ctx     *srtp.Context
-	streams [2]outStream // the streams sent: media and RTX
+	streams [2]outStream
 	hdr     rtp.Header
 	buf     [maxPacketSize + 64]byte
 }
 
+// errNoRoute: a stream that went direct has no route now.
+var errNoRoute = errors.New("sfu: no direct route to the subscriber")
+
 var errTooLarge = errors.New("sfu: packet too large")
 
-// write encrypts one packet and queues it on the route's socket.
-func (o *srtpOut) write(k *srtpKeys, cryptex bool, r *udpRoute, h *rtp.Header, payload []byte) (int, error) {
+// stream is o's stream of ssrc (a third would replace the second).
+func (o *srtpOut) stream(ssrc uint32) *outStream {
+	for i := range o.streams {
+		if st := &o.streams[i]; st.ssrc == ssrc && st.seen {
+			return st
+		}
+	}
+	for i := range o.streams {
+		if st := &o.streams[i]; !st.seen {
+			*st = outStream{ssrc: ssrc}
+			return st
+		}
+	}
+	o.streams[1] = outStream{ssrc: ssrc}
+	return &o.streams[1]
+}
+
+// send sends one packet: with k on route r when both are there, else
+// through Pion's w (unless the stream went direct).
+func (o *srtpOut) send(k *srtpKeys, r *udpRoute, w webrtc.TrackLocalWriter, h *rtp.Header, payload []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.keys != k || o.cryptex != cryptex {
-		if err := o.newContext(k, cryptex); err != nil {
+	st := o.stream(h.SSRC)
+	roc := st.index(h.SequenceNumber)
+	if k == nil || r == nil {
+		if st.direct {
+			st.synced = false
+			return 0, errNoRoute
+		}
+		return w.WriteRTP(h, payload)
+	}
+	if o.keys != k {
+		ctx, err := srtp.CreateContext(k.key, k.salt, k.profile)
+		if err != nil {
 			return 0, err
 		}
-	}
-	st := o.stream(h.SSRC)
-	if st.carried {
-		// The count goes on from the old context's newest packet.
-		roc := st.roc
-		switch d := int(h.SequenceNumber) - int(st.last); {
-		case d < -1<<15:
-			roc++
-		case d > 1<<15 && roc > 0:
-			roc--
+		o.keys, o.ctx = k, ctx
+		for i := range o.streams {
+			o.streams[i].synced = false
 		}
+	}
+	if !st.synced {
 		o.ctx.SetROC(h.SSRC, roc)
-		st.carried = false
+		st.synced = true
 	}
-	if d := int16(h.SequenceNumber - st.last); d > 0 || !st.seen {
-		st.last, st.seen = h.SequenceNumber, true
-	}
+	st.direct = true
 	n, err := h.MarshalTo(o.buf[:])
 	if err != nil {
 		return 0, err
@@ -277,25 +335,4 @@ func (o *srtpOut) write(k *srtpKeys, cryptex bool, r *udpRoute, h *rtp.Header, p
 		return 0, err
 	}
 	return r.conn.WriteToAddrPort(out, r.to)
-}
-
-// newContext makes the context for keys k, the streams going on with the
-// rollover counts they had (a renegotiation turned cryptex on or off).
-func (o *srtpOut) newContext(k *srtpKeys, cryptex bool) error {
-	mode := srtp.CryptexModeDisabled
-	if cryptex {
-		mode = srtp.CryptexModeEnabled
-	}
-	ctx, err := srtp.CreateContext(k.key, k.salt, k.profile, srtp.Cryptex(mode))
-	if err != nil {
-		return err
-	}
-	if o.ctx != nil && o.keys == k {
-		for i := range o.streams {
-			st := &o.streams[i]
-			st.roc, st.carried = o.ctx.ROC(st.ssrc)
-		}
-	}
-	o.keys, o.cryptex, o.ctx = k, cryptex, ctx
-	return nil
 }

@@ -141,7 +141,7 @@ func TestDirectPathDelivers(t *testing.T) {
 			if (k != nil) == noBatching {
 				if sub.direct != nil {
 					_, err := sub.direct.keys.srtpKeys()
-					t.Logf("keys: %v; route %v; state %v; cryptex %v srtp %v", err, sub.direct.route.Load(), sub.pc.ConnectionState(), sub.direct.cryptex.Load(), sub.direct.srtp.Load())
+					t.Logf("keys: %v; route %v; state %v", err, sub.direct.route.Load(), sub.pc.ConnectionState())
 				}
 				t.Fatalf("direct path taken: %v, with NoBatching %v", k != nil, noBatching)
 			}
@@ -180,66 +180,109 @@ func TestDirectPathDelivers(t *testing.T) {
 }
 
 // What the direct path sends decrypts to exactly the packet Pion would
-// have marshalled (padding and header extensions included, cryptex on
-// or off), and a context made anew when cryptex changes keeps each
-// stream's rollover count.
-func TestSRTPOutWritesWhatPionWould(t *testing.T) {
+// have marshalled (padding and header extensions included); a stream
+// goes on with the rollover count it had through Pion, never goes back
+// to Pion once direct (its packets are dropped while there is no route),
+// and takes up its count again when the route is back, however many
+// packets were dropped.
+func TestSRTPOutKeepsEachStreamsIndex(t *testing.T) {
 	bc := newBatchConn(listenLoopback(t))
 	dst := listenLoopback(t)
 	route := &udpRoute{conn: bc, to: dst.LocalAddr().(*net.UDPAddr).AddrPort()}
 	keys := &srtpKeys{profile: srtp.ProtectionProfileAeadAes128Gcm, key: bytes.Repeat([]byte{1}, 16), salt: bytes.Repeat([]byte{2}, 12)}
-	withExt := rtp.Header{Version: 2, SSRC: 7, PayloadType: 96, SequenceNumber: 65534, Timestamp: 9}
-	if err := withExt.SetExtension(3, []byte{0xaa, 0xbb}); err != nil {
+	rx, err := srtp.CreateContext(keys.key, keys.salt, keys.profile)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var out srtpOut
+	pion := &recordingWriter{}
 	buf := make([]byte, 2000)
-	for i, tt := range []struct {
-		h       rtp.Header
-		payload []byte
-		cryptex bool
-	}{
-		{rtp.Header{Version: 2, SSRC: 7, PayloadType: 96, SequenceNumber: 65533, Timestamp: 9, Marker: true}, []byte("media"), false},
-		{withExt, []byte("media with an extension"), false},
-		{rtp.Header{Version: 2, Padding: true, PaddingSize: 255, SSRC: 7, PayloadType: 96, SequenceNumber: 65535, Timestamp: 9}, nil, false},
-		{withExt, []byte("past the rollover, encrypted extension"), true},
-	} {
-		h := tt.h
-		if i == 3 {
-			h.SequenceNumber = 0 // the stream wrapped: the rollover count is 1
+	// send sends packet seq of stream ssrc, direct or not; a direct one
+	// must decrypt, with the receiver's count rollovers, to what Pion
+	// would marshal.
+	send := func(ssrc uint32, seq uint16, ext, padding, direct bool, roc uint32) error {
+		t.Helper()
+		h := rtp.Header{Version: 2, SSRC: ssrc, PayloadType: 96, SequenceNumber: seq, Timestamp: 9, Marker: true}
+		payload := []byte("media")
+		if ext {
+			if err := h.SetExtension(3, []byte{0xaa, 0xbb}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if _, err := out.write(keys, tt.cryptex, route, &h, tt.payload); err != nil {
-			t.Fatal(err)
+		if padding {
+			h.Padding, h.PaddingSize, payload = true, 255, nil
+		}
+		k, r := keys, route
+		if !direct {
+			k, r = nil, nil
+		}
+		before := len(pion.packets)
+		if _, err := out.send(k, r, pion, &h, payload); err != nil {
+			return err
+		}
+		if !direct {
+			if len(pion.packets) != before+1 {
+				t.Fatalf("packet %d of %d: not through Pion", seq, ssrc)
+			}
+			return nil
+		}
+		if len(pion.packets) != before {
+			t.Fatalf("packet %d of %d: through Pion", seq, ssrc)
 		}
 		_ = dst.SetReadDeadline(time.Now().Add(2 * time.Second))
 		n, _, err := dst.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		mode := srtp.CryptexModeDisabled
-		if tt.cryptex {
-			mode = srtp.CryptexModeEnabled
-		}
-		rx, err := srtp.CreateContext(keys.key, keys.salt, keys.profile, srtp.Cryptex(mode))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 3 {
-			rx.SetROC(7, 1)
-		}
+		rx.SetROC(ssrc, roc)
 		plain, err := rx.DecryptRTP(nil, buf[:n], nil)
 		if err != nil {
-			t.Fatalf("packet %d: %v", i, err)
+			t.Fatalf("packet %d of %d (rollover %d): %v", seq, ssrc, roc, err)
 		}
-		want, err := (&rtp.Packet{Header: h, Payload: tt.payload}).Marshal()
+		want, err := (&rtp.Packet{Header: h, Payload: payload}).Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(plain, want) {
-			t.Errorf("packet %d decrypts to\n%x, want\n%x", i, plain, want)
+			t.Errorf("packet %d of %d decrypts to\n%x, want\n%x", seq, ssrc, plain, want)
 		}
-		if ext := bytes.Contains(buf[:n], []byte{0xaa, 0xbb}); h.Extension && ext == tt.cryptex {
-			t.Errorf("packet %d: extension in the clear %v with cryptex %v", i, ext, tt.cryptex)
+		return nil
+	}
+	// Stream 7 starts through Pion and rolls over there, then goes direct.
+	for _, seq := range []uint16{65533, 65534, 65535, 0} {
+		if err := send(7, seq, false, false, false, 0); err != nil {
+			t.Fatal(err)
 		}
+	}
+	if err := send(7, 1, true, false, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(7, 65535, false, false, true, 0); err != nil { // a late resend from before the rollover
+		t.Fatal(err)
+	}
+	// Stream 9 (RTX) direct from its start, and a padding packet on 7.
+	if err := send(9, 100, false, false, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(7, 2, false, true, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	// No route: 7 went direct, so its packets are dropped, not sent through Pion.
+	for seq := uint16(3); seq < 40000; seq += 1000 {
+		if _, err := out.send(keys, nil, pion, &rtp.Header{Version: 2, SSRC: 7, SequenceNumber: seq}, nil); err != errNoRoute {
+			t.Fatalf("no route: %v", err)
+		}
+	}
+	for _, seq := range []uint16{40003, 50003, 60003, 65003, 500} { // on, past the next rollover
+		if _, err := out.send(keys, nil, pion, &rtp.Header{Version: 2, SSRC: 7, SequenceNumber: seq}, nil); err != errNoRoute {
+			t.Fatalf("no route: %v", err)
+		}
+	}
+	// The route is back: the count goes on from the packets dropped.
+	if err := send(7, 501, false, false, true, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(9, 101, false, false, true, 0); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package sfu
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -74,6 +73,9 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+		// No cryptex: the direct path does not encrypt header extensions
+		// (srtpout.go), and these carry nothing a subscriber's own.
+		RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new subscriber: %w", err)
@@ -92,14 +94,9 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 	s.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		switch st {
-		case webrtc.PeerConnectionStateConnected:
+		if st == webrtc.PeerConnectionStateConnected {
 			s.bw.ready.Store(true) // packets leave now: number them from here on
 			s.startDirect()
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			if s.direct != nil {
-				s.direct.route.Store(nil)
-			}
 		}
 		if p.OnStateChange != nil {
 			p.OnStateChange(st)
@@ -125,10 +122,10 @@ func (s *Subscriber) startDirect() {
 		return
 	}
 	ice := s.pc.SCTP().Transport().ICETransport()
-	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { p.route.Store(s.engine.routeOf(pair)) })
+	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { p.pairChanged(s.engine.routeOf(pair)) })
 	pair, _ := ice.GetSelectedCandidatePair()
 	r := s.engine.routeOf(pair)
-	p.route.Store(r)
+	p.firstRoute(r)
 	p.srtp.Store(keys)
 	s.engine.log.Debug("direct path", "subscriber", s.id, "profile", keys.profile, "udp", r != nil)
 }
@@ -263,11 +260,6 @@ func (s *Subscriber) SetAnswer(sdp string, version int) error {
 		s.mu.Unlock()
 		s.signal()
 		return fmt.Errorf("%w: %w", ErrBadSDP, err)
-	}
-	if s.direct != nil {
-		// As Pion decides it: the answer declares the client can take
-		// encrypted header extensions (our offers declare it too).
-		s.direct.cryptex.Store(strings.Contains(sdp, "\na=cryptex"))
 	}
 	s.ice.Flush()
 	s.mu.Lock()
