@@ -45,6 +45,7 @@ func TestRecordingCodecs(t *testing.T) {
 	ffmpeg := ffmpegPath(t)
 	dir := t.TempDir()
 	h264, alaw, vp9, ogg := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.alaw"), filepath.Join(dir, "v.ivf"), filepath.Join(dir, "a.ogg")
+	av1 := filepath.Join(dir, "av1.ivf")
 	for _, args := range [][]string{
 		{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "12", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline",
 			"-level", "3.1", "-bf", "0", "-g", "30", "-x264-params", "repeat-headers=1:scenecut=0", "-f", "h264", h264},
@@ -52,6 +53,8 @@ func TestRecordingCodecs(t *testing.T) {
 		{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "12", "-c:v", "libvpx-vp9", "-g", "30", "-b:v", "300k",
 			"-deadline", "realtime", "-cpu-used", "8", vp9},
 		{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "12", "-c:a", "libopus", "-page_duration", "20000", ogg},
+		{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "12", "-c:v", "libaom-av1", "-g", "30", "-b:v", "300k",
+			"-usage", "realtime", "-cpu-used", "8", av1},
 	} {
 		if out, err := exec.Command(ffmpeg, append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
@@ -59,13 +62,14 @@ func TestRecordingCodecs(t *testing.T) {
 	}
 	tests := []struct {
 		name, codecs, file, want string
+		lo                       int // media ports
 		video, audio             func() (webrtc.RTPCodecCapability, client.SampleSource)
 	}{
 		{"H264+PCMA", `[
 			{"Kind": "audio", "MimeType": "audio/PCMA", "ClockRate": 8000, "Channels": 1},
 			{"Kind": "video", "MimeType": "video/H264", "ClockRate": 90000,
 			 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`,
-			"Hal.mkv", "pcm_alaw,h264",
+			"Hal.mkv", "pcm_alaw,h264", 39140,
 			func() (webrtc.RTPCodecCapability, client.SampleSource) {
 				src, err := client.H264File(h264, 30)
 				if err != nil {
@@ -84,7 +88,7 @@ func TestRecordingCodecs(t *testing.T) {
 		{"VP9+Opus", `[
 			{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
 			{"Kind": "video", "MimeType": "video/VP9", "ClockRate": 90000, "Parameters": {"profile-id": 0}}]`,
-			"Hal.webm", "opus,vp9",
+			"Hal.webm", "opus,vp9", 39150,
 			func() (webrtc.RTPCodecCapability, client.SampleSource) {
 				src, _, err := client.IVFFile(vp9)
 				if err != nil {
@@ -99,10 +103,28 @@ func TestRecordingCodecs(t *testing.T) {
 				}
 				return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, src
 			}},
+		{"AV1+Opus", `[
+			{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
+			{"Kind": "video", "MimeType": "video/AV1", "ClockRate": 90000}]`,
+			"Hal.webm", "opus,av1", 39210,
+			func() (webrtc.RTPCodecCapability, client.SampleSource) {
+				src, _, err := client.IVFFile(av1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000}, src
+			},
+			func() (webrtc.RTPCodecCapability, client.SampleSource) {
+				src, err := client.OggOpusFile(ogg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, src
+			}},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lo := 39140 + 10*i
+			lo := tt.lo
 			media := startMedia(t, loopbackConfig(lo, lo+9, tt.codecs), "VCLASS_AUTH_SECRET="+testSecret)
 			rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 			vc, vs := tt.video()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp/codecs"
+
+	"github.com/vclass/vclass/recorder/mkv"
 )
 
 // frame is one coded picture or audio packet, rebuilt from RTP.
@@ -20,7 +22,7 @@ type frame struct {
 // with a missing packet are dropped, and so is everything after until a
 // keyframe: a decoder cannot use them.
 type assembler struct {
-	codec string // lower-case MIME subtype: vp8, vp9, h264, opus, pcma, pcmu
+	codec string // lower-case MIME subtype: vp8, vp9, h264, av1, opus, pcma, pcmu
 	video bool
 
 	cur      frame
@@ -29,14 +31,19 @@ type assembler struct {
 	needKey  bool // drop frames until a keyframe
 	h264     *codecs.H264Packet
 	sps, pps []byte // the latest H.264 parameter sets
+	av1      *codecs.AV1Depacketizer
+	av1Seq   []byte // the latest AV1 sequence header OBU
 	lostHeld bool   // a loss noted on a padding packet, for the next one
 }
 
 func newAssembler(mime string) *assembler {
 	codec := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(mime, "video/"), "audio/"))
 	a := &assembler{codec: codec, video: strings.HasPrefix(strings.ToLower(mime), "video/"), needKey: true}
-	if codec == "h264" {
+	switch codec {
+	case "h264":
 		a.h264 = &codecs.H264Packet{IsAVC: true}
+	case "av1":
+		a.av1 = &codecs.AV1Depacketizer{}
 	}
 	return a
 }
@@ -61,6 +68,9 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 	}
 	if p.lost && a.h264 != nil {
 		a.h264 = &codecs.H264Packet{IsAVC: true}
+	}
+	if p.lost && a.av1 != nil {
+		a.av1 = &codecs.AV1Depacketizer{} // no fragment across the loss
 	}
 	if a.have && p.pkt.Timestamp != a.cur.rtpTS {
 		// A new picture began before the last one's marker: that one is lost.
@@ -87,8 +97,13 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 		a.needKey = true
 		return frame{}, false, true
 	}
-	if a.codec == "h264" {
+	switch a.codec {
+	case "h264":
 		a.cur.key = a.h264Keyframe(a.cur.data)
+	case "av1":
+		if seq, _, ok := mkv.AV1SequenceHeader(a.cur.data); ok {
+			a.av1Seq = append(a.av1Seq[:0], seq...)
+		}
 	}
 	if a.needKey && !a.cur.key {
 		return frame{}, false, true
@@ -107,6 +122,9 @@ func (a *assembler) startsKeyframe(payload []byte) bool {
 		var vp9 codecs.VP9Packet
 		_, err := vp9.Unmarshal(payload)
 		return err == nil && vp9.B && !vp9.P
+	case "av1":
+		// Aggregation header bit N: the first packet of a coded video sequence.
+		return len(payload) > 0 && payload[0]&0x08 != 0
 	}
 	return false
 }
@@ -132,6 +150,16 @@ func (a *assembler) appendPayload(payload []byte) {
 		if err != nil {
 			a.broken = true
 			a.h264 = &codecs.H264Packet{IsAVC: true}
+			return
+		}
+		a.cur.data = append(a.cur.data, data...)
+	case "av1":
+		// OBUs as Matroska stores them: each with its size, no temporal
+		// delimiters.
+		data, err := a.av1.Unmarshal(payload)
+		if err != nil {
+			a.broken = true
+			a.av1 = &codecs.AV1Depacketizer{}
 			return
 		}
 		a.cur.data = append(a.cur.data, data...)

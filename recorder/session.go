@@ -636,6 +636,17 @@ func trackSpec(t *track, first placed) (mkv.Track, string, error) {
 		}
 		w, h, _ := picsize.H264(t.asm.sps)
 		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: priv, Width: w, Height: h}, codec, nil
+	case "av1":
+		seq, payload, ok := mkv.AV1SequenceHeader(t.asm.av1Seq)
+		if !ok {
+			return mkv.Track{}, codec, fmt.Errorf("AV1 keyframe without a sequence header")
+		}
+		priv, err := mkv.AV1Config(seq, payload)
+		if err != nil {
+			return mkv.Track{}, codec, err
+		}
+		w, h, _ := picsize.AV1(payload)
+		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_AV1", CodecPrivate: priv, Width: w, Height: h}, codec, nil
 	}
 	return mkv.Track{}, codec, fmt.Errorf("codec %s cannot be recorded", c.MimeType)
 }
