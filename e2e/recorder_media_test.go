@@ -240,3 +240,55 @@ func TestRecordingLateMutedAndRejoining(t *testing.T) {
 		t.Errorf("Ivy.webm: offset %.2f + %.2f s, want it to end with the recording at %.2f s", offsets["Ivy.webm"], d, done.Duration)
 	}
 }
+
+// A Chromium participant's AV1 (asked for with codec=AV1: one plain
+// stream, this Chromium offering no dependency descriptor) and H.264
+// (simulcast, the recorder taking the largest layer) are recorded: the
+// file holds Opus and that codec, decodes cleanly and lasts the
+// recording.
+func TestRecordingBrowserCodecs(t *testing.T) {
+	for _, tt := range []struct {
+		name, codecs, query, file, want string
+		lo                              int
+	}{
+		{"AV1", svcCodecs, "&codec=AV1", "Ann.webm", "opus,av1", 39220},
+		{"H264", `[
+			{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
+			{"Kind": "video", "MimeType": "video/H264", "ClockRate": 90000,
+			 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`,
+			"", "Ann.mkv", "opus,h264", 39230},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			media := startMedia(t, loopbackConfig(tt.lo, tt.lo+9, tt.codecs), "VCLASS_AUTH_SECRET="+testSecret)
+			rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+			p := openPage(t, media.URL+"/?room=bcodecs&name=Ann&autojoin=1"+tt.query, "Ann")
+			waitFor(t, 15*time.Second, "Ann sending her camera", func() bool {
+				for _, o := range p.stats().Outbound {
+					if o.Source == "video:cam" && o.FramesEncoded > 0 {
+						return true
+					}
+				}
+				return false
+			})
+			job := rec.start(t, "user1", "user1", "bcodecs")
+			rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+			time.Sleep(6 * time.Second)
+			rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+			done := rec.waitState(t, "user1", "user1", job.ID, "done", 30*time.Second)
+			if len(done.Files) != 2 || done.Files[0].Name != tt.file {
+				t.Fatalf("files %+v, want %s and the manifest", done.Files, tt.file)
+			}
+			path := filepath.Join(rec.Dir, "records", job.ID, tt.file)
+			codecs := ffprobeValue(t, "-show_entries", "stream=codec_name", "-of", "csv=p=0", path)
+			if got := strings.Join(strings.Fields(codecs), ","); got != tt.want {
+				t.Errorf("%s: codecs %q, want %q", tt.file, got, tt.want)
+			}
+			if errs := decodeErrors(t, path); errs != "" {
+				t.Errorf("%s does not decode cleanly:\n%s", tt.file, errs)
+			}
+			if d := fileDuration(t, path); d < 4.5 || d > 8 {
+				t.Errorf("%s lasts %.2f s, want about 6", tt.file, d)
+			}
+		})
+	}
+}
