@@ -33,6 +33,11 @@ type assembler struct {
 	sps, pps []byte // the latest H.264 parameter sets
 	av1      *codecs.AV1Depacketizer
 	av1Seq   []byte // the latest AV1 sequence header OBU
+	// VP9: where each frame of the current picture begins (a scalable
+	// stream's picture has one per spatial layer), and the largest
+	// layer's size from the latest scalability structure.
+	vp9Starts        []int
+	vp9Width, vp9Hgt int
 	lostHeld bool   // a loss noted on a padding packet, for the next one
 }
 
@@ -81,6 +86,7 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 		// After a loss this picture may lack its start, or follow a lost
 		// picture it depends on: only a keyframe is safe.
 		a.cur = frame{rtpTS: p.pkt.Timestamp, arrival: p.arrival, key: a.startsKeyframe(p.pkt.Payload)}
+		a.vp9Starts = a.vp9Starts[:0]
 		a.have, a.broken = true, p.lost
 		if p.lost {
 			a.needKey = true
@@ -103,6 +109,10 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 	case "av1":
 		if seq, _, ok := mkv.AV1SequenceHeader(a.cur.data); ok {
 			a.av1Seq = append(a.av1Seq[:0], seq...)
+		}
+	case "vp9":
+		if n := len(a.vp9Starts); n > 1 {
+			a.cur.data = a.vp9Picture(a.cur.data, a.cur.key)
 		}
 	}
 	if a.needKey && !a.cur.key {
@@ -140,11 +150,18 @@ func (a *assembler) appendPayload(payload []byte) {
 		}
 	case "vp9":
 		var vp9 codecs.VP9Packet
-		if data, err := vp9.Unmarshal(payload); err == nil {
-			a.cur.data = append(a.cur.data, data...)
-		} else {
+		data, err := vp9.Unmarshal(payload)
+		if err != nil {
 			a.broken = true
+			return
 		}
+		if vp9.B {
+			a.vp9Starts = append(a.vp9Starts, len(a.cur.data))
+		}
+		if vp9.V && len(vp9.Width) > 0 && len(vp9.Width) == len(vp9.Height) {
+			a.vp9Width, a.vp9Hgt = int(vp9.Width[len(vp9.Width)-1]), int(vp9.Height[len(vp9.Height)-1])
+		}
+		a.cur.data = append(a.cur.data, data...)
 	case "h264":
 		data, err := a.h264.Unmarshal(payload)
 		if err != nil {
@@ -189,4 +206,59 @@ func (a *assembler) h264Keyframe(b []byte) bool {
 		b = b[4+n:]
 	}
 	return key
+}
+
+// vp9Picture keeps the largest layer of a scalable VP9 picture (k-SVC, as
+// browsers send it: spatial layers refer to the layers below only in key
+// pictures). A picture that is not a key picture needs only its largest
+// layer's frame; a key picture needs every layer's, which go in one block
+// as a superframe, the keyframe at its base made not to be shown (a
+// decoder would show each layer's frame of the picture).
+func (a *assembler) vp9Picture(data []byte, key bool) []byte {
+	starts := a.vp9Starts
+	if !key {
+		top := starts[len(starts)-1]
+		return append(data[:0], data[top:]...)
+	}
+	hideKeyframe(data[:starts[1]])
+	return appendSuperframeIndex(data, starts)
+}
+
+// hideKeyframe clears show_frame in a VP9 keyframe's uncompressed header
+// (VP9 bitstream specification 6.2: after the frame marker, the profile
+// bits, show_existing_frame and frame_type). Only a keyframe: another
+// frame's header reads one more bit when it is not shown.
+func hideKeyframe(frame []byte) {
+	if len(frame) == 0 || frame[0]>>6 != 2 {
+		return
+	}
+	bit := 4 // show_existing_frame, profiles 0-2
+	if frame[0]>>4&3 == 3 {
+		bit = 5 // profile 3 has a reserved bit first
+	}
+	showExisting, keyframe := frame[0]>>(7-bit)&1 == 1, frame[0]>>(6-bit)&1 == 0
+	if !showExisting && keyframe {
+		frame[0] &^= 1 << (5 - bit)
+	}
+}
+
+// appendSuperframeIndex ends the frames of a VP9 picture, beginning at
+// starts, with the superframe index (VP9 bitstream specification, annex
+// B): a marker byte, each frame's size in 4 little-endian bytes, the
+// marker again.
+func appendSuperframeIndex(data []byte, starts []int) []byte {
+	if len(starts) > 8 || starts[0] != 0 {
+		return data // not a picture of frames we can index
+	}
+	marker := byte(0xc0 | 3<<3 | (len(starts) - 1)) // 4 bytes per size
+	end := len(data)
+	data = append(data, marker)
+	for i, start := range starts {
+		next := end
+		if i+1 < len(starts) {
+			next = starts[i+1]
+		}
+		data = binary.LittleEndian.AppendUint32(data, uint32(next-start))
+	}
+	return append(data, marker)
 }

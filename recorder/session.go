@@ -625,6 +625,9 @@ func trackSpec(t *track, first placed) (mkv.Track, string, error) {
 		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_VP8", Width: w, Height: h}, codec, nil
 	case "vp9":
 		w, h, _ := picsize.VP9(first.data)
+		if t.asm.vp9Width > 0 && t.asm.vp9Hgt > 0 {
+			w, h = t.asm.vp9Width, t.asm.vp9Hgt // a scalable stream: its largest layer's
+		}
 		return mkv.Track{Type: mkv.Video, Name: name, CodecID: "V_VP9", Width: w, Height: h}, codec, nil
 	case "h264":
 		if len(t.asm.sps) == 0 || len(t.asm.pps) == 0 {
