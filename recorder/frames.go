@@ -38,7 +38,7 @@ type assembler struct {
 	// layer's size from the latest scalability structure.
 	vp9Starts        []int
 	vp9Width, vp9Hgt int
-	lostHeld bool   // a loss noted on a padding packet, for the next one
+	lostHeld         bool // a loss noted on a padding packet, for the next one
 }
 
 func newAssembler(mime string) *assembler {
