@@ -425,6 +425,7 @@ func (c *Client) resetTransports() {
 type RoomPeer struct {
 	PeerID      string `json:"peerId"`
 	DisplayName string `json:"displayName"`
+	UserID      string `json:"userId"` // told to recorders only
 	Producers   []struct {
 		ProducerID string `json:"producerId"`
 		Source     string `json:"source"`

@@ -150,6 +150,7 @@ type recording struct {
 		Size        int64    `json:"size"`
 		Duration    float64  `json:"duration"`
 		Participant string   `json:"participant"`
+		UserID      string   `json:"userId"`
 		Source      string   `json:"source"`
 		Codecs      []string `json:"codecs"`
 		Offset      float64  `json:"offset"`
@@ -158,6 +159,11 @@ type recording struct {
 			SpatialLayer int     `json:"spatialLayer"`
 		} `json:"layers"`
 	} `json:"files"`
+	Participants []struct {
+		Name   string   `json:"name"`
+		UserID string   `json:"userId"`
+		Files  []string `json:"files"`
+	} `json:"participants"`
 	Duration     float64 `json:"duration"`
 	ComposeError string  `json:"composeError"`
 }

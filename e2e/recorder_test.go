@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/client"
 )
 
@@ -47,7 +49,15 @@ func syncClip(t *testing.T, dir string, secs int) (ivf, ogg string) {
 // audio and video started together.
 func publishClip(t *testing.T, ctx context.Context, wsURL, room, name, ivf, ogg string) (*client.Client, []client.Producer) {
 	t.Helper()
-	c, err := client.Dial(ctx, client.Options{URL: wsURL, DisplayName: name, Sources: []string{"audio:mic", "video:cam"}})
+	return publishClipWith(t, ctx, client.Options{URL: wsURL, DisplayName: name}, room, ivf, ogg)
+}
+
+// publishClipWith is publishClip with the client's options (a ticket).
+func publishClipWith(t *testing.T, ctx context.Context, opts client.Options, room, ivf, ogg string) (*client.Client, []client.Producer) {
+	t.Helper()
+	name := opts.DisplayName
+	opts.Sources = []string{"audio:mic", "video:cam"}
+	c, err := client.Dial(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,5 +502,83 @@ func TestRecorderSlotsAndAccess(t *testing.T) {
 	}
 	for _, id := range []string{r2.ID, r3.ID} {
 		rec.call(t, "POST", "/api/v1/recordings/"+id+"/stop", "user1", "user1", nil, nil)
+	}
+}
+
+// Files go by the ticket's user, not only the name: two students named
+// Ann (users u-1 and u-2) have a file each, Ann.webm and Ann-2.webm, each
+// with its user in the manifest; when both leave and only u-2 comes back,
+// she goes on in her own file. The user id reaches the recorder, never
+// other peers.
+func TestRecordingFilesGoByUser(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ivf, ogg := syncClip(t, dir, 30)
+	media := startMedia(t, loopbackConfig(39250, 39259, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	ctx := ctx30(t)
+	ann := func(user string) client.Options {
+		tk, err := auth.Mint(testSecret, auth.Claims{Room: "users", Name: "Ann", Role: auth.RoleNormal,
+			RegisteredClaims: jwt.RegisteredClaims{Subject: user}}, time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client.Options{URL: media.WS, DisplayName: "Ann", Ticket: tk}
+	}
+	first, _ := publishClipWith(t, ctx, ann("u-1"), "users", ivf, ogg)
+	second, _ := publishClipWith(t, ctx, ann("u-2"), "users", ivf, ogg)
+	watcher, err := client.Dial(ctx, client.Options{URL: media.WS, DisplayName: "Watcher"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(watcher.Close)
+	peers, err := watcher.JoinRoom(ctx, "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p.UserID != "" {
+			t.Errorf("a student sees %s's user id %q", p.DisplayName, p.UserID)
+		}
+	}
+	job := rec.start(t, "user1", "user1", "users")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+	time.Sleep(3 * time.Second)
+	// Both leave; u-2 comes back (by name alone she would take Ann.webm,
+	// the first Ann's file), u-1 does not.
+	first.Close()
+	second.Close()
+	time.Sleep(2 * time.Second)
+	publishClipWith(t, ctx, ann("u-2"), "users", ivf, ogg)
+	time.Sleep(4 * time.Second)
+	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+	done := rec.waitState(t, "user1", "user1", job.ID, "done", 30*time.Second)
+	users := map[string]string{}
+	for _, f := range done.Files {
+		if f.Source == "camera" {
+			users[f.Name] = f.UserID
+		}
+	}
+	if len(users) != 2 || users["Ann.webm"] == "" || users["Ann-2.webm"] == "" || users["Ann.webm"] == users["Ann-2.webm"] {
+		t.Fatalf("camera files and their users %v, want Ann.webm and Ann-2.webm for u-1 and u-2", users)
+	}
+	if len(done.Participants) != 2 {
+		t.Errorf("participants %+v, want two (two users named Ann)", done.Participants)
+	}
+	for _, p := range done.Participants {
+		if p.Name != "Ann" || len(p.Files) != 1 || users[p.Files[0]] != p.UserID {
+			t.Errorf("participant %+v", p)
+		}
+	}
+	// u-2's file goes on to the end of the recording, her absence a gap
+	// in it; u-1's ends when she left.
+	for _, f := range done.Files {
+		end := f.Offset + f.Duration
+		switch {
+		case f.UserID == "u-2" && end < done.Duration-1.5:
+			t.Errorf("u-2's file %s ends at %.1f s of %.1f: her coming back did not go on in it", f.Name, end, done.Duration)
+		case f.UserID == "u-1" && end > done.Duration-3:
+			t.Errorf("u-1's file %s ends at %.1f s of %.1f: someone else went on in it", f.Name, end, done.Duration)
+		}
 	}
 }

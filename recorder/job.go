@@ -59,10 +59,12 @@ type Recording struct {
 	ComposeError string        `json:"composeError,omitempty"`
 }
 
-// Participant is someone recorded, and their files.
+// Participant is someone recorded, and their files: one per portal user
+// (the ticket's sub) where tickets name users, else per display name.
 type Participant struct {
-	Name  string   `json:"name"`
-	Files []string `json:"files"`
+	Name   string   `json:"name"`
+	UserID string   `json:"userId,omitempty"`
+	Files  []string `json:"files"`
 }
 
 // File is one file of a recording.
@@ -71,7 +73,8 @@ type File struct {
 	Size        int64    `json:"size"`
 	Duration    float64  `json:"duration"` // seconds
 	Participant string   `json:"participant,omitempty"`
-	Source      string   `json:"source"` // camera, screen, composite, manifest
+	UserID      string   `json:"userId,omitempty"` // the participant's portal user (ticket sub)
+	Source      string   `json:"source"`           // camera, screen, composite, manifest
 	Codecs      []string `json:"codecs,omitempty"`
 	Offset      float64  `json:"offset"` // seconds from the recording's start
 	// Layers lists the camera's simulcast layer switches: the server
@@ -141,11 +144,15 @@ func participants(files []File) []Participant {
 		if f.Participant == "" {
 			continue
 		}
-		i, ok := idx[f.Participant]
+		key := "name:" + f.Participant
+		if f.UserID != "" {
+			key = "user:" + f.UserID
+		}
+		i, ok := idx[key]
 		if !ok {
 			i = len(out)
-			idx[f.Participant] = i
-			out = append(out, Participant{Name: f.Participant})
+			idx[key] = i
+			out = append(out, Participant{Name: f.Participant, UserID: f.UserID})
 		}
 		out[i].Files = append(out[i].Files, f.Name)
 	}

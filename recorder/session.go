@@ -53,6 +53,7 @@ type session struct {
 
 	mu         sync.Mutex
 	names      map[string]string // peer id -> display name
+	users      map[string]string // peer id -> portal user (ticket sub), "" for none
 	incoming   []*track
 	closed     map[string]bool // consumer ids closed by the server
 	switches   []layerSwitch   // simulcast layer switches the server told of, not yet placed
@@ -115,7 +116,8 @@ type placed struct {
 // pfile is one output file and the tracks feeding it.
 type pfile struct {
 	base        string // file name without extension
-	participant string
+	participant string // display name
+	user        string // portal user (ticket sub), "" when the ticket named none
 	group       string
 	peerID      string // the peer it records now (a rejoin takes it over)
 	w           *mkv.Writer
@@ -142,7 +144,7 @@ type fileSlot struct {
 func newSession(log *slog.Logger, dir string, stats *sessionStats) *session {
 	return &session{
 		log: log, dir: dir, stats: stats,
-		names: map[string]string{}, closed: map[string]bool{}, peers: map[string]*peerClock{},
+		names: map[string]string{}, users: map[string]string{}, closed: map[string]bool{}, peers: map[string]*peerClock{},
 	}
 }
 
@@ -152,10 +154,12 @@ func (s *session) attach(c *client.Client) {
 		var p struct {
 			PeerID      string `json:"peerId"`
 			DisplayName string `json:"displayName"`
+			UserID      string `json:"userId"`
 		}
 		if json.Unmarshal(data, &p) == nil {
 			s.mu.Lock()
 			s.names[p.PeerID] = p.DisplayName
+			s.users[p.PeerID] = p.UserID
 			s.mu.Unlock()
 		}
 	})
@@ -199,6 +203,7 @@ func (s *session) setPeers(peers []client.RoomPeer) {
 	defer s.mu.Unlock()
 	for _, p := range peers {
 		s.names[p.PeerID] = p.DisplayName
+		s.users[p.PeerID] = p.UserID
 	}
 }
 
@@ -655,17 +660,19 @@ func trackSpec(t *track, first placed) (mkv.Track, string, error) {
 }
 
 // assign picks the file of a track once it has frames: the participant's
-// camera file (taken over by the same name rejoining), or a new file per
-// screen share.
+// camera file (taken over by the same user rejoining, or the same name
+// where tickets name no users), or a new file per screen share. Two
+// users of one name have a file each (Ann, Ann-2).
 func (s *session) assign(t *track) {
 	s.mu.Lock()
-	name := s.names[t.peerID]
+	name, user := s.names[t.peerID], s.users[t.peerID]
 	s.mu.Unlock()
 	if name == "" {
 		name = t.peerID
 	}
 	for _, f := range s.files {
-		if f.participant != name || f.group != t.group {
+		same := f.user == user && (user != "" || f.participant == name)
+		if !same || f.group != t.group {
 			continue
 		}
 		if f.peerID == t.peerID && (t.group == "camera" || s.live(f)) {
@@ -686,7 +693,7 @@ func (s *session) assign(t *track) {
 	for i := 2; s.hasFile(unique); i++ {
 		unique = fmt.Sprintf("%s-%d", base, i)
 	}
-	f := &pfile{base: unique, participant: name, group: t.group, peerID: t.peerID, lastMs: map[int]int64{}}
+	f := &pfile{base: unique, participant: name, user: user, group: t.group, peerID: t.peerID, lastMs: map[int]int64{}}
 	s.files = append(s.files, f)
 	t.file = f
 }
@@ -821,7 +828,7 @@ func (s *session) fileInfo() []File {
 		}
 		out = append(out, File{
 			Name: filepath.Base(f.w.Path()), Size: f.w.Size(), Duration: f.w.Duration().Seconds(),
-			Participant: f.participant, Source: source, Codecs: append([]string(nil), f.codecs...),
+			Participant: f.participant, UserID: f.user, Source: source, Codecs: append([]string(nil), f.codecs...),
 			Offset: f.start.Seconds(), Layers: append([]LayerChange(nil), f.layers...),
 		})
 	}

@@ -78,12 +78,15 @@ type Consumer struct {
 
 // PeerInfo describes a peer to other peers and to the API.
 type PeerInfo struct {
-	PeerID      string         `json:"peerId"`
-	Role        auth.Role      `json:"role,omitempty"`
-	DisplayName string         `json:"displayName"`
-	Sources     []string       `json:"sources"`
-	Producers   []ProducerInfo `json:"producers"`
-	Joined      time.Time      `json:"joined"`
+	PeerID      string    `json:"peerId"`
+	Role        auth.Role `json:"role,omitempty"`
+	DisplayName string    `json:"displayName"`
+	// UserID is the ticket's user (sub): told to recorders (which file a
+	// participant's media by it) and the portal API, not to other peers.
+	UserID    string         `json:"userId,omitempty"`
+	Sources   []string       `json:"sources"`
+	Producers []ProducerInfo `json:"producers"`
+	Joined    time.Time      `json:"joined"`
 }
 
 // ProducerInfo describes a producer.
@@ -180,7 +183,7 @@ func (p *Peer) declares(source string) bool { return slices.Contains(p.sources, 
 func (p *Peer) visible() bool { return p.role != auth.RoleRecorder }
 
 func (p *Peer) infoLocked() PeerInfo {
-	info := PeerInfo{PeerID: p.id, DisplayName: p.displayName, Role: p.role, Sources: p.sources, Joined: p.joined, Producers: []ProducerInfo{}}
+	info := PeerInfo{PeerID: p.id, DisplayName: p.displayName, Role: p.role, UserID: p.userID, Sources: p.sources, Joined: p.joined, Producers: []ProducerInfo{}}
 	for _, prod := range p.producers {
 		info.Producers = append(info.Producers, prod.info())
 	}
@@ -191,6 +194,14 @@ func (prod *Producer) info() ProducerInfo {
 	return ProducerInfo{ProducerID: prod.id, Mid: prod.mid, Source: prod.source, Kind: prod.kind, Paused: prod.paused, Layers: layerInfos(prod.rids)}
 }
 
+// seen is info as p may see it: a user id for recorders only.
+func (p *Peer) seen(info PeerInfo) PeerInfo {
+	if p.role != auth.RoleRecorder {
+		info.UserID = ""
+	}
+	return info
+}
+
 // Others describes the other peers of the room.
 func (p *Peer) Others() []PeerInfo {
 	r := p.room
@@ -199,7 +210,7 @@ func (p *Peer) Others() []PeerInfo {
 	out := make([]PeerInfo, 0, len(r.peers))
 	for _, o := range r.peers {
 		if o != p && o.visible() {
-			out = append(out, o.infoLocked())
+			out = append(out, p.seen(o.infoLocked()))
 		}
 	}
 	return out

@@ -77,7 +77,7 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	infos := make([]PeerInfo, 0, len(others))
 	for _, o := range others {
 		if o.visible() {
-			infos = append(infos, o.infoLocked())
+			infos = append(infos, peer.seen(o.infoLocked()))
 		}
 	}
 	r.peers[peer.id] = peer
@@ -93,7 +93,7 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	}
 	if peer.visible() {
 		for _, o := range others {
-			o.notify("peerJoinRoom", info)
+			o.notify("peerJoinRoom", o.seen(info))
 		}
 	}
 	r.m.log.Info("peer joined", "room", r.id, "peer", peer.id, "name", p.DisplayName)
