@@ -37,6 +37,8 @@ type assembler struct {
 	// stream's picture has one per spatial layer), and the largest
 	// layer's size from the latest scalability structure.
 	vp9Starts        []int
+	vp9SIDs          []uint8 // the spatial layer of each
+	vp9Top           uint8   // the largest layer kept since the last key picture
 	vp9Width, vp9Hgt int
 	lostHeld         bool // a loss noted on a padding packet, for the next one
 }
@@ -86,7 +88,7 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 		// After a loss this picture may lack its start, or follow a lost
 		// picture it depends on: only a keyframe is safe.
 		a.cur = frame{rtpTS: p.pkt.Timestamp, arrival: p.arrival, key: a.startsKeyframe(p.pkt.Payload)}
-		a.vp9Starts = a.vp9Starts[:0]
+		a.vp9Starts, a.vp9SIDs = a.vp9Starts[:0], a.vp9SIDs[:0]
 		a.have, a.broken = true, p.lost
 		if p.lost {
 			a.needKey = true
@@ -111,7 +113,19 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 			a.av1Seq = append(a.av1Seq[:0], seq...)
 		}
 	case "vp9":
-		if n := len(a.vp9Starts); n > 1 {
+		if n := len(a.vp9SIDs); n > 0 {
+			// The largest layer kept changes only at a key picture: a
+			// layer's frames refer to that layer's frames before, which
+			// are not in the file if another layer was kept (the server
+			// moved to a smaller layer between key pictures).
+			top := a.vp9SIDs[n-1]
+			if a.cur.key {
+				a.vp9Top = top
+			} else if top != a.vp9Top {
+				a.needKey = true
+			}
+		}
+		if len(a.vp9Starts) > 1 {
 			a.cur.data = a.vp9Picture(a.cur.data, a.cur.key)
 		}
 	}
@@ -157,6 +171,7 @@ func (a *assembler) appendPayload(payload []byte) {
 		}
 		if vp9.B {
 			a.vp9Starts = append(a.vp9Starts, len(a.cur.data))
+			a.vp9SIDs = append(a.vp9SIDs, vp9.SID)
 		}
 		if vp9.V && len(vp9.Width) > 0 && len(vp9.Width) == len(vp9.Height) {
 			a.vp9Width, a.vp9Hgt = int(vp9.Width[len(vp9.Width)-1]), int(vp9.Height[len(vp9.Height)-1])

@@ -3,6 +3,8 @@ package recorder
 import (
 	"bytes"
 	"testing"
+
+	"github.com/pion/rtp"
 )
 
 // A scalable VP9 picture keeps its largest layer: a picture that is not a
@@ -32,5 +34,49 @@ func TestVP9Picture(t *testing.T) {
 	hideKeyframe(p3)
 	if p3[0] != 0xb0 {
 		t.Errorf("profile 3 keyframe: %#x, want 0xb0", p3[0])
+	}
+}
+
+// A scalable VP9 stream whose largest layer changes between key pictures
+// (the server moved the recorder to a smaller layer) is not written on
+// until the next key picture: that layer's frames refer to frames of it
+// the file does not have.
+func TestVP9LayerChangeWaitsForAKeyPicture(t *testing.T) {
+	a := newAssembler("video/VP9")
+	seq := uint16(0)
+	// picture sends one packet per spatial layer 0..top (flexible mode,
+	// B and E set; the first layer's frame a keyframe when key).
+	picture := func(ts uint32, top uint8, key bool) (frame, bool, bool) {
+		var f frame
+		var ok, askKey bool
+		for sid := uint8(0); sid <= top; sid++ {
+			desc := byte(0x0c) // B, E
+			if !key || sid > 0 {
+				desc |= 0x40 // P: inter-predicted
+			}
+			payload := []byte{desc | 0x20, sid << 1, 0, 0x82} // L: layer indices (TID 0, SID), TL0PICIDX; a frame byte
+			if key && sid == 0 {
+				payload[0] &^= 0x40
+			}
+			seq++
+			p := outPacket{pkt: &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: sid == top}, Payload: payload}}
+			f, ok, askKey = a.add(p)
+		}
+		return f, ok, askKey
+	}
+	if _, ok, _ := picture(1000, 2, true); !ok {
+		t.Fatal("the key picture was not written")
+	}
+	if f, ok, _ := picture(4000, 2, false); !ok || len(f.data) != 1 {
+		t.Fatalf("an inter picture at the same layer: %v % x, want its largest layer's frame", ok, f.data)
+	}
+	if _, ok, askKey := picture(7000, 1, false); ok || !askKey {
+		t.Fatalf("an inter picture at a smaller layer was written (%v) or no keyframe asked for (%v)", ok, askKey)
+	}
+	if _, ok, _ := picture(10000, 1, false); ok {
+		t.Fatal("written before the next key picture")
+	}
+	if _, ok, _ := picture(13000, 1, true); !ok {
+		t.Fatal("the next key picture was not written")
 	}
 }
