@@ -196,6 +196,13 @@ func (p *page) stats() pageStats {
 	return s
 }
 
+// inRoom waits until p is in its room (15 s at most) and returns its peer id.
+func inRoom(t *testing.T, p *page) string {
+	t.Helper()
+	waitFor(t, 15*time.Second, p.name+" in the room", func() bool { return p.peerID() != "" })
+	return p.peerID()
+}
+
 func (p *page) peerID() string {
 	var id string
 	_ = p.eval(`window.vclass.state.peerId || ""`, &id)

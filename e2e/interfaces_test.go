@@ -76,8 +76,7 @@ func TestJoinsThroughASecondInterface(t *testing.T) {
 	const joins = 10
 
 	teacher := openPage(t, srv.URL+"/?room=iface&name=Teacher&autojoin=1", "teacher")
-	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
-	teacherID := teacher.peerID()
+	teacherID := inRoom(t, teacher)
 	teacherDecodes := func(peer string, min float64) func() bool {
 		return func() bool { f, _ := teacher.stats().inboundFrom(peer, "video:cam"); return f >= min }
 	}

@@ -66,8 +66,7 @@ func TestBrowserSimulcastBySSRC(t *testing.T) {
 	if err := teacher.click("#join-button"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
-	teacherID := teacher.peerID()
+	teacherID := inRoom(t, teacher)
 	student := openPage(t, srv.URL+"/?room=simssrc&name=Student&autojoin=1&adaptive=0", "student")
 
 	// Three encodings of the camera, with no rid.

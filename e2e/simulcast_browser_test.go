@@ -28,8 +28,7 @@ func testBrowserSimulcast(t *testing.T, config, codec string) {
 	srv := startMedia(t, config)
 	teacher := openPage(t, srv.URL+"/?room=simulcast&name=Teacher&autojoin=1&adaptive=0", "teacher")
 	student := openPage(t, srv.URL+"/?room=simulcast&name=Student&autojoin=1&adaptive=0", "student")
-	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
-	teacherID := teacher.peerID()
+	teacherID := inRoom(t, teacher)
 
 	// The teacher's camera goes out as l, m and h, each encoding.
 	var rids []string

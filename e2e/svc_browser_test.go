@@ -55,8 +55,7 @@ func testBrowserSVC(t *testing.T, browserCtx context.Context, codec string, port
 	srv := startMedia(t, loopbackConfig(ports, ports+9, svcCodecs))
 	mime := "video/" + codec
 	teacher := openPageIn(t, browserCtx, srv.URL+"/?room=svc&name=Teacher&autojoin=1&adaptive=0&codec="+codec, "teacher")
-	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
-	teacherID := teacher.peerID()
+	teacherID := inRoom(t, teacher)
 	student := openPageIn(t, browserCtx, srv.URL+"/?room=svc&name=Student&autojoin=1&adaptive=0", "student")
 
 	// One stream for the camera, encoding at the captured size.
@@ -182,8 +181,7 @@ func captureSVC(t *testing.T, ws, mime, path string) {
 func TestBrowserAV1WithoutDescriptor(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(35230, 35239, svcCodecs))
 	teacher := openPage(t, srv.URL+"/?room=av1&name=Teacher&autojoin=1&adaptive=0&codec=AV1", "teacher")
-	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
-	teacherID := teacher.peerID()
+	teacherID := inRoom(t, teacher)
 	student := openPage(t, srv.URL+"/?room=av1&name=Student&autojoin=1&adaptive=0", "student")
 	waitFor(t, 20*time.Second, "the teacher sending one plain AV1 stream", func() bool {
 		n, plain := 0, false

@@ -313,8 +313,7 @@ func TestDynacastStopsUnwatchedLayers(t *testing.T) {
 func TestDynacastStopsUnwatchedSpatialLayers(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(35220, 35229, svcCodecs))
 	teacher := openPage(t, srv.URL+"/?room=dynsvc&name=Teacher&autojoin=1&mic=0&codec=VP9", "teacher")
-	waitFor(t, 15*time.Second, "the teacher in the room", func() bool { return teacher.peerID() != "" })
-	teacherID := teacher.peerID()
+	teacherID := inRoom(t, teacher)
 	student := openPage(t, srv.URL+"/?room=dynsvc&name=Student&autojoin=1&cam=0&mic=0", "student")
 	mode := func() (string, float64) {
 		for _, o := range teacher.stats().Outbound {

@@ -52,8 +52,7 @@ type session struct {
 	onLost  func(uint64)
 
 	mu         sync.Mutex
-	names      map[string]string // peer id -> display name
-	users      map[string]string // peer id -> portal user (ticket sub), "" for none
+	who        map[string]person // peer id -> who it is
 	incoming   []*track
 	closed     map[string]bool // consumer ids closed by the server
 	switches   []layerSwitch   // simulcast layer switches the server told of, not yet placed
@@ -113,6 +112,10 @@ type placed struct {
 	data []byte
 }
 
+// person is a peer as the server names it: its display name, and the
+// portal user its ticket names ("" for none).
+type person struct{ name, user string }
+
 // pfile is one output file and the tracks feeding it.
 type pfile struct {
 	base        string // file name without extension
@@ -144,7 +147,7 @@ type fileSlot struct {
 func newSession(log *slog.Logger, dir string, stats *sessionStats) *session {
 	return &session{
 		log: log, dir: dir, stats: stats,
-		names: map[string]string{}, users: map[string]string{}, closed: map[string]bool{}, peers: map[string]*peerClock{},
+		who: map[string]person{}, closed: map[string]bool{}, peers: map[string]*peerClock{},
 	}
 }
 
@@ -158,8 +161,7 @@ func (s *session) attach(c *client.Client) {
 		}
 		if json.Unmarshal(data, &p) == nil {
 			s.mu.Lock()
-			s.names[p.PeerID] = p.DisplayName
-			s.users[p.PeerID] = p.UserID
+			s.who[p.PeerID] = person{p.DisplayName, p.UserID}
 			s.mu.Unlock()
 		}
 	})
@@ -202,8 +204,7 @@ func (s *session) setPeers(peers []client.RoomPeer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range peers {
-		s.names[p.PeerID] = p.DisplayName
-		s.users[p.PeerID] = p.UserID
+		s.who[p.PeerID] = person{p.DisplayName, p.UserID}
 	}
 }
 
@@ -665,8 +666,9 @@ func trackSpec(t *track, first placed) (mkv.Track, string, error) {
 // users of one name have a file each (Ann, Ann-2).
 func (s *session) assign(t *track) {
 	s.mu.Lock()
-	name, user := s.names[t.peerID], s.users[t.peerID]
+	who := s.who[t.peerID]
 	s.mu.Unlock()
+	name, user := who.name, who.user
 	if name == "" {
 		name = t.peerID
 	}

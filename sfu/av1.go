@@ -1,6 +1,9 @@
 package sfu
 
-import "github.com/vclass/vclass/internal/picsize"
+import (
+	"github.com/vclass/vclass/internal/obu"
+	"github.com/vclass/vclass/internal/picsize"
+)
 
 // dependencyDescriptorURI is the RTP header extension that describes an
 // AV1 stream's layers (the AV1 RTP specification's Dependency
@@ -159,7 +162,7 @@ func av1KeyframeSize(p []byte) (width, height int, ok bool) {
 	for i, n := 1, 0; i < len(p) && (count == 0 || n < count); n++ {
 		size := len(p) - i
 		if count == 0 || n < count-1 {
-			v, l := leb128(p[i:])
+			v, l := obu.LEB128(p[i:])
 			if l == 0 {
 				return 0, 0, false
 			}
@@ -168,38 +171,26 @@ func av1KeyframeSize(p []byte) (width, height int, ok bool) {
 		if size <= 0 || size > len(p)-i {
 			return 0, 0, false
 		}
-		obu := p[i : i+size]
+		unit := p[i : i+size]
 		i += size
 		hdr := 1
-		if obu[0]&0x04 != 0 { // extension header
+		if unit[0]&0x04 != 0 { // extension header
 			hdr++
 		}
-		if obu[0]&0x02 != 0 { // a size field, though RTP leaves it out
-			v, l := leb128(obu[min(hdr, len(obu)):])
+		if unit[0]&0x02 != 0 { // a size field, though RTP leaves it out
+			v, l := obu.LEB128(unit[min(hdr, len(unit)):])
 			if l == 0 {
 				return 0, 0, false
 			}
 			hdr += l
-			if uint64(len(obu)-hdr) < v {
+			if uint64(len(unit)-hdr) < v {
 				return 0, 0, false // cut short
 			}
-			obu = obu[:hdr+int(v)]
+			unit = unit[:hdr+int(v)]
 		}
-		if obu[0]>>3&0x0f == 1 && hdr <= len(obu) { // OBU_SEQUENCE_HEADER
-			return picsize.AV1(obu[hdr:])
+		if unit[0]>>3&0x0f == 1 && hdr <= len(unit) { // OBU_SEQUENCE_HEADER
+			return picsize.AV1(unit[hdr:])
 		}
 	}
 	return 0, 0, false
-}
-
-// leb128 reads an unsigned LEB128 number, returning its length (0: none).
-func leb128(b []byte) (uint64, int) {
-	var v uint64
-	for i := 0; i < len(b) && i < 8; i++ {
-		v |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i]&0x80 == 0 {
-			return v, i + 1
-		}
-	}
-	return 0, 0
 }

@@ -113,10 +113,11 @@ func newBandwidth(initial, maxRate int) *bandwidth {
 }
 
 // number gives a packet about to be sent its transport-wide sequence
-// number, in ext's storage.
-func (b *bandwidth) number(h *rtp.Header, ext *twccExt, id uint8, payloadLen int, now time.Time) {
+// number, in ext's storage, and returns it (none while the transport is
+// not up).
+func (b *bandwidth) number(h *rtp.Header, ext *twccExt, id uint8, payloadLen int, now time.Time) (uint16, bool) {
 	if !b.ready.Load() {
-		return
+		return 0, false
 	}
 	size := h.MarshalSize() + 4 + payloadLen + int(h.PaddingSize) + srtpOverhead
 	seq := b.history.add(size, now, b.probe.Load())
@@ -124,6 +125,7 @@ func (b *bandwidth) number(h *rtp.Header, ext *twccExt, id uint8, payloadLen int
 	h.Extension = false
 	h.Extensions = ext.exts[:0]
 	_ = h.SetExtension(id, ext.seq[:])
+	return seq, true
 }
 
 // Retransmission budget: a share of the estimate, with up to resendBurst
@@ -474,8 +476,8 @@ func (d *DownTrack) sendPadding(n int) int {
 		h := &d.padHdr
 		*h = rtp.Header{Version: 2, Padding: true, PaddingSize: paddingSize, SSRC: ssrc, PayloadType: pt,
 			SequenceNumber: first + uint16(i), Timestamp: ts}
-		d.bw.number(h, &d.padTWCC, twccID, 0, time.Now())
-		d.noteTWCC(h, twccID)
+		twcc, numbered := d.bw.number(h, &d.padTWCC, twccID, 0, time.Now())
+		d.noteTWCC(h.SequenceNumber, twcc, numbered)
 		written, err := d.write(w, h, nil)
 		if err != nil {
 			continue

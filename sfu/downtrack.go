@@ -393,8 +393,8 @@ func (d *DownTrack) forward(p *upPacket) {
 		dd = nil
 	}
 	if twccID != 0 && d.bw != nil {
-		d.bw.number(h, &p.twcc, twccID, len(payload)+len(dd), p.arrival)
-		d.noteTWCC(h, twccID)
+		twcc, numbered := d.bw.number(h, &p.twcc, twccID, len(payload)+len(dd), p.arrival)
+		d.noteTWCC(h.SequenceNumber, twcc, numbered)
 	}
 	if len(dd) > 0 {
 		setDD(h, &p.twcc, ddID, dd)
@@ -428,14 +428,14 @@ func (d *DownTrack) write(w webrtc.TrackLocalWriter, h *rtp.Header, payload []by
 // track keeps for resending them (without RTX) as they were.
 const twccRing = 512
 
-// noteTWCC keeps the transport-wide number (extension id) h is sent with
-// (none: not numbered) as its packet's.
-func (d *DownTrack) noteTWCC(h *rtp.Header, id uint8) {
+// noteTWCC keeps the transport-wide number packet seq is sent with
+// (numbered false: none).
+func (d *DownTrack) noteTWCC(seq, twcc uint16, numbered bool) {
 	v := uint64(0)
-	if b := h.GetExtension(id); len(b) == 2 {
-		v = 1<<32 | uint64(h.SequenceNumber)<<16 | uint64(b[0])<<8 | uint64(b[1])
+	if numbered {
+		v = 1<<32 | uint64(seq)<<16 | uint64(twcc)
 	}
-	d.twccSent[h.SequenceNumber%twccRing].Store(v)
+	d.twccSent[seq%twccRing].Store(v)
 }
 
 // sentTWCC is the transport-wide number packet seq was sent with.

@@ -66,11 +66,10 @@ type Engine struct {
 
 // apiShard is one UDP port (per listen address) with the Pion APIs bound to it.
 type apiShard struct {
-	ports      []int
-	publisher  *webrtc.API
-	subscriber *webrtc.API
-	// What a subscriber's own API is made of, when it takes the direct
-	// path (srtpout.go): the DTLS hooks are per transport.
+	ports     []int
+	publisher *webrtc.API
+	// What each subscriber's own API is made of (subscriberAPI): the
+	// direct path's DTLS hooks are per transport.
 	se       webrtc.SettingEngine
 	subMedia *webrtc.MediaEngine
 }
@@ -307,11 +306,7 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 		dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80,
 	)
 
-	pub, err := e.newAPI(se, pubCodecs, true)
-	if err != nil {
-		return nil, err
-	}
-	sub, err := e.newAPI(se, subCodecs, false)
+	pub, err := e.publisherAPI(se, pubCodecs)
 	if err != nil {
 		return nil, err
 	}
@@ -319,16 +314,19 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 	if err != nil {
 		return nil, err
 	}
-	return &apiShard{publisher: pub, subscriber: sub, se: se, subMedia: subMedia}, nil
+	return &apiShard{publisher: pub, se: se, subMedia: subMedia}, nil
 }
 
-// directAPI is the subscriber API of shard sh with the DTLS hooks of one
-// transport's direct path. The media engine is shared: each peer
-// connection copies it.
-func (sh *apiShard) directAPI(p *directPath) *webrtc.API {
+// subscriberAPI is the API of one subscriber transport of shard sh: no
+// interceptors (the down tracks do their own reports and numbering), and
+// with p, the DTLS hooks of its direct path. The media engine is shared:
+// each peer connection copies it.
+func (sh *apiShard) subscriberAPI(p *directPath) *webrtc.API {
 	se := sh.se
-	se.SetDTLSKeyLogWriter(&p.keys)
-	se.SetDTLSServerHelloMessageHook(p.keys.serverHello)
+	if p != nil {
+		se.SetDTLSKeyLogWriter(&p.keys)
+		se.SetDTLSServerHelloMessageHook(p.keys.serverHello)
+	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(sh.subMedia),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 }
@@ -396,36 +394,34 @@ func (e *Engine) rewriteRules() []webrtc.ICEAddressRewriteRule {
 	return rules
 }
 
-// newAPI builds the Pion API of one side. Publishers get NACK generation,
-// receiver reports and TWCC feedback. Subscribers get no interceptor:
-// NACKs are answered from the shared packet cache, not by a per-subscriber
-// copy of every packet, and sender reports carry the publisher's clock
-// (senderreport.go).
-func (e *Engine) newAPI(se webrtc.SettingEngine, codecs []webrtc.RTPCodecParameters, publisher bool) (*webrtc.API, error) {
-	me, err := newMediaEngine(codecs, publisher)
+// publisherAPI builds the Pion API of publishers: NACK generation,
+// receiver reports and TWCC feedback. (Subscribers get no interceptor,
+// subscriberAPI: NACKs are answered from the shared packet cache, not by a
+// per-subscriber copy of every packet, and sender reports carry the
+// publisher's clock, senderreport.go.)
+func (e *Engine) publisherAPI(se webrtc.SettingEngine, codecs []webrtc.RTPCodecParameters) (*webrtc.API, error) {
+	me, err := newMediaEngine(codecs, true)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	tw, err := twcc.NewSenderInterceptor()
 	if err != nil {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
-	if publisher {
-		// First: the others, and Pion, see the rid it writes.
-		reg.Add(ridInjectorFactory{layers: &e.simLayers})
-		gen, err := nack.NewGeneratorInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		rr, err := report.NewReceiverInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		tw, err := twcc.NewSenderInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		reg.Add(gen)
-		reg.Add(rr)
-		reg.Add(tw)
-	}
+	// First: the others, and Pion, see the rid it writes.
+	reg.Add(ridInjectorFactory{layers: &e.simLayers})
+	reg.Add(gen)
+	reg.Add(rr)
+	reg.Add(tw)
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
 }
 

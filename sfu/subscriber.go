@@ -63,14 +63,11 @@ type Subscriber struct {
 
 // NewSubscriber makes the sending side of a client.
 func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
-	sh := e.shard()
-	api := sh.subscriber
 	var direct *directPath
 	if !e.params.NoBatching {
 		direct = &directPath{}
-		api = sh.directAPI(direct)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{
+	pc, err := e.shard().subscriberAPI(direct).NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 		// No cryptex: the direct path does not encrypt header extensions

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"time"
+
+	"github.com/vclass/vclass/internal/obu"
 )
 
 // OpusTrack is an Opus track as WebRTC sends it (48 kHz).
@@ -66,7 +68,7 @@ func AV1SequenceHeader(tu []byte) (seqOBU, payload []byte, ok bool) {
 		if tu[0]&0x02 == 0 || len(tu) < hdr { // no size field: not this format
 			return nil, nil, false
 		}
-		size, n := readLEB128(tu[hdr:])
+		size, n := obu.LEB128(tu[hdr:])
 		if n == 0 || uint64(len(tu)-hdr-n) < size {
 			return nil, nil, false
 		}
@@ -77,18 +79,6 @@ func AV1SequenceHeader(tu []byte) (seqOBU, payload []byte, ok bool) {
 		tu = tu[end:]
 	}
 	return nil, nil, false
-}
-
-// readLEB128 reads an unsigned LEB128 number and its length (0: none).
-func readLEB128(b []byte) (uint64, int) {
-	var v uint64
-	for i := 0; i < len(b) && i < 8; i++ {
-		v |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i]&0x80 == 0 {
-			return v, i + 1
-		}
-	}
-	return 0, 0
 }
 
 // AV1Config is the AV1CodecConfigurationRecord (the av1C box of the AV1
