@@ -39,6 +39,8 @@ type assembler struct {
 	vp9Starts        []int
 	vp9SIDs          []uint8 // the spatial layer of each
 	vp9Top           uint8   // the largest layer kept since the last key picture
+	vp9Intra         bool    // the current picture's first frame is not inter-picture predicted
+	vp9KeyTS         uint32  // the RTP time of the last key picture written
 	vp9Width, vp9Hgt int
 	lostHeld         bool // a loss noted on a padding packet, for the next one
 }
@@ -113,20 +115,28 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 			a.av1Seq = append(a.av1Seq[:0], seq...)
 		}
 	case "vp9":
+		rest := false
 		if n := len(a.vp9SIDs); n > 0 {
 			// The largest layer kept changes only at a key picture: a
 			// layer's frames refer to that layer's frames before, which
 			// are not in the file if another layer was kept (the server
 			// moved to a smaller layer between key pictures).
 			top := a.vp9SIDs[n-1]
-			if a.cur.key {
+			switch {
+			case a.cur.key:
+				a.vp9Top, a.vp9KeyTS = top, a.cur.rtpTS
+			case !a.needKey && a.vp9Intra && a.cur.rtpTS == a.vp9KeyTS && a.vp9SIDs[0] == a.vp9Top+1:
+				// The key picture's larger layers, after the marker the
+				// server put on the largest it sent then (it moved up
+				// within the picture): predicted from the layers written.
+				rest = true
 				a.vp9Top = top
-			} else if top != a.vp9Top {
+			case top != a.vp9Top:
 				a.needKey = true
 			}
 		}
 		if len(a.vp9Starts) > 1 {
-			a.cur.data = a.vp9Picture(a.cur.data, a.cur.key)
+			a.cur.data = a.vp9Picture(a.cur.data, a.cur.key || rest)
 		}
 	}
 	if a.needKey && !a.cur.key {
@@ -143,9 +153,13 @@ func (a *assembler) startsKeyframe(payload []byte) bool {
 		data, err := vp8.Unmarshal(payload)
 		return err == nil && vp8.S == 1 && vp8.PID == 0 && len(data) > 0 && data[0]&1 == 0
 	case "vp9":
+		// The base layer's first frame, a keyframe by its own header: a
+		// larger layer's frame of a key picture (not inter-picture
+		// predicted either) refers to the layers below it.
 		var vp9 codecs.VP9Packet
-		_, err := vp9.Unmarshal(payload)
-		return err == nil && vp9.B && !vp9.P
+		data, err := vp9.Unmarshal(payload)
+		a.vp9Intra = err == nil && !vp9.P
+		return a.vp9Intra && vp9.B && vp9.SID == 0 && vp9Keyframe(data)
 	case "av1":
 		// Aggregation header bit N: the first packet of a coded video sequence.
 		return len(payload) > 0 && payload[0]&0x08 != 0
@@ -239,22 +253,33 @@ func (a *assembler) vp9Picture(data []byte, key bool) []byte {
 	return appendSuperframeIndex(data, starts)
 }
 
-// hideKeyframe clears show_frame in a VP9 keyframe's uncompressed header
-// (VP9 bitstream specification 6.2: after the frame marker, the profile
-// bits, show_existing_frame and frame_type). Only a keyframe: another
-// frame's header reads one more bit when it is not shown.
-func hideKeyframe(frame []byte) {
+// vp9Keyframe reads frame_type in a VP9 frame's uncompressed header
+// (VP9 bitstream specification 6.2).
+func vp9Keyframe(frame []byte) bool {
 	if len(frame) == 0 || frame[0]>>6 != 2 {
-		return
+		return false
 	}
 	bit := 4 // show_existing_frame, profiles 0-2
 	if frame[0]>>4&3 == 3 {
 		bit = 5 // profile 3 has a reserved bit first
 	}
 	showExisting, keyframe := frame[0]>>(7-bit)&1 == 1, frame[0]>>(6-bit)&1 == 0
-	if !showExisting && keyframe {
-		frame[0] &^= 1 << (5 - bit)
+	return !showExisting && keyframe
+}
+
+// hideKeyframe clears show_frame in a VP9 keyframe's uncompressed header
+// (VP9 bitstream specification 6.2: after the frame marker, the profile
+// bits, show_existing_frame and frame_type). Only a keyframe: another
+// frame's header reads one more bit when it is not shown.
+func hideKeyframe(frame []byte) {
+	if !vp9Keyframe(frame) {
+		return
 	}
+	bit := 4 // show_existing_frame, profiles 0-2
+	if frame[0]>>4&3 == 3 {
+		bit = 5
+	}
+	frame[0] &^= 1 << (5 - bit) // show_frame, after frame_type
 }
 
 // appendSuperframeIndex ends the frames of a VP9 picture, beginning at

@@ -47,22 +47,7 @@ func TestVP9LayerChangeWaitsForAKeyPicture(t *testing.T) {
 	// picture sends one packet per spatial layer 0..top (flexible mode,
 	// B and E set; the first layer's frame a keyframe when key).
 	picture := func(ts uint32, top uint8, key bool) (frame, bool, bool) {
-		var f frame
-		var ok, askKey bool
-		for sid := uint8(0); sid <= top; sid++ {
-			desc := byte(0x0c) // B, E
-			if !key || sid > 0 {
-				desc |= 0x40 // P: inter-predicted
-			}
-			payload := []byte{desc | 0x20, sid << 1, 0, 0x82} // L: layer indices (TID 0, SID), TL0PICIDX; a frame byte
-			if key && sid == 0 {
-				payload[0] &^= 0x40
-			}
-			seq++
-			p := outPacket{pkt: &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: sid == top}, Payload: payload}}
-			f, ok, askKey = a.add(p)
-		}
-		return f, ok, askKey
+		return vp9Layers(a, &seq, ts, 0, top, key)
 	}
 	if _, ok, _ := picture(1000, 2, true); !ok {
 		t.Fatal("the key picture was not written")
@@ -78,5 +63,55 @@ func TestVP9LayerChangeWaitsForAKeyPicture(t *testing.T) {
 	}
 	if _, ok, _ := picture(13000, 1, true); !ok {
 		t.Fatal("the next key picture was not written")
+	}
+}
+
+// vp9Layers gives one packet for each spatial layer from..top of a
+// picture (flexible mode, B and E set), the marker on the last. In a key
+// picture no frame is inter-picture predicted (P clear) and the base
+// layer's is a keyframe.
+func vp9Layers(a *assembler, seq *uint16, ts uint32, from, top uint8, key bool) (f frame, ok, askKey bool) {
+	for sid := from; sid <= top; sid++ {
+		desc := byte(0x2c)      // L, B, E
+		frameByte := byte(0x86) // frame marker 2, profile 0, an inter frame, shown
+		if !key {
+			desc |= 0x40 // P: inter-picture predicted
+		} else if sid == 0 {
+			frameByte = 0x82 // a keyframe
+		}
+		*seq++
+		payload := []byte{desc, sid << 1, 0, frameByte} // layer indices (TID 0, SID), TL0PICIDX; a frame byte
+		p := outPacket{pkt: &rtp.Packet{Header: rtp.Header{SequenceNumber: *seq, Timestamp: ts, Marker: sid == top}, Payload: payload}}
+		f, ok, askKey = a.add(p)
+	}
+	return f, ok, askKey
+}
+
+// Only a picture whose base layer's frame is a keyframe starts a scalable
+// VP9 recording: not the larger layers of a key picture whose base was
+// not received (they are predicted from it), nor a base frame that is not
+// inter-picture predicted but is no keyframe (intra-only: it refreshes
+// only some references). A key picture the server cut short at a smaller
+// layer goes on with its larger layers, sent after that marker.
+func TestVP9KeyPictures(t *testing.T) {
+	a := newAssembler("video/VP9")
+	seq := uint16(0)
+	if _, ok, askKey := vp9Layers(a, &seq, 1000, 1, 2, true); ok || !askKey {
+		t.Fatalf("a key picture without its base: written %v, keyframe asked for %v", ok, askKey)
+	}
+	seq++
+	intraOnly := outPacket{pkt: &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: 4000, Marker: true}, Payload: []byte{0x2c, 0, 0, 0x86}}}
+	if _, ok, _ := a.add(intraOnly); ok {
+		t.Fatal("a base frame that is no keyframe was written first")
+	}
+	if f, ok, _ := vp9Layers(a, &seq, 7000, 0, 0, true); !ok || !f.key {
+		t.Fatalf("the keyframe at the base: written %v, key %v", ok, f.key)
+	}
+	f, ok, _ := vp9Layers(a, &seq, 7000, 1, 2, true)
+	if !ok || len(f.data) != 2+10 {
+		t.Fatalf("the rest of the key picture: written %v, % x; want both frames and an index", ok, f.data)
+	}
+	if f, ok, _ := vp9Layers(a, &seq, 10000, 0, 2, false); !ok || len(f.data) != 1 {
+		t.Fatalf("the next picture: written %v, % x; want its largest layer", ok, f.data)
 	}
 }

@@ -53,9 +53,11 @@ func ntpTicks(ntp uint64, clockRate uint32) uint32 {
 func (d *DownTrack) senderReport(now time.Time) (*rtcp.SenderReport, bool) {
 	d.mu.Lock()
 	ssrc, bound, started := d.ssrc, d.writer != nil, d.fwd.started
-	tsOffset, layer := d.fwd.tsOffset, d.fwd.Layer()
+	// The stream sent: a simulcast layer, or a scalable stream's one
+	// (whichever of its spatial layers goes on).
+	tsOffset, stream := d.fwd.tsOffset, d.fwd.layer
 	d.mu.Unlock()
-	l := d.up.layer(layer)
+	l := d.up.layer(stream)
 	if l == nil {
 		return nil, false
 	}

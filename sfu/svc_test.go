@@ -519,6 +519,13 @@ func TestDownTrackAV1Descriptor(t *testing.T) {
 	if len(marked) < 20 {
 		t.Fatalf("%d pictures ended with a marker", len(marked))
 	}
+	// The publisher's clock goes on to the subscriber with layer 1 sent
+	// (the stream's one clock, whichever spatial layer).
+	now := time.Now()
+	up.noteSenderReport(&rtcp.SenderReport{SSRC: 1111, NTPTime: 3_900_000_000 << 32, RTPTime: 90000}, now)
+	if sr, ok := d.senderReport(now); !ok || sr.SSRC != 5000 {
+		t.Errorf("sender report %+v, %v; want one for ssrc 5000", sr, ok)
+	}
 	// The last few pictures' ends, resent: with their marker.
 	for _, orig := range marked[len(marked)-3:] {
 		n := len(w.packets)
