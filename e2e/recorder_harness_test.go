@@ -164,8 +164,9 @@ type recording struct {
 		UserID string   `json:"userId"`
 		Files  []string `json:"files"`
 	} `json:"participants"`
-	Duration     float64 `json:"duration"`
-	ComposeError string  `json:"composeError"`
+	Duration     float64    `json:"duration"`
+	ComposeError string     `json:"composeError"`
+	StartedAt    *time.Time `json:"startedAt"`
 }
 
 func (r *recorderServer) start(t testing.TB, user, pass, room string) recording {

@@ -15,6 +15,16 @@ const (
 	// maxSkew is how far a frame's place may be from its arrival before
 	// the track is placed anew (the publisher restarted its clock).
 	maxSkew = 3 * time.Second
+	// audioLag is how much later than its sender reports say audio is
+	// placed: where a browser in the class plays it against the video.
+	// A WebRTC receiver leaves an audio/video difference under 30 ms
+	// alone (its synchronization's dead band) and comes to it from where
+	// its jitter buffers start, audio behind; Chromium receiving a class
+	// settles with its audio 15-38 ms behind what the reports say, for a
+	// Chromium sender and a Go one alike (TestRecordingInStepWithPlayout,
+	// docs/recorder.md). Placed by the reports alone, a recording had its
+	// audio that much ahead of what participants saw.
+	audioLag = 30 * time.Millisecond
 )
 
 // peerClock is the offset from a publishing peer's wall clock to the
@@ -66,10 +76,17 @@ type trackClock struct {
 }
 
 // Slewing of the correction: at most slewPerSecond per second of media,
-// toward the median of the last reportWindow reports.
+// toward the median of the last reportWindow reports. Two reports in a
+// row that agree (within stepAgree) on a correction over stepOver later
+// than the current one are taken at once: the sender's capture stalled
+// (a browser's microphone after a hiccup: its RTP clock counts samples,
+// its reports say when they were captured), and what follows goes after
+// the gap, as a receiver plays it, rather than seconds early.
 const (
 	slewPerSecond = 20 * time.Millisecond
 	reportWindow  = 5
+	stepOver      = 25 * time.Millisecond
+	stepAgree     = 5 * time.Millisecond
 )
 
 // extend gives an RTP timestamp a 64-bit number, near the last one.
@@ -187,6 +204,11 @@ func (c *trackClock) place(f timed) time.Duration {
 		at = c.base + c.ticks(f.ext-c.baseExt)
 	} else {
 		if f.ext > c.corrExt {
+			if n := len(c.targets); n >= 2 && c.targets[n-1]-c.corr > stepOver &&
+				(c.targets[n-1]-c.targets[n-2]).Abs() <= stepAgree {
+				c.corr = c.targets[n-1]
+				c.targets = append(c.targets[:0], c.targets[n-2:]...) // the reports before are past
+			}
 			step := c.ticks(f.ext-c.corrExt) * slewPerSecond / time.Second
 			c.corr += max(-step, min(step, c.target()-c.corr))
 			c.corrExt = f.ext

@@ -5,20 +5,51 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/cmplx"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vclass/vclass/config"
 )
 
-// Size and rate of class.mp4.
+// Size and rate of class.mp4: cameras' rate (each of their frames
+// shown, the one nearest in time; a flash is at most 17 ms off its beep).
 const (
 	composeWidth  = 1280
 	composeHeight = 720
-	composeFPS    = 25
+	composeFPS    = 30
 )
+
+// framePhase gathers where a file's video frames fall between the
+// canvas's (30 a second): a camera at that rate keeps one place, and
+// class.mp4 would show each of its frames up to half a frame early or
+// late against its sound. The file's shift puts them on the canvas's
+// frames, sound and all (a participant moved by under 17 ms against the
+// others, lips and voice together).
+type framePhase struct {
+	sum complex128 // unit vectors, one a frame, at its place in a canvas frame
+	n   int
+}
+
+func (p *framePhase) add(at time.Duration) {
+	turns := math.Mod(at.Seconds()*composeFPS, 1)
+	p.sum += cmplx.Rect(1, 2*math.Pi*turns)
+	p.n++
+}
+
+// shift is how far to move the file: none unless its frames keep one
+// place (a camera at another rate goes all around, and is on average
+// where it should be).
+func (p *framePhase) shift() time.Duration {
+	if p.n < 30 || cmplx.Abs(p.sum)/float64(p.n) < 0.8 {
+		return 0
+	}
+	turns := cmplx.Phase(p.sum) / (2 * math.Pi) // -0.5..0.5 of a frame
+	return -time.Duration(turns * float64(time.Second) / composeFPS)
+}
 
 func hasVideo(f File) bool {
 	for _, c := range f.Codecs {
@@ -66,7 +97,7 @@ func composeArgs(dir string, files []File, duration float64, opts config.Ffmpeg,
 	fmt.Fprintf(&g, "color=c=black:s=%dx%d:r=%d:d=%.3f[base0]", composeWidth, composeHeight, composeFPS, duration)
 	for n, i := range tiles {
 		fmt.Fprintf(&g, ";[%d:v]setpts=PTS+%.3f/TB,scale=%d:%d:force_original_aspect_ratio=decrease,pad=%d:%d:(ow-iw)/2:(oh-ih)/2,setsar=1[v%d]",
-			i, inputs[i].Offset, tw, th, tw, th, n)
+			i, inputs[i].Offset+inputs[i].frameShift, tw, th, tw, th, n)
 		x, y := (n%cols)*tw, (n/cols)*th
 		fmt.Fprintf(&g, ";[base%d][v%d]overlay=x=%d:y=%d:eof_action=pass:repeatlast=0[base%d]", n, n, x, y, n+1)
 	}
@@ -76,7 +107,10 @@ func composeArgs(dir string, files []File, duration float64, opts config.Ffmpeg,
 		if !hasAudio(f) {
 			continue
 		}
-		fmt.Fprintf(&g, ";[%d:a]asetpts=PTS+%.3f/TB,aresample=48000:async=1:first_pts=0,aformat=channel_layouts=stereo[a%d]", i, f.Offset, i)
+		// Each sound at its time: a gap over 20 ms filled with silence
+		// (a stalled microphone), smaller moves (the recorder's slewing)
+		// followed by stretching at most 2 %.
+		fmt.Fprintf(&g, ";[%d:a]asetpts=PTS+%.3f/TB,aresample=48000:async=1000:min_hard_comp=0.02:first_pts=0,aformat=channel_layouts=stereo[a%d]", i, f.Offset+f.frameShift, i)
 		mixed = append(mixed, fmt.Sprintf("[a%d]", i))
 	}
 	switch len(mixed) {

@@ -81,6 +81,10 @@ type File struct {
 	// sends the recorder the largest layer its link affords, and a change
 	// of it shows as a change of picture size in the file.
 	Layers []LayerChange `json:"layers,omitempty"`
+
+	// frameShift moves the file in class.mp4 (seconds) so that its
+	// camera's frames fall on the canvas's (see framePhase).
+	frameShift float64
 }
 
 // LayerChange is a switch to another simulcast layer, At seconds into the

@@ -262,15 +262,52 @@ func TestClockSmoothsJitteryReports(t *testing.T) {
 		}
 		last = at
 	}
-	// A lasting 100 ms shift of the sender's clock is taken up at 20 ms a second.
+	// A lasting 100 ms shift of the sender's clock back is taken up at
+	// 20 ms a second.
 	for i := 241; i <= 600; i++ {
 		ts := uint32(i * 3000)
 		if i%30 == 0 {
-			c.report(senderReport{ntp: ntp0 + time.Duration(i)*time.Second/30 + 100*time.Millisecond, rtp: ts})
+			c.report(senderReport{ntp: ntp0 + time.Duration(i)*time.Second/30 - 100*time.Millisecond, rtp: ts})
 		}
-		last = c.place(timed{ext: c.extend(ts), arrived: time.Second + time.Duration(i)*time.Second/30})
+		at := c.place(timed{ext: c.extend(ts), arrived: time.Second + time.Duration(i)*time.Second/30})
+		if step := at - last; step < 32*time.Millisecond || step > 35*time.Millisecond {
+			t.Fatalf("frame %d: %v after the last, want 33 ms give or take 2", i, step)
+		}
+		last = at
 	}
-	if want := time.Second + 20*time.Second + 100*time.Millisecond; last < want-2*time.Millisecond || last > want+2*time.Millisecond {
+	if want := time.Second + 20*time.Second - 100*time.Millisecond; last < want-2*time.Millisecond || last > want+2*time.Millisecond {
 		t.Errorf("after a lasting shift the frame at 20 s is at %v, want %v", last, want)
+	}
+}
+
+// A sender whose capture stalled (its microphone: the RTP clock counts
+// samples, the reports say when they were captured) reports its RTP times
+// 60 ms later from then on: once two reports agree, what follows goes 60
+// ms later at once and stays there, not slewed in over seconds.
+func TestClockFollowsAStalledCapture(t *testing.T) {
+	c := &trackClock{rate: 48000, peer: &peerClock{}}
+	const ntp0 = 100 * time.Second
+	c.report(senderReport{ntp: ntp0, rtp: 0})
+	first := timed{ext: c.extend(0), arrived: time.Second}
+	c.anchor([]timed{first}, 0, true)
+	c.place(first)
+	var at time.Duration
+	for i := 1; i <= 500; i++ { // 10 s of 20 ms packets, a report a second
+		ts := uint32(i * 960)
+		stalled := time.Duration(0)
+		if i > 150 {
+			stalled = 60 * time.Millisecond
+		}
+		if i%50 == 0 {
+			c.report(senderReport{ntp: ntp0 + time.Duration(i)*20*time.Millisecond + stalled, rtp: ts})
+		}
+		at = c.place(timed{ext: c.extend(ts), arrived: time.Second + time.Duration(i)*20*time.Millisecond + stalled})
+		want := time.Second + time.Duration(i)*20*time.Millisecond
+		switch {
+		case i < 250 && at != want:
+			t.Fatalf("packet %d at %v before the second report of the stall, want %v", i, at, want)
+		case i >= 250 && at != want+60*time.Millisecond:
+			t.Fatalf("packet %d at %v after two reports of the stall, want %v", i, at, want+60*time.Millisecond)
+		}
 	}
 }

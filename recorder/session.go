@@ -129,6 +129,7 @@ type pfile struct {
 	lastMs      map[int]int64 // per track number, the last frame written
 	codecs      []string
 	layers      []LayerChange
+	phase       framePhase
 }
 
 // layerSwitch is a consumerLayersChanged notification and when it came.
@@ -477,6 +478,9 @@ func (t *track) place(f timed) {
 	} else {
 		t.skew = [2]time.Duration{min(t.skew[0], d), max(t.skew[1], d)}
 	}
+	if !t.video {
+		at += audioLag
+	}
 	if t.placedAny && at < t.lastPlaced {
 		at = t.lastPlaced
 	}
@@ -551,11 +555,20 @@ func (s *session) writeFrame(f *pfile, t *track, p placed) {
 	}
 	ms := (p.at - f.start).Milliseconds()
 	if ms < 0 {
-		return
+		if !t.video {
+			return // a sound from before the file began
+		}
+		// A picture placed before the file began (the file began with
+		// the audio, placed later than it by audioLag): what follows
+		// refers to it, so it goes at the start.
+		ms = 0
 	}
 	if err := f.w.WriteFrame(t.slot, ms, p.key, p.data); err != nil {
 		s.fail(err)
 		return
+	}
+	if t.video {
+		f.phase.add(f.start + time.Duration(ms)*time.Millisecond)
 	}
 	last, seen := f.lastMs[t.slot]
 	step := int64(20)
@@ -832,6 +845,7 @@ func (s *session) fileInfo() []File {
 			Name: filepath.Base(f.w.Path()), Size: f.w.Size(), Duration: f.w.Duration().Seconds(),
 			Participant: f.participant, UserID: f.user, Source: source, Codecs: append([]string(nil), f.codecs...),
 			Offset: f.start.Seconds(), Layers: append([]LayerChange(nil), f.layers...),
+			frameShift: f.phase.shift().Seconds(),
 		})
 	}
 	return out

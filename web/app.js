@@ -33,10 +33,10 @@ const state = {
   raisedHands: [], // pending requests (admins only): {peerId, displayName, sources}
   teacherControls: false, // invite/deinvite controls on remote tiles
 };
-window.vclass = { client, state };
 
 // Our own tracks; the SDK publishes them but the page owns (and stops) them.
 const local = { mic: null, cam: null, screen: null };
+window.vclass = { client, state, local };
 let micMuted = false;
 
 // Deep link flag: show the teacher's invite controls even before any hand was raised.

@@ -1,0 +1,276 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// flashBeepDevices makes the files a Chromium's fake camera and
+// microphone play (in a loop): 320x240 at 30 fps in y4m, black with a
+// white flash, and a 48 kHz wav, silent with a 1 kHz beep, both at every
+// whole second and lasting 100 ms.
+func flashBeepDevices(t *testing.T, dir string, secs int) (y4m, wav string) {
+	t.Helper()
+	ffmpeg := ffmpegPath(t)
+	y4m, wav = filepath.Join(dir, "flash.y4m"), filepath.Join(dir, "beep.wav")
+	d := strconv.Itoa(secs)
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", "color=c=black:s=320x240:r=30:d=" + d,
+			"-vf", `drawbox=enable='lt(mod(t\,1)\,0.1)':x=0:y=0:w=iw:h=ih:color=white:t=fill`,
+			"-pix_fmt", "yuv420p", y4m},
+		{"-f", "lavfi", "-i", `aevalsrc='if(lt(mod(t\,1)\,0.1)\,0.5*sin(2*PI*1000*t)\,0)':s=48000:d=` + d,
+			"-c:a", "pcm_s16le", wav},
+	} {
+		if out, err := exec.Command(ffmpeg, append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+		}
+	}
+	return y4m, wav
+}
+
+// browserWithDevices starts a Chromium of its own whose fake camera and
+// microphone play the files given.
+func browserWithDevices(t *testing.T, y4m, wav string) context.Context {
+	t.Helper()
+	opts := chromiumOptions(chromiumPath(t), filepath.Join(t.TempDir(), "profile"), "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+		chromedp.Flag("use-file-for-fake-video-capture", y4m),
+		chromedp.Flag("use-file-for-fake-audio-capture", wav))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// playedTracks is the expression for what a page plays of peer's camera
+// and microphone, as [video, audio] tracks.
+func playedTracks(peer string) string {
+	return fmt.Sprintf(`(() => {
+		const tile = document.querySelector('.tile[data-peer-id=%q][data-source="video:cam"]');
+		return [tile.querySelector('video').srcObject.getVideoTracks()[0],
+			tile.querySelector('audio[data-source="audio:mic"]').srcObject.getAudioTracks()[0]];
+	})()`, peer)
+}
+
+// ownTracks is the expression for a page's own camera and microphone.
+const ownTracks = `[window.vclass.local.cam, window.vclass.local.mic]`
+
+// startTrackRecording has p record the tracks of expression tracks
+// ([video, audio]) with MediaRecorder; the returned function stops it,
+// writes the WebM to path and gives the wall time of its start.
+func startTrackRecording(t *testing.T, p *page, tracks, path string) func() time.Time {
+	t.Helper()
+	if err := p.eval(fmt.Sprintf(`(() => {
+		const [video, audio] = %s;
+		const rec = new MediaRecorder(new MediaStream([video, audio]), { mimeType: 'video/webm;codecs=vp8,opus' });
+		const chunks = [];
+		rec.ondataavailable = (e) => chunks.push(e.data);
+		window.playout = { rec, chunks, started: 0 };
+		rec.onstart = () => { window.playout.started = Date.now(); };
+		rec.start(1000);
+		return true;
+	})()`, tracks), nil); err != nil {
+		t.Fatalf("start MediaRecorder: %v", err)
+	}
+	return func() time.Time {
+		t.Helper()
+		var out struct {
+			Started int64
+			Data    string
+		}
+		if err := p.eval(`new Promise((resolve) => {
+			const { rec, chunks, started } = window.playout;
+			rec.onstop = async () => {
+				const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
+				let s = '';
+				for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+				resolve({ Started: started, Data: btoa(s) });
+			};
+			rec.stop();
+		})`, &out); err != nil {
+			t.Fatalf("stop MediaRecorder: %v", err)
+		}
+		data, err := base64.StdEncoding.DecodeString(out.Data)
+		if err != nil || len(data) == 0 {
+			t.Fatalf("MediaRecorder's file: %d bytes, %v", len(data), err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return time.UnixMilli(out.Started)
+	}
+}
+
+// syncEvent is one flash and its beep in a file: the flash's wall time
+// (the file's start plus its place) and video minus audio.
+type syncEvent struct {
+	wall   time.Time
+	offset float64 // seconds
+}
+
+// syncEvents pairs each flash of the file at path, which began at start,
+// with the nearest beep.
+func syncEvents(t *testing.T, path string, start time.Time) []syncEvent {
+	t.Helper()
+	flashes, beeps := flashOnsets(t, path), beepOnsets(t, path)
+	var out []syncEvent
+	for _, f := range flashes {
+		best := math.Inf(1)
+		for _, b := range beeps {
+			if math.Abs(f-b) < math.Abs(best) {
+				best = f - b
+			}
+		}
+		if math.Abs(best) < 0.4 {
+			out = append(out, syncEvent{start.Add(time.Duration(f * float64(time.Second))), best})
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("%s: only %d flash/beep pairs (flashes %v, beeps %v)", path, len(out), flashes, beeps)
+	}
+	return out
+}
+
+// compareSync holds the events of a recording against another's (the
+// playout's), the same flashes matched by wall time: the recording's
+// video-minus-audio minus the other's, on average (seconds), as a slope
+// over the minutes (seconds a minute) and per flash.
+func compareSync(t *testing.T, what string, rec, play []syncEvent) (mean, slope float64, diffs []float64) {
+	t.Helper()
+	var xs, ds []float64
+	var line strings.Builder
+	for _, r := range rec {
+		for _, p := range play {
+			if d := r.wall.Sub(p.wall); d > -400*time.Millisecond && d < 400*time.Millisecond {
+				x, diff := r.wall.Sub(rec[0].wall).Minutes(), r.offset-p.offset
+				xs, ds = append(xs, x), append(ds, diff)
+				fmt.Fprintf(&line, " %.1f", diff*1000)
+				break
+			}
+		}
+	}
+	if len(ds) < 10 {
+		t.Fatalf("%s: only %d flashes matched the playout's", what, len(ds))
+	}
+	mean, slope = fitLine(xs, ds)
+	t.Logf("%s, per flash (ms):%s; mean %.1f ms, drift %.1f ms/min", what, line.String(), mean*1000, slope*1000)
+	return mean, slope, ds
+}
+
+// inStep holds a recording to the playout, within 20 ms, and to the
+// publisher's own recording of her devices, drifting at most 10 ms a
+// minute. (Not the drift against the playout: a browser's playout moves
+// by itself in steps of 10-15 ms, within its synchronization's dead band,
+// which in a run of 40 s looks like 20 ms a minute.)
+func inStep(t *testing.T, what string, rec, play, own []syncEvent) {
+	t.Helper()
+	mean, slope, _ := compareSync(t, what+" minus the playout", rec, play)
+	if math.Abs(mean) > 0.020 {
+		t.Errorf("%s: audio and video %.1f ms apart from the playout's, want within 20 ms", what, mean*1000)
+	}
+	_, drift, _ := compareSync(t, what+" minus the publisher's own", rec, own)
+	if math.Abs(drift) > 0.010 {
+		t.Errorf("%s: drifts %.1f ms a minute from the publisher's own recording, want within 10 (%.1f from the playout)", what, drift*1000, slope*1000)
+	}
+}
+
+// fitLine is the least-squares line through (xs, ys): its mean of ys
+// and its slope.
+func fitLine(xs, ys []float64) (mean, slope float64) {
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i]
+		my += ys[i]
+	}
+	mx /= float64(len(xs))
+	my /= float64(len(ys))
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += (xs[i] - mx) * (ys[i] - my)
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if sxx > 0 {
+		slope = sxy / sxx
+	}
+	return my, slope
+}
+
+// A Chromium publishes a camera that flashes and a microphone that beeps
+// at every whole second; a second Chromium in the class records what it
+// plays of them (MediaRecorder on the remote tracks) while the recorder
+// records the class. The participant's file and class.mp4 have each
+// flash as far from its beep as the playout has, within 20 ms on
+// average, and drift at most 10 ms a minute. (Not against the files'
+// nominal timing: Chromium's fake devices drift apart by themselves.)
+func TestRecordingInStepWithPlayout(t *testing.T) {
+	dir := t.TempDir()
+	y4m, wav := flashBeepDevices(t, dir, 10)
+	media := startMedia(t, loopbackConfig(39260, 39269, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, true)), media)
+	ann := openPageIn(t, browserWithDevices(t, y4m, wav), media.URL+"/?room=insync&name=Ann&autojoin=1", "Ann")
+	annID := inRoom(t, ann)
+	bob := openPage(t, media.URL+"/?room=insync&name=Bob&autojoin=1&cam=0&mic=0&adaptive=0", "Bob")
+	waitFor(t, 20*time.Second, "Bob playing Ann's camera and microphone", func() bool {
+		_, energy := bob.stats().inboundFrom(annID, "audio:mic")
+		return cameraOf(bob, annID).frames > 30 && energy > 0
+	})
+
+	// Bob's synchronization settles (it moves the video's delay in steps
+	// over the first seconds): a recording is held to what he plays then.
+	time.Sleep(20 * time.Second)
+	job := rec.start(t, "user1", "user1", "insync")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
+	playout := filepath.Join(dir, "playout.webm")
+	stop := startTrackRecording(t, bob, playedTracks(annID), playout)
+	source := filepath.Join(dir, "source.webm")
+	stopSource := startTrackRecording(t, ann, ownTracks, source)
+	time.Sleep(40 * time.Second)
+	played, sourced := stop(), stopSource()
+	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+	done := rec.waitState(t, "user1", "user1", job.ID, "done", 90*time.Second)
+	if done.ComposeError != "" || done.StartedAt == nil {
+		t.Fatalf("compose error %q, started at %v", done.ComposeError, done.StartedAt)
+	}
+	var offset float64 = -1
+	for _, f := range done.Files {
+		if f.Name == "Ann.webm" {
+			offset = f.Offset
+		}
+	}
+	if offset < 0 {
+		t.Fatalf("files %+v, want Ann.webm", done.Files)
+	}
+	began := *done.StartedAt
+	jobDir := filepath.Join(rec.Dir, "records", job.ID)
+	play, own := syncEvents(t, playout, played), syncEvents(t, source, sourced)
+	compareSync(t, "Ann's own minus the playout", own, play) // for the record
+	webm := syncEvents(t, filepath.Join(jobDir, "Ann.webm"), began.Add(time.Duration(offset*float64(time.Second))))
+	inStep(t, "Ann.webm", webm, play, own)
+	// class.mp4 shows each camera at 30 frames a second, the frame
+	// nearest in time: a flash moves by up to half a frame from where
+	// Ann.webm has it (back and forth as her camera's frames slide past
+	// the canvas's), never more, so it cannot drift from Ann.webm.
+	mp4 := syncEvents(t, filepath.Join(jobDir, "class.mp4"), began)
+	if mean, _, _ := compareSync(t, "class.mp4 minus the playout", mp4, play); math.Abs(mean) > 0.020 {
+		t.Errorf("class.mp4: audio and video %.1f ms apart from the playout's, want within 20 ms", mean*1000)
+	}
+	_, _, diffs := compareSync(t, "class.mp4 minus Ann.webm", mp4, webm)
+	for i, d := range diffs {
+		if math.Abs(d) > 0.0167+0.005 {
+			t.Errorf("class.mp4: flash %d is %.1f ms from where Ann.webm has it, want within half a frame (17 ms)", i, d*1000)
+		}
+	}
+}
