@@ -124,11 +124,27 @@ func beepOnsets(t testing.TB, path string) []float64 {
 	return onsets
 }
 
+// syncOnsets are the flashes and the beeps of the file at path but the
+// first of each: a file (or a tile of class.mp4) that begins in the middle
+// of a flash or a beep shows one where it begins, which says nothing of
+// their timing.
+func syncOnsets(t testing.TB, path string) (flashes, beeps []float64) {
+	t.Helper()
+	flashes, beeps = flashOnsets(t, path), beepOnsets(t, path)
+	if len(flashes) > 0 {
+		flashes = flashes[1:]
+	}
+	if len(beeps) > 0 {
+		beeps = beeps[1:]
+	}
+	return flashes, beeps
+}
+
 // avOffsets pairs each flash with the nearest beep and returns video time
 // minus audio time per pair, in time order.
 func avOffsets(t testing.TB, path string) []float64 {
 	t.Helper()
-	flashes, beeps := flashOnsets(t, path), beepOnsets(t, path)
+	flashes, beeps := syncOnsets(t, path)
 	var diffs []float64
 	for _, f := range flashes {
 		best := math.Inf(1)

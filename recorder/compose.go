@@ -51,6 +51,15 @@ func (p *framePhase) shift() time.Duration {
 	return -time.Duration(turns * float64(time.Second) / composeFPS)
 }
 
+// composeStart is where f begins in class.mp4: its offset, moved onto
+// the canvas's frames; forward when back would be before the start.
+func composeStart(f File) float64 {
+	if at := f.Offset + f.frameShift; at >= 0 {
+		return at
+	}
+	return f.Offset + f.frameShift + 1.0/composeFPS
+}
+
 func hasVideo(f File) bool {
 	for _, c := range f.Codecs {
 		if c == "vp8" || c == "vp9" || c == "h264" {
@@ -97,7 +106,7 @@ func composeArgs(dir string, files []File, duration float64, opts config.Ffmpeg,
 	fmt.Fprintf(&g, "color=c=black:s=%dx%d:r=%d:d=%.3f[base0]", composeWidth, composeHeight, composeFPS, duration)
 	for n, i := range tiles {
 		fmt.Fprintf(&g, ";[%d:v]setpts=PTS+%.3f/TB,scale=%d:%d:force_original_aspect_ratio=decrease,pad=%d:%d:(ow-iw)/2:(oh-ih)/2,setsar=1[v%d]",
-			i, inputs[i].Offset+inputs[i].frameShift, tw, th, tw, th, n)
+			i, composeStart(inputs[i]), tw, th, tw, th, n)
 		x, y := (n%cols)*tw, (n/cols)*th
 		fmt.Fprintf(&g, ";[base%d][v%d]overlay=x=%d:y=%d:eof_action=pass:repeatlast=0[base%d]", n, n, x, y, n+1)
 	}
@@ -110,7 +119,7 @@ func composeArgs(dir string, files []File, duration float64, opts config.Ffmpeg,
 		// Each sound at its time: a gap over 20 ms filled with silence
 		// (a stalled microphone), smaller moves (the recorder's slewing)
 		// followed by stretching at most 2 %.
-		fmt.Fprintf(&g, ";[%d:a]asetpts=PTS+%.3f/TB,aresample=48000:async=1000:min_hard_comp=0.02:first_pts=0,aformat=channel_layouts=stereo[a%d]", i, f.Offset+f.frameShift, i)
+		fmt.Fprintf(&g, ";[%d:a]asetpts=PTS+%.3f/TB,aresample=48000:async=1000:min_hard_comp=0.02:first_pts=0,aformat=channel_layouts=stereo[a%d]", i, composeStart(f), i)
 		mixed = append(mixed, fmt.Sprintf("[a%d]", i))
 	}
 	switch len(mixed) {

@@ -43,6 +43,22 @@ type assembler struct {
 	vp9KeyTS         uint32  // the RTP time of the last key picture written
 	vp9Width, vp9Hgt int
 	lostHeld         bool // a loss noted on a padding packet, for the next one
+	slab             []byte // audio frames' bytes, copied out of their packets
+}
+
+// slabSize is how much audio a slab holds before the next is made (the
+// frames keep theirs alive until written): 64 KiB, 10 s of Opus at 50 kbit/s.
+const slabSize = 64 << 10
+
+// keep copies b into the slab: one allocation for many small frames
+// rather than one each.
+func (a *assembler) keep(b []byte) []byte {
+	if len(a.slab)+len(b) > cap(a.slab) {
+		a.slab = make([]byte, 0, max(slabSize, len(b)))
+	}
+	start := len(a.slab)
+	a.slab = append(a.slab, b...)
+	return a.slab[start:len(a.slab):len(a.slab)]
 }
 
 func newAssembler(mime string) *assembler {
@@ -64,7 +80,7 @@ func (a *assembler) add(p outPacket) (f frame, ok bool, keyframe bool) {
 		if len(p.pkt.Payload) == 0 {
 			return frame{}, false, false
 		}
-		return frame{rtpTS: p.pkt.Timestamp, arrival: p.arrival, key: true, data: p.pkt.Payload}, true, false
+		return frame{rtpTS: p.pkt.Timestamp, arrival: p.arrival, key: true, data: a.keep(p.pkt.Payload)}, true, false
 	}
 	if len(p.pkt.Payload) == 0 {
 		// Padding (bandwidth probes on the media stream): no part of a

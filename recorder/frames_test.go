@@ -81,7 +81,7 @@ func vp9Layers(a *assembler, seq *uint16, ts uint32, from, top uint8, key bool) 
 		}
 		*seq++
 		payload := []byte{desc, sid << 1, 0, frameByte} // layer indices (TID 0, SID), TL0PICIDX; a frame byte
-		p := outPacket{pkt: &rtp.Packet{Header: rtp.Header{SequenceNumber: *seq, Timestamp: ts, Marker: sid == top}, Payload: payload}}
+		p := outPacket{pkt: &packet{Packet: rtp.Packet{Header: rtp.Header{SequenceNumber: *seq, Timestamp: ts, Marker: sid == top}, Payload: payload}}}
 		f, ok, askKey = a.add(p)
 	}
 	return f, ok, askKey
@@ -100,7 +100,7 @@ func TestVP9KeyPictures(t *testing.T) {
 		t.Fatalf("a key picture without its base: written %v, keyframe asked for %v", ok, askKey)
 	}
 	seq++
-	intraOnly := outPacket{pkt: &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: 4000, Marker: true}, Payload: []byte{0x2c, 0, 0, 0x86}}}
+	intraOnly := outPacket{pkt: &packet{Packet: rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: 4000, Marker: true}, Payload: []byte{0x2c, 0, 0, 0x86}}}}
 	if _, ok, _ := a.add(intraOnly); ok {
 		t.Fatal("a base frame that is no keyframe was written first")
 	}

@@ -2,8 +2,6 @@ package recorder
 
 import (
 	"time"
-
-	"github.com/pion/rtp"
 )
 
 // jitterBuffer puts a track's packets back in order. A missing packet is
@@ -19,14 +17,14 @@ type jitterBuffer struct {
 }
 
 type jbEntry struct {
-	pkt     *rtp.Packet
+	pkt     *packet
 	arrival time.Time
 }
 
 // outPacket is a packet released in order; lost says packets were given
 // up just before it.
 type outPacket struct {
-	pkt     *rtp.Packet
+	pkt     *packet
 	arrival time.Time
 	lost    bool
 }
@@ -38,8 +36,9 @@ func newJitterBuffer(latency time.Duration) *jitterBuffer {
 	return &jitterBuffer{latency: latency, slots: map[uint64]jbEntry{}}
 }
 
-// push adds a packet; duplicates and packets already given up are dropped.
-func (j *jitterBuffer) push(p *rtp.Packet, arrival time.Time) {
+// push adds a packet; duplicates and packets already given up are
+// dropped (released).
+func (j *jitterBuffer) push(p *packet, arrival time.Time) {
 	if !j.started {
 		j.started = true
 		j.next = 1<<32 + uint64(p.SequenceNumber)
@@ -47,15 +46,20 @@ func (j *jitterBuffer) push(p *rtp.Packet, arrival time.Time) {
 	}
 	ext := extendSeq(j.highest, p.SequenceNumber)
 	if ext < j.next {
+		p.release()
 		return
 	}
 	if ext > j.highest+maxJitterSpan {
 		// The sender restarted its numbering: start over after what we hold.
 		j.lost += uint64(len(j.slots))
+		for _, e := range j.slots {
+			e.pkt.release()
+		}
 		clear(j.slots)
 		j.next, j.highest = ext, ext
 	}
 	if _, dup := j.slots[ext]; dup {
+		p.release()
 		return
 	}
 	j.slots[ext] = jbEntry{pkt: p, arrival: arrival}

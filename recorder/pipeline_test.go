@@ -7,8 +7,8 @@ import (
 	"github.com/pion/rtp"
 )
 
-func pkt(seq uint16, ts uint32, marker bool, payload ...byte) *rtp.Packet {
-	return &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: marker}, Payload: payload}
+func pkt(seq uint16, ts uint32, marker bool, payload ...byte) *packet {
+	return &packet{Packet: rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: marker}, Payload: payload}}
 }
 
 func seqs(out []outPacket) (s []uint16, lost []bool) {
@@ -93,7 +93,7 @@ func vp8(first, key bool, data ...byte) []byte {
 func TestAssemblerDropsUntilKeyframe(t *testing.T) {
 	a := newAssembler("video/VP8")
 	t0 := time.Now()
-	feed := func(p *rtp.Packet, lost bool) (frame, bool, bool) {
+	feed := func(p *packet, lost bool) (frame, bool, bool) {
 		return a.add(outPacket{pkt: p, arrival: t0, lost: lost})
 	}
 	// A delta frame first: no decoder can start there.
@@ -223,7 +223,7 @@ func TestClockOffsetLoweredByALaterTrack(t *testing.T) {
 // one still counts for the next picture.
 func TestAssemblerSkipsPadding(t *testing.T) {
 	a := newAssembler("video/VP8")
-	add := func(p *rtp.Packet, lost bool) (frame, bool, bool) { return a.add(outPacket{pkt: p, lost: lost}) }
+	add := func(p *packet, lost bool) (frame, bool, bool) { return a.add(outPacket{pkt: p, lost: lost}) }
 	if _, ok, _ := add(pkt(1, 100, true, vp8(true, true, 1)...), false); !ok {
 		t.Fatal("keyframe not out")
 	}

@@ -15,7 +15,6 @@ import (
 	"unicode"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 
 	"github.com/vclass/vclass/client"
 	"github.com/vclass/vclass/internal/picsize"
@@ -79,6 +78,8 @@ type track struct {
 
 	mu    sync.Mutex // guards in, srs, ended: the reading goroutine adds
 	in    []inPacket
+	spare []inPacket // the other of in's two arrays, for the next pump
+	out   []outPacket
 	srs   []senderReport
 	ended bool // the reader or the server ended it
 	drops uint64
@@ -102,7 +103,7 @@ type track struct {
 }
 
 type inPacket struct {
-	pkt     *rtp.Packet
+	pkt     *packet
 	arrival time.Time
 }
 
@@ -236,18 +237,26 @@ func (s *session) addTrack(rt *client.RemoteTrack) {
 	go t.read()
 }
 
-// read takes the track's packets until it ends.
+// read takes the track's packets until it ends, each into a buffer from
+// the pool.
 func (t *track) read() {
 	for {
-		p, _, err := t.rt.Track.ReadRTP()
+		p := newPacket()
+		n, _, err := t.rt.Track.Read(p.buf[:])
 		now := time.Now()
+		if err == nil && p.Unmarshal(p.buf[:n]) != nil {
+			p.release() // not RTP: skipped
+			continue
+		}
 		t.mu.Lock()
 		if err != nil {
 			t.ended = true
 			t.mu.Unlock()
+			p.release()
 			return
 		}
 		if len(t.in) >= maxQueued {
+			t.in[0].pkt.release()
 			t.in = t.in[1:]
 			t.drops++
 		}
@@ -356,6 +365,12 @@ func (s *session) noteSwitches(switches []layerSwitch, final bool) {
 	}
 }
 
+// clear0 empties s for reuse, dropping what its elements point to.
+func clear0[S ~[]E, E any](s S) S {
+	clear(s)
+	return s[:0]
+}
+
 // switchWait is how long a layer switch is kept for its track's file
 // (which waits up to about 6 s for the participant's other tracks).
 const switchWait = 10 * time.Second
@@ -365,8 +380,9 @@ const switchWait = 10 * time.Second
 func (s *session) pump(t *track, now time.Time, final bool) {
 	t.mu.Lock()
 	in, srs, ended := t.in, t.srs, t.ended || final
-	t.in, t.srs = nil, nil
+	t.in, t.srs = t.spare[:0], nil
 	t.mu.Unlock()
+	defer func() { t.spare = clear0(in) }()
 	for _, sr := range srs {
 		t.clock.report(sr)
 	}
@@ -382,8 +398,10 @@ func (s *session) pump(t *track, now time.Time, final bool) {
 	if ended {
 		due = now.Add(time.Hour) // give up on every hole
 	}
-	for _, p := range t.jb.pop(due, nil) {
+	t.out = t.jb.pop(due, clear0(t.out))
+	for _, p := range t.out {
 		f, ok, wantKey := t.asm.add(p)
+		p.pkt.release() // the frame has what it needs of it
 		if wantKey && t.video && now.Sub(t.lastKeyReq) >= keyframeWait {
 			t.lastKeyReq = now
 			_ = t.rt.RequestKeyframe()
