@@ -42,7 +42,7 @@ type assembler struct {
 	vp9Intra         bool    // the current picture's first frame is not inter-picture predicted
 	vp9KeyTS         uint32  // the RTP time of the last key picture written
 	vp9Width, vp9Hgt int
-	lostHeld         bool // a loss noted on a padding packet, for the next one
+	lostHeld         bool   // a loss noted on a padding packet, for the next one
 	slab             []byte // audio frames' bytes, copied out of their packets
 }
 
