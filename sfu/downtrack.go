@@ -286,11 +286,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.mu.Unlock()
 	d.up.addDown(d)
 	d.layersChanged()
-	if d.bw == nil || d.bw.ready.Load() {
-		// Else at the transport's start (a keyframe before would be
-		// dropped, and would hold back the one asked for then).
-		d.requestKeyframe()
-	}
+	d.requestKeyframe()
 	return codec, nil
 }
 
