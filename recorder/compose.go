@@ -62,7 +62,7 @@ func composeStart(f File) float64 {
 
 func hasVideo(f File) bool {
 	for _, c := range f.Codecs {
-		if c == "vp8" || c == "vp9" || c == "h264" {
+		if c == "vp8" || c == "vp9" || c == "h264" || c == "av1" {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -244,8 +245,8 @@ func (t *track) read() {
 		p := newPacket()
 		n, _, err := t.rt.Track.Read(p.buf[:])
 		now := time.Now()
-		if err == nil && p.Unmarshal(p.buf[:n]) != nil {
-			p.release() // not RTP: skipped
+		if errors.Is(err, io.ErrShortBuffer) || err == nil && p.Unmarshal(p.buf[:n]) != nil {
+			p.release() // larger than any packet Pion reads, or not RTP: skipped
 			continue
 		}
 		t.mu.Lock()
@@ -496,8 +497,8 @@ func (t *track) place(f timed) {
 	} else {
 		t.skew = [2]time.Duration{min(t.skew[0], d), max(t.skew[1], d)}
 	}
-	if !t.video {
-		at += audioLag
+	if !t.video && !t.clock.byArrival {
+		at += audioLag // where a browser plays it (by the reports)
 	}
 	if t.placedAny && at < t.lastPlaced {
 		at = t.lastPlaced
@@ -573,12 +574,12 @@ func (s *session) writeFrame(f *pfile, t *track, p placed) {
 	}
 	ms := (p.at - f.start).Milliseconds()
 	if ms < 0 {
-		if !t.video {
-			return // a sound from before the file began
+		if !t.video || -ms > (audioLag+20*time.Millisecond).Milliseconds() {
+			return // from before the file began
 		}
-		// A picture placed before the file began (the file began with
-		// the audio, placed later than it by audioLag): what follows
-		// refers to it, so it goes at the start.
+		// A picture placed just before the file began (the file began
+		// with the audio, placed later than it by audioLag): what
+		// follows refers to it, so it goes at the start.
 		ms = 0
 	}
 	if err := f.w.WriteFrame(t.slot, ms, p.key, p.data); err != nil {

@@ -347,12 +347,6 @@ func (d *DownTrack) requestKeyframe() {
 // forward sends one packet of the up track. Called by the up track's
 // reader only; never blocks (UDP writes do not, ICE-TCP drops when full).
 func (d *DownTrack) forward(p *upPacket) {
-	if d.bw != nil && !d.bw.ready.Load() {
-		// The subscriber's transport is not up: Pion would drop what is
-		// written, a keyframe with it. The forwarder starts once it is,
-		// at the keyframe asked for then.
-		return
-	}
 	in := InPacket{
 		ExtSeq: p.extSeq, Timestamp: p.header.Timestamp, Keyframe: p.keyframe, Arrival: p.arrival,
 		Layer: p.layer, Marker: p.header.Marker, RefTS: p.refTS, RefOK: p.refOK, SVC: p.svc && p.hasDesc,

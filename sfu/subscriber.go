@@ -94,15 +94,6 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		if st == webrtc.PeerConnectionStateConnected {
 			s.bw.ready.Store(true) // packets leave now: number them from here on
 			s.startDirect()
-			s.mu.Lock()
-			downs := make([]*DownTrack, 0, len(s.tracks))
-			for d := range s.tracks {
-				downs = append(downs, d)
-			}
-			s.mu.Unlock()
-			for _, d := range downs {
-				d.requestKeyframe() // where each video track starts
-			}
 		}
 		if p.OnStateChange != nil {
 			p.OnStateChange(st)
