@@ -325,7 +325,7 @@ func (sh *apiShard) subscriberAPI(p *directPath) *webrtc.API {
 	se := sh.se
 	if p != nil {
 		se.SetDTLSKeyLogWriter(&p.keys)
-		se.SetDTLSServerHelloMessageHook(p.keys.serverHello)
+		se.SetDTLSServerHelloMessageHook(p.keys.ServerHello)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(sh.subMedia),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))

@@ -1,24 +1,17 @@
 package sfu
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/pion/dtls/v3"
-	"github.com/pion/dtls/v3/pkg/crypto/prf"
-	"github.com/pion/dtls/v3/pkg/protocol/extension"
-	"github.com/pion/dtls/v3/pkg/protocol/handshake"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/internal/dtlssrtp"
 )
 
 // The direct path: a subscriber's media packets are encrypted with the
@@ -36,16 +29,14 @@ import (
 // not negotiate cryptex (RFC 9335): what they carry in header extensions
 // is transport-wide sequence numbers and AV1 dependency descriptors.
 //
-// The SRTP master keys are exported from the DTLS handshake (RFC 5764
-// section 4.2) as Pion exports them; Pion gives no access to the
-// handshake's state, so each subscriber transport hears of it through the
-// two hooks DTLS offers: the key log (client random and master secret) and
-// the server hello it sends (server random, cipher suite, SRTP profile).
+// The SRTP master keys are exported from the DTLS handshake as Pion
+// exports them (internal/dtlssrtp), from the two hooks DTLS offers: the key
+// log and the server hello the transport sends.
 // The server is the DTLS server of every subscriber transport it offers
 // (browsers and Pion answer "active"); were it ever the client, the server
 // hello hook is not called and the transport keeps Pion's path.
 type directPath struct {
-	keys  dtlsKeys
+	keys  dtlssrtp.Handshake
 	srtp  atomic.Pointer[srtpKeys]
 	route atomic.Pointer[udpRoute]
 
@@ -95,96 +86,6 @@ func (p *directPath) take() (*srtpKeys, *udpRoute) {
 		return nil, nil
 	}
 	return k, r
-}
-
-// dtlsKeys collects what the SRTP keys are exported from.
-type dtlsKeys struct {
-	mu           sync.Mutex
-	clientRandom []byte
-	masterSecret []byte
-	serverRandom []byte
-	suite        dtls.CipherSuiteID
-	profile      dtls.SRTPProtectionProfile
-}
-
-// Write takes the DTLS key log: one "CLIENT_RANDOM <hex> <hex>" line
-// (NSS key log format) per handshake.
-func (k *dtlsKeys) Write(line []byte) (int, error) {
-	f := strings.Fields(string(line))
-	if len(f) != 3 || f[0] != "CLIENT_RANDOM" {
-		return len(line), nil
-	}
-	cr, err1 := hex.DecodeString(f[1])
-	ms, err2 := hex.DecodeString(f[2])
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("sfu: unreadable DTLS key log line")
-	}
-	k.mu.Lock()
-	k.clientRandom, k.masterSecret = cr, ms
-	k.mu.Unlock()
-	return len(line), nil
-}
-
-// serverHello notes the server hello the transport sends, unchanged.
-func (k *dtlsKeys) serverHello(m handshake.MessageServerHello) handshake.Message {
-	random := m.Random.MarshalFixed()
-	k.mu.Lock()
-	k.serverRandom = random[:]
-	if m.CipherSuiteID != nil {
-		k.suite = dtls.CipherSuiteID(*m.CipherSuiteID)
-	}
-	for _, e := range m.Extensions {
-		if u, ok := e.(*extension.UseSRTP); ok && len(u.ProtectionProfiles) == 1 && len(u.MasterKeyIdentifier) == 0 {
-			k.profile = dtls.SRTPProtectionProfile(u.ProtectionProfiles[0])
-		}
-	}
-	k.mu.Unlock()
-	return &m
-}
-
-// ExportKeyingMaterial implements srtp.KeyingMaterialExporter as DTLS 1.2
-// does (RFC 5705): the PRF of the cipher suite over the master secret, with
-// the label and both randoms as seed. Called with k.mu held (srtpKeys).
-func (k *dtlsKeys) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
-	if len(context) != 0 {
-		return nil, errors.New("sfu: keying material context not supported")
-	}
-	seed := make([]byte, 0, len(label)+64)
-	seed = append(append(append(seed, label...), k.clientRandom...), k.serverRandom...)
-	hash := sha256.New
-	switch k.suite {
-	case dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, dtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:
-		hash = sha512.New384
-	}
-	return prf.PHash(k.masterSecret, seed, length, hash)
-}
-
-// srtpKeys exports the server's SRTP write keys, once the handshake that
-// the hooks saw is complete.
-func (k *dtlsKeys) srtpKeys() (*srtpKeys, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if len(k.clientRandom) != 32 || len(k.serverRandom) != 32 || len(k.masterSecret) == 0 {
-		return nil, errors.New("sfu: the DTLS handshake was not seen as its server")
-	}
-	var profile srtp.ProtectionProfile
-	switch k.profile {
-	case dtls.SRTP_AEAD_AES_128_GCM:
-		profile = srtp.ProtectionProfileAeadAes128Gcm
-	case dtls.SRTP_AEAD_AES_256_GCM:
-		profile = srtp.ProtectionProfileAeadAes256Gcm
-	case dtls.SRTP_AES128_CM_HMAC_SHA1_80:
-		profile = srtp.ProtectionProfileAes128CmHmacSha1_80
-	default:
-		return nil, fmt.Errorf("sfu: SRTP profile %#x not sent directly", uint16(k.profile))
-	}
-	c := srtp.Config{Profile: profile}
-	if err := c.ExtractSessionKeysFromDTLS(k, false); err != nil {
-		return nil, err
-	}
-	clear(k.masterSecret) // what is needed of it is derived
-	k.masterSecret = nil
-	return &srtpKeys{profile: profile, key: c.Keys.LocalMasterKey, salt: c.Keys.LocalMasterSalt}, nil
 }
 
 // routeOf is the direct route of a selected candidate pair: UDP, from a

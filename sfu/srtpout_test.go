@@ -2,107 +2,16 @@ package sfu
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/pion/dtls/v3"
-	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
-	"github.com/pion/dtls/v3/pkg/protocol/handshake"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 )
-
-// The keys the direct path learns from the DTLS hooks are the keys DTLS
-// itself exports, whatever the cipher suite's hash, with and without the
-// extended master secret, for each SRTP profile the server offers.
-func TestDTLSKeysMatchTheHandshake(t *testing.T) {
-	cert, err := selfsign.GenerateSelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		suite   dtls.CipherSuiteID
-		ems     dtls.ExtendedMasterSecretType
-		profile dtls.SRTPProtectionProfile
-	}{
-		{dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, dtls.RequireExtendedMasterSecret, dtls.SRTP_AEAD_AES_128_GCM},
-		{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, dtls.RequireExtendedMasterSecret, dtls.SRTP_AEAD_AES_256_GCM},
-		{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, dtls.DisableExtendedMasterSecret, dtls.SRTP_AES128_CM_HMAC_SHA1_80},
-	} {
-		t.Run(fmt.Sprintf("%v/%v", dtls.CipherSuiteName(tt.suite), tt.profile), func(t *testing.T) {
-			sc, cc := listenLoopback(t), listenLoopback(t)
-			var keys dtlsKeys
-			type result struct {
-				c   *dtls.Conn
-				err error
-			}
-			done := make(chan result, 1)
-			go func() {
-				c, err := dtls.ServerWithOptions(sc, cc.LocalAddr(),
-					dtls.WithCertificates(cert), dtls.WithCipherSuites(tt.suite), dtls.WithExtendedMasterSecret(tt.ems),
-					dtls.WithSRTPProtectionProfiles(tt.profile), dtls.WithKeyLogWriter(&keys),
-					dtls.WithServerHelloMessageHook(keys.serverHello))
-				if err == nil {
-					err = c.HandshakeContext(context.Background())
-				}
-				done <- result{c, err}
-			}()
-			client, err := dtls.ClientWithOptions(cc, sc.LocalAddr(),
-				dtls.WithCertificates(cert), dtls.WithInsecureSkipVerify(true), dtls.WithCipherSuites(tt.suite),
-				dtls.WithExtendedMasterSecret(tt.ems), dtls.WithSRTPProtectionProfiles(tt.profile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { client.Close() })
-			if err := client.HandshakeContext(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			r := <-done
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			t.Cleanup(func() { r.c.Close() })
-			state, ok := r.c.ConnectionState()
-			if !ok {
-				t.Fatal("no connection state")
-			}
-			want, err := state.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := keys.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("exported %x, %v; DTLS exports %x", got, err, want)
-			}
-			k, err := keys.srtpKeys()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if uint16(k.profile) != uint16(tt.profile) {
-				t.Errorf("profile %v, want %v", k.profile, tt.profile)
-			}
-		})
-	}
-}
-
-// A hello not sent as the server leaves no keys: that transport keeps
-// Pion's path.
-func TestDTLSKeysOnlyAsServer(t *testing.T) {
-	var keys dtlsKeys
-	_, _ = keys.Write([]byte("CLIENT_RANDOM " + fmt.Sprintf("%064x", 1) + " " + fmt.Sprintf("%096x", 2) + "\n"))
-	if _, err := keys.srtpKeys(); err == nil {
-		t.Fatal("keys without a server hello")
-	}
-	keys.serverHello(handshake.MessageServerHello{})
-	if _, err := keys.srtpKeys(); err == nil {
-		t.Fatal("keys without an SRTP profile")
-	}
-}
 
 // On the engine's batching sockets a subscriber's packets take the direct
 // path once DTLS is up, and a plain Pion peer connection decrypts every
@@ -140,7 +49,7 @@ func TestDirectPathDelivers(t *testing.T) {
 			}
 			if (k != nil) == noBatching {
 				if sub.direct != nil {
-					_, err := sub.direct.keys.srtpKeys()
+					_, err := sub.direct.keys.Keys(false)
 					t.Logf("keys: %v; route %v; state %v", err, sub.direct.route.Load(), sub.pc.ConnectionState())
 				}
 				t.Fatalf("direct path taken: %v, with NoBatching %v", k != nil, noBatching)

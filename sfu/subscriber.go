@@ -113,11 +113,12 @@ func (s *Subscriber) startDirect() {
 	if p == nil || p.srtp.Load() != nil {
 		return
 	}
-	keys, err := p.keys.srtpKeys()
+	k, err := p.keys.Keys(false)
 	if err != nil {
 		s.engine.log.Debug("no direct path", "subscriber", s.id, "err", err)
 		return
 	}
+	keys := &srtpKeys{profile: k.Profile, key: k.LocalKey, salt: k.LocalSalt}
 	ice := s.pc.SCTP().Transport().ICETransport()
 	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { p.pairChanged(s.engine.routeOf(pair)) })
 	pair, _ := ice.GetSelectedCandidatePair()
