@@ -17,6 +17,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/internal/pionlog"
@@ -43,6 +45,15 @@ type Options struct {
 	// LeaveRoom (and enter again); until then the old peer's
 	// notifications are ignored.
 	Resume *Resume
+	// NoDirectReceive has every received packet go through Pion's chain
+	// (RemoteTrack.Receive), as it does anyway with UDPConn, TCPOnly or
+	// Interceptors; for comparison.
+	NoDirectReceive bool
+	// ReceiveEvery, when set, has the direct path read the sockets that
+	// carry its streams at each tick of ReceiveEvery instead of waking for
+	// each datagram: much less CPU for many transports (a recorder's), up
+	// to that much more latency. Arrival times stay the kernel's.
+	ReceiveEvery time.Duration
 	// OnICEState, when set, learns each change of a transport's ICE
 	// connection state ("send" or "recv"); it runs on Pion's goroutine
 	// and must not block.
@@ -109,7 +120,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	api, err := newAPI(opts)
+	api, err := newAPI(opts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -151,8 +162,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 }
 
 // newAPI is a browser-like Pion stack: NACKs, reports, TWCC, loopback
-// candidates for tests on one machine.
-func newAPI(opts Options) (*webrtc.API, error) {
+// candidates for tests on one machine. With direct, it is a receive
+// transport's, whose UDP sockets are read through the direct path, which
+// gives the TWCC feedback.
+func newAPI(opts Options, direct *directRecv) (*webrtc.API, error) {
 	me, err := newMediaEngine()
 	if err != nil {
 		return nil, err
@@ -180,8 +193,17 @@ func newAPI(opts Options) (*webrtc.API, error) {
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, err
 	}
-	if err := webrtc.ConfigureTWCCSender(me, reg); err != nil {
-		return nil, err
+	if direct == nil {
+		if err := webrtc.ConfigureTWCCSender(me, reg); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+			me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+			if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+				return nil, err
+			}
+		}
 	}
 	se := webrtc.SettingEngine{}
 	se.LoggerFactory = pionlog.Factory{Log: opts.Logger}
@@ -193,6 +215,15 @@ func newAPI(opts Options) (*webrtc.API, error) {
 	}
 	if opts.TCPOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	}
+	if direct != nil {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			return nil, err
+		}
+		se.SetNet(directNet{Net: n, d: direct})
+		se.SetDTLSKeyLogWriter(&direct.hs)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/internal/icecand"
@@ -303,8 +305,50 @@ type RemoteTrack struct {
 	Track      *webrtc.TrackRemote
 	Receiver   *webrtc.RTPReceiver
 
-	onSR atomic.Pointer[func(*rtcp.SenderReport, time.Time)]
-	pc   *webrtc.PeerConnection
+	onSR   atomic.Pointer[func(*rtcp.SenderReport, time.Time)]
+	pc     *webrtc.PeerConnection
+	direct *directRecv // the transport's direct path; nil: none
+}
+
+// Direct says whether the track's packets take the direct path (after
+// Receive, once the first has).
+func (t *RemoteTrack) Direct() bool {
+	return t.direct != nil && t.direct.taking(uint32(t.Track.SSRC()))
+}
+
+// Receive calls fn with each of the track's RTP packets, decrypted, and
+// the time it arrived, until the track ends, and returns what ended it
+// (io.EOF once the server stopped it). p is fn's only during the call.
+// fn is never called twice at once, but from different goroutines: once
+// Receive is called, the track's packets take the direct path where it
+// is there (file direct.go) and fn runs on the goroutine that reads the
+// transport's socket, which it holds up: it should take its copy and
+// return. Call Receive once; the track is not to be read in another way.
+func (t *RemoteTrack) Receive(fn func(p []byte, arrival time.Time)) error {
+	var mu sync.Mutex
+	deliver := func(p []byte, at time.Time) {
+		mu.Lock()
+		fn(p, at)
+		mu.Unlock()
+	}
+	if t.direct != nil {
+		ssrc := uint32(t.Track.SSRC())
+		t.direct.register(ssrc, deliver)
+		defer t.direct.unregister(ssrc)
+	}
+	// Pion's path: the packets it read before, and all of them when there
+	// is no direct path.
+	buf := make([]byte, receiveMTU)
+	for {
+		n, _, err := t.Track.Read(buf)
+		if errors.Is(err, io.ErrShortBuffer) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		deliver(buf[:n], time.Now())
+	}
 }
 
 // RequestKeyframe asks the sender for a keyframe (an RTCP PLI).
@@ -333,6 +377,7 @@ type recvTransport struct {
 	c       *Client
 	mu      sync.Mutex
 	pc      *webrtc.PeerConnection
+	direct  *directRecv // pc's direct path; nil: none
 	byMid   map[string]consumerInfo
 	onTrack func(*RemoteTrack)
 	cand    icecand.Queue
@@ -384,10 +429,23 @@ func (r *recvTransport) peerConnection() (*webrtc.PeerConnection, error) {
 	if r.pc != nil {
 		return r.pc, nil
 	}
-	pc, err := r.c.api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	api := r.c.api
+	var direct *directRecv
+	if o := r.c.opts; !o.NoDirectReceive && o.UDPConn == nil && !o.TCPOnly && len(o.Interceptors) == 0 {
+		direct = newDirectRecv(r.c.log, o.ReceiveEvery)
+		var err error
+		if api, err = newAPI(o, direct); err != nil {
+			return nil, err
+		}
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
 	if err != nil {
 		return nil, err
 	}
+	if direct != nil {
+		direct.bind(pc)
+	}
+	r.direct = direct
 	pc.OnICECandidate(r.c.candidateSender("recv"))
 	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { r.c.iceRecv.changed(pc, st) })
 	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.track(pc, t, recv) })
@@ -410,10 +468,11 @@ func (r *recvTransport) track(pc *webrtc.PeerConnection, t *webrtc.TrackRemote, 
 	}
 	info := r.byMid[mid]
 	fn := r.onTrack
+	direct := r.direct
 	r.mu.Unlock()
 	rt := &RemoteTrack{
 		ConsumerID: info.ConsumerID, ProducerID: info.ProducerID, PeerID: info.PeerID, Source: info.Source,
-		Track: t, Receiver: recv, pc: pc,
+		Track: t, Receiver: recv, pc: pc, direct: direct,
 	}
 	go rt.readRTCP()
 	if fn != nil {
@@ -471,6 +530,7 @@ func (r *recvTransport) answer(sdp string, version int) error {
 	if err := pc.SetLocalDescription(ans); err != nil {
 		return err
 	}
+	r.noteTWCC(pc)
 	ctx, cancel := context.WithTimeout(r.c.ctx, requestTimeout)
 	defer cancel()
 	return r.c.Request(ctx, "answer", map[string]any{"sdp": pc.LocalDescription().SDP, "version": version}, nil)
@@ -482,11 +542,38 @@ func (r *recvTransport) addCandidate(c webrtc.ICECandidateInit) {
 	}
 }
 
+// noteTWCC gives the direct path the negotiated transport-wide sequence
+// number extension.
+func (r *recvTransport) noteTWCC(pc *webrtc.PeerConnection) {
+	r.mu.Lock()
+	direct := r.direct
+	current := r.pc == pc
+	r.mu.Unlock()
+	if direct == nil || !current {
+		return
+	}
+	id := 0
+	for _, tr := range pc.GetTransceivers() {
+		for _, e := range tr.Receiver().GetParameters().HeaderExtensions {
+			if e.URI == sdp.TransportCCURI {
+				id = e.ID
+			}
+		}
+	}
+	if id > 0 && id < 256 {
+		direct.setTWCC(uint8(id))
+	}
+}
+
 // reset closes the transport; the next offer makes a new one.
 func (r *recvTransport) reset() {
 	r.mu.Lock()
 	pc := r.pc
 	r.pc = nil
+	if r.direct != nil {
+		r.direct.close()
+		r.direct = nil
+	}
 	r.byMid = map[string]consumerInfo{}
 	r.cand.Reset()
 	r.mu.Unlock()
@@ -499,6 +586,9 @@ func (r *recvTransport) close() {
 	r.mu.Lock()
 	pc := r.pc
 	r.closed = true
+	if r.direct != nil {
+		r.direct.close()
+	}
 	r.mu.Unlock()
 	if pc != nil {
 		_ = pc.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -158,4 +159,73 @@ func TestRefusedPublishLeavesClientUsable(t *testing.T) {
 	waitFor(t, 10*time.Second, "Bob receiving Ann's screen", func() bool { return bob.count(ann.PeerID+"/video:screen") > 20 })
 	before := bob.count(ann.PeerID + "/audio:mic")
 	waitFor(t, 5*time.Second, "the microphone still flowing", func() bool { return bob.count(ann.PeerID+"/audio:mic") > before+20 })
+}
+
+// A track read with Receive takes the direct path (decrypted off the
+// socket, read at ticks with ReceiveEvery) and loses nothing: its
+// sequence numbers run on without a gap, and the arrival times are the
+// kernel's, not the tick's.
+func TestGoClientReceivesDirect(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(39270, 39279, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	joinParticipant(t, ctx, srv.WS, "direct", "Ann", true)
+	type video struct {
+		mu       sync.Mutex
+		rt       *client.RemoteTrack
+		seqs     []uint16
+		arrivals map[time.Time]bool
+	}
+	v := &video{arrivals: map[time.Time]bool{}}
+	c, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "Bob", ReceiveEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.OnTrack(func(rt *client.RemoteTrack) {
+		if rt.Source != "video:cam" {
+			go func() { _ = rt.Receive(func([]byte, time.Time) {}) }()
+			return
+		}
+		v.mu.Lock()
+		v.rt = rt
+		v.mu.Unlock()
+		_ = rt.Receive(func(p []byte, at time.Time) {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			v.seqs = append(v.seqs, uint16(p[2])<<8|uint16(p[3]))
+			v.arrivals[at] = true
+		})
+	})
+	if _, err := c.JoinRoom(ctx, "direct"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "Bob's video to go direct", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return v.rt != nil && v.rt.Direct()
+	})
+	time.Sleep(3 * time.Second)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.seqs) < 150 {
+		t.Fatalf("%d packets in over 3 s", len(v.seqs))
+	}
+	// The first packets, which Pion read, may be handed on just after the
+	// first direct ones: in order of their numbers, none is missing.
+	offsets := make([]int, len(v.seqs))
+	for i, s := range v.seqs {
+		offsets[i] = int(int16(s - v.seqs[0]))
+	}
+	slices.Sort(offsets)
+	for i := 1; i < len(offsets); i++ {
+		if offsets[i] != offsets[i-1]+1 {
+			t.Fatalf("sequence numbers %d and then %d after the first", offsets[i-1], offsets[i])
+		}
+	}
+	// At 20 ms ticks a 30 fps camera's frames arrive a few to a tick; had
+	// they the tick's time, there would be at most 50 times a second.
+	if len(v.arrivals) < len(v.seqs)*2/3 {
+		t.Errorf("%d packets arrived at %d distinct times", len(v.seqs), len(v.arrivals))
+	}
 }

@@ -423,7 +423,8 @@ func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, e
 	var c *client.Client
 	var peers []client.RoomPeer
 	for _, url := range strings.Split(cfg.MediaURL, ",") {
-		c, peers, err = client.DialRoom(ctx, client.Options{URL: url, DisplayName: "recorder", Ticket: ticket, Logger: j.log},
+		c, peers, err = client.DialRoom(ctx, client.Options{
+			URL: url, DisplayName: "recorder", Ticket: ticket, Logger: j.log, ReceiveEvery: receiveEvery},
 			j.rec.Room, sess.attach)
 		var se *client.ServerError
 		if err == nil || errors.As(err, &se) || ctx.Err() != nil {

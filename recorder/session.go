@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -238,32 +237,35 @@ func (s *session) addTrack(rt *client.RemoteTrack) {
 	go t.read()
 }
 
+// receiveEvery is how often the recorder reads its transports' sockets:
+// one wake-up a tick for all recordings instead of one a packet (most of
+// a recording's CPU); the jitter buffer waits far longer.
+const receiveEvery = 10 * time.Millisecond
+
 // read takes the track's packets until it ends, each into a buffer from
 // the pool.
 func (t *track) read() {
-	for {
-		p := newPacket()
-		n, _, err := t.rt.Track.Read(p.buf[:])
-		now := time.Now()
-		if errors.Is(err, io.ErrShortBuffer) || err == nil && p.Unmarshal(p.buf[:n]) != nil {
-			p.release() // larger than any packet Pion reads, or not RTP: skipped
-			continue
-		}
-		t.mu.Lock()
-		if err != nil {
-			t.ended = true
-			t.mu.Unlock()
-			p.release()
-			return
-		}
-		if len(t.in) >= maxQueued {
-			t.in[0].pkt.release()
-			t.in = t.in[1:]
-			t.drops++
-		}
-		t.in = append(t.in, inPacket{pkt: p, arrival: now})
-		t.mu.Unlock()
+	_ = t.rt.Receive(t.take)
+	t.mu.Lock()
+	t.ended = true
+	t.mu.Unlock()
+}
+
+// take queues a packet; it runs on the client's receiving goroutine.
+func (t *track) take(b []byte, arrival time.Time) {
+	p := newPacket()
+	if len(b) > len(p.buf) || p.Unmarshal(p.buf[:copy(p.buf[:], b)]) != nil {
+		p.release() // larger than any packet read, or not RTP: skipped
+		return
 	}
+	t.mu.Lock()
+	if len(t.in) >= maxQueued {
+		t.in[0].pkt.release()
+		t.in = t.in[1:]
+		t.drops++
+	}
+	t.in = append(t.in, inPacket{pkt: p, arrival: arrival})
+	t.mu.Unlock()
 }
 
 // begin sets the timeline's zero.

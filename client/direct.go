@@ -1,0 +1,438 @@
+package client
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/internal/dtlssrtp"
+)
+
+// The direct receive path: the media packets of a track read with
+// RemoteTrack.Receive are taken off the receive transport's UDP sockets
+// by the goroutine that reads them, decrypted in place with the client's
+// own SRTP context and handed to the reader, not through Pion's chain of
+// goroutines (the ICE candidate's reader, the DTLS mux, the SRTP session,
+// the track's buffer: three hand-offs and as many locks a packet, the
+// most of a recorder's CPU). Pion keeps everything else: ICE, DTLS, RTCP
+// both ways, and the packets of a track until Receive is called (its
+// first is what announces the track). The SRTP keys come from the DTLS
+// handshake as seen from outside (internal/dtlssrtp): the key log and the
+// server hello as it arrives.
+//
+// Feedback on what the path takes, as Pion's interceptors would send it:
+// NACKs for its streams' missing packets, and transport-wide congestion
+// control feedback for every packet of the transport, whichever path it
+// takes (one account of the transport's sequence numbers: two would each
+// report the other's packets lost). Pion's receiver reports go on for
+// what Pion saw; vclass-media does not read them.
+type directRecv struct {
+	hs        dtlssrtp.Handshake
+	log       *slog.Logger
+	helloSeen atomic.Bool
+
+	mu      sync.Mutex
+	ctx     *srtp.Context // nil until the first packet of a stream after the handshake
+	noKeys  bool          // the keys could not be had: Pion's path only
+	peer    netip.AddrPort
+	streams map[uint32]*directStream
+	hdr     rtp.Header
+	spare   [receiveMTU]byte // a packet as it came, to decrypt again
+	twccExt uint8            // the transport-wide sequence number's extension id; 0: none
+	twcc    *twcc.Recorder
+	started time.Time // arrival times in feedback count from here
+	ssrc    uint32    // the feedback's sender SSRC
+	pc      *webrtc.PeerConnection
+	ticking bool
+	closed  bool
+	stop    chan struct{}
+	failed  int // packets of a stream that did not decrypt
+
+	// every: read the sockets that carry direct streams at each tick of
+	// it rather than waking for each datagram; 0: wake for each.
+	every time.Duration
+}
+
+// receiveMTU is the largest packet read, as Pion's.
+const receiveMTU = 1460
+
+// feedbackEvery is how often NACKs and TWCC feedback go out, as Pion's.
+const feedbackEvery = 100 * time.Millisecond
+
+// directStream is a track that takes the direct path.
+type directStream struct {
+	deliver func(p []byte, arrival time.Time)
+	synced  bool // a packet decrypted: the context knows its rollover count
+	nack    nackLog
+}
+
+func newDirectRecv(log *slog.Logger, every time.Duration) *directRecv {
+	return &directRecv{
+		log: log, streams: map[uint32]*directStream{}, ssrc: rand.Uint32(),
+		started: time.Now(), stop: make(chan struct{}), every: every,
+	}
+}
+
+// setTWCC sets the negotiated transport-wide sequence number extension.
+func (d *directRecv) setTWCC(id uint8) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if id == d.twccExt {
+		return
+	}
+	d.twccExt = id
+	if id != 0 && d.twcc == nil {
+		d.twcc = twcc.NewRecorder(d.ssrc)
+	}
+	d.startTicking()
+}
+
+// bind sets the peer connection feedback is written to.
+func (d *directRecv) bind(pc *webrtc.PeerConnection) {
+	d.mu.Lock()
+	d.pc = pc
+	d.mu.Unlock()
+}
+
+// register makes ssrc's packets take the direct path, to deliver.
+func (d *directRecv) register(ssrc uint32, deliver func([]byte, time.Time)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.streams[ssrc] = &directStream{deliver: deliver}
+	d.startTicking()
+}
+
+// taking says whether ssrc's packets take the direct path.
+func (d *directRecv) taking(ssrc uint32) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.streams[ssrc]
+	return st != nil && st.synced
+}
+
+func (d *directRecv) unregister(ssrc uint32) {
+	d.mu.Lock()
+	delete(d.streams, ssrc)
+	d.mu.Unlock()
+}
+
+func (d *directRecv) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.closed = true
+		close(d.stop)
+	}
+}
+
+// startTicking starts the feedback loop once there is something to give
+// feedback on. Called with d.mu held.
+func (d *directRecv) startTicking() {
+	if d.ticking || d.closed || d.twcc == nil && len(d.streams) == 0 {
+		return
+	}
+	d.ticking = true
+	go d.feedbackLoop()
+}
+
+// handle takes a datagram the transport's socket read from `from` at now,
+// and says whether it took it (a packet of a direct stream) or Pion is to.
+func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
+	if len(b) < 12 {
+		return false
+	}
+	if b[0] >= 20 && b[0] <= 63 { // DTLS (RFC 7983)
+		if !d.helloSeen.Load() && d.hs.ReadDatagram(b) {
+			d.mu.Lock()
+			d.peer = from
+			d.mu.Unlock()
+			d.helloSeen.Store(true)
+		}
+		return false
+	}
+	if b[0] < 128 || b[0] > 191 || b[1] >= 192 && b[1] <= 223 { // not RTP: STUN, RTCP
+		return false
+	}
+	ssrc := binary.BigEndian.Uint32(b[8:12])
+	d.mu.Lock()
+	st := d.streams[ssrc]
+	if st == nil || !d.haveContext() {
+		// Pion's: counted for congestion control if it comes from the
+		// DTLS peer (a forged packet could at most say it arrived).
+		if !d.peer.IsValid() || from == d.peer {
+			if _, err := d.hdr.Unmarshal(b); err == nil {
+				d.recordTWCC(now)
+			}
+		}
+		d.mu.Unlock()
+		return false
+	}
+	p, ok := d.decrypt(st, ssrc, b)
+	if !ok {
+		d.mu.Unlock()
+		return true // not the server's: dropped
+	}
+	d.peer = from
+	d.recordTWCC(now)
+	st.nack.add(d.hdr.SequenceNumber)
+	deliver := st.deliver
+	d.mu.Unlock()
+	deliver(p, now)
+	return true
+}
+
+// haveContext makes the SRTP context once the handshake is done, and
+// says whether there is one. Called with d.mu held.
+func (d *directRecv) haveContext() bool {
+	if d.ctx != nil || d.noKeys {
+		return d.ctx != nil
+	}
+	if !d.helloSeen.Load() {
+		return false // a packet before the handshake's end: not the server's
+	}
+	k, err := d.hs.Keys(true)
+	if err == nil {
+		d.ctx, err = srtp.CreateContext(k.RemoteKey, k.RemoteSalt, k.Profile)
+	}
+	if err != nil {
+		d.noKeys = true
+		d.log.Debug("no direct receive path", "err", err)
+		return false
+	}
+	return true
+}
+
+// decrypt decrypts b in place and returns the plain packet. A stream's
+// first packet may come after the sequence number rolled over (the server
+// numbers from anywhere, and Pion read the first packets): it is tried with
+// the next rollover count too. Called with d.mu held.
+func (d *directRecv) decrypt(st *directStream, ssrc uint32, b []byte) ([]byte, bool) {
+	if !st.synced {
+		copy(d.spare[:], b)
+	}
+	p, err := d.ctx.DecryptRTP(b, b, &d.hdr)
+	if err != nil && !st.synced && len(b) <= len(d.spare) {
+		copy(b, d.spare[:len(b)])
+		d.ctx.SetROC(ssrc, 1)
+		if p, err = d.ctx.DecryptRTP(b, b, &d.hdr); err != nil {
+			d.ctx.SetROC(ssrc, 0)
+		}
+	}
+	if err != nil {
+		if d.failed++; d.failed == 1 || d.failed%1000 == 0 {
+			d.log.Debug("direct receive: a packet did not decrypt", "ssrc", ssrc, "failed", d.failed, "err", err)
+		}
+		return nil, false
+	}
+	if !st.synced {
+		st.synced = true
+		d.log.Debug("direct receive", "ssrc", ssrc, "seq", d.hdr.SequenceNumber)
+	}
+	return p, true
+}
+
+// recordTWCC notes d.hdr's transport-wide sequence number. Called with
+// d.mu held.
+func (d *directRecv) recordTWCC(now time.Time) {
+	if d.twcc == nil || d.twccExt == 0 {
+		return
+	}
+	ext := d.hdr.GetExtension(d.twccExt)
+	if len(ext) < 2 {
+		return
+	}
+	d.twcc.Record(d.hdr.SSRC, binary.BigEndian.Uint16(ext), now.Sub(d.started).Microseconds())
+}
+
+// feedbackLoop sends NACKs and TWCC feedback every feedbackEvery.
+func (d *directRecv) feedbackLoop() {
+	t := time.NewTicker(feedbackEvery)
+	defer t.Stop()
+	var missing []uint16
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		var pkts []rtcp.Packet
+		d.mu.Lock()
+		if d.twcc != nil {
+			pkts = d.twcc.BuildFeedbackPacket()
+		}
+		for ssrc, st := range d.streams {
+			missing = st.nack.missing(missing[:0])
+			if len(missing) > 0 {
+				pkts = append(pkts, &rtcp.TransportLayerNack{
+					SenderSSRC: d.ssrc, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(missing),
+				})
+			}
+		}
+		pc := d.pc
+		d.mu.Unlock()
+		if len(pkts) > 0 && pc != nil {
+			_ = pc.WriteRTCP(pkts) // fails only once the transport closed
+		}
+	}
+}
+
+// nackLog keeps which of a stream's latest packets arrived, to ask for the
+// others again.
+type nackLog struct {
+	started bool
+	top     uint16 // the newest sequence number
+	span    int    // how many of the numbers up to top are the stream's
+	got     [nackWindow / 64]uint64
+	asked   [nackWindow]uint8
+}
+
+// nackWindow is how far back a missing packet is asked for (a server's
+// cache holds about as much); each is asked for at most maxNacks times.
+const (
+	nackWindow = 512
+	maxNacks   = 10
+)
+
+func (l *nackLog) set(seq uint16, got bool) {
+	i := seq % nackWindow
+	if got {
+		l.got[i/64] |= 1 << (i % 64)
+	} else {
+		l.got[i/64] &^= 1 << (i % 64)
+	}
+	l.asked[i] = 0
+}
+
+func (l *nackLog) has(seq uint16) bool {
+	i := seq % nackWindow
+	return l.got[i/64]&(1<<(i%64)) != 0
+}
+
+// add notes that seq arrived.
+func (l *nackLog) add(seq uint16) {
+	d := int(int16(seq - l.top))
+	switch {
+	case !l.started || d >= nackWindow || d <= -4*nackWindow:
+		// The first packet, a jump no NACK would mend, or numbering
+		// started again: start again.
+		*l = nackLog{started: true, top: seq, span: 1}
+		l.set(seq, true)
+	case d > 0:
+		for s := l.top + 1; s != seq; s++ {
+			l.set(s, false)
+		}
+		l.set(seq, true)
+		l.top, l.span = seq, min(l.span+d, nackWindow)
+	case -d < l.span:
+		l.set(seq, true) // late, or resent
+	}
+}
+
+// missing appends to out the numbers not received that may be asked for
+// again, and counts the asking.
+func (l *nackLog) missing(out []uint16) []uint16 {
+	for i := l.span - 1; i >= 1; i-- {
+		s := l.top - uint16(i)
+		if l.has(s) || l.asked[s%nackWindow] >= maxNacks {
+			continue
+		}
+		l.asked[s%nackWindow]++
+		out = append(out, s)
+	}
+	return out
+}
+
+// directNet is Pion's network with the receive transport's UDP sockets
+// read through the direct path.
+type directNet struct {
+	*stdnet.Net
+	d *directRecv
+}
+
+func (n directNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	u, ok := c.(*net.UDPConn)
+	if !ok {
+		return c, nil
+	}
+	dc := &directConn{UDPConn: u, d: n.d}
+	if n.d.every > 0 {
+		dc.raw = newRawReader(u)
+	}
+	return dc, nil
+}
+
+// directConn is a socket whose reads pass the direct path first. ICE reads
+// it with ReadFromAddrPort (ReadFrom alike); its other reads are the
+// socket's own, untouched. Once it carries a direct stream, with
+// directRecv.every set, it is read at the ticks of every: the goroutines
+// of all such sockets wake together, once a tick, and read what came
+// (for a recorder at 50 recordings, a hundred wake-ups a second instead
+// of thousands).
+type directConn struct {
+	*net.UDPConn
+	d        *directRecv
+	raw      *rawReader // nil: no reading at ticks
+	carrying bool       // it took a direct stream's packet (ICE's one goroutine reads it)
+}
+
+// ReadFromAddrPort returns the next datagram the direct path leaves to Pion.
+func (c *directConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, from, at, err := c.read(b)
+		if err != nil {
+			return n, from, err
+		}
+		if !c.d.handle(b[:n], from, at) {
+			return n, from, nil
+		}
+		c.carrying = true
+	}
+}
+
+func (c *directConn) read(b []byte) (int, netip.AddrPort, time.Time, error) {
+	if c.raw == nil || !c.carrying {
+		n, from, err := c.UDPConn.ReadFromUDPAddrPort(b)
+		return n, from, time.Now(), err
+	}
+	for {
+		n, from, at, err := c.raw.read(b)
+		if err != errWouldBlock {
+			return n, from, at, err
+		}
+		// Nothing waiting: to the next tick, with the others. A closed
+		// socket is found then.
+		now := time.Now()
+		time.Sleep(now.Truncate(c.d.every).Add(c.d.every).Sub(now))
+	}
+}
+
+// WriteToAddrPort writes to the socket.
+func (c *directConn) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
+	return c.UDPConn.WriteToUDPAddrPort(b, to)
+}
+
+// ReadFrom is ReadFromAddrPort.
+func (c *directConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}

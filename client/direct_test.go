@@ -1,0 +1,168 @@
+package client
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+)
+
+// A direct stream's packets are decrypted in place and delivered with
+// their arrival; the first may come after the sequence number rolled over;
+// a packet that is not the server's is dropped; the missing are asked for
+// again, and every packet of the transport from the server counts for
+// congestion control, whichever path takes it.
+func TestDirectPathTakesItsStreams(t *testing.T) {
+	key, salt := bytes.Repeat([]byte{7}, 16), bytes.Repeat([]byte{9}, 12)
+	server, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDirectRecv(slog.New(slog.DiscardHandler), 0)
+	defer d.close()
+	d.ctx, err = srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := netip.MustParseAddrPort("127.0.0.1:5000")
+	d.peer = peer
+	d.helloSeen.Store(true)
+	d.setTWCC(3)
+
+	type got struct {
+		seq     uint16
+		payload []byte
+		at      time.Time
+	}
+	var delivered []got
+	const ssrc, other = 1111, 2222
+	d.register(ssrc, func(p []byte, at time.Time) {
+		var pkt rtp.Packet
+		if err := pkt.Unmarshal(p); err != nil {
+			t.Errorf("delivered %x: %v", p, err)
+			return
+		}
+		delivered = append(delivered, got{pkt.SequenceNumber, bytes.Clone(pkt.Payload), at})
+	})
+	twccSeq := uint16(100)
+	seal := func(ssrc uint32, seq uint16, roc uint32) []byte {
+		h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: 3000 * uint32(seq), SSRC: ssrc}
+		_ = h.SetExtension(3, []byte{byte(twccSeq >> 8), byte(twccSeq)})
+		twccSeq++
+		server.SetROC(ssrc, roc)
+		plain, err := (&rtp.Packet{Header: h, Payload: []byte{byte(seq), 0xab, 0xcd}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := server.EncryptRTP(nil, plain, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	now := time.Now()
+	// The server's numbering rolled over just before the direct path took
+	// the stream: its first packet is in rollover count 1.
+	for _, seq := range []uint16{2, 3, 6} { // 4 and 5 lost
+		if !d.handle(seal(ssrc, seq, 1), peer, now) {
+			t.Fatalf("packet %d left to Pion", seq)
+		}
+	}
+	forged := seal(ssrc, 7, 1)
+	forged[len(forged)-1] ^= 1
+	if !d.handle(forged, peer, now) {
+		t.Fatal("a forged packet of a direct stream left to Pion")
+	}
+	if d.handle(seal(other, 50, 0), peer, now) {
+		t.Fatal("a packet of a stream not registered taken")
+	}
+	if d.handle([]byte{0x81, 0xc8, 0, 6, 0, 0, 0x04, 0x57, 1, 2, 3, 4}, peer, now) {
+		t.Fatal("an RTCP packet taken")
+	}
+	if len(delivered) != 3 {
+		t.Fatalf("delivered %d packets, want 3", len(delivered))
+	}
+	for i, seq := range []uint16{2, 3, 6} {
+		if g := delivered[i]; g.seq != seq || !bytes.Equal(g.payload, []byte{byte(seq), 0xab, 0xcd}) || !g.at.Equal(now) {
+			t.Errorf("delivered %d: seq %d payload %x at %v", i, g.seq, g.payload, g.at)
+		}
+	}
+	missing := d.streams[ssrc].nack.missing(nil)
+	if !slices.Equal(missing, []uint16{4, 5}) {
+		t.Errorf("missing %v, want [4 5]", missing)
+	}
+	// The forged packet did not count; the other stream's did.
+	fb := d.twcc.BuildFeedbackPacket()
+	if len(fb) != 1 {
+		t.Fatalf("%d feedback packets", len(fb))
+	}
+	cc := fb[0].(*rtcp.TransportLayerCC)
+	if cc.BaseSequenceNumber != 100 || cc.PacketStatusCount != 5 {
+		t.Errorf("feedback from %d for %d packets, want from 100 for 5 (100-102, 103 forged, 104)", cc.BaseSequenceNumber, cc.PacketStatusCount)
+	}
+	var received int
+	for _, c := range cc.PacketChunks {
+		switch c := c.(type) {
+		case *rtcp.RunLengthChunk:
+			if c.PacketStatusSymbol != rtcp.TypeTCCPacketNotReceived {
+				received += int(c.RunLength)
+			}
+		case *rtcp.StatusVectorChunk:
+			for _, s := range c.SymbolList {
+				if s != rtcp.TypeTCCPacketNotReceived {
+					received++
+				}
+			}
+		}
+	}
+	if received != 4 {
+		t.Errorf("feedback says %d received, want 4", received)
+	}
+}
+
+// The NACK log asks for what is missing in its window, each number a
+// bounded number of times, and not for what came late or was resent.
+func TestNackLog(t *testing.T) {
+	var l nackLog
+	for _, s := range []uint16{65530, 65531, 65535, 1} { // 65532-65534 and 0 lost, across the wrap
+		l.add(s)
+	}
+	if got := l.missing(nil); !slices.Equal(got, []uint16{65532, 65533, 65534, 0}) {
+		t.Fatalf("missing %v", got)
+	}
+	l.add(65533)       // resent
+	l.add(65535 - 998) // too old (999 before the newest): ignored
+	if got := l.missing(nil); !slices.Equal(got, []uint16{65532, 65534, 0}) {
+		t.Fatalf("after a resend, missing %v", got)
+	}
+	for range maxNacks {
+		l.missing(nil)
+	}
+	if got := l.missing(nil); len(got) != 0 {
+		t.Fatalf("asked for %v more than %d times", got, maxNacks)
+	}
+	l.add(1 + nackWindow + 5) // a jump no NACK mends: starts again
+	if got := l.missing(nil); len(got) != 0 {
+		t.Fatalf("after a jump, missing %v", got)
+	}
+	for s := uint16(1 + nackWindow + 6); s < 1+nackWindow+6+2*nackWindow; s++ {
+		if s%100 != 0 {
+			l.add(s)
+		}
+	}
+	got := l.missing(nil)
+	if len(got) != nackWindow/100 {
+		t.Fatalf("missing %v, want the %d multiples of 100 in the window", got, nackWindow/100)
+	}
+	for _, s := range got {
+		if s%100 != 0 {
+			t.Fatalf("missing %v", got)
+		}
+	}
+}
