@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
@@ -184,7 +185,14 @@ func newAPI(opts Options, direct *directRecv) (*webrtc.API, error) {
 	}
 	// Pion's defaults but its statistics (GetStats), which nothing here
 	// reads and which cost a recording a tenth of its CPU.
-	if err := webrtc.ConfigureNack(me, reg); err != nil {
+	// Pion asks for a missing packet again until it leaves the window; on
+	// a transport with the direct path, a packet Pion missed may have come
+	// that way: asked for as often as the direct path asks.
+	var nackOpts []nack.GeneratorOption
+	if direct != nil {
+		nackOpts = append(nackOpts, nack.GeneratorMaxNacksPerPacket(maxNacks))
+	}
+	if err := webrtc.ConfigureNackWithOptions(me, reg, nackOpts); err != nil {
 		return nil, err
 	}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {

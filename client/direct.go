@@ -76,8 +76,15 @@ const feedbackEvery = 100 * time.Millisecond
 type directStream struct {
 	deliver func(p []byte, arrival time.Time)
 	synced  bool // a packet decrypted: the context knows its rollover count
+	failed  int  // packets that did not decrypt before the first that did
+	nacks   bool // NACKs were negotiated for it
 	nack    nackLog
 }
+
+// giveUp is how many packets of a stream may fail to decrypt before the
+// first that does: then the stream stays on Pion's path (registered late,
+// after its numbering rolled over more than once).
+const giveUp = 50
 
 func newDirectRecv(log *slog.Logger, every time.Duration) *directRecv {
 	return &directRecv{
@@ -100,18 +107,30 @@ func (d *directRecv) setTWCC(id uint8) {
 	d.startTicking()
 }
 
-// bind sets the peer connection feedback is written to.
+// bind sets the peer connection feedback is written to, and follows its
+// selected ICE pair: the server's packets come from its remote address.
 func (d *directRecv) bind(pc *webrtc.PeerConnection) {
 	d.mu.Lock()
 	d.pc = pc
 	d.mu.Unlock()
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
+		if p == nil || p.Remote == nil {
+			return
+		}
+		if a, err := netip.ParseAddr(p.Remote.Address); err == nil {
+			d.mu.Lock()
+			d.peer = netip.AddrPortFrom(a, p.Remote.Port)
+			d.mu.Unlock()
+		}
+	})
 }
 
-// register makes ssrc's packets take the direct path, to deliver.
-func (d *directRecv) register(ssrc uint32, deliver func([]byte, time.Time)) {
+// register makes ssrc's packets take the direct path, to deliver; nacks
+// says whether to ask for missing packets again.
+func (d *directRecv) register(ssrc uint32, nacks bool, deliver func([]byte, time.Time)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.streams[ssrc] = &directStream{deliver: deliver}
+	d.streams[ssrc] = &directStream{deliver: deliver, nacks: nacks}
 	d.startTicking()
 }
 
@@ -157,7 +176,9 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 	if b[0] >= 20 && b[0] <= 63 { // DTLS (RFC 7983)
 		if !d.helloSeen.Load() && d.hs.ReadDatagram(b) {
 			d.mu.Lock()
-			d.peer = from
+			if !d.peer.IsValid() {
+				d.peer = from
+			}
 			d.mu.Unlock()
 			d.helloSeen.Store(true)
 		}
@@ -169,9 +190,9 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 	ssrc := binary.BigEndian.Uint32(b[8:12])
 	d.mu.Lock()
 	st := d.streams[ssrc]
-	if st == nil || !d.haveContext() {
+	if st == nil || st.failed >= giveUp || !d.haveContext() {
 		// Pion's: counted for congestion control if it comes from the
-		// DTLS peer (a forged packet could at most say it arrived).
+		// server's address (a forged packet could at most say it arrived).
 		if !d.peer.IsValid() || from == d.peer {
 			if _, err := d.hdr.Unmarshal(b); err == nil {
 				d.recordTWCC(now)
@@ -182,12 +203,18 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 	}
 	p, ok := d.decrypt(st, ssrc, b)
 	if !ok {
+		// Not the server's, dropped; or, before the stream's first packet
+		// decrypted, Pion's to try (its context may know better).
+		if !st.synced && from == d.peer {
+			d.recordTWCC(now)
+		}
 		d.mu.Unlock()
-		return true // not the server's: dropped
+		return st.synced
 	}
-	d.peer = from
 	d.recordTWCC(now)
-	st.nack.add(d.hdr.SequenceNumber)
+	if st.nacks {
+		st.nack.add(d.hdr.SequenceNumber)
+	}
 	deliver := st.deliver
 	d.mu.Unlock()
 	deliver(p, now)
@@ -205,7 +232,8 @@ func (d *directRecv) haveContext() bool {
 	}
 	k, err := d.hs.Keys(true)
 	if err == nil {
-		d.ctx, err = srtp.CreateContext(k.RemoteKey, k.RemoteSalt, k.Profile)
+		// Replays are refused, as far back as a resent packet may come.
+		d.ctx, err = srtp.CreateContext(k.RemoteKey, k.RemoteSalt, k.Profile, srtp.SRTPReplayProtection(2*nackWindow))
 	}
 	if err != nil {
 		d.noKeys = true
@@ -221,14 +249,19 @@ func (d *directRecv) haveContext() bool {
 // the next rollover count too. Called with d.mu held.
 func (d *directRecv) decrypt(st *directStream, ssrc uint32, b []byte) ([]byte, bool) {
 	if !st.synced {
+		if len(b) > len(d.spare) {
+			return nil, false
+		}
 		copy(d.spare[:], b)
 	}
 	p, err := d.ctx.DecryptRTP(b, b, &d.hdr)
-	if err != nil && !st.synced && len(b) <= len(d.spare) {
+	if err != nil && !st.synced {
 		copy(b, d.spare[:len(b)])
 		d.ctx.SetROC(ssrc, 1)
 		if p, err = d.ctx.DecryptRTP(b, b, &d.hdr); err != nil {
 			d.ctx.SetROC(ssrc, 0)
+			copy(b, d.spare[:len(b)]) // as it came, for Pion
+			st.failed++
 		}
 	}
 	if err != nil {
@@ -274,6 +307,9 @@ func (d *directRecv) feedbackLoop() {
 			pkts = d.twcc.BuildFeedbackPacket()
 		}
 		for ssrc, st := range d.streams {
+			if !st.nacks {
+				continue
+			}
 			missing = st.nack.missing(missing[:0])
 			if len(missing) > 0 {
 				pkts = append(pkts, &rtcp.TransportLayerNack{

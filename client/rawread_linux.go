@@ -92,8 +92,12 @@ func (r *rawReader) from() netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(&sa4.Port))
 	case unix.AF_INET6:
 		a := netip.AddrFrom16(sa.Addr)
-		if sa.Scope_id != 0 {
-			a = a.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
+		if sa.Scope_id != 0 { // named as Go's own reads name it
+			zone := strconv.FormatUint(uint64(sa.Scope_id), 10)
+			if ifi, err := net.InterfaceByIndex(int(sa.Scope_id)); err == nil {
+				zone = ifi.Name
+			}
+			a = a.WithZone(zone)
 		}
 		return netip.AddrPortFrom(a, port(&sa.Port))
 	}
@@ -106,8 +110,21 @@ func port(p *uint16) uint16 {
 	return uint16(b[0])<<8 | uint16(b[1])
 }
 
-// arrival is the kernel's time stamp of the datagram read, now if none.
+// arrival is when the kernel took the datagram in (now if it does not
+// say), on the monotonic clock as time.Now is: the kernel's stamp is wall
+// time, taken as how long before now it was.
 func (r *rawReader) arrival() time.Time {
+	now := time.Now()
+	if at, ok := r.stamp(); ok {
+		if ago := now.Round(0).Sub(at); ago > 0 && ago < time.Second {
+			return now.Add(-ago)
+		}
+	}
+	return now
+}
+
+// stamp is the datagram's SCM_TIMESTAMPNS.
+func (r *rawReader) stamp() (time.Time, bool) {
 	oob := r.oob[:r.hdr.Controllen]
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
@@ -116,9 +133,13 @@ func (r *rawReader) arrival() time.Time {
 		}
 		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && int(h.Len) >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
 			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
-			return time.Unix(ts.Unix())
+			return time.Unix(ts.Unix()), true
 		}
-		oob = oob[unix.CmsgSpace(int(h.Len)-unix.CmsgLen(0)):]
+		next := unix.CmsgSpace(int(h.Len) - unix.CmsgLen(0))
+		if next > len(oob) {
+			break
+		}
+		oob = oob[next:]
 	}
-	return time.Now()
+	return time.Time{}, false
 }

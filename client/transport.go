@@ -333,7 +333,11 @@ func (t *RemoteTrack) Receive(fn func(p []byte, arrival time.Time)) error {
 	}
 	if t.direct != nil {
 		ssrc := uint32(t.Track.SSRC())
-		t.direct.register(ssrc, deliver)
+		nacks := false
+		for _, fb := range t.Track.Codec().RTCPFeedback {
+			nacks = nacks || fb.Type == "nack" && fb.Parameter == ""
+		}
+		t.direct.register(ssrc, nacks, deliver)
 		defer t.direct.unregister(ssrc)
 	}
 	// Pion's path: the packets it read before, and all of them when there

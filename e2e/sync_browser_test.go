@@ -188,6 +188,30 @@ func inStep(t *testing.T, what string, rec, play, own []syncEvent) {
 	}
 }
 
+// byMinute holds a long recording to the playout minute by minute: each
+// whole minute's median within 20 ms.
+func byMinute(t *testing.T, what string, rec, play []syncEvent) {
+	t.Helper()
+	var line strings.Builder
+	for from := 0; ; from++ {
+		var minute []syncEvent
+		for _, r := range rec {
+			if m := int(r.wall.Sub(rec[0].wall).Minutes()); m == from {
+				minute = append(minute, r)
+			}
+		}
+		if len(minute) < 40 {
+			break // the last, partial minute
+		}
+		median, _, _ := compareSync(t, fmt.Sprintf("%s minus the playout, minute %d", what, from+1), minute, play)
+		fmt.Fprintf(&line, " %.1f", median*1000)
+		if math.Abs(median) > 0.020 {
+			t.Errorf("%s: minute %d, audio and video %.1f ms apart from the playout's, want within 20 ms", what, from+1, median*1000)
+		}
+	}
+	t.Logf("%s minus the playout, median by minute (ms):%s", what, line.String())
+}
+
 // robustLine is the median of ys and its slope: the medians of the last
 // third against the first's, over the minutes between their middles.
 // A passing glitch (a fake device stalling for a moment on a busy
@@ -214,7 +238,19 @@ func robustLine(xs, ys []float64) (median, slope float64) {
 // flash as far from its beep as the playout has, within 20 ms on
 // average, and drift at most 10 ms a minute. (Not against the files'
 // nominal timing: Chromium's fake devices drift apart by themselves.)
+//
+// VCLASS_SYNC_RECORD sets how long it records (40 s unless set; a Go
+// duration, such as 10m): a recording of some minutes is also held to the
+// playout minute by minute.
 func TestRecordingInStepWithPlayout(t *testing.T) {
+	length := 40 * time.Second
+	if v := os.Getenv("VCLASS_SYNC_RECORD"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 30*time.Second {
+			t.Fatalf("VCLASS_SYNC_RECORD=%q: want a duration of at least 30s", v)
+		}
+		length = d
+	}
 	dir := t.TempDir()
 	y4m, wav := flashBeepDevices(t, dir, 10)
 	media := startMedia(t, loopbackConfig(39260, 39269, ""), "VCLASS_AUTH_SECRET="+testSecret)
@@ -236,7 +272,7 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	stop := startTrackRecording(t, bob, playedTracks(annID), playout)
 	source := filepath.Join(dir, "source.webm")
 	stopSource := startTrackRecording(t, ann, ownTracks, source)
-	time.Sleep(40 * time.Second)
+	time.Sleep(length)
 	played, sourced := stop(), stopSource()
 	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
 	done := rec.waitState(t, "user1", "user1", job.ID, "done", 90*time.Second)
@@ -258,6 +294,9 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	compareSync(t, "Ann's own minus the playout", own, play) // for the record
 	webm := syncEvents(t, filepath.Join(jobDir, "Ann.webm"), began.Add(time.Duration(offset*float64(time.Second))))
 	inStep(t, "Ann.webm", webm, play, own)
+	if length >= 3*time.Minute {
+		byMinute(t, "Ann.webm", webm, play)
+	}
 	// class.mp4 shows each camera at 30 frames a second, the frame
 	// nearest in time: a flash moves by up to half a frame from where
 	// Ann.webm has it (back and forth as her camera's frames slide past
@@ -265,6 +304,9 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	mp4 := syncEvents(t, filepath.Join(jobDir, "class.mp4"), began)
 	if median, _, _ := compareSync(t, "class.mp4 minus the playout", mp4, play); math.Abs(median) > 0.020 {
 		t.Errorf("class.mp4: audio and video %.1f ms apart from the playout's, want within 20 ms", median*1000)
+	}
+	if length >= 3*time.Minute {
+		byMinute(t, "class.mp4", mp4, play)
 	}
 	_, _, diffs := compareSync(t, "class.mp4 minus Ann.webm", mp4, webm)
 	for i, d := range diffs {
