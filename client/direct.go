@@ -290,9 +290,10 @@ func (d *directRecv) recordTWCC(now time.Time) {
 	d.twcc.Record(d.hdr.SSRC, binary.BigEndian.Uint16(ext), now.Sub(d.started).Microseconds())
 }
 
-// feedbackLoop sends NACKs and TWCC feedback every feedbackEvery.
+// feedbackLoop sends NACKs and TWCC feedback every feedbackEvery, at the
+// same instants as every other transport's: one wake-up for all.
 func (d *directRecv) feedbackLoop() {
-	t := time.NewTicker(feedbackEvery)
+	t := time.NewTimer(untilTick(feedbackEvery))
 	defer t.Stop()
 	var missing []uint16
 	for {
@@ -300,6 +301,7 @@ func (d *directRecv) feedbackLoop() {
 		case <-d.stop:
 			return
 		case <-t.C:
+			t.Reset(untilTick(feedbackEvery))
 		}
 		var pkts []rtcp.Packet
 		d.mu.Lock()
@@ -323,6 +325,13 @@ func (d *directRecv) feedbackLoop() {
 			_ = pc.WriteRTCP(pkts) // fails only once the transport closed
 		}
 	}
+}
+
+// untilTick is the time to the next whole multiple of every (of the wall
+// clock): every timer set so wakes at the same instants.
+func untilTick(every time.Duration) time.Duration {
+	now := time.Now()
+	return now.Truncate(every).Add(every).Sub(now)
 }
 
 // nackLog keeps which of a stream's latest packets arrived, to ask for the
@@ -454,8 +463,7 @@ func (c *directConn) read(b []byte) (int, netip.AddrPort, time.Time, error) {
 		}
 		// Nothing waiting: to the next tick, with the others. A closed
 		// socket is found then.
-		now := time.Now()
-		time.Sleep(now.Truncate(c.d.every).Add(c.d.every).Sub(now))
+		time.Sleep(untilTick(c.d.every))
 	}
 }
 
