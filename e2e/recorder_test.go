@@ -23,26 +23,34 @@ import (
 	"github.com/vclass/vclass/client"
 )
 
-// syncClip makes a clip of secs seconds with ffmpeg: black video with a
-// white flash and silence with a 1 kHz beep, both at every whole second
-// and lasting 100 ms; VP8 in IVF and Opus in Ogg (20 ms packets).
+// syncClip makes a clip of secs seconds with ffmpeg (flashBeep): VP8 in
+// IVF and Opus in Ogg (20 ms packets).
 func syncClip(t *testing.T, dir string, secs int) (ivf, ogg string) {
 	t.Helper()
-	ffmpeg := ffmpegPath(t)
 	ivf, ogg = filepath.Join(dir, "sync.ivf"), filepath.Join(dir, "sync.ogg")
+	flashBeep(t, secs,
+		[]string{"-c:v", "libvpx", "-g", "30", "-b:v", "400k", "-deadline", "realtime", "-cpu-used", "8", ivf},
+		[]string{"-c:a", "libopus", "-page_duration", "20000", ogg})
+	return ivf, ogg
+}
+
+// flashBeep makes secs seconds of black 320x240 video at 30 fps with a
+// white flash, and of 48 kHz silence with a 1 kHz beep, both at every
+// whole second and lasting 100 ms; each written by ffmpeg with the
+// arguments given (the output file last).
+func flashBeep(t *testing.T, secs int, video, audio []string) {
+	t.Helper()
+	ffmpeg := ffmpegPath(t)
 	d := strconv.Itoa(secs)
 	for _, args := range [][]string{
-		{"-f", "lavfi", "-i", "color=c=black:s=320x240:r=30:d=" + d,
-			"-vf", `drawbox=enable='lt(mod(t\,1)\,0.1)':x=0:y=0:w=iw:h=ih:color=white:t=fill`,
-			"-c:v", "libvpx", "-g", "30", "-b:v", "400k", "-deadline", "realtime", "-cpu-used", "8", ivf},
-		{"-f", "lavfi", "-i", `aevalsrc='if(lt(mod(t\,1)\,0.1)\,0.5*sin(2*PI*1000*t)\,0)':s=48000:d=` + d,
-			"-c:a", "libopus", "-page_duration", "20000", ogg},
+		append([]string{"-f", "lavfi", "-i", "color=c=black:s=320x240:r=30:d=" + d,
+			"-vf", `drawbox=enable='lt(mod(t\,1)\,0.1)':x=0:y=0:w=iw:h=ih:color=white:t=fill`}, video...),
+		append([]string{"-f", "lavfi", "-i", `aevalsrc='if(lt(mod(t\,1)\,0.1)\,0.5*sin(2*PI*1000*t)\,0)':s=48000:d=` + d}, audio...),
 	} {
 		if out, err := exec.Command(ffmpeg, append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
 		}
 	}
-	return ivf, ogg
 }
 
 // publishClip joins room as name and sends the clip with real RTP timing,

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,25 +16,11 @@ import (
 )
 
 // flashBeepDevices makes the files a Chromium's fake camera and
-// microphone play (in a loop): 320x240 at 30 fps in y4m, black with a
-// white flash, and a 48 kHz wav, silent with a 1 kHz beep, both at every
-// whole second and lasting 100 ms.
+// microphone play (in a loop, flashBeep): y4m and 16-bit wav.
 func flashBeepDevices(t *testing.T, dir string, secs int) (y4m, wav string) {
 	t.Helper()
-	ffmpeg := ffmpegPath(t)
 	y4m, wav = filepath.Join(dir, "flash.y4m"), filepath.Join(dir, "beep.wav")
-	d := strconv.Itoa(secs)
-	for _, args := range [][]string{
-		{"-f", "lavfi", "-i", "color=c=black:s=320x240:r=30:d=" + d,
-			"-vf", `drawbox=enable='lt(mod(t\,1)\,0.1)':x=0:y=0:w=iw:h=ih:color=white:t=fill`,
-			"-pix_fmt", "yuv420p", y4m},
-		{"-f", "lavfi", "-i", `aevalsrc='if(lt(mod(t\,1)\,0.1)\,0.5*sin(2*PI*1000*t)\,0)':s=48000:d=` + d,
-			"-c:a", "pcm_s16le", wav},
-	} {
-		if out, err := exec.Command(ffmpeg, append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
-		}
-	}
+	flashBeep(t, secs, []string{"-pix_fmt", "yuv420p", y4m}, []string{"-c:a", "pcm_s16le", wav})
 	return y4m, wav
 }
 
@@ -189,19 +173,22 @@ func inStep(t *testing.T, what string, rec, play, own []syncEvent) {
 }
 
 // byMinute holds a long recording to the playout minute by minute: each
-// whole minute's median within 20 ms.
+// whole minute's median within 20 ms (a minute with few flashes matched,
+// where a fake device stalled, is only reported).
 func byMinute(t *testing.T, what string, rec, play []syncEvent) {
 	t.Helper()
 	var line strings.Builder
-	for from := 0; ; from++ {
+	minutes := int(rec[len(rec)-1].wall.Sub(rec[0].wall).Minutes())
+	for from := range minutes {
 		var minute []syncEvent
 		for _, r := range rec {
-			if m := int(r.wall.Sub(rec[0].wall).Minutes()); m == from {
+			if int(r.wall.Sub(rec[0].wall).Minutes()) == from {
 				minute = append(minute, r)
 			}
 		}
-		if len(minute) < 40 {
-			break // the last, partial minute
+		if len(minute) < 30 {
+			fmt.Fprintf(&line, " (%d flashes)", len(minute))
+			continue
 		}
 		median, _, _ := compareSync(t, fmt.Sprintf("%s minus the playout, minute %d", what, from+1), minute, play)
 		fmt.Fprintf(&line, " %.1f", median*1000)

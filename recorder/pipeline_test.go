@@ -240,16 +240,25 @@ func TestAssemblerSkipsPadding(t *testing.T) {
 	}
 }
 
+// ntp0 is the sender's clock at startedClock's first report.
+const ntp0 = 100 * time.Second
+
+// startedClock is a track's clock at rate, started by a first report (RTP
+// time 0 at ntp0) and a first packet (arrived at 1 s, RTP time 0), placed
+// at the time it returns.
+func startedClock(rate uint32) (*trackClock, time.Duration) {
+	c := &trackClock{rate: rate, peer: &peerClock{}}
+	c.report(senderReport{ntp: ntp0, rtp: 0})
+	first := timed{ext: c.extend(0), arrived: time.Second}
+	c.anchor([]timed{first}, 0, true)
+	return c, c.place(first)
+}
+
 // Reports that jitter (a sender writing late under load) move frames only
 // a little at a time, and never back; a lasting change (clock drift) is
 // followed at the slew rate.
 func TestClockSmoothsJitteryReports(t *testing.T) {
-	c := &trackClock{rate: 90000, peer: &peerClock{}}
-	const ntp0 = 100 * time.Second
-	c.report(senderReport{ntp: ntp0, rtp: 0})
-	first := timed{ext: c.extend(0), arrived: time.Second}
-	c.anchor([]timed{first}, 0, true)
-	last := c.place(first)
+	c, last := startedClock(90000)
 	jitter := []time.Duration{40, -35, 25, -40, 30, -20, 35, -30}
 	for i := 1; i <= 240; i++ { // 8 s at 30 fps, a report a second off by ±40 ms
 		ts := uint32(i * 3000)
@@ -285,12 +294,7 @@ func TestClockSmoothsJitteryReports(t *testing.T) {
 // 60 ms later from then on: once two reports agree, what follows goes 60
 // ms later at once and stays there, not slewed in over seconds.
 func TestClockFollowsAStalledCapture(t *testing.T) {
-	c := &trackClock{rate: 48000, peer: &peerClock{}}
-	const ntp0 = 100 * time.Second
-	c.report(senderReport{ntp: ntp0, rtp: 0})
-	first := timed{ext: c.extend(0), arrived: time.Second}
-	c.anchor([]timed{first}, 0, true)
-	c.place(first)
+	c, _ := startedClock(48000)
 	var at time.Duration
 	for i := 1; i <= 500; i++ { // 10 s of 20 ms packets, a report a second
 		ts := uint32(i * 960)
