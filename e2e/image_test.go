@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// dockerStage is one stage of deploy/Dockerfile: its ENV and RUN lines,
+// dockerStage is one stage of the Dockerfile: its ENV and RUN lines,
 // continuation lines joined.
 type dockerStage struct {
 	env map[string]string
@@ -22,7 +22,7 @@ type dockerStage struct {
 
 func readDockerfile(t *testing.T) map[string]*dockerStage {
 	t.Helper()
-	data, err := os.ReadFile("../deploy/Dockerfile")
+	data, err := os.ReadFile("../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func readDockerfile(t *testing.T) map[string]*dockerStage {
 	}
 	for _, name := range []string{"build", "vclass-media", "vclass-recorder"} {
 		if stages[name] == nil {
-			t.Fatalf("deploy/Dockerfile has no stage %q", name)
+			t.Fatalf("the Dockerfile has no stage %q", name)
 		}
 	}
 	return stages
