@@ -262,7 +262,7 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	time.Sleep(length)
 	played, sourced := stop(), stopSource()
 	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
-	done := rec.waitState(t, "user1", "user1", job.ID, "done", 90*time.Second)
+	done := rec.waitState(t, "user1", "user1", job.ID, "done", 90*time.Second+length) // class.mp4 takes a while
 	if done.ComposeError != "" || done.StartedAt == nil {
 		t.Fatalf("compose error %q, started at %v", done.ComposeError, done.StartedAt)
 	}
