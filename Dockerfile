@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Images of vclass-media and vclass-recorder, built from the repository root:
 #   docker build --target vclass-media    --build-arg VERSION=1.0.0 -t vclass/vclass-media:1.0.0 .
 #   docker build --target vclass-recorder --build-arg VERSION=1.0.0 -t vclass/vclass-recorder:1.0.0 .
