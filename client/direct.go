@@ -189,14 +189,14 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 	}
 	ssrc := binary.BigEndian.Uint32(b[8:12])
 	d.mu.Lock()
+	// A packet left to Pion counts for congestion control if it comes
+	// from the server's address (a forged one could at most say it
+	// arrived); one the direct path takes, once it decrypts.
+	fromServer := !d.peer.IsValid() || from == d.peer
 	st := d.streams[ssrc]
 	if st == nil || st.failed >= giveUp || !d.haveContext() {
-		// Pion's: counted for congestion control if it comes from the
-		// server's address (a forged packet could at most say it arrived).
-		if !d.peer.IsValid() || from == d.peer {
-			if _, err := d.hdr.Unmarshal(b); err == nil {
-				d.recordTWCC(now)
-			}
+		if _, err := d.hdr.Unmarshal(b); err == nil && fromServer {
+			d.recordTWCC(now)
 		}
 		d.mu.Unlock()
 		return false
@@ -205,8 +205,8 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 	if !ok {
 		// Not the server's, dropped; or, before the stream's first packet
 		// decrypted, Pion's to try (its context may know better).
-		if !st.synced && from == d.peer {
-			d.recordTWCC(now)
+		if !st.synced && fromServer {
+			d.recordTWCC(now) // d.hdr: decrypt read the header
 		}
 		d.mu.Unlock()
 		return st.synced

@@ -178,14 +178,13 @@ func inStep(t *testing.T, what string, rec, play, own []syncEvent) {
 func byMinute(t *testing.T, what string, rec, play []syncEvent) {
 	t.Helper()
 	var line strings.Builder
-	minutes := int(rec[len(rec)-1].wall.Sub(rec[0].wall).Minutes())
-	for from := range minutes {
-		var minute []syncEvent
-		for _, r := range rec {
-			if int(r.wall.Sub(rec[0].wall).Minutes()) == from {
-				minute = append(minute, r)
-			}
+	byMin := make([][]syncEvent, int(rec[len(rec)-1].wall.Sub(rec[0].wall).Minutes())) // whole minutes
+	for _, r := range rec {
+		if m := int(r.wall.Sub(rec[0].wall).Minutes()); m < len(byMin) {
+			byMin[m] = append(byMin[m], r)
 		}
+	}
+	for from, minute := range byMin {
 		if len(minute) < 30 {
 			fmt.Fprintf(&line, " (%d flashes)", len(minute))
 			continue

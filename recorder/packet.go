@@ -11,7 +11,7 @@ import (
 // frame has taken the payload: a recording allocates nothing per packet.
 type packet struct {
 	rtp.Packet
-	buf [1500]byte // Pion's receive MTU: it reads no larger packet
+	buf [1500]byte // the client reads no packet larger than 1,460 bytes
 }
 
 var packetPool = sync.Pool{New: func() any { return new(packet) }}

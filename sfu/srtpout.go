@@ -37,7 +37,7 @@ import (
 // hello hook is not called and the transport keeps Pion's path.
 type directPath struct {
 	keys  dtlssrtp.Handshake
-	srtp  atomic.Pointer[srtpKeys]
+	srtp  atomic.Pointer[dtlssrtp.Keys] // the transport's; the server writes with the local ones
 	route atomic.Pointer[udpRoute]
 
 	mu          sync.Mutex // orders the route's updates
@@ -62,12 +62,6 @@ func (p *directPath) pairChanged(r *udpRoute) {
 	p.mu.Unlock()
 }
 
-// srtpKeys are the server's write keys of one subscriber transport.
-type srtpKeys struct {
-	profile   srtp.ProtectionProfile
-	key, salt []byte
-}
-
 // udpRoute is where the transport's selected ICE pair sends: from one of
 // the engine's sockets to the subscriber's address.
 type udpRoute struct {
@@ -77,7 +71,7 @@ type udpRoute struct {
 
 // take returns the keys and route of the direct path, nil when it cannot
 // be taken now.
-func (p *directPath) take() (*srtpKeys, *udpRoute) {
+func (p *directPath) take() (*dtlssrtp.Keys, *udpRoute) {
 	if p == nil {
 		return nil, nil
 	}
@@ -159,7 +153,7 @@ func (st *outStream) index(seq uint16) uint32 {
 // the direct path is there, then with its own SRTP context.
 type srtpOut struct {
 	mu      sync.Mutex // forwarding, padding and retransmissions write from different goroutines
-	keys    *srtpKeys
+	keys    *dtlssrtp.Keys
 	ctx     *srtp.Context
 	streams [2]outStream
 	hdr     rtp.Header
@@ -190,7 +184,7 @@ func (o *srtpOut) stream(ssrc uint32) *outStream {
 
 // send sends one packet: with k on route r when both are there, else
 // through Pion's w (unless the stream went direct).
-func (o *srtpOut) send(k *srtpKeys, r *udpRoute, w webrtc.TrackLocalWriter, h *rtp.Header, payload []byte) (int, error) {
+func (o *srtpOut) send(k *dtlssrtp.Keys, r *udpRoute, w webrtc.TrackLocalWriter, h *rtp.Header, payload []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	st := o.stream(h.SSRC)
@@ -203,7 +197,7 @@ func (o *srtpOut) send(k *srtpKeys, r *udpRoute, w webrtc.TrackLocalWriter, h *r
 		return w.WriteRTP(h, payload)
 	}
 	if o.keys != k {
-		ctx, err := srtp.CreateContext(k.key, k.salt, k.profile)
+		ctx, err := srtp.CreateContext(k.LocalKey, k.LocalSalt, k.Profile)
 		if err != nil {
 			return 0, err
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/internal/dtlssrtp"
 )
 
 // On the engine's batching sockets a subscriber's packets take the direct
@@ -98,8 +100,8 @@ func TestSRTPOutKeepsEachStreamsIndex(t *testing.T) {
 	bc := newBatchConn(listenLoopback(t))
 	dst := listenLoopback(t)
 	route := &udpRoute{conn: bc, to: dst.LocalAddr().(*net.UDPAddr).AddrPort()}
-	keys := &srtpKeys{profile: srtp.ProtectionProfileAeadAes128Gcm, key: bytes.Repeat([]byte{1}, 16), salt: bytes.Repeat([]byte{2}, 12)}
-	rx, err := srtp.CreateContext(keys.key, keys.salt, keys.profile)
+	keys := &dtlssrtp.Keys{Profile: srtp.ProtectionProfileAeadAes128Gcm, LocalKey: bytes.Repeat([]byte{1}, 16), LocalSalt: bytes.Repeat([]byte{2}, 12)}
+	rx, err := srtp.CreateContext(keys.LocalKey, keys.LocalSalt, keys.Profile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,19 +113,18 @@ func (s *Subscriber) startDirect() {
 	if p == nil || p.srtp.Load() != nil {
 		return
 	}
-	k, err := p.keys.Keys(false)
+	keys, err := p.keys.Keys(false)
 	if err != nil {
 		s.engine.log.Debug("no direct path", "subscriber", s.id, "err", err)
 		return
 	}
-	keys := &srtpKeys{profile: k.Profile, key: k.LocalKey, salt: k.LocalSalt}
 	ice := s.pc.SCTP().Transport().ICETransport()
 	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { p.pairChanged(s.engine.routeOf(pair)) })
 	pair, _ := ice.GetSelectedCandidatePair()
 	r := s.engine.routeOf(pair)
 	p.firstRoute(r)
 	p.srtp.Store(keys)
-	s.engine.log.Debug("direct path", "subscriber", s.id, "profile", keys.profile, "udp", r != nil)
+	s.engine.log.Debug("direct path", "subscriber", s.id, "profile", keys.Profile, "udp", r != nil)
 }
 
 // AddTrack starts sending d; the client learns of it in the next offer.
