@@ -407,7 +407,8 @@ func (s *session) pump(t *track, now time.Time, final bool) {
 		p.pkt.release() // the frame has what it needs of it
 		if wantKey && t.video && now.Sub(t.lastKeyReq) >= keyframeWait {
 			t.lastKeyReq = now
-			_ = t.rt.RequestKeyframe()
+			err := t.rt.RequestKeyframe()
+			s.log.Debug("keyframe requested", "peer", t.peerID, "source", t.source, "err", err)
 		}
 		if !ok {
 			continue
@@ -576,12 +577,14 @@ func (s *session) writeFrame(f *pfile, t *track, p placed) {
 	}
 	ms := (p.at - f.start).Milliseconds()
 	if ms < 0 {
-		if !t.video || -ms > (audioLag+20*time.Millisecond).Milliseconds() {
+		_, seen := f.lastMs[t.slot]
+		if !t.video || seen && -ms > (audioLag+20*time.Millisecond).Milliseconds() {
 			return // from before the file began
 		}
 		// A picture placed just before the file began (the file began
-		// with the audio, placed later than it by audioLag): what
-		// follows refers to it, so it goes at the start.
+		// with the audio, placed later than it by audioLag, or at the
+		// recording's start): what follows refers to it, so it goes at
+		// the start.
 		ms = 0
 	}
 	if err := f.w.WriteFrame(t.slot, ms, p.key, p.data); err != nil {
@@ -608,7 +611,9 @@ func (s *session) addToFile(f *pfile, t *track, p placed) error {
 	}
 	if f.w == nil {
 		s.log.Debug("file started", "file", f.base, "at", p.at, "source", t.source)
-		f.start = p.at
+		// Not before the recording's start: a frame captured just before
+		// it (arriving after) goes at the file's start.
+		f.start = max(p.at, 0)
 		w, err := mkv.Create(filepath.Join(s.dir, f.base+".webm"), spec)
 		if err != nil {
 			return err

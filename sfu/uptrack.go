@@ -534,9 +534,11 @@ func (u *UpTrack) requestKeyframe(index int8) {
 	if now-last < int64(keyframeInterval) || !l.lastKeyframeReq.CompareAndSwap(last, now) {
 		return
 	}
-	if err := u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err == nil {
+	err := u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+	if err == nil {
 		u.engine.Stats.PLIsOut.Add(1)
 	}
+	u.engine.log.Debug("keyframe requested", "track", u.id, "layer", index, "ssrc", l.ssrc, "err", err)
 }
 
 // layer returns layer index, nil when it is not arriving.
