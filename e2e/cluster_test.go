@@ -266,6 +266,39 @@ func TestRecorderTriesEachMediaURL(t *testing.T) {
 	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
 }
 
+// A recorder given every node's URL enters the room's node through its
+// own URL for it, not through the public URL a node sends it to (which the
+// inside network may not reach: here it takes connections and never
+// answers, as a name that resolves to nowhere useful would).
+func TestRecorderEntersTheRoomsNodeDirectly(t *testing.T) {
+	t.Parallel()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		var held []net.Conn // open, unanswered, until the test ends
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	r := redistest.Start(t)
+	a := startNode(t, "node-a", 39280, r.URL(), "VCLASS_AUTH_SECRET="+testSecret)
+	b := startNode(t, "node-b", 39290, r.URL(), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_PUBLIC_URL=ws://"+silent.Addr().String()+"/ws")
+	joinParticipant(t, ctx30(t), b.WS, "direct", "Uma", true) // the room is on b
+	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), a, "VCLASS_MEDIA_URL="+a.WS+","+b.WS)
+	job := rec.start(t, "user1", "user1", "direct")
+	rec.waitState(t, "user1", "user1", job.ID, "recording", 5*time.Second)
+}
+
 // Webhooks are sent once, by the node the room lives on: two nodes share
 // a receiver, two clients come in at different nodes (one is sent on),
 // and the portal hears of one room and two peers.

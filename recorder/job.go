@@ -418,19 +418,8 @@ func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, e
 		sess = newSession(j.log, j.dir, &j.stats)
 		sess.onBytes, sess.onLost = j.svc.metrics.bytes, j.svc.metrics.lost
 	}
-	// In a cluster the media server may send the recorder to the room's
-	// node; with several addresses, one that does not answer is skipped.
-	var c *client.Client
-	var peers []client.RoomPeer
-	for _, url := range strings.Split(cfg.MediaURL, ",") {
-		c, peers, err = client.DialRoom(ctx, client.Options{
-			URL: url, DisplayName: "recorder", Ticket: ticket, Logger: j.log, ReceiveEvery: receiveEvery},
-			j.rec.Room, sess.attach)
-		var se *client.ServerError
-		if err == nil || errors.As(err, &se) || ctx.Err() != nil {
-			break // joined, or a media server answered: no other would answer otherwise
-		}
-	}
+	c, peers, err := joinSomeNode(ctx, client.Options{DisplayName: "recorder", Ticket: ticket, Logger: j.log, ReceiveEvery: receiveEvery},
+		strings.Split(cfg.MediaURL, ","), j.rec.Room, sess.attach)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -438,6 +427,49 @@ func (j *job) joinOnce(deadline time.Time) (*client.Client, []client.RoomPeer, e
 	j.sess = sess
 	j.mu.Unlock()
 	return c, peers, nil
+}
+
+// joinSomeNode enters room through the first of urls that takes it. In a
+// cluster a node the room is not on answers with the room's node's public
+// URL, which the recorder may not reach from the inside network (the
+// kit's containers do not resolve the site's name): the other urls, all
+// nodes the recorder reaches, are tried first, and the public URL last.
+// A url that does not answer is skipped.
+func joinSomeNode(ctx context.Context, opts client.Options, urls []string, room string, setup func(*client.Client)) (*client.Client, []client.RoomPeer, error) {
+	var redirect string
+	var err error
+	for _, url := range urls {
+		opts.URL = strings.TrimSpace(url)
+		var c *client.Client
+		if c, err = client.Dial(ctx, opts); err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		setup(c)
+		peers, jerr := c.JoinRoom(ctx, room)
+		if jerr == nil {
+			return c, peers, nil
+		}
+		c.Close()
+		err = jerr
+		var se *client.ServerError
+		switch {
+		case ctx.Err() != nil:
+			return nil, nil, jerr
+		case !errors.As(jerr, &se):
+			continue // the connection failed
+		case se.Code != "redirect" || se.Redirect == "":
+			return nil, nil, jerr // a media server answered: no other would answer otherwise
+		}
+		redirect = se.Redirect
+	}
+	if redirect == "" {
+		return nil, nil, err
+	}
+	opts.URL = redirect
+	return client.DialRoom(ctx, opts, room, setup)
 }
 
 // finish writes manifest.json and composes class.mp4 when asked to.
