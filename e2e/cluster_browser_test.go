@@ -176,25 +176,7 @@ upstream vclass_recorder { server %s; }
 	p2 := openPage(t, url("Rex"), "Rex")
 	waitFor(t, 15*time.Second, "Rex joined", func() bool { return p2.peerID() != "" })
 	pages := []*page{p1, p2}
-	decoding := func(within time.Duration, what string) {
-		for i, p := range pages {
-			other := pages[1-i]
-			var first float64 = -1
-			var lastID string
-			waitFor(t, within, p.name+" decoding "+other.name+" "+what, func() bool {
-				id := other.peerID()
-				if id != lastID {
-					lastID, first = id, -1
-				}
-				frames, _ := p.stats().inboundFrom(id, "video:cam")
-				if first < 0 {
-					first = frames
-				}
-				return frames > first+10
-			})
-		}
-	}
-	decoding(20*time.Second, "across the nodes")
+	decodingEachOther(t, pages, 20*time.Second, "across the nodes")
 	// They came in on different nodes: one of them was sent on.
 	redirects := 0
 	for _, n := range []*mediaServer{a, b} {
@@ -213,7 +195,7 @@ upstream vclass_recorder { server %s; }
 	killed := time.Now()
 	_ = owner.cmd.Process.Kill()
 	<-owner.done
-	decoding(15*time.Second, "again after the room's node died")
+	decodingEachOther(t, pages, 15*time.Second, "again after the room's node died")
 	t.Logf("both pages decoding again %v after the kill", time.Since(killed).Round(100*time.Millisecond))
 }
 
@@ -246,4 +228,27 @@ func TestBrowserJoinWaitsForASettlingCluster(t *testing.T) {
 		_ = p.eval(`window.vclass.state.roomId || ""`, &room)
 		return room == "settling"
 	})
+}
+
+// decodingEachOther waits until each of two pages has decoded 10 more
+// frames of the other's camera (counting afresh when the other comes back
+// under a new peer id).
+func decodingEachOther(t *testing.T, pages []*page, within time.Duration, what string) {
+	t.Helper()
+	for i, p := range pages {
+		other := pages[1-i]
+		var first float64 = -1
+		var lastID string
+		waitFor(t, within, p.name+" decoding "+other.name+" "+what, func() bool {
+			id := other.peerID()
+			if id != lastID {
+				lastID, first = id, -1
+			}
+			frames, _ := p.stats().inboundFrom(id, "video:cam")
+			if first < 0 {
+				first = frames
+			}
+			return frames > first+10
+		})
+	}
 }

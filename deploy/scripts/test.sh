@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite of vclass: static checks, then every Go test with the
 # race detector, end-to-end tests included (real vclass-media processes,
-# headless Chromium, ffmpeg). Installs the Debian packages the tests use when
+# headless Chromium, ffmpeg, the Docker kit built and brought up). Installs the
+# Debian packages the tests use when
 # they are missing. Usage: deploy/scripts/test.sh [go test flags...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +16,8 @@ declare -A packages=(
   [openssl]=openssl
   [nginx]=nginx
   [docker-compose]=docker-compose
+  [dockerd]=docker.io
+  [debootstrap]=debootstrap
   [unshare]=util-linux
   [ip]=iproute2
   [tc]=iproute2
