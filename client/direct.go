@@ -64,6 +64,9 @@ type directRecv struct {
 	// every: read the sockets that carry direct streams at each tick of
 	// it rather than waking for each datagram; 0: wake for each.
 	every time.Duration
+	// verifyEvery: above 1, a stream read for its headers (registerInfo)
+	// is decrypted only every verifyEvery-th packet.
+	verifyEvery uint32
 }
 
 // receiveMTU is the largest packet read, as Pion's.
@@ -75,9 +78,11 @@ const feedbackEvery = 100 * time.Millisecond
 // directStream is a track that takes the direct path.
 type directStream struct {
 	deliver func(p []byte, arrival time.Time)
-	synced  bool // a packet decrypted: the context knows its rollover count
-	failed  int  // packets that did not decrypt before the first that did
-	nacks   bool // NACKs were negotiated for it
+	info    func(PacketInfo) // instead of deliver: headers only
+	seen    uint32           // packets since it synced, for verifyEvery
+	synced  bool             // a packet decrypted: the context knows its rollover count
+	failed  int              // packets that did not decrypt before the first that did
+	nacks   bool             // NACKs were negotiated for it
 	nack    nackLog
 }
 
@@ -86,10 +91,10 @@ type directStream struct {
 // after its numbering rolled over more than once).
 const giveUp = 50
 
-func newDirectRecv(log *slog.Logger, every time.Duration) *directRecv {
+func newDirectRecv(log *slog.Logger, every time.Duration, verifyEvery int) *directRecv {
 	return &directRecv{
 		log: log, streams: map[uint32]*directStream{}, ssrc: rand.Uint32(),
-		started: time.Now(), stop: make(chan struct{}), every: every,
+		started: time.Now(), stop: make(chan struct{}), every: every, verifyEvery: uint32(max(verifyEvery, 1)),
 	}
 }
 
@@ -131,6 +136,15 @@ func (d *directRecv) register(ssrc uint32, nacks bool, deliver func([]byte, time
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.streams[ssrc] = &directStream{deliver: deliver, nacks: nacks}
+	d.startTicking()
+}
+
+// registerInfo is register for a reader of headers: info learns each
+// packet's numbers, and of those that fail authentication.
+func (d *directRecv) registerInfo(ssrc uint32, nacks bool, info func(PacketInfo)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.streams[ssrc] = &directStream{info: info, nacks: nacks}
 	d.startTicking()
 }
 
@@ -201,6 +215,22 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 		d.mu.Unlock()
 		return false
 	}
+	if st.info != nil && st.synced {
+		if st.seen++; st.seen%d.verifyEvery != 0 {
+			// Taken by its header: numbers counted, nothing decrypted.
+			if _, err := d.hdr.Unmarshal(b); err == nil {
+				if fromServer {
+					d.recordTWCC(now)
+				}
+				if st.nacks {
+					st.nack.add(d.hdr.SequenceNumber)
+				}
+				st.info(PacketInfo{Seq: d.hdr.SequenceNumber, Timestamp: d.hdr.Timestamp, Marker: d.hdr.Marker, Arrival: now, Check: Unchecked})
+			}
+			d.mu.Unlock()
+			return true
+		}
+	}
 	p, ok := d.decrypt(st, ssrc, b)
 	if !ok {
 		// Not the server's, dropped; or, before the stream's first packet
@@ -208,12 +238,22 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 		if !st.synced && fromServer {
 			d.recordTWCC(now) // d.hdr: decrypt read the header
 		}
+		if st.synced && st.info != nil {
+			if _, err := d.hdr.Unmarshal(b); err == nil {
+				st.info(PacketInfo{Seq: d.hdr.SequenceNumber, Timestamp: d.hdr.Timestamp, Marker: d.hdr.Marker, Arrival: now, Check: Forged})
+			}
+		}
 		d.mu.Unlock()
 		return st.synced
 	}
 	d.recordTWCC(now)
 	if st.nacks {
 		st.nack.add(d.hdr.SequenceNumber)
+	}
+	if st.info != nil {
+		st.info(PacketInfo{Seq: d.hdr.SequenceNumber, Timestamp: d.hdr.Timestamp, Marker: d.hdr.Marker, Arrival: now})
+		d.mu.Unlock()
+		return true
 	}
 	deliver := st.deliver
 	d.mu.Unlock()
@@ -440,26 +480,28 @@ type directConn struct {
 // ReadFromAddrPort returns the next datagram the direct path leaves to Pion.
 func (c *directConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
-		n, from, at, err := c.read(b)
+		p, from, at, err := c.read(b)
 		if err != nil {
-			return n, from, err
+			return 0, from, err
 		}
-		if !c.d.handle(b[:n], from, at) {
-			return n, from, nil
+		if !c.d.handle(p, from, at) {
+			return copy(b, p), from, nil // (p is b but at ticks)
 		}
 		c.carrying = true
 	}
 }
 
-func (c *directConn) read(b []byte) (int, netip.AddrPort, time.Time, error) {
+// read returns the next datagram: in b, or at ticks in the raw reader's
+// buffer (taken or dropped there, most of them: only Pion's are copied).
+func (c *directConn) read(b []byte) ([]byte, netip.AddrPort, time.Time, error) {
 	if c.raw == nil || !c.carrying {
 		n, from, err := c.UDPConn.ReadFromUDPAddrPort(b)
-		return n, from, time.Now(), err
+		return b[:n], from, time.Now(), err
 	}
 	for {
-		n, from, at, err := c.raw.read(b)
+		p, from, at, err := c.raw.read()
 		if err != errWouldBlock {
-			return n, from, at, err
+			return p, from, at, err
 		}
 		// Nothing waiting: to the next tick, with the others. A closed
 		// socket is found then.

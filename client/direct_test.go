@@ -24,7 +24,7 @@ func TestDirectPathTakesItsStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDirectRecv(slog.New(slog.DiscardHandler), 0)
+	d := newDirectRecv(slog.New(slog.DiscardHandler), 0, 1)
 	defer d.close()
 	d.ctx, err = srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
 	if err != nil {
@@ -134,6 +134,82 @@ func TestDirectPathTakesItsStreams(t *testing.T) {
 	}
 	if want := 4 + giveUp + 10; received != want {
 		t.Errorf("feedback says %d received, want %d", received, want)
+	}
+}
+
+// A stream read for its headers with VerifyEvery 4 decrypts its first
+// packet and every fourth after it; the others are taken by their header:
+// numbers and gaps still seen (and asked for again), a forged packet found
+// when it falls on a checked place, and taken unseen between two.
+func TestHeadersOnlyPathChecksASample(t *testing.T) {
+	key, salt := bytes.Repeat([]byte{5}, 16), bytes.Repeat([]byte{6}, 14)
+	server, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDirectRecv(slog.New(slog.DiscardHandler), 0, 4)
+	defer d.close()
+	if d.ctx, err = srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80); err != nil {
+		t.Fatal(err)
+	}
+	peer := netip.MustParseAddrPort("127.0.0.1:5000")
+	d.peer = peer
+	d.helloSeen.Store(true)
+	const ssrc = 4444
+	var got []PacketInfo
+	d.registerInfo(ssrc, true, func(i PacketInfo) { got = append(got, i) })
+	seal := func(seq uint16) []byte {
+		plain, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: 90 * uint32(seq), Marker: seq%3 == 0, SSRC: ssrc},
+			Payload: bytes.Repeat([]byte{byte(seq)}, 100)}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := server.EncryptRTP(nil, plain, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	forge := func(seq uint16) []byte {
+		b := seal(seq)
+		b[20] ^= 0xff // the payload changed: the tag no longer matches
+		return b
+	}
+	now := time.Now()
+	// Sent: 1..13 with 7 lost, 10 and 11 forged. Checked: 1 (the first),
+	// then every fourth taken after it: 5, and 10 (found forged); 11 is
+	// taken unseen.
+	for seq := uint16(1); seq <= 13; seq++ {
+		var b []byte
+		switch seq {
+		case 7:
+			continue
+		case 10, 11:
+			b = forge(seq)
+		default:
+			b = seal(seq)
+		}
+		if !d.handle(b, peer, now) {
+			t.Fatalf("packet %d left to Pion", seq)
+		}
+	}
+	want := []struct {
+		seq   uint16
+		check Check
+	}{{1, Authentic}, {2, Unchecked}, {3, Unchecked}, {4, Unchecked}, {5, Authentic}, {6, Unchecked}, {8, Unchecked},
+		{9, Unchecked}, {10, Forged}, {11, Unchecked}, {12, Unchecked}, {13, Unchecked}}
+	if len(got) != len(want) {
+		t.Fatalf("told of %d packets, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if g := got[i]; g.Seq != w.seq || g.Check != w.check || g.Timestamp != 90*uint32(w.seq) || g.Marker != (w.seq%3 == 0) || !g.Arrival.Equal(now) {
+			t.Errorf("packet %d: %+v, want seq %d check %d", i, g, w.seq, w.check)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if missing := d.streams[ssrc].nack.missing(nil); !slices.Equal(missing, []uint16{7, 10}) {
+		t.Errorf("missing %v, want [7 10] (lost, and forged)", missing)
 	}
 }
 

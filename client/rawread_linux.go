@@ -15,20 +15,35 @@ import (
 // errWouldBlock: no datagram is waiting.
 var errWouldBlock = errors.New("client: no datagram waiting")
 
-// rawReader reads a UDP socket's datagrams without waiting, each with the
-// time the kernel took it in (SO_TIMESTAMPNS): read at a tick, a packet
-// keeps its arrival time. The call is a raw recvmsg, as vclass-media's
-// batched socket makes them: the socket is non-blocking and the scheduler
-// need not hear of a call that never sleeps.
+// rawReader reads a UDP socket's datagrams without waiting, up to
+// rawBatch a call (recvmmsg), each with the time the kernel took it in
+// (SO_TIMESTAMPNS): read at a tick, a packet keeps its arrival time. The
+// call is a raw one, as vclass-media's batched socket makes them: the
+// socket is non-blocking and the scheduler need not hear of a call that
+// never sleeps.
 type rawReader struct {
 	rc    syscall.RawConn
-	hdr   unix.Msghdr
-	iov   unix.Iovec
-	name  unix.RawSockaddrInet6 // room for either family
-	oob   [64]byte
-	n     int
+	msgs  [rawBatch]mmsghdr
+	iovs  [rawBatch]unix.Iovec
+	names [rawBatch]unix.RawSockaddrInet6 // room for either family
+	oobs  [rawBatch][64]byte
+	bufs  [rawBatch][receiveMTU]byte
+	n     int  // datagrams the last call read
+	next  int  // the next of them to hand out
+	short bool // the last call read less than a batch: the socket is empty
 	errno syscall.Errno
 	op    func(fd uintptr) bool // made once: a closure per call would allocate
+}
+
+// rawBatch is how many datagrams one call reads at most: a socket read at
+// 10 ms ticks holds a few (a recorder's) to a few dozen (a load
+// generator's, at longer ticks).
+const rawBatch = 16
+
+// mmsghdr is the kernel's struct mmsghdr (Go pads it as C does).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
 }
 
 // newRawReader returns c's reader, nil where c cannot be read so.
@@ -44,13 +59,18 @@ func newRawReader(c *net.UDPConn) *rawReader {
 		return nil
 	}
 	r := &rawReader{rc: rc}
-	r.hdr.Name = (*byte)(unsafe.Pointer(&r.name))
-	r.hdr.Iov = &r.iov
-	r.hdr.SetIovlen(1)
-	r.hdr.Control = &r.oob[0]
+	for i := range r.msgs {
+		h := &r.msgs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		r.iovs[i].Base = &r.bufs[i][0]
+		r.iovs[i].SetLen(receiveMTU)
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+		h.Control = &r.oobs[i][0]
+	}
 	r.op = func(fd uintptr) bool {
 		for {
-			n, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.hdr)), unix.MSG_DONTWAIT)
+			n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), rawBatch, unix.MSG_DONTWAIT, 0, 0)
 			if e == unix.EINTR {
 				continue
 			}
@@ -61,31 +81,57 @@ func newRawReader(c *net.UDPConn) *rawReader {
 	return r
 }
 
-// read reads one datagram into b, errWouldBlock when none is waiting.
-func (r *rawReader) read(b []byte) (int, netip.AddrPort, time.Time, error) {
-	if len(b) == 0 {
-		return 0, netip.AddrPort{}, time.Time{}, errWouldBlock
+// read returns the next datagram, in the reader's own buffer until the
+// next call, errWouldBlock when none is waiting.
+func (r *rawReader) read() ([]byte, netip.AddrPort, time.Time, error) {
+	if r.next == r.n {
+		if r.short {
+			// A call that read less than a batch emptied the socket: no
+			// second call to learn so (a recorder's or a load generator's
+			// sockets hold a few datagrams a tick).
+			r.short = false
+			return nil, netip.AddrPort{}, time.Time{}, errWouldBlock
+		}
+		if err := r.fill(); err != nil {
+			return nil, netip.AddrPort{}, time.Time{}, err
+		}
 	}
-	r.iov.Base = &b[0]
-	r.iov.SetLen(len(b))
-	r.hdr.Namelen = unix.SizeofSockaddrInet6
-	r.hdr.SetControllen(len(r.oob))
-	r.hdr.Flags = 0
+	i := r.next
+	r.next++
+	return r.bufs[i][:r.msgs[i].n], r.from(i), r.arrival(i), nil
+}
+
+// fill reads what is waiting, up to rawBatch datagrams.
+func (r *rawReader) fill() error {
+	r.n, r.next = 0, 0
+	for i := range r.msgs {
+		h := &r.msgs[i].hdr
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.SetControllen(len(r.oobs[i]))
+		h.Flags = 0
+	}
 	if err := r.rc.Read(r.op); err != nil {
-		return 0, netip.AddrPort{}, time.Time{}, err // closed
+		r.n = 0
+		return err // closed
 	}
 	switch r.errno {
 	case 0:
+		if r.n > 0 {
+			r.short = r.n < rawBatch
+			return nil
+		}
+		return errWouldBlock
 	case unix.EAGAIN:
-		return 0, netip.AddrPort{}, time.Time{}, errWouldBlock
+		r.n = 0
+		return errWouldBlock
 	default:
-		return 0, netip.AddrPort{}, time.Time{}, &net.OpError{Op: "read", Net: "udp", Err: r.errno}
+		r.n = 0
+		return &net.OpError{Op: "read", Net: "udp", Err: r.errno}
 	}
-	return r.n, r.from(), r.arrival(), nil
 }
 
-func (r *rawReader) from() netip.AddrPort {
-	sa := &r.name
+func (r *rawReader) from(i int) netip.AddrPort {
+	sa := &r.names[i]
 	switch sa.Family {
 	case unix.AF_INET:
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
@@ -113,9 +159,9 @@ func port(p *uint16) uint16 {
 // arrival is when the kernel took the datagram in (now if it does not
 // say), on the monotonic clock as time.Now is: the kernel's stamp is wall
 // time, taken as how long before now it was.
-func (r *rawReader) arrival() time.Time {
+func (r *rawReader) arrival(i int) time.Time {
 	now := time.Now()
-	if at, ok := r.stamp(); ok {
+	if at, ok := r.stamp(i); ok {
 		if ago := now.Round(0).Sub(at); ago > 0 && ago < time.Second {
 			return now.Add(-ago)
 		}
@@ -124,8 +170,8 @@ func (r *rawReader) arrival() time.Time {
 }
 
 // stamp is the datagram's SCM_TIMESTAMPNS.
-func (r *rawReader) stamp() (time.Time, bool) {
-	oob := r.oob[:r.hdr.Controllen]
+func (r *rawReader) stamp(i int) (time.Time, bool) {
+	oob := r.oobs[i][:r.msgs[i].hdr.Controllen]
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(oob) {

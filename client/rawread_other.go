@@ -14,4 +14,4 @@ type rawReader struct{}
 
 func newRawReader(*net.UDPConn) *rawReader { return nil }
 
-func (*rawReader) read([]byte) (int, netip.AddrPort, time.Time, error) { panic("unreachable") }
+func (*rawReader) read() ([]byte, netip.AddrPort, time.Time, error) { panic("unreachable") }

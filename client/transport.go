@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -333,11 +334,7 @@ func (t *RemoteTrack) Receive(fn func(p []byte, arrival time.Time)) error {
 	}
 	if t.direct != nil {
 		ssrc := uint32(t.Track.SSRC())
-		nacks := false
-		for _, fb := range t.Track.Codec().RTCPFeedback {
-			nacks = nacks || fb.Type == "nack" && fb.Parameter == ""
-		}
-		t.direct.register(ssrc, nacks, deliver)
+		t.direct.register(ssrc, t.nacks(), deliver)
 		defer t.direct.unregister(ssrc)
 	}
 	// Pion's path: the packets it read before, and all of them when there
@@ -353,6 +350,72 @@ func (t *RemoteTrack) Receive(fn func(p []byte, arrival time.Time)) error {
 		}
 		deliver(buf[:n], time.Now())
 	}
+}
+
+// PacketInfo is what RemoteTrack.ReceiveInfo tells of a packet: its
+// header's numbers, when it arrived, and whether it was authenticated.
+type PacketInfo struct {
+	Seq       uint16
+	Timestamp uint32
+	Marker    bool
+	Arrival   time.Time
+	Check     Check
+}
+
+// Check says what is known of a packet's origin.
+type Check uint8
+
+const (
+	Authentic Check = iota // decrypted: the server sent it
+	Unchecked              // taken by its header (Options.VerifyEvery)
+	Forged                 // it failed authentication, and is dropped
+)
+
+// ReceiveInfo is Receive for a reader of headers only: fn learns each of
+// the track's packets' numbers, and of those that failed authentication,
+// until the track ends. With Options.VerifyEvery most packets are not
+// decrypted at all. fn runs with the transport's lock held: count and
+// return.
+func (t *RemoteTrack) ReceiveInfo(fn func(PacketInfo)) error {
+	var h rtp.Header
+	deliver := func(p []byte, at time.Time) {
+		if _, err := h.Unmarshal(p); err == nil {
+			fn(PacketInfo{Seq: h.SequenceNumber, Timestamp: h.Timestamp, Marker: h.Marker, Arrival: at})
+		}
+	}
+	var mu sync.Mutex // Pion's path and the direct one, one at a time
+	if t.direct != nil {
+		ssrc := uint32(t.Track.SSRC())
+		t.direct.registerInfo(ssrc, t.nacks(), func(i PacketInfo) {
+			mu.Lock()
+			fn(i)
+			mu.Unlock()
+		})
+		defer t.direct.unregister(ssrc)
+	}
+	buf := make([]byte, receiveMTU)
+	for {
+		n, _, err := t.Track.Read(buf)
+		if errors.Is(err, io.ErrShortBuffer) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		deliver(buf[:n], time.Now())
+		mu.Unlock()
+	}
+}
+
+// nacks says whether NACKs were negotiated for the track.
+func (t *RemoteTrack) nacks() bool {
+	for _, fb := range t.Track.Codec().RTCPFeedback {
+		if fb.Type == "nack" && fb.Parameter == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // RequestKeyframe asks the sender for a keyframe (an RTCP PLI).
@@ -436,7 +499,7 @@ func (r *recvTransport) peerConnection() (*webrtc.PeerConnection, error) {
 	api := r.c.api
 	var direct *directRecv
 	if o := r.c.opts; !o.NoDirectReceive && o.UDPConn == nil && !o.TCPOnly && len(o.Interceptors) == 0 {
-		direct = newDirectRecv(r.c.log, o.ReceiveEvery)
+		direct = newDirectRecv(r.c.log, o.ReceiveEvery, o.VerifyEvery)
 		var err error
 		if api, err = newAPI(o, direct); err != nil {
 			return nil, err

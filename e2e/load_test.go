@@ -25,3 +25,38 @@ func TestLoadGenerator(t *testing.T) {
 		t.Errorf("no CPU figure in:\n%s", out)
 	}
 }
+
+// vclass-load -lean: subscribers that take packets by their headers
+// receive all that the server sends (every number counted, none lost on
+// loopback, one in ten authenticated and none forged) and time each
+// frame's first packet against the publisher's clock.
+func TestLeanLoadGenerator(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(34970, 34979, ""))
+	out, err := exec.Command(loadBinary, "-url", srv.WS, "-lean", "-verify-every", "10", "-audio",
+		"-subscribers", "5", "-warmup", "3s", "-duration", "3s").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vclass-load -lean: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`subscribers received (\d+) packets/s`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no receive figure in:\n%s", out)
+	}
+	if rate, _ := strconv.Atoi(string(m[1])); rate < 5*200 {
+		t.Errorf("5 subscribers received %d packets/s, want about 5 × (210 video + 50 audio):\n%s", rate, out)
+	}
+	m = regexp.MustCompile(`lean: 10 tracks, lost (\d+) of (\d+) \(.*\), duplicates \d+, forged (\d+), unchecked ([\d.]+) %`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no lean counts (10 tracks) in:\n%s", out)
+	}
+	lost, _ := strconv.Atoi(string(m[1]))
+	forged, _ := strconv.Atoi(string(m[3]))
+	unchecked, _ := strconv.ParseFloat(string(m[4]), 64)
+	if lost != 0 || forged != 0 || unchecked < 85 || unchecked > 95 {
+		t.Errorf("lost %d, forged %d, unchecked %.1f %%: want 0, 0 and about 90 %%:\n%s", lost, forged, unchecked, out)
+	}
+	m = regexp.MustCompile(`p50 ([\d.]+)(µs|ms|s),`).FindSubmatch(out)
+	if m == nil || string(m[2]) == "s" {
+		t.Errorf("no latency under a second in:\n%s", out)
+	}
+	t.Logf("%s", out)
+}

@@ -31,10 +31,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -44,7 +46,7 @@ import (
 
 // Bounds on what one run may ask for.
 const (
-	maxClients  = 500
+	maxClients  = 1500
 	maxDuration = 10 * time.Minute
 )
 
@@ -61,6 +63,13 @@ type options struct {
 
 	failover       bool
 	rooms, perRoom int
+
+	lean        bool
+	verifyEvery int
+	tick        time.Duration
+	steps       []int  // subscribers at each step of a sweep
+	svg         string // the sweep's chart
+	cpuProfile  string
 }
 
 func main() {
@@ -80,6 +89,21 @@ func main() {
 	flag.StringVar(&o.recorderPass, "recorder-pass", "user1", "recorder client password")
 	flag.IntVar(&o.recordings, "recordings", 1, "concurrent recordings (with -recorder)")
 	flag.BoolVar(&o.insecure, "insecure", false, "do not verify the recorder's certificate (a self-signed one)")
+	flag.BoolVar(&o.lean, "lean", false, "lean subscribers: real signaling, ICE, DTLS, NACKs and congestion feedback, packets taken by their headers (a batch a tick per socket, one in -verify-every decrypted): the load tool costs far less than the server")
+	flag.IntVar(&o.verifyEvery, "verify-every", 50, "with -lean, decrypt (authenticate) one packet in this many per stream")
+	flag.DurationVar(&o.tick, "tick", 20*time.Millisecond, "with -lean, how often each socket is read (arrival times stay the kernel's)")
+	flag.Func("steps", "a sweep: subscribers at each step, e.g. 100,200,400 (each step adds to the last, waits -warmup and measures -duration; instead of -subscribers)", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || len(o.steps) > 0 && n <= o.steps[len(o.steps)-1] {
+				return errors.New("want rising numbers of subscribers, e.g. 100,200,400")
+			}
+			o.steps = append(o.steps, n)
+		}
+		return nil
+	})
+	flag.StringVar(&o.svg, "svg", "", "with -steps, write a chart of the sweep to this SVG file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile of the run to this file (go tool pprof)")
 	flag.BoolVar(&o.failover, "failover", false, "measure recovery from a dead node: -url lists the cluster's nodes (comma-separated); -duration is how long to wait for it")
 	flag.IntVar(&o.rooms, "rooms", 4, "rooms (with -failover)")
 	flag.IntVar(&o.perRoom, "per-room", 3, "sessions per room, each publishing video (with -failover)")
@@ -94,16 +118,30 @@ func main() {
 		}
 		o.publishers, o.subscribers = o.rooms*o.perRoom, 0
 	}
+	if len(o.steps) > 0 {
+		o.subscribers = o.steps[len(o.steps)-1]
+	}
 	if o.publishers+o.subscribers > maxClients || o.publishers < 1 || o.subscribers < 0 {
 		fmt.Fprintf(os.Stderr, "vclass-load: 1 to %d clients in all\n", maxClients)
 		os.Exit(2)
 	}
-	if o.warmup+o.duration > maxDuration {
-		fmt.Fprintf(os.Stderr, "vclass-load: warmup + duration at most %v\n", maxDuration)
+	if time.Duration(max(len(o.steps), 1))*(o.warmup+o.duration) > maxDuration {
+		fmt.Fprintf(os.Stderr, "vclass-load: (warmup + duration) × steps at most %v\n", maxDuration)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vclass-load:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	runLoad := run
 	switch {
 	case o.recorder != "":
@@ -118,34 +156,54 @@ func main() {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, o.warmup+o.duration+time.Minute)
+	steps := o.steps
+	if len(steps) == 0 {
+		steps = []int{o.subscribers}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(len(steps))*(o.warmup+o.duration+time.Minute))
 	defer cancel()
 	metricsURL := "http" + strings.TrimSuffix(strings.TrimPrefix(o.url, "ws"), "/ws") + "/metrics"
 
 	var received atomic.Int64
+	var lean leanCounts
 	var clients []*client.Client
 	defer func() {
 		for _, c := range clients {
 			c.Close()
 		}
 	}()
-	for i := range o.subscribers {
-		c, err := client.Dial(ctx, client.Options{URL: o.url, DisplayName: fmt.Sprintf("sub%d", i)})
-		if err != nil {
-			return err
-		}
-		clients = append(clients, c)
-		c.OnTrack(func(rt *client.RemoteTrack) {
-			for {
-				if _, _, err := rt.Track.ReadRTP(); err != nil {
+	subscribers := 0
+	subscribe := func(n int) error {
+		for ; subscribers < n; subscribers++ {
+			opts := client.Options{URL: o.url, DisplayName: fmt.Sprintf("sub%d", subscribers)}
+			if o.lean {
+				opts.ReceiveEvery, opts.VerifyEvery = o.tick, o.verifyEvery
+			}
+			c, err := client.Dial(ctx, opts)
+			if err != nil {
+				return err
+			}
+			clients = append(clients, c)
+			c.OnTrack(func(rt *client.RemoteTrack) {
+				if o.lean {
+					_ = rt.ReceiveInfo(newLeanTrack(&lean, rt).add)
 					return
 				}
-				received.Add(1)
+				for {
+					if _, _, err := rt.Track.ReadRTP(); err != nil {
+						return
+					}
+					received.Add(1)
+				}
+			})
+			if _, err := c.JoinRoom(ctx, o.room); err != nil {
+				return err
 			}
-		})
-		if _, err := c.JoinRoom(ctx, o.room); err != nil {
-			return err
 		}
+		return nil
+	}
+	if err := subscribe(steps[0]); err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
 	playCtx, stopPlaying := context.WithCancel(ctx)
@@ -161,41 +219,132 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		clients = append(clients, c)
 	}
 
-	select {
-	case <-time.After(o.warmup):
-	case <-ctx.Done():
-		return ctx.Err()
+	var rows []stepResult
+	for i, n := range steps {
+		if i > 0 {
+			if err := subscribe(n); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-time.After(o.warmup):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		before, err := scrape(ctx, metricsURL)
+		if err != nil {
+			return err
+		}
+		lean0, cpu0 := lean.snapshot(), selfCPU()
+		rx0, t0 := received.Load(), time.Now()
+		select {
+		case <-time.After(o.duration):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		after, err := scrape(ctx, metricsURL)
+		if err != nil {
+			return err
+		}
+		lean1 := lean.snapshot()
+		r := stepResult{subscribers: n, window: time.Since(t0).Seconds(), toolCPU: (selfCPU() - cpu0).Seconds(),
+			rx: float64(received.Load() - rx0)}
+		r.server(before, after)
+		if o.lean {
+			r.leanStats(lean0, lean1)
+		}
+		if len(steps) == 1 {
+			r.print(out, o)
+		} else {
+			if i == 0 {
+				fmt.Fprintln(out, stepHeader)
+			}
+			fmt.Fprintln(out, r.row())
+		}
+		rows = append(rows, r)
 	}
-	before, err := scrape(ctx, metricsURL)
-	if err != nil {
-		return err
-	}
-	rx0, t0 := received.Load(), time.Now()
-	select {
-	case <-time.After(o.duration):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	after, err := scrape(ctx, metricsURL)
-	if err != nil {
-		return err
-	}
-	elapsed := time.Since(t0).Seconds()
-	rx := float64(received.Load() - rx0)
-
-	outPkts := after[`vclass_rtp_packets_total{direction="out"}`] - before[`vclass_rtp_packets_total{direction="out"}`]
-	inPkts := after[`vclass_rtp_packets_total{direction="in"}`] - before[`vclass_rtp_packets_total{direction="in"}`]
-	cpu := after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
-	fmt.Fprintf(out, "publishers %d, subscribers %d, window %.1f s\n", o.publishers, o.subscribers, elapsed)
-	fmt.Fprintf(out, "server: in %.0f packets/s, out %.0f packets/s, CPU %.1f %% of a core\n", inPkts/elapsed, outPkts/elapsed, 100*cpu/elapsed)
-	if outPkts > 0 {
-		fmt.Fprintf(out, "server CPU per forwarded packet: %.2f µs\n", cpu/outPkts*1e6)
-	}
-	fmt.Fprintf(out, "server RSS: %.1f MiB, goroutines %.0f\n", after["process_resident_memory_bytes"]/(1<<20), after["go_goroutines"])
-	if outPkts > 0 {
-		fmt.Fprintf(out, "subscribers received %.0f packets/s (%.2f %% of what the server sent)\n", rx/elapsed, 100*rx/outPkts)
+	if o.svg != "" {
+		if err := os.WriteFile(o.svg, []byte(kneeChart(rows, o)), 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// stepResult is one measuring window: the server's figures from its
+// /metrics, the subscribers' and the load tool's own.
+type stepResult struct {
+	subscribers                   int
+	window                        float64 // seconds
+	inPkts, outPkts, cpu, rss     float64
+	goroutines                    float64
+	rx, toolCPU                   float64
+	leanOn                        bool
+	tracks, lost, expected, dupes int64
+	forged, unchecked             int64
+	p50, p99                      time.Duration
+}
+
+func (r *stepResult) server(before, after map[string]float64) {
+	r.outPkts = after[`vclass_rtp_packets_total{direction="out"}`] - before[`vclass_rtp_packets_total{direction="out"}`]
+	r.inPkts = after[`vclass_rtp_packets_total{direction="in"}`] - before[`vclass_rtp_packets_total{direction="in"}`]
+	r.cpu = after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
+	r.rss = after["process_resident_memory_bytes"]
+	r.goroutines = after["go_goroutines"]
+}
+
+func (r *stepResult) leanStats(a, b leanSnapshot) {
+	r.leanOn = true
+	r.rx = float64(b.received - a.received)
+	r.tracks, r.expected = b.tracks, b.expected-a.expected
+	r.lost = r.expected - (b.received - a.received)
+	r.dupes, r.forged, r.unchecked = b.dupes-a.dupes, b.forged-a.forged, b.unchecked-a.unchecked
+	r.p50, r.p99 = quantile(a.latency, b.latency, 0.5), quantile(a.latency, b.latency, 0.99)
+}
+
+func (r *stepResult) lossPercent() float64 {
+	return 100 * float64(r.lost) / float64(max(r.expected, 1))
+}
+
+// print writes one window's figures in full.
+func (r *stepResult) print(out io.Writer, o options) {
+	e := r.window
+	fmt.Fprintf(out, "publishers %d, subscribers %d, window %.1f s\n", o.publishers, r.subscribers, e)
+	fmt.Fprintf(out, "server: in %.0f packets/s, out %.0f packets/s, CPU %.1f %% of a core\n", r.inPkts/e, r.outPkts/e, 100*r.cpu/e)
+	if r.outPkts > 0 {
+		fmt.Fprintf(out, "server CPU per forwarded packet: %.2f µs\n", r.cpu/r.outPkts*1e6)
+	}
+	fmt.Fprintf(out, "server RSS: %.1f MiB, goroutines %.0f\n", r.rss/(1<<20), r.goroutines)
+	if r.outPkts > 0 {
+		fmt.Fprintf(out, "subscribers received %.0f packets/s (%.2f %% of what the server sent)\n", r.rx/e, 100*r.rx/r.outPkts)
+	}
+	if r.rx > 0 {
+		fmt.Fprintf(out, "load tool CPU: %.1f %% of a core, %.2f µs per received packet (its publishers included)\n", 100*r.toolCPU/e, r.toolCPU/r.rx*1e6)
+	}
+	if r.leanOn {
+		fmt.Fprintf(out, "lean: %d tracks, lost %d of %d (%.3f %%), duplicates %d, forged %d, unchecked %.1f %%\n",
+			r.tracks, r.lost, r.expected, r.lossPercent(), r.dupes, r.forged, 100*float64(r.unchecked)/max(r.rx, 1))
+		fmt.Fprintf(out, "latency, capture to arrival (a frame's first packet): p50 %v, p99 %v\n", r.p50, r.p99)
+	}
+}
+
+const stepHeader = "subscribers  out pkt/s  server CPU %  µs/pkt  RSS MiB  received %  lost %   p50 ms  p99 ms  tool µs/pkt"
+
+// row is one window's figures as a line of the sweep's table.
+func (r *stepResult) row() string {
+	e := r.window
+	return fmt.Sprintf("%11d  %9.0f  %12.1f  %6.2f  %7.1f  %10.2f  %6.3f  %7.1f  %6.1f  %11.2f",
+		r.subscribers, r.outPkts/e, 100*r.cpu/e, r.cpu/max(r.outPkts, 1)*1e6, r.rss/(1<<20), 100*r.rx/max(r.outPkts, 1),
+		r.lossPercent(), r.p50.Seconds()*1e3, r.p99.Seconds()*1e3, r.toolCPU/max(r.rx, 1)*1e6)
+}
+
+// selfCPU is the CPU time this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // publish starts one publisher of synthetic video (and audio).
