@@ -12,11 +12,12 @@ func kneeChart(rows []stepResult, o options) string {
 	const (
 		width, panelH     = 720, 170
 		left, right, gap  = 70, 20, 40
-		top               = 40
+		top               = 60
 		plotW             = width - left - right
 		height            = top + 3*panelH + 3*gap
 		cpuColor, lossCol = "#1f77b4", "#d62728"
 		p50Color, p99Col  = "#2ca02c", "#9467bd"
+		fwdColor          = "#ff7f0e"
 	)
 	maxSubs := 0
 	for _, r := range rows {
@@ -26,21 +27,33 @@ func kneeChart(rows []stepResult, o options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14">vclass-media, one publisher (%d fps, %d B frames), subscribers %d..%d</text>`+"\n",
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="14">vclass-media, one publisher (%d fps, %d B frames), subscribers %d..%d</text>`+"\n",
 		left, o.fps, o.frameBytes, rows[0].subscribers, maxSubs)
 
-	panel := func(i int, title, unit string, yMax float64, series []struct {
+	// panel draws series over 0..yMax, or with logMin > 0 over
+	// logMin..yMax on a log scale (a decade a tick).
+	panel := func(i int, title, unit string, logMin, yMax float64, series []struct {
 		color, name string
 		y           func(stepResult) float64
 	}) {
 		y0 := float64(top + i*(panelH+gap) + panelH)
 		y := func(v float64) float64 { return y0 - math.Min(v, yMax)/yMax*panelH }
+		ticks := []float64{0, yMax / 4, yMax / 2, 3 * yMax / 4, yMax}
+		if logMin > 0 {
+			decades := math.Log10(yMax / logMin)
+			y = func(v float64) float64 {
+				return y0 - math.Max(0, math.Min(math.Log10(math.Max(v, logMin)/logMin), decades))/decades*panelH
+			}
+			ticks = ticks[:0]
+			for v := logMin; v <= yMax*1.001; v *= 10 {
+				ticks = append(ticks, v)
+			}
+		}
 		fmt.Fprintf(&b, `<text x="%d" y="%.0f">%s</text>`+"\n", left, y0-panelH-6, title)
 		fmt.Fprintf(&b, `<rect x="%d" y="%.0f" width="%d" height="%d" fill="none" stroke="#999"/>`+"\n", left, y0-panelH, plotW, panelH)
-		for k := 0; k <= 4; k++ {
-			v := yMax * float64(k) / 4
+		for k, v := range ticks {
 			fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%s</text>`+"\n", left-6, y(v)+4, trimFloat(v)+unit)
-			if k > 0 && k < 4 {
+			if k > 0 && k < len(ticks)-1 {
 				fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#eee"/>`+"\n", left, left+plotW, y(v), y(v))
 			}
 		}
@@ -64,21 +77,20 @@ func kneeChart(rows []stepResult, o options) string {
 		color, name string
 		y           func(stepResult) float64
 	}
-	panel(0, "server CPU (one core = 100 %)", " %", 100, series{
+	panel(0, "server CPU (one core = 100 %), and packets forwarded of those due (subscribers × packets in)", " %", 0, 110, series{
 		{cpuColor, "server CPU", func(r stepResult) float64 { return 100 * r.cpu / r.window }},
+		{fwdColor, "forwarded", func(r stepResult) float64 {
+			return 100 * r.outPkts / math.Max(r.inPkts*float64(r.subscribers), 1)
+		}},
 	})
 	maxLoss := 1.0
 	for _, r := range rows {
 		maxLoss = math.Max(maxLoss, math.Ceil(r.lossPercent()))
 	}
-	panel(1, "packets lost (subscribers' count of sequence numbers)", " %", maxLoss, series{
+	panel(1, "packets lost (subscribers' count of sequence numbers)", " %", 0, maxLoss, series{
 		{lossCol, "lost", func(r stepResult) float64 { return r.lossPercent() }},
 	})
-	maxLat := 10.0
-	for _, r := range rows {
-		maxLat = math.Max(maxLat, math.Ceil(r.p99.Seconds()*1e3/10)*10)
-	}
-	panel(2, "capture to arrival, a frame's first packet (ms)", "", maxLat, series{
+	panel(2, "capture to arrival, a frame's first packet (ms, log scale)", "", 0.1, 10000, series{
 		{p50Color, "p50", func(r stepResult) float64 { return r.p50.Seconds() * 1e3 }},
 		{p99Col, "p99", func(r stepResult) float64 { return r.p99.Seconds() * 1e3 }},
 	})

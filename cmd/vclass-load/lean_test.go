@@ -74,7 +74,7 @@ func TestKneeChart(t *testing.T) {
 			}
 		}
 	}
-	if lines != 4 || points != 12 {
-		t.Errorf("%d lines and %d points, want 4 (CPU, loss, p50, p99) and 12", lines, points)
+	if lines != 5 || points != 15 {
+		t.Errorf("%d lines and %d points, want 5 (CPU, forwarded, loss, p50, p99) and 15", lines, points)
 	}
 }

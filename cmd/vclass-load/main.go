@@ -302,8 +302,10 @@ func (r *stepResult) leanStats(a, b leanSnapshot) {
 	r.p50, r.p99 = quantile(a.latency, b.latency, 0.5), quantile(a.latency, b.latency, 0.99)
 }
 
+// lossPercent is the window's loss; a late packet of the window before
+// counted in this one can make it a little below 0, shown as 0.
 func (r *stepResult) lossPercent() float64 {
-	return 100 * float64(r.lost) / float64(max(r.expected, 1))
+	return max(0, 100*float64(r.lost)/float64(max(r.expected, 1)))
 }
 
 // print writes one window's figures in full.

@@ -28,7 +28,11 @@ cat > media.json <<'JSON'
 JSON
 ulimit -n 65536 2>/dev/null || true
 taskset -c 0 ./vm -config media.json -http 127.0.0.1:18011 > media.log 2>&1 &
-sleep 1
+for _ in $(seq 50); do
+  curl -sf http://127.0.0.1:18011/healthz > /dev/null && break
+  sleep 0.1
+done
+curl -sf http://127.0.0.1:18011/healthz > /dev/null || { cat media.log >&2; exit 1; }
 taskset -c 1 ./vload -url ws://127.0.0.1:18011/ws -lean -audio -steps "$steps" \
   -warmup "${WARMUP:-5s}" -duration "${WINDOW:-10s}" -svg "$svg"
 echo "chart: $svg"
