@@ -13,26 +13,40 @@ import (
 	"github.com/pion/srtp/v3"
 )
 
+// testDirect is a direct path past its handshake, with verifyEvery, and
+// the server's SRTP context for the same keys.
+func testDirect(t *testing.T, profile srtp.ProtectionProfile, verifyEvery int) (*directRecv, *srtp.Context, netip.AddrPort) {
+	t.Helper()
+	keyLen, err := profile.KeyLen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saltLen, err := profile.SaltLen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, salt := bytes.Repeat([]byte{7}, keyLen), bytes.Repeat([]byte{9}, saltLen)
+	server, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDirectRecv(slog.New(slog.DiscardHandler), 0, verifyEvery)
+	t.Cleanup(d.close)
+	if d.ctx, err = srtp.CreateContext(key, salt, profile); err != nil {
+		t.Fatal(err)
+	}
+	d.peer = netip.MustParseAddrPort("127.0.0.1:5000")
+	d.helloSeen.Store(true)
+	return d, server, d.peer
+}
+
 // A direct stream's packets are decrypted in place and delivered with
 // their arrival; the first may come after the sequence number rolled over;
 // a packet that is not the server's is dropped; the missing are asked for
 // again, and every packet of the transport from the server counts for
 // congestion control, whichever path takes it.
 func TestDirectPathTakesItsStreams(t *testing.T) {
-	key, salt := bytes.Repeat([]byte{7}, 16), bytes.Repeat([]byte{9}, 12)
-	server, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := newDirectRecv(slog.New(slog.DiscardHandler), 0, 1)
-	defer d.close()
-	d.ctx, err = srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := netip.MustParseAddrPort("127.0.0.1:5000")
-	d.peer = peer
-	d.helloSeen.Store(true)
+	d, server, peer := testDirect(t, srtp.ProtectionProfileAeadAes128Gcm, 1)
 	d.setTWCC(3)
 
 	type got struct {
@@ -142,19 +156,7 @@ func TestDirectPathTakesItsStreams(t *testing.T) {
 // numbers and gaps still seen (and asked for again), a forged packet found
 // when it falls on a checked place, and taken unseen between two.
 func TestHeadersOnlyPathChecksASample(t *testing.T) {
-	key, salt := bytes.Repeat([]byte{5}, 16), bytes.Repeat([]byte{6}, 14)
-	server, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := newDirectRecv(slog.New(slog.DiscardHandler), 0, 4)
-	defer d.close()
-	if d.ctx, err = srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80); err != nil {
-		t.Fatal(err)
-	}
-	peer := netip.MustParseAddrPort("127.0.0.1:5000")
-	d.peer = peer
-	d.helloSeen.Store(true)
+	d, server, peer := testDirect(t, srtp.ProtectionProfileAes128CmHmacSha1_80, 4)
 	const ssrc = 4444
 	var got []PacketInfo
 	d.registerInfo(ssrc, true, func(i PacketInfo) { got = append(got, i) })

@@ -337,8 +337,13 @@ func (t *RemoteTrack) Receive(fn func(p []byte, arrival time.Time)) error {
 		t.direct.register(ssrc, t.nacks(), deliver)
 		defer t.direct.unregister(ssrc)
 	}
-	// Pion's path: the packets it read before, and all of them when there
-	// is no direct path.
+	return t.readPion(deliver)
+}
+
+// readPion hands fn each packet of the track that Pion's path reads (those
+// before the direct path took the track, or all of them when there is
+// none), until the track ends.
+func (t *RemoteTrack) readPion(fn func(p []byte, arrival time.Time)) error {
 	buf := make([]byte, receiveMTU)
 	for {
 		n, _, err := t.Track.Read(buf)
@@ -348,7 +353,7 @@ func (t *RemoteTrack) Receive(fn func(p []byte, arrival time.Time)) error {
 		if err != nil {
 			return err
 		}
-		deliver(buf[:n], time.Now())
+		fn(buf[:n], time.Now())
 	}
 }
 
@@ -393,19 +398,11 @@ func (t *RemoteTrack) ReceiveInfo(fn func(PacketInfo)) error {
 		})
 		defer t.direct.unregister(ssrc)
 	}
-	buf := make([]byte, receiveMTU)
-	for {
-		n, _, err := t.Track.Read(buf)
-		if errors.Is(err, io.ErrShortBuffer) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
+	return t.readPion(func(p []byte, at time.Time) {
 		mu.Lock()
-		deliver(buf[:n], time.Now())
+		deliver(p, at)
 		mu.Unlock()
-	}
+	})
 }
 
 // nacks says whether NACKs were negotiated for the track.
