@@ -7,10 +7,12 @@ import (
 	"testing"
 )
 
-// vclass-load runs a short bounded load and reports the server's cost.
+// vclass-load runs a short bounded load and reports the server's cost,
+// then times joins to the first camera frame.
 func TestLoadGenerator(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(34990, 34999, ""))
-	out, err := exec.Command(loadBinary, "-url", srv.WS, "-subscribers", "3", "-warmup", "2s", "-duration", "2s").CombinedOutput()
+	out, err := exec.Command(loadBinary, "-url", srv.WS, "-subscribers", "3", "-warmup", "2s", "-duration", "2s",
+		"-joins", "2", "-join-gap", "600ms").CombinedOutput()
 	if err != nil {
 		t.Fatalf("vclass-load: %v\n%s", err, out)
 	}
@@ -23,6 +25,10 @@ func TestLoadGenerator(t *testing.T) {
 	}
 	if !regexp.MustCompile(`server CPU per forwarded packet: [\d.]+ µs`).Match(out) {
 		t.Errorf("no CPU figure in:\n%s", out)
+	}
+	// Two more clients joined in turn and each got a whole camera frame.
+	if !regexp.MustCompile(`joins 2, from dialing: .*first camera frame p50 [\d.]+m?s`).Match(out) {
+		t.Errorf("no join figures in:\n%s", out)
 	}
 }
 

@@ -70,6 +70,8 @@ type options struct {
 	steps       []int  // subscribers at each step of a sweep
 	svg         string // the sweep's chart
 	cpuProfile  string
+	joins       int
+	joinGap     time.Duration
 }
 
 func main() {
@@ -103,6 +105,8 @@ func main() {
 		return nil
 	})
 	flag.StringVar(&o.svg, "svg", "", "with -steps, write a chart of the sweep to this SVG file")
+	flag.IntVar(&o.joins, "joins", 0, "then time this many joins, one after another: to joinRoom's answer, the first camera packet and the end of the first camera frame")
+	flag.DurationVar(&o.joinGap, "join-gap", time.Second, "with -joins, the time between one joiner leaving and the next dialing")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile of the run to this file (go tool pprof)")
 	flag.BoolVar(&o.failover, "failover", false, "measure recovery from a dead node: -url lists the cluster's nodes (comma-separated); -duration is how long to wait for it")
 	flag.IntVar(&o.rooms, "rooms", 4, "rooms (with -failover)")
@@ -121,8 +125,8 @@ func main() {
 	if len(o.steps) > 0 {
 		o.subscribers = o.steps[len(o.steps)-1]
 	}
-	if o.publishers+o.subscribers > maxClients || o.publishers < 1 || o.subscribers < 0 {
-		fmt.Fprintf(os.Stderr, "vclass-load: 1 to %d clients in all\n", maxClients)
+	if o.publishers+o.subscribers > maxClients || o.publishers < 1 || o.subscribers < 0 || o.joins < 0 || o.joins > 1000 {
+		fmt.Fprintf(os.Stderr, "vclass-load: 1 to %d clients in all, at most 1000 joins\n", maxClients)
 		os.Exit(2)
 	}
 	if time.Duration(max(len(o.steps), 1))*(o.warmup+o.duration) > maxDuration {
@@ -160,7 +164,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if len(steps) == 0 {
 		steps = []int{o.subscribers}
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(len(steps))*(o.warmup+o.duration+time.Minute))
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(len(steps))*(o.warmup+o.duration+time.Minute)+time.Duration(o.joins)*(11*time.Second+o.joinGap))
 	defer cancel()
 	metricsURL := "http" + strings.TrimSuffix(strings.TrimPrefix(o.url, "ws"), "/ws") + "/metrics"
 
@@ -267,6 +271,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		if err := os.WriteFile(o.svg, []byte(kneeChart(rows, o)), 0o644); err != nil {
 			return err
 		}
+	}
+	if o.joins > 0 {
+		return measureJoins(ctx, o, o.joins, out)
 	}
 	return nil
 }
