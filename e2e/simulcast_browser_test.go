@@ -90,7 +90,7 @@ func studentStepsThroughLayers(t *testing.T, student *page, teacherID string) {
 			t.Fatalf("setPreferredLayers %d: %v", step.layer, err)
 		}
 		_, _, before := inbound()
-		waitFor(t, 10*time.Second, fmt.Sprintf("frames of %.0f lines after asking for layer %d", step.height, step.layer), func() bool {
+		waitFor(t, 20*time.Second, fmt.Sprintf("frames of %.0f lines after asking for layer %d", step.height, step.layer), func() bool {
 			_, h, frames := inbound()
 			return h == step.height && frames > before+10
 		})
@@ -101,7 +101,7 @@ func studentStepsThroughLayers(t *testing.T, student *page, teacherID string) {
 		t.Fatalf("setConsumerView: %v", err)
 	}
 	_, _, before := inbound()
-	waitFor(t, 10*time.Second, fmt.Sprintf("frames of %.0f lines for a view of %.0f", top/2, top/2), func() bool {
+	waitFor(t, 20*time.Second, fmt.Sprintf("frames of %.0f lines for a view of %.0f", top/2, top/2), func() bool {
 		_, h, frames := inbound()
 		return h == top/2 && frames > before+10
 	})

@@ -133,7 +133,7 @@ func testBrowserSVC(t *testing.T, browserCtx context.Context, codec string, port
 				t.Logf("layer %d: last %.0f lines decoded, want %.0f", step.layer, h, want)
 			}
 		}()
-		waitFor(t, 10*time.Second, fmt.Sprintf("frames of 1/%.0f the largest layer's height after asking for layer %d", step.div, step.layer), func() bool {
+		waitFor(t, 20*time.Second, fmt.Sprintf("frames of 1/%.0f the largest layer's height after asking for layer %d", step.div, step.layer), func() bool {
 			var frames float64
 			_, _, h, frames = inbound()
 			want = encoded() / step.div
