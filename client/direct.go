@@ -2,10 +2,12 @@ package client
 
 import (
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,16 +233,20 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 			return true
 		}
 	}
-	p, ok := d.decrypt(st, ssrc, b)
-	if !ok {
+	p, err := d.decrypt(st, ssrc, b)
+	if err != nil {
 		// Not the server's, dropped; or, before the stream's first packet
 		// decrypted, Pion's to try (its context may know better).
 		if !st.synced && fromServer {
 			d.recordTWCC(now) // d.hdr: decrypt read the header
 		}
 		if st.synced && st.info != nil {
+			check := Forged
+			if errors.Is(err, errReplayed) {
+				check = Replayed
+			}
 			if _, err := d.hdr.Unmarshal(b); err == nil {
-				st.info(PacketInfo{Seq: d.hdr.SequenceNumber, Timestamp: d.hdr.Timestamp, Marker: d.hdr.Marker, Arrival: now, Check: Forged})
+				st.info(PacketInfo{Seq: d.hdr.SequenceNumber, Timestamp: d.hdr.Timestamp, Marker: d.hdr.Marker, Arrival: now, Check: check})
 			}
 		}
 		d.mu.Unlock()
@@ -283,14 +289,18 @@ func (d *directRecv) haveContext() bool {
 	return true
 }
 
+// errReplayed is SRTP's replay check refusing a packet (its error type is
+// not exported; its text is as pion/srtp words it).
+var errReplayed = errors.New("duplicated packet")
+
 // decrypt decrypts b in place and returns the plain packet. A stream's
 // first packet may come after the sequence number rolled over (the server
 // numbers from anywhere, and Pion read the first packets): it is tried with
 // the next rollover count too. Called with d.mu held.
-func (d *directRecv) decrypt(st *directStream, ssrc uint32, b []byte) ([]byte, bool) {
+func (d *directRecv) decrypt(st *directStream, ssrc uint32, b []byte) ([]byte, error) {
 	if !st.synced {
 		if len(b) > len(d.spare) {
-			return nil, false
+			return nil, errTooLong
 		}
 		copy(d.spare[:], b)
 	}
@@ -308,14 +318,19 @@ func (d *directRecv) decrypt(st *directStream, ssrc uint32, b []byte) ([]byte, b
 		if d.failed++; d.failed == 1 || d.failed%1000 == 0 {
 			d.log.Debug("direct receive: a packet did not decrypt", "ssrc", ssrc, "failed", d.failed, "err", err)
 		}
-		return nil, false
+		if strings.HasSuffix(err.Error(), errReplayed.Error()) {
+			return nil, errReplayed
+		}
+		return nil, err
 	}
 	if !st.synced {
 		st.synced = true
 		d.log.Debug("direct receive", "ssrc", ssrc, "seq", d.hdr.SequenceNumber)
 	}
-	return p, true
+	return p, nil
 }
+
+var errTooLong = errors.New("client: packet longer than the direct path takes")
 
 // recordTWCC notes d.hdr's transport-wide sequence number. Called with
 // d.mu held.

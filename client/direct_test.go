@@ -32,7 +32,7 @@ func testDirect(t *testing.T, profile srtp.ProtectionProfile, verifyEvery int) (
 	}
 	d := newDirectRecv(slog.New(slog.DiscardHandler), 0, verifyEvery)
 	t.Cleanup(d.close)
-	if d.ctx, err = srtp.CreateContext(key, salt, profile); err != nil {
+	if d.ctx, err = srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(2*nackWindow)); err != nil { // as haveContext makes it
 		t.Fatal(err)
 	}
 	d.peer = netip.MustParseAddrPort("127.0.0.1:5000")
@@ -195,11 +195,17 @@ func TestHeadersOnlyPathChecksASample(t *testing.T) {
 			t.Fatalf("packet %d left to Pion", seq)
 		}
 	}
+	// Packet 5 again, twice: the first copy falls on a checked place
+	// (the 12th taken after the first), where SRTP refuses it; the
+	// second is taken unseen.
+	copy5 := seal(5)
+	d.handle(bytes.Clone(copy5), peer, now)
+	d.handle(bytes.Clone(copy5), peer, now)
 	want := []struct {
 		seq   uint16
 		check Check
 	}{{1, Authentic}, {2, Unchecked}, {3, Unchecked}, {4, Unchecked}, {5, Authentic}, {6, Unchecked}, {8, Unchecked},
-		{9, Unchecked}, {10, Forged}, {11, Unchecked}, {12, Unchecked}, {13, Unchecked}}
+		{9, Unchecked}, {10, Forged}, {11, Unchecked}, {12, Unchecked}, {13, Unchecked}, {5, Replayed}, {5, Unchecked}}
 	if len(got) != len(want) {
 		t.Fatalf("told of %d packets, want %d: %+v", len(got), len(want), got)
 	}

@@ -27,13 +27,18 @@ type rawReader struct {
 	iovs  [rawBatch]unix.Iovec
 	names [rawBatch]unix.RawSockaddrInet6 // room for either family
 	oobs  [rawBatch][64]byte
-	bufs  [rawBatch][receiveMTU]byte
+	bufs  [rawBatch][rawMTU]byte
 	n     int  // datagrams the last call read
 	next  int  // the next of them to hand out
 	short bool // the last call read less than a batch: the socket is empty
 	errno syscall.Errno
 	op    func(fd uintptr) bool // made once: a closure per call would allocate
 }
+
+// rawMTU is the largest datagram read at ticks: an Ethernet frame's
+// payload (the server sends no larger one); a longer one is dropped, not
+// cut.
+const rawMTU = 1500
 
 // rawBatch is how many datagrams one call reads at most: a socket read at
 // 10 ms ticks holds a few (a recorder's) to a few dozen (a load
@@ -63,7 +68,7 @@ func newRawReader(c *net.UDPConn) *rawReader {
 		h := &r.msgs[i].hdr
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 		r.iovs[i].Base = &r.bufs[i][0]
-		r.iovs[i].SetLen(receiveMTU)
+		r.iovs[i].SetLen(rawMTU)
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
 		h.Control = &r.oobs[i][0]
@@ -84,21 +89,26 @@ func newRawReader(c *net.UDPConn) *rawReader {
 // read returns the next datagram, in the reader's own buffer until the
 // next call, errWouldBlock when none is waiting.
 func (r *rawReader) read() ([]byte, netip.AddrPort, time.Time, error) {
-	if r.next == r.n {
-		if r.short {
-			// A call that read less than a batch emptied the socket: no
-			// second call to learn so (a recorder's or a load generator's
-			// sockets hold a few datagrams a tick).
-			r.short = false
-			return nil, netip.AddrPort{}, time.Time{}, errWouldBlock
+	for {
+		if r.next == r.n {
+			if r.short {
+				// A call that read less than a batch emptied the socket:
+				// no second call to learn so (a recorder's or a load
+				// generator's sockets hold a few datagrams a tick).
+				r.short = false
+				return nil, netip.AddrPort{}, time.Time{}, errWouldBlock
+			}
+			if err := r.fill(); err != nil {
+				return nil, netip.AddrPort{}, time.Time{}, err
+			}
 		}
-		if err := r.fill(); err != nil {
-			return nil, netip.AddrPort{}, time.Time{}, err
+		i := r.next
+		r.next++
+		if r.msgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
+			continue // longer than rawMTU: dropped rather than passed on cut
 		}
+		return r.bufs[i][:r.msgs[i].n], r.from(i), r.arrival(i), nil
 	}
-	i := r.next
-	r.next++
-	return r.bufs[i][:r.msgs[i].n], r.from(i), r.arrival(i), nil
 }
 
 // fill reads what is waiting, up to rawBatch datagrams.

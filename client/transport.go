@@ -374,13 +374,15 @@ const (
 	Authentic Check = iota // decrypted: the server sent it
 	Unchecked              // taken by its header (Options.VerifyEvery)
 	Forged                 // it failed authentication, and is dropped
+	Replayed               // a copy of a packet taken before (SRTP's replay check), dropped
 )
 
 // ReceiveInfo is Receive for a reader of headers only: fn learns each of
 // the track's packets' numbers, and of those that failed authentication,
 // until the track ends. With Options.VerifyEvery most packets are not
 // decrypted at all. fn runs with the transport's lock held: count and
-// return.
+// return (calling back into the client, RemoteTrack.Direct say, would
+// deadlock).
 func (t *RemoteTrack) ReceiveInfo(fn func(PacketInfo)) error {
 	var h rtp.Header
 	deliver := func(p []byte, at time.Time) {

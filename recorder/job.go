@@ -442,10 +442,11 @@ func joinSomeNode(ctx context.Context, opts client.Options, urls []string, room 
 		opts.URL = strings.TrimSpace(url)
 		var c *client.Client
 		if c, err = client.Dial(ctx, opts); err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, err
+			var se *client.ServerError
+			if ctx.Err() != nil || errors.As(err, &se) {
+				return nil, nil, err // a media server refused the recorder (its ticket)
 			}
-			continue
+			continue // it does not answer
 		}
 		setup(c)
 		peers, jerr := c.JoinRoom(ctx, room)

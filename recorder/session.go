@@ -577,13 +577,12 @@ func (s *session) writeFrame(f *pfile, t *track, p placed) {
 	}
 	ms := (p.at - f.start).Milliseconds()
 	if ms < 0 {
-		_, seen := f.lastMs[t.slot]
-		if !t.video || seen && -ms > (audioLag+20*time.Millisecond).Milliseconds() {
-			return // from before the file began
+		if !t.video {
+			return // sound from before the file began
 		}
-		// A picture placed just before the file began (the file began
-		// with the audio, placed later than it by audioLag, or at the
-		// recording's start): what follows refers to it, so it goes at
+		// A picture placed before the file began (the file began with
+		// the audio, placed later than it by audioLag, or at the
+		// recording's start): it and the ones that refer to it go at
 		// the start.
 		ms = 0
 	}

@@ -76,7 +76,13 @@ func measureJoins(ctx context.Context, o options, n int, out io.Writer) error {
 		// Apart by more than the server's keyframe throttle (one request
 		// a layer per 500 ms): a join that comes sooner after another
 		// waits up to that long more for its first keyframe.
-		time.Sleep(o.joinGap)
+		if i < n-1 {
+			select {
+			case <-time.After(o.joinGap):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 	}
 	fmt.Fprintf(out, "joins %d, from dialing: joinRoom answered %s; receive transport connected (ICE) %s; first camera packet %s; first camera frame %s\n",
 		n, spread(joined), spread(connected), spread(firstPacket), spread(firstFrame))

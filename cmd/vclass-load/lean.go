@@ -89,10 +89,15 @@ func (t *leanTrack) add(p client.PacketInfo) {
 	case client.Forged:
 		c.forged.Add(1)
 		return
+	case client.Replayed:
+		c.dupes.Add(1)
+		return
 	case client.Unchecked:
 		c.unchecked.Add(1)
 	}
-	ext := uint64(p.Seq)
+	// Extended numbers start a cycle up, so that a packet from before
+	// the first (Pion's path hands its packets over late) stays above 0.
+	ext := uint64(p.Seq) + 1<<16
 	if t.started {
 		// The extended number nearest the newest.
 		ext = t.top + uint64(int64(int16(p.Seq-uint16(t.top))))
@@ -123,8 +128,8 @@ func (t *leanTrack) add(p client.PacketInfo) {
 
 	// The first packet of each frame: how long after its capture (the
 	// sender's clock, from its reports) it arrived.
-	if p.Timestamp != t.lastTS || !t.frames {
-		newFrame := t.frames && int32(p.Timestamp-t.lastTS) > 0
+	if !t.frames || int32(p.Timestamp-t.lastTS) > 0 { // a late packet of an older frame is not one
+		newFrame := t.frames
 		t.lastTS, t.frames = p.Timestamp, true
 		if sc := t.sr.Load(); newFrame && sc != nil {
 			captured := sc.at.Add(time.Duration(float64(int32(p.Timestamp-sc.rtp)) / t.clock * float64(time.Second)))

@@ -125,6 +125,14 @@ func main() {
 	if len(o.steps) > 0 {
 		o.subscribers = o.steps[len(o.steps)-1]
 	}
+	if o.verifyEvery < 1 || o.verifyEvery > 1000 { // far apart, SRTP's rollover guess would fail
+		fmt.Fprintln(os.Stderr, "vclass-load: -verify-every 1 to 1000")
+		os.Exit(2)
+	}
+	if (o.svg != "" || o.joins > 0) && (o.recorder != "" || o.failover) || o.svg != "" && len(o.steps) == 0 {
+		fmt.Fprintln(os.Stderr, "vclass-load: -svg goes with -steps, -joins with neither -recorder nor -failover")
+		os.Exit(2)
+	}
 	if o.publishers+o.subscribers > maxClients || o.publishers < 1 || o.subscribers < 0 || o.joins < 0 || o.joins > 1000 {
 		fmt.Fprintf(os.Stderr, "vclass-load: 1 to %d clients in all, at most 1000 joins\n", maxClients)
 		os.Exit(2)
@@ -144,7 +152,6 @@ func main() {
 			fmt.Fprintln(os.Stderr, "vclass-load:", err)
 			os.Exit(1)
 		}
-		defer pprof.StopCPUProfile()
 	}
 	runLoad := run
 	switch {
@@ -153,7 +160,9 @@ func main() {
 	case o.failover:
 		runLoad = runFailover
 	}
-	if err := runLoad(ctx, o, os.Stdout); err != nil {
+	err := runLoad(ctx, o, os.Stdout)
+	pprof.StopCPUProfile() // (none running: nothing)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "vclass-load:", err)
 		os.Exit(1)
 	}
