@@ -212,9 +212,13 @@ func (f *Forwarder) Process(p InPacket) Decision {
 		f.svc, stream = true, p.Layer
 	}
 	if f.needSegment || p.Layer != f.layer {
-		if p.Layer != stream {
-			// Another layer than the one chosen: the current one goes on
-			// until the target's keyframe arrives.
+		// Another layer than the one chosen: the current one goes on
+		// until the target's keyframe arrives. But before anything was
+		// sent, a lower layer's keyframe starts the stream meanwhile: the
+		// target's may be long in coming (a publisher short of link or CPU
+		// sends its top layer thinly or not at all), and the subscriber
+		// would see nothing.
+		if p.Layer != stream && (f.layer >= 0 || !f.video || p.SVC || !p.Keyframe || p.Layer > stream) {
 			return Decision{}
 		}
 		if p.Layer == f.layer && f.started && p.ExtSeq <= f.highestIn {

@@ -877,3 +877,35 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// A subscriber that has been sent nothing starts at a lower layer's
+// keyframe while its target's is long in coming, then goes up at the
+// target's keyframe; once started, a lower layer's keyframe moves
+// nothing.
+func TestForwarderStartsLowWhileTheTargetWaits(t *testing.T) {
+	f := NewForwarder(90000, true)
+	f.SetTarget(2)
+	at := fwT0
+	in := func(layer int8, ext uint64, key bool) Decision {
+		at = at.Add(10 * time.Millisecond)
+		return f.Process(InPacket{ExtSeq: ext, Timestamp: uint32(ext) * 3000, Arrival: at, Layer: layer, Keyframe: key, Marker: true})
+	}
+	if d := in(2, 1000, false); d.Forward || !d.RequestKeyframe {
+		t.Fatalf("the target's delta frame: %+v, want a keyframe asked for", d)
+	}
+	if d := in(1, 500, false); d.Forward {
+		t.Fatalf("a lower layer's delta frame forwarded: %+v", d)
+	}
+	if d := in(0, 200, true); !d.Forward || f.Layer() != 0 {
+		t.Fatalf("a lower layer's keyframe before anything was sent: %+v on layer %d, want it forwarded", d, f.Layer())
+	}
+	if d := in(0, 201, false); !d.Forward {
+		t.Fatalf("layer 0 goes on: %+v", d)
+	}
+	if d := in(1, 501, true); d.Forward || f.Layer() != 0 {
+		t.Fatalf("once started, layer 1's keyframe (not the target) moved it: %+v on layer %d", d, f.Layer())
+	}
+	if d := in(2, 1001, true); !d.Forward || f.Layer() != 2 {
+		t.Fatalf("the target's keyframe: %+v on layer %d, want the switch to 2", d, f.Layer())
+	}
+}
