@@ -73,7 +73,7 @@ func startProcess(t testing.TB, name string, cmd *exec.Cmd, ready *regexp.Regexp
 		if strings.Contains(p.Log(), "WARNING: DATA RACE") {
 			t.Errorf("%s reported a data race", name)
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("VCLASS_E2E_LOGS") != "" { // or asked for, to look into a run
 			t.Logf("%s log:\n%s", name, p.Log())
 		}
 	})

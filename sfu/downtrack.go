@@ -217,7 +217,7 @@ func (d *DownTrack) layersChanged() {
 	d.mu.Unlock()
 	if changed {
 		d.up.engine.log.Debug("layer target", "consumer", d.id, "publisher", d.streamID, "target", target, "current", cur)
-		if !svc || target > cur {
+		if d.transportUp() && (!svc || target > cur) {
 			// (A scalable stream's smaller layers need no keyframe: they
 			// are in every picture, and refer to nothing above them.)
 			d.up.requestKeyframe(target)
@@ -336,8 +336,18 @@ func (d *DownTrack) Resume() {
 	}
 }
 
-// requestKeyframe asks for a keyframe of the layer chosen.
+// transportUp reports whether packets written now can leave: the
+// subscriber's DTLS is up (always, for a down track of no subscriber).
+func (d *DownTrack) transportUp() bool { return d.bw == nil || d.bw.ready.Load() }
+
+// requestKeyframe asks for a keyframe of the layer chosen, once the
+// transport is up (the subscriber asks for each track then): a keyframe
+// that came before would be dropped, and the request for it would hold
+// back the next one.
 func (d *DownTrack) requestKeyframe() {
+	if !d.transportUp() {
+		return
+	}
 	d.mu.Lock()
 	target := d.fwd.Target()
 	d.mu.Unlock()
@@ -347,6 +357,12 @@ func (d *DownTrack) requestKeyframe() {
 // forward sends one packet of the up track. Called by the up track's
 // reader only; never blocks (UDP writes do not, ICE-TCP drops when full).
 func (d *DownTrack) forward(p *upPacket) {
+	if !d.transportUp() {
+		// Pion drops what is written before DTLS is up, a keyframe with
+		// it, and the receiver would wait a PLI round trip for the next.
+		// The forwarder starts at the keyframe asked for once it is up.
+		return
+	}
 	in := InPacket{
 		ExtSeq: p.extSeq, Timestamp: p.header.Timestamp, Keyframe: p.keyframe, Arrival: p.arrival,
 		Layer: p.layer, Marker: p.header.Marker, RefTS: p.refTS, RefOK: p.refOK, SVC: p.svc && p.hasDesc,

@@ -158,6 +158,7 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 		t.Fatalf("10 requests at once sent %v, want one PLI for SSRC 1111", plis)
 	}
 	up.layer(0).lastKeyframeReq.Store(time.Now().Add(-keyframeInterval).UnixNano())
+	up.lastKeyframeReq.Store(time.Now().Add(-keyframeInterval).UnixNano())
 	up.requestKeyframe(0)
 	if len(plis) != 2 {
 		t.Errorf("a request after %v sent no PLI", keyframeInterval)
@@ -165,6 +166,34 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 	opus := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}
 	audio := testUpTrack("a", testEngine(), opus, 2222, 0, func([]rtcp.Packet) error { t.Error("audio asked for a keyframe"); return nil })
 	audio.requestKeyframe(0)
+}
+
+// A publisher's encoder ignores a request for any layer sent within
+// 300 ms of one for another (and answers that one with keyframes of
+// every layer): a request for another layer waits publisherKeyframeGap,
+// then goes.
+func TestKeyframeRequestsForAnotherLayerWait(t *testing.T) {
+	var plis []uint32
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func(pkts []rtcp.Packet) error {
+		for _, p := range pkts {
+			if pli, ok := p.(*rtcp.PictureLossIndication); ok {
+				plis = append(plis, pli.MediaSSRC)
+			}
+		}
+		return nil
+	})
+	up.addLayer(1, "m", 2222, nil)
+	up.requestKeyframe(0)
+	up.requestKeyframe(1)
+	if len(plis) != 1 || plis[0] != 1111 {
+		t.Fatalf("requests for layers 0 and 1 at once sent %v, want one PLI for SSRC 1111", plis)
+	}
+	up.lastKeyframeReq.Store(time.Now().Add(-publisherKeyframeGap).UnixNano())
+	up.requestKeyframe(0) // its own interval is not over
+	up.requestKeyframe(1)
+	if len(plis) != 2 || plis[1] != 2222 {
+		t.Errorf("after %v: PLIs %v, want one more for SSRC 2222", publisherKeyframeGap, plis)
+	}
 }
 
 // Without RTX a resend goes under the packet's first SRTP index, so it

@@ -124,3 +124,33 @@ func TestLayerSwitchKeepsCaptureClock(t *testing.T) {
 		t.Errorf("the report's rtp time moved from %d to %d with the switch, want one tick", before.RTPTime, after.RTPTime)
 	}
 }
+
+// Nothing goes to a subscriber whose transport is not up (Pion would drop
+// it, a keyframe with it): the down track starts at the first keyframe
+// after.
+func TestDownTrackWaitsForTheTransport(t *testing.T) {
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	d := NewDownTrack(up, "d", "s")
+	d.bw = newBandwidth(1_000_000, 10_000_000)
+	codec := vp8Codec
+	codec.PayloadType = 100
+	w := &recordingWriter{}
+	if _, err := d.Bind(&trackContext{codecs: []webrtc.RTPCodecParameters{codec}, ssrc: 5000, writer: w}); err != nil {
+		t.Fatal(err)
+	}
+	r := upReader{level: 127}
+	up.handle(&r, vp8Packet(100, 90000, true))
+	up.handle(&r, vp8Packet(101, 93000, false))
+	if len(w.packets) != 0 {
+		t.Fatalf("%d packets sent before the transport was up", len(w.packets))
+	}
+	d.bw.ready.Store(true)
+	up.handle(&r, vp8Packet(102, 96000, false))
+	if len(w.packets) != 0 {
+		t.Fatal("a delta frame sent first")
+	}
+	up.handle(&r, vp8Packet(103, 99000, true))
+	if len(w.packets) != 1 {
+		t.Fatalf("%d packets sent after the keyframe, want 1", len(w.packets))
+	}
+}

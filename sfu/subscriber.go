@@ -94,6 +94,7 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		if st == webrtc.PeerConnectionStateConnected {
 			s.bw.ready.Store(true) // packets leave now: number them from here on
 			s.startDirect()
+			s.startTracks()
 		}
 		if p.OnStateChange != nil {
 			p.OnStateChange(st)
@@ -103,6 +104,21 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 	go s.reportLoop()
 	go s.allocLoop()
 	return s, nil
+}
+
+// startTracks asks for a keyframe for each video track, where its
+// forwarder starts now that the transport is up (again, after an ICE
+// restart: what was sent meanwhile is lost).
+func (s *Subscriber) startTracks() {
+	s.mu.Lock()
+	downs := make([]*DownTrack, 0, len(s.tracks))
+	for d := range s.tracks {
+		downs = append(downs, d)
+	}
+	s.mu.Unlock()
+	for _, d := range downs {
+		d.requestKeyframe()
+	}
 }
 
 // startDirect takes the direct path once DTLS is up: the keys from the

@@ -15,6 +15,14 @@ import (
 // to one publisher stream, however many subscribers ask.
 const keyframeInterval = 500 * time.Millisecond
 
+// publisherKeyframeGap is the least time between two keyframe requests
+// sent to one publisher for any of its layers. A browser's encoder makes
+// a keyframe of every layer for a request on any, and ignores the next
+// request of any layer for 300 ms (libwebrtc's EncoderRtcpFeedback): one
+// sent sooner is lost, and the subscriber waiting for it waits a whole
+// keyframeInterval more. Sent later, it is heard. (50 ms more for jitter.)
+const publisherKeyframeGap = 350 * time.Millisecond
+
 // MaxLayers is the most simulcast layers a track has.
 const MaxLayers = 3
 
@@ -35,6 +43,9 @@ type UpTrack struct {
 	rids      []string
 
 	layers [MaxLayers]atomic.Pointer[upLayer]
+	// lastKeyframeReq is when a keyframe of any layer was last asked for
+	// (unix nanos).
+	lastKeyframeReq atomic.Int64
 
 	mu    sync.Mutex // serializes changes of downs and of the layer count
 	downs atomic.Pointer[[]*DownTrack]
@@ -517,7 +528,10 @@ func (l *upLayer) noteSVC(d *payloadDesc, n int, at time.Time) {
 
 // requestKeyframe asks the publisher for a keyframe of layer index, at
 // most once per keyframeInterval per layer (of the stream, for the
-// spatial layers of a scalable one: a keyframe holds them all).
+// spatial layers of a scalable one: a keyframe holds them all) and once
+// per publisherKeyframeGap for all layers together. A request held back
+// is not kept: a subscriber waiting for a keyframe asks again with each
+// packet that is not one.
 func (u *UpTrack) requestKeyframe(index int8) {
 	if u.codecKind == codecAudio || index < 0 || index >= MaxLayers {
 		return
@@ -530,10 +544,12 @@ func (u *UpTrack) requestKeyframe(index int8) {
 		return
 	}
 	now := time.Now().UnixNano()
-	last := l.lastKeyframeReq.Load()
-	if now-last < int64(keyframeInterval) || !l.lastKeyframeReq.CompareAndSwap(last, now) {
+	last, anyLast := l.lastKeyframeReq.Load(), u.lastKeyframeReq.Load()
+	if now-last < int64(keyframeInterval) || now-anyLast < int64(publisherKeyframeGap) ||
+		!u.lastKeyframeReq.CompareAndSwap(anyLast, now) {
 		return
 	}
+	l.lastKeyframeReq.Store(now)
 	err := u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
 	if err == nil {
 		u.engine.Stats.PLIsOut.Add(1)
