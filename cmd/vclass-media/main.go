@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -60,6 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logDir := fs.String("log-dir", getenv("VCLASS_LOG_DIR"), "also write logs to a rotated file in this folder (env VCLASS_LOG_DIR)")
 	healthcheck := fs.Bool("healthcheck", false, "ask the running server's /healthz (for a container HEALTHCHECK) and exit 0 if healthy")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	debugAddr := fs.String("debug-addr", getenv("VCLASS_DEBUG_ADDR"), "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it off the public network (env VCLASS_DEBUG_ADDR; empty = off)")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
@@ -87,6 +89,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitConfig
 	}
 	defer closeLog()
+	if *debugAddr != "" {
+		ln, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			log.Error("vclass-media: -debug-addr", "err", err)
+			return exitConfig
+		}
+		defer serveDebug(ln, log)()
+	}
 	if err := serve(ctx, cfg, log, stdout); err != nil {
 		log.Error("vclass-media stopped", "err", err)
 		return exitRuntime
@@ -236,6 +246,21 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveDebug serves Go's runtime profiles on their own listener, apart
+// from the public one: a CPU or heap profile of a node under load.
+func serveDebug(ln net.Listener, log *slog.Logger) (stop func()) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("profiles served", "addr", ln.Addr().String(), "path", "/debug/pprof/")
+	return func() { _ = srv.Close() }
 }
 
 // clusterView answers the portal API's questions from the cluster.

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,5 +109,24 @@ func TestCheckConfigEnv(t *testing.T) {
 	env["VCLASS_RTC_PORTS"] = "30010-30000"
 	if code, _, errOut := runCheck(t, fixture, func(k string) string { return env[k] }); code != 2 || !strings.Contains(errOut, "VCLASS_RTC_PORTS") {
 		t.Errorf("bad VCLASS_RTC_PORTS: exit %d, %q", code, errOut)
+	}
+}
+
+// -debug-addr serves Go's profiles on a listener of its own.
+func TestDebugAddrServesProfiles(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := serveDebug(ln, slog.New(slog.DiscardHandler))
+	defer stop()
+	res, err := http.Get("http://" + ln.Addr().String() + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
+		t.Errorf("GET /debug/pprof/heap: %d %.80q", res.StatusCode, body)
 	}
 }
