@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // batchSize is how many datagrams one sendmmsg or recvmmsg moves.
@@ -36,6 +37,18 @@ type batchConn struct {
 	readMu sync.Mutex // the ICE mux reads from one goroutine; this keeps it safe anyway
 	in     *batch     // datagrams read, in[next:n] not yet taken
 	next   int
+
+	// The direct path's receiving side: RTCP from these addresses is
+	// taken by their subscribers as it is read, and never reaches Pion.
+	// Copied on change (joins are rare, reads are not).
+	sinksMu sync.Mutex
+	sinks   atomic.Pointer[map[netip.AddrPort]rtcpSink]
+}
+
+// rtcpSink takes the SRTCP packets a subscriber sends, on the reading
+// goroutine: it must not block.
+type rtcpSink interface {
+	readSRTCP(encrypted []byte)
 }
 
 func newBatchConn(c *net.UDPConn) *batchConn {
@@ -130,22 +143,79 @@ func (c *batchConn) WriteTo(p []byte, to net.Addr) (int, error) {
 	return c.UDPConn.WriteTo(p, to)
 }
 
+// claim sends what RTCP comes from addr to s, not to Pion.
+func (c *batchConn) claim(addr netip.AddrPort, s rtcpSink) {
+	addr = unmapped(addr)
+	c.sinksMu.Lock()
+	defer c.sinksMu.Unlock()
+	next := map[netip.AddrPort]rtcpSink{addr: s}
+	if old := c.sinks.Load(); old != nil {
+		for a, x := range *old {
+			if a != addr {
+				next[a] = x
+			}
+		}
+	}
+	c.sinks.Store(&next)
+}
+
+// release gives addr's RTCP back to Pion, if s still claims it.
+func (c *batchConn) release(addr netip.AddrPort, s rtcpSink) {
+	addr = unmapped(addr)
+	c.sinksMu.Lock()
+	defer c.sinksMu.Unlock()
+	old := c.sinks.Load()
+	if old == nil || (*old)[addr] != s {
+		return
+	}
+	next := make(map[netip.AddrPort]rtcpSink, len(*old)-1)
+	for a, x := range *old {
+		if a != addr {
+			next[a] = x
+		}
+	}
+	c.sinks.Store(&next)
+}
+
+// unmapped is addr with an IPv4 address as such, not mapped into IPv6 as
+// a dual-stack socket reports it.
+func unmapped(addr netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+}
+
+// isRTCP tells RTCP from RTP, STUN and DTLS (RFC 7983, RFC 5761: RTCP
+// packet types 192-223 would be RTP payload types 64-95 with the marker).
+func isRTCP(b []byte) bool {
+	return len(b) >= 8 && b[0]&0xc0 == 0x80 && b[1] >= 192 && b[1] <= 223
+}
+
 // ReadFromAddrPort implements ice.AddrPortReaderWriter, taking up to
-// batchSize datagrams from the kernel at a time.
+// batchSize datagrams from the kernel at a time. RTCP of a claimed
+// address goes to its subscriber instead.
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	if c.next >= c.in.n {
-		c.in.n, c.next = 0, 0
-		n, err := c.sys.receive(c.in)
-		if err != nil {
-			return 0, netip.AddrPort{}, err
+	for {
+		if c.next >= c.in.n {
+			c.in.n, c.next = 0, 0
+			n, err := c.sys.receive(c.in)
+			if err != nil {
+				return 0, netip.AddrPort{}, err
+			}
+			c.in.n = n
 		}
-		c.in.n = n
+		data, from := c.in.datagram(c.next)
+		c.next++
+		if isRTCP(data) {
+			if sinks := c.sinks.Load(); sinks != nil {
+				if s, ok := (*sinks)[unmapped(from)]; ok {
+					s.readSRTCP(data)
+					continue
+				}
+			}
+		}
+		return copy(p, data), from, nil
 	}
-	data, from := c.in.datagram(c.next)
-	c.next++
-	return copy(p, data), from, nil
 }
 
 // ReadFrom implements net.PacketConn.

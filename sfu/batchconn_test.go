@@ -169,3 +169,51 @@ func TestBatchConnDualStack(t *testing.T) {
 		}
 	}
 }
+
+// recordingSink is an rtcpSink that keeps what it takes.
+type recordingSink struct{ got [][]byte }
+
+func (s *recordingSink) readSRTCP(b []byte) { s.got = append(s.got, append([]byte(nil), b...)) }
+
+// RTCP from a claimed address goes to its sink as it is read; its other
+// datagrams (RTP, STUN, DTLS), and RTCP from elsewhere or once released,
+// go to the reader (Pion).
+func TestBatchConnGivesClaimedRTCPToItsSink(t *testing.T) {
+	bc := newBatchConn(listenLoopback(t))
+	a, b := listenLoopback(t), listenLoopback(t)
+	to := bc.LocalAddr().(*net.UDPAddr).AddrPort()
+	rtcpPkt := func(tag byte) []byte { return []byte{0x81, 205, 0, 1, 0, 0, 0, tag} } // a NACK's header
+	rtpPkt := []byte{0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 'r'}
+	stun := []byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 's'}
+	sink := &recordingSink{}
+	bc.claim(a.LocalAddr().(*net.UDPAddr).AddrPort(), sink)
+	send := func(c *net.UDPConn, p []byte) {
+		if _, err := c.WriteToUDPAddrPort(p, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(a, rtcpPkt(1))
+	send(a, rtpPkt)
+	send(a, stun)
+	send(b, rtcpPkt(2))
+	buf := make([]byte, 1500)
+	_ = bc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for _, want := range [][]byte{rtpPkt, stun, rtcpPkt(2)} {
+		n, _, err := bc.ReadFromAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[:n], want) {
+			t.Errorf("read %x, want %x", buf[:n], want)
+		}
+	}
+	if len(sink.got) != 1 || !bytes.Equal(sink.got[0], rtcpPkt(1)) {
+		t.Errorf("the sink took %x, want the claimed address's RTCP only", sink.got)
+	}
+	bc.release(b.LocalAddr().(*net.UDPAddr).AddrPort(), sink) // not its: no effect
+	bc.release(a.LocalAddr().(*net.UDPAddr).AddrPort(), sink)
+	send(a, rtcpPkt(3))
+	if n, _, err := bc.ReadFromAddrPort(buf); err != nil || !bytes.Equal(buf[:n], rtcpPkt(3)) {
+		t.Errorf("after release: read %x (%v), want the RTCP", buf[:n], err)
+	}
+}

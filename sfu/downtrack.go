@@ -643,20 +643,46 @@ func (d *DownTrack) resendDue(seq uint16, now time.Time) bool {
 	return true
 }
 
-// readRTCP handles the subscriber's feedback until the sender stops.
+// boundSSRC is the SSRC the down track sends with, 0 before binding.
+func (d *DownTrack) boundSSRC() uint32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ssrc
+}
+
+// keyframeAsked answers a subscriber's PLI or FIR.
+func (d *DownTrack) keyframeAsked() {
+	d.stats.PLIsIn.Add(1)
+	d.requestKeyframe()
+}
+
+// readRTCP handles the subscriber's feedback that comes through Pion
+// (before the direct path is taken, or over ICE-TCP: srtcpin.go) until
+// the sender stops. Pion gives a compound packet to every track it names:
+// only what is for this one is taken.
 func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
 			return
 		}
+		ssrc := d.boundSSRC()
 		for _, pkt := range pkts {
 			switch p := pkt.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.stats.PLIsIn.Add(1)
-				d.requestKeyframe()
+			case *rtcp.PictureLossIndication:
+				if p.MediaSSRC == ssrc {
+					d.keyframeAsked()
+				}
+			case *rtcp.FullIntraRequest:
+				for _, e := range p.FIR {
+					if e.SSRC == ssrc {
+						d.keyframeAsked()
+					}
+				}
 			case *rtcp.TransportLayerNack:
-				d.answerNack(p, time.Now())
+				if p.MediaSSRC == ssrc {
+					d.answerNack(p, time.Now())
+				}
 			case *rtcp.TransportLayerCC:
 				if d.bw != nil {
 					d.bw.onFeedback(p, time.Now())

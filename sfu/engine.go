@@ -89,6 +89,9 @@ type Counters struct {
 	// ResendsSkipped counts NACKed packets not sent again because the
 	// subscriber's retransmission budget was spent.
 	ResendsSkipped atomic.Uint64
+	// RTCPRefused counts subscribers' RTCP packets dropped on the direct
+	// path: failing authentication, replayed, or not parsing.
+	RTCPRefused atomic.Uint64
 	// PausedVideos is the down tracks paused for bandwidth now.
 	PausedVideos atomic.Int64
 	// Estimates counts subscriber link estimates by EstimateBuckets (the

@@ -44,6 +44,14 @@ func connectSubscriber(tb testing.TB, e *Engine, up *UpTrack, id string) <-chan 
 // to onTrack (nil: left unread).
 func connectSubscriberWith(tb testing.TB, e *Engine, up *UpTrack, id string, onTrack func(*webrtc.TrackRemote)) (*Subscriber, <-chan struct{}) {
 	tb.Helper()
+	sub, _, receiving := connectRemote(tb, e, up, id, onTrack)
+	return sub, receiving
+}
+
+// connectRemote is connectSubscriberWith that also returns the remote
+// peer connection.
+func connectRemote(tb testing.TB, e *Engine, up *UpTrack, id string, onTrack func(*webrtc.TrackRemote)) (*Subscriber, *webrtc.PeerConnection, <-chan struct{}) {
+	tb.Helper()
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
@@ -111,7 +119,7 @@ func connectSubscriberWith(tb testing.TB, e *Engine, up *UpTrack, id string, onT
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return sub, receiving
+	return sub, remote, receiving
 }
 
 // BenchmarkForwardLoopback measures the whole server-side send path per

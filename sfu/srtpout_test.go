@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +89,91 @@ func TestDirectPathDelivers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Once the direct path is taken, the subscriber's RTCP is read there, not
+// through Pion: its PLI reaches the publisher, its NACKs are answered.
+func TestDirectPathReadsRTCP(t *testing.T) {
+	e := newLoopbackEngine(t, 35110, 35119, false)
+	var plis atomic.Int32
+	up := testUpTrack("up", e, vp8Codec, 1111, 0, func(pkts []rtcp.Packet) error {
+		for _, p := range pkts {
+			if _, ok := p.(*rtcp.PictureLossIndication); ok {
+				plis.Add(1)
+			}
+		}
+		return nil
+	})
+	var ssrc atomic.Uint32
+	var lastSeq atomic.Int32
+	lastSeq.Store(-1)
+	sub, remote, receiving := connectRemote(t, e, up, "d", func(tr *webrtc.TrackRemote) {
+		ssrc.Store(uint32(tr.SSRC()))
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			lastSeq.Store(int32(p.SequenceNumber))
+		}
+	})
+	r := upReader{level: 127}
+	seq := uint16(0)
+	for ready := false; !ready; seq++ {
+		up.handle(&r, vp8Packet(seq, uint32(seq)*3000, true))
+		select {
+		case <-receiving:
+			ready = true
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for sub.rtcpIn.Load() == nil || ssrc.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no direct RTCP reader after 2 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	x := sub.rtcpIn.Load()
+	before, plisBefore := x.taken.Load(), plis.Load()
+	up.lastKeyframeReq.Store(0)
+	up.layer(0).lastKeyframeReq.Store(0)
+	if err := remote.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc.Load()}}); err != nil {
+		t.Fatal(err)
+	}
+	for plis.Load() == plisBefore {
+		if time.Now().After(deadline.Add(time.Second)) {
+			t.Fatal("the subscriber's PLI did not reach the publisher")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if x.taken.Load() == before {
+		t.Error("the PLI came through Pion, not the direct path")
+	}
+	retransmits := e.Stats.Retransmits.Load()
+	nack := &rtcp.TransportLayerNack{MediaSSRC: ssrc.Load(), Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{uint16(lastSeq.Load())})}
+	if err := remote.WriteRTCP([]rtcp.Packet{nack}); err != nil {
+		t.Fatal(err)
+	}
+	for e.Stats.Retransmits.Load() == retransmits {
+		if time.Now().After(deadline.Add(2 * time.Second)) {
+			t.Fatal("a NACKed packet was not resent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if x.taken.Load() < before+2 {
+		t.Errorf("%d packets taken on the direct path, want the PLI and the NACK", x.taken.Load()-before)
+	}
+	// A forged packet (not sealed with the transport's keys) is refused.
+	refused, taken := e.Stats.RTCPRefused.Load(), x.taken.Load()
+	forged := make([]byte, 40)
+	copy(forged, []byte{0x81, 206, 0, 2, 0, 0, 0, 1, byte(ssrc.Load() >> 24), byte(ssrc.Load() >> 16), byte(ssrc.Load() >> 8), byte(ssrc.Load())})
+	forged[12] = 0x80 // the SRTCP E flag
+	x.readSRTCP(forged)
+	if e.Stats.RTCPRefused.Load() != refused+1 || x.taken.Load() != taken {
+		t.Errorf("a forged PLI: refused %d, taken %d; want it refused", e.Stats.RTCPRefused.Load()-refused, x.taken.Load()-taken)
+	}
+	_ = seq
 }
 
 // What the direct path sends decrypts to exactly the packet Pion would

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 
@@ -59,6 +60,12 @@ type Subscriber struct {
 	tracks      map[*DownTrack]*webrtc.RTPTransceiver
 	unannounced []*DownTrack
 	closed      bool
+
+	bySSRC     atomic.Pointer[map[uint32]*DownTrack] // trackOf's; nil: make again
+	rtcpIn     atomic.Pointer[directRTCP]            // the direct path's RTCP reader, once it is taken
+	rtcpMu     sync.Mutex                            // guards the two below
+	rtcpRoute  *udpRoute                             // the route claimed for rtcpIn
+	rtcpClosed bool
 }
 
 // NewSubscriber makes the sending side of a client.
@@ -134,12 +141,21 @@ func (s *Subscriber) startDirect() {
 		s.engine.log.Debug("no direct path", "subscriber", s.id, "err", err)
 		return
 	}
+	if x, err := newDirectRTCP(s, keys); err == nil {
+		s.rtcpIn.Store(x)
+	} else {
+		s.engine.log.Debug("no direct RTCP", "subscriber", s.id, "err", err)
+	}
 	ice := s.pc.SCTP().Transport().ICETransport()
-	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { p.pairChanged(s.engine.routeOf(pair)) })
+	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+		p.pairChanged(s.engine.routeOf(pair))
+		s.claimRTCP()
+	})
 	pair, _ := ice.GetSelectedCandidatePair()
 	r := s.engine.routeOf(pair)
 	p.firstRoute(r)
 	p.srtp.Store(keys)
+	s.claimRTCP()
 	s.engine.log.Debug("direct path", "subscriber", s.id, "profile", keys.Profile, "udp", r != nil)
 }
 
@@ -183,6 +199,7 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 		return fmt.Errorf("sfu: codec preferences: %w", err)
 	}
 	s.tracks[d] = tr
+	s.bySSRC.Store(nil)
 	s.unannounced = append(s.unannounced, d)
 	s.dirty = true
 	go d.readRTCP(sender)
@@ -201,6 +218,7 @@ func (s *Subscriber) RemoveTrack(d *DownTrack) error {
 		return nil
 	}
 	delete(s.tracks, d)
+	s.bySSRC.Store(nil)
 	for i, x := range s.unannounced {
 		if x == d {
 			s.unannounced = append(s.unannounced[:i], s.unannounced[i+1:]...)
@@ -297,6 +315,11 @@ func (s *Subscriber) Close() error {
 	s.tracks = nil
 	s.mu.Unlock()
 	close(s.stop)
+	s.rtcpMu.Lock()
+	s.rtcpClosed = true
+	s.rtcpMu.Unlock()
+	s.claimRTCP() // gives the route back
+	s.bySSRC.Store(nil)
 	for d := range tracks {
 		d.close()
 	}

@@ -60,22 +60,23 @@ func (m *Metrics) joinFailed(err error) {
 }
 
 var (
-	descRooms     = prometheus.NewDesc("vclass_rooms", "Rooms open on this node.", nil, nil)
-	descPeers     = prometheus.NewDesc("vclass_peers", "Peers in rooms.", nil, nil)
-	descProducers = prometheus.NewDesc("vclass_producers", "Tracks being published.", nil, nil)
-	descConsumers = prometheus.NewDesc("vclass_consumers", "Tracks being forwarded to subscribers.", nil, nil)
-	descPackets   = prometheus.NewDesc("vclass_rtp_packets_total", "RTP packets by direction.", []string{"direction"}, nil)
-	descBytes     = prometheus.NewDesc("vclass_rtp_bytes_total", "RTP bytes by direction.", []string{"direction"}, nil)
-	descNacks     = prometheus.NewDesc("vclass_nacks_received_total", "Sequence numbers NACKed by subscribers.", nil, nil)
-	descRetrans   = prometheus.NewDesc("vclass_retransmissions_total", "Packets resent from the cache on NACK.", nil, nil)
-	descPLIs      = prometheus.NewDesc("vclass_plis_total", "Keyframe requests: in from subscribers, out to publishers.", []string{"direction"}, nil)
-	descDropped   = prometheus.NewDesc("vclass_rtp_dropped_total", "Outgoing packets that could not be written.", nil, nil)
-	descSwitches  = prometheus.NewDesc("vclass_layer_switches_total", "Switches of a subscriber's track to another simulcast layer.", nil, nil)
-	descPauses    = prometheus.NewDesc("vclass_bandwidth_pauses_total", "Videos paused because a subscriber's link could not carry even their smallest layer.", nil, nil)
-	descPaused    = prometheus.NewDesc("vclass_bandwidth_paused_videos", "Videos paused for bandwidth now.", nil, nil)
-	descProbe     = prometheus.NewDesc("vclass_probe_bytes_total", "Padding sent to probe subscribers' links.", nil, nil)
-	descSkipped   = prometheus.NewDesc("vclass_retransmissions_skipped_total", "NACKed packets not resent: the subscriber's retransmission budget was spent.", nil, nil)
-	descEstimate  = prometheus.NewDesc("vclass_subscriber_estimate_bps", "Subscribers' downlink estimates (bits per second), one observation per subscriber every 500 ms.", nil, nil)
+	descRooms       = prometheus.NewDesc("vclass_rooms", "Rooms open on this node.", nil, nil)
+	descPeers       = prometheus.NewDesc("vclass_peers", "Peers in rooms.", nil, nil)
+	descProducers   = prometheus.NewDesc("vclass_producers", "Tracks being published.", nil, nil)
+	descConsumers   = prometheus.NewDesc("vclass_consumers", "Tracks being forwarded to subscribers.", nil, nil)
+	descPackets     = prometheus.NewDesc("vclass_rtp_packets_total", "RTP packets by direction.", []string{"direction"}, nil)
+	descBytes       = prometheus.NewDesc("vclass_rtp_bytes_total", "RTP bytes by direction.", []string{"direction"}, nil)
+	descNacks       = prometheus.NewDesc("vclass_nacks_received_total", "Sequence numbers NACKed by subscribers.", nil, nil)
+	descRetrans     = prometheus.NewDesc("vclass_retransmissions_total", "Packets resent from the cache on NACK.", nil, nil)
+	descPLIs        = prometheus.NewDesc("vclass_plis_total", "Keyframe requests: in from subscribers, out to publishers.", []string{"direction"}, nil)
+	descDropped     = prometheus.NewDesc("vclass_rtp_dropped_total", "Outgoing packets that could not be written.", nil, nil)
+	descSwitches    = prometheus.NewDesc("vclass_layer_switches_total", "Switches of a subscriber's track to another simulcast layer.", nil, nil)
+	descPauses      = prometheus.NewDesc("vclass_bandwidth_pauses_total", "Videos paused because a subscriber's link could not carry even their smallest layer.", nil, nil)
+	descPaused      = prometheus.NewDesc("vclass_bandwidth_paused_videos", "Videos paused for bandwidth now.", nil, nil)
+	descProbe       = prometheus.NewDesc("vclass_probe_bytes_total", "Padding sent to probe subscribers' links.", nil, nil)
+	descSkipped     = prometheus.NewDesc("vclass_retransmissions_skipped_total", "NACKed packets not resent: the subscriber's retransmission budget was spent.", nil, nil)
+	descRTCPRefused = prometheus.NewDesc("vclass_rtcp_refused_total", "Subscribers' RTCP packets dropped: failing authentication, replayed, or malformed.", nil, nil)
+	descEstimate    = prometheus.NewDesc("vclass_subscriber_estimate_bps", "Subscribers' downlink estimates (bits per second), one observation per subscriber every 500 ms.", nil, nil)
 )
 
 type mediaCollector struct {
@@ -117,6 +118,7 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPaused, int(s.PausedVideos.Load()))
 	counter(descProbe, s.ProbeBytes.Load())
 	counter(descSkipped, s.ResendsSkipped.Load())
+	counter(descRTCPRefused, s.RTCPRefused.Load())
 	buckets := make(map[float64]uint64, len(sfu.EstimateBuckets))
 	var count uint64
 	for i, le := range sfu.EstimateBuckets {
