@@ -66,3 +66,28 @@ func TestLeanLoadGenerator(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
+
+// vclass-load -rooms puts many small classes on the server: in 2 rooms of
+// 3, every member receives the other two's camera and microphone, and
+// nothing crosses between rooms.
+func TestLoadGeneratorRooms(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(34580, 34589, ""))
+	out, err := exec.Command(loadBinary, "-url", srv.WS, "-rooms", "2", "-per-room", "3", "-lean", "-audio",
+		"-fps", "15", "-frame-bytes", "2200", "-warmup", "3s", "-duration", "3s").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vclass-load -rooms: %v\n%s", err, out)
+	}
+	// 6 members × 2 others × (video + audio)
+	m := regexp.MustCompile(`lean: 24 tracks, lost (\d+) of (\d+) \(.*\), duplicates \d+, forged (\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no lean counts (24 tracks) in:\n%s", out)
+	}
+	lost, _ := strconv.Atoi(string(m[1]))
+	expected, _ := strconv.Atoi(string(m[2]))
+	forged, _ := strconv.Atoi(string(m[3]))
+	// 12 video tracks of 30 packets/s, 12 audio of 50, for 3 s
+	if lost != 0 || forged != 0 || expected < 12*(30+50)*3*9/10 {
+		t.Errorf("lost %d of %d, forged %d: want 0 of about %d, 0:\n%s", lost, expected, forged, 12*(30+50)*3, out)
+	}
+	t.Logf("%s", out)
+}

@@ -109,17 +109,24 @@ func main() {
 	flag.DurationVar(&o.joinGap, "join-gap", time.Second, "with -joins, the time between one joiner leaving and the next dialing")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile of the run to this file (go tool pprof)")
 	flag.BoolVar(&o.failover, "failover", false, "measure recovery from a dead node: -url lists the cluster's nodes (comma-separated); -duration is how long to wait for it")
-	flag.IntVar(&o.rooms, "rooms", 4, "rooms (with -failover)")
-	flag.IntVar(&o.perRoom, "per-room", 3, "sessions per room, each publishing video (with -failover)")
+	flag.IntVar(&o.rooms, "rooms", 0, "many rooms: this many rooms of -per-room members, each publishing video (and -audio) and receiving the others (-lean or not); with -failover the rooms of sessions (default 4)")
+	flag.IntVar(&o.perRoom, "per-room", 3, "members per room (with -rooms or -failover)")
 	flag.Parse()
 	if o.recorder != "" {
 		o.publishers, o.subscribers, o.audio = o.recordings, 0, true
 	}
-	if o.failover {
-		if o.rooms < 1 || o.perRoom < 2 {
-			fmt.Fprintln(os.Stderr, "vclass-load: -failover needs at least 1 room of 2 sessions")
-			os.Exit(2)
-		}
+	if o.failover && o.rooms == 0 {
+		o.rooms = 4
+	}
+	if o.rooms > 0 && !o.failover && (o.recorder != "" || len(o.steps) > 0 || o.joins > 0) {
+		fmt.Fprintln(os.Stderr, "vclass-load: -rooms goes with neither -recorder, -steps nor -joins")
+		os.Exit(2)
+	}
+	if o.rooms < 0 || o.rooms > 0 && o.perRoom < 2 {
+		fmt.Fprintln(os.Stderr, "vclass-load: -rooms and -failover need at least 1 room of 2 members")
+		os.Exit(2)
+	}
+	if o.rooms > 0 {
 		o.publishers, o.subscribers = o.rooms*o.perRoom, 0
 	}
 	if len(o.steps) > 0 {
@@ -159,6 +166,8 @@ func main() {
 		runLoad = runRecorder
 	case o.failover:
 		runLoad = runFailover
+	case o.rooms > 0:
+		runLoad = runRooms
 	}
 	err := runLoad(ctx, o, os.Stdout)
 	pprof.StopCPUProfile() // (none running: nothing)
@@ -188,27 +197,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	subscribers := 0
 	subscribe := func(n int) error {
 		for ; subscribers < n; subscribers++ {
-			opts := client.Options{URL: o.url, DisplayName: fmt.Sprintf("sub%d", subscribers)}
-			if o.lean {
-				opts.ReceiveEvery, opts.VerifyEvery = o.tick, o.verifyEvery
-			}
-			c, err := client.Dial(ctx, opts)
+			c, err := client.Dial(ctx, o.receiving(client.Options{URL: o.url, DisplayName: fmt.Sprintf("sub%d", subscribers)}))
 			if err != nil {
 				return err
 			}
 			clients = append(clients, c)
-			c.OnTrack(func(rt *client.RemoteTrack) {
-				if o.lean {
-					_ = rt.ReceiveInfo(newLeanTrack(&lean, rt).add)
-					return
-				}
-				for {
-					if _, _, err := rt.Track.ReadRTP(); err != nil {
-						return
-					}
-					received.Add(1)
-				}
-			})
+			c.OnTrack(o.receiver(&lean, &received))
 			if _, err := c.JoinRoom(ctx, o.room); err != nil {
 				return err
 			}
@@ -225,7 +219,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		wg.Wait()
 	}()
 	for i := range o.publishers {
-		c, err := publish(playCtx, o, o.room, i, &wg)
+		c, err := publish(playCtx, o, o.room, i, &wg, nil)
 		if err != nil {
 			return err
 		}
@@ -365,15 +359,48 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// publish starts one publisher of synthetic video (and audio).
-func publish(ctx context.Context, o options, room string, i int, wg *sync.WaitGroup) (*client.Client, error) {
+// receiving sets a subscriber's receive options: lean or not.
+func (o options) receiving(opts client.Options) client.Options {
+	if o.lean {
+		opts.ReceiveEvery, opts.VerifyEvery = o.tick, o.verifyEvery
+	}
+	return opts
+}
+
+// receiver takes a subscriber's tracks: lean ones counted in lean, full
+// ones read and counted in received.
+func (o options) receiver(lean *leanCounts, received *atomic.Int64) func(*client.RemoteTrack) {
+	return func(rt *client.RemoteTrack) {
+		if o.lean {
+			_ = rt.ReceiveInfo(newLeanTrack(lean, rt).add)
+			return
+		}
+		for {
+			if _, _, err := rt.Track.ReadRTP(); err != nil {
+				return
+			}
+			received.Add(1)
+		}
+	}
+}
+
+// publish starts one publisher of synthetic video (and audio). With recv,
+// it also receives the room's other tracks (-lean or not).
+func publish(ctx context.Context, o options, room string, i int, wg *sync.WaitGroup, recv func(*client.RemoteTrack)) (*client.Client, error) {
 	sources := []string{"video:cam"}
 	if o.audio {
 		sources = append(sources, "audio:mic")
 	}
-	c, err := client.Dial(ctx, client.Options{URL: o.url, DisplayName: fmt.Sprintf("pub%d", i), Sources: sources})
+	opts := client.Options{URL: o.url, DisplayName: fmt.Sprintf("pub%d", i), Sources: sources}
+	if recv != nil {
+		opts = o.receiving(opts)
+	}
+	c, err := client.Dial(ctx, opts)
 	if err != nil {
 		return nil, err
+	}
+	if recv != nil {
+		c.OnTrack(recv)
 	}
 	if _, err := c.JoinRoom(ctx, room); err != nil {
 		c.Close()

@@ -54,7 +54,7 @@ func runRecorder(ctx context.Context, o options, out io.Writer) error {
 	}()
 	for i := range o.recordings {
 		room := fmt.Sprintf("%s-%d", o.room, i)
-		c, err := publish(playCtx, o, room, i, &wg)
+		c, err := publish(playCtx, o, room, i, &wg, nil)
 		if err != nil {
 			return err
 		}
