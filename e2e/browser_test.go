@@ -173,6 +173,10 @@ type pageStats struct {
 		FramesEncoded   float64 `json:"framesEncoded"`
 		FrameHeight     float64 `json:"frameHeight"`
 		ScalabilityMode string  `json:"scalabilityMode"`
+		KeyFrames       float64 `json:"keyFramesEncoded"`
+		PLIs            float64 `json:"pliCount"`
+		Limitation      string  `json:"qualityLimitationReason"`
+		Active          bool    `json:"active"`
 	} `json:"outbound"`
 	Transports map[string]*candidatePair `json:"transports"`
 }

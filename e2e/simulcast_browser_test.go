@@ -29,16 +29,39 @@ func testBrowserSimulcast(t *testing.T, config, codec string) {
 	teacher := openPage(t, srv.URL+"/?room=simulcast&name=Teacher&autojoin=1&adaptive=0", "teacher")
 	student := openPage(t, srv.URL+"/?room=simulcast&name=Student&autojoin=1&adaptive=0", "student")
 	teacherID := inRoom(t, teacher)
+	t.Cleanup(func() {
+		if t.Failed() { // what the teacher's encoder did, layer by layer
+			for _, out := range teacher.stats().Outbound {
+				if out.Source == "video:cam" {
+					t.Logf("teacher's %s: %.0f lines, %.0f frames, %.0f keyframes, %.0f PLIs, active %v, limited by %q",
+						out.RID, out.FrameHeight, out.FramesEncoded, out.KeyFrames, out.PLIs, out.Active, out.Limitation)
+				}
+			}
+		}
+	})
 
-	// The teacher's camera goes out as l, m and h, each encoding.
+	// The teacher's camera goes out as l, m and h, each encoding, for a
+	// second on end. (Chromium encodes every layer's first frames, then
+	// only those its estimate allows until it rises: on a loaded machine
+	// the top layer took over 20 s to come back.)
 	var rids []string
-	// (Chromium starts the top layer once its estimate allows: on a
-	// loaded machine that took over 20 s.)
 	waitFor(t, 40*time.Second, "three camera layers being sent in "+codec, func() bool {
+		frames := func() (map[string]float64, map[string]float64) {
+			n, lines := map[string]float64{}, map[string]float64{}
+			for _, out := range teacher.stats().Outbound {
+				if out.Source == "video:cam" && strings.EqualFold(out.Codec, codec) {
+					n[out.RID], lines[out.RID] = out.FramesEncoded, out.FrameHeight
+				}
+			}
+			return n, lines
+		}
+		before, _ := frames()
+		time.Sleep(time.Second)
 		rids = rids[:0]
-		for _, out := range teacher.stats().Outbound {
-			if out.Source == "video:cam" && out.FramesEncoded > 0 && strings.EqualFold(out.Codec, codec) {
-				rids = append(rids, fmt.Sprintf("%s:%.0f", out.RID, out.FrameHeight))
+		after, lines := frames()
+		for rid, n := range after {
+			if n >= before[rid]+10 {
+				rids = append(rids, fmt.Sprintf("%s:%.0f", rid, lines[rid]))
 			}
 		}
 		sort.Strings(rids)

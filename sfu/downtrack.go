@@ -381,7 +381,7 @@ func (d *DownTrack) forward(p *upPacket) {
 	switched := now != before
 	w, ssrc, pt, twccID, ddID := d.writer, d.ssrc, d.pt, d.twccID, d.ddID
 	d.mu.Unlock()
-	if dec.RequestKeyframe {
+	if dec.RequestKeyframe && len(p.payload) > 0 { // (padding says nothing of a layer's frames)
 		d.up.requestKeyframe(p.layer)
 	}
 	if switched {

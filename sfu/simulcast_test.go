@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"encoding/binary"
 	"sync"
 	"testing"
 	"time"
@@ -270,5 +271,30 @@ func TestWantedLayer(t *testing.T) {
 		if got := up.wantedLayer(); got != step.want {
 			t.Errorf("%s: wanted %d, want %d", step.what, got, step.want)
 		}
+	}
+}
+
+// A layer that sends padding alone (a browser probing its link on a layer
+// it stopped encoding) is not live: subscribers are not held waiting for
+// its keyframe.
+func TestPaddingKeepsNoLayerLive(t *testing.T) {
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
+	up.addLayer(1, "m", 2222, nil)
+	r0, r1 := upReader{level: 127}, upReader{level: 127}
+	up.layer(0).handle(&r0, vp8Packet(1, 3000, true))
+	padding := make([]byte, 12+200)
+	padding[0], padding[1] = 0xa0, 96 // version 2 with the padding bit
+	binary.BigEndian.PutUint32(padding[8:], 2222)
+	padding[len(padding)-1] = 200
+	for seq := range uint16(5) {
+		binary.BigEndian.PutUint16(padding[2:], seq)
+		up.layer(1).handle(&r1, padding)
+	}
+	if live := up.LiveLayers(time.Now()); live != 1 {
+		t.Errorf("live layers %b after padding on layer 1, want only layer 0", live)
+	}
+	up.layer(1).handle(&r1, vp8Packet(5, 3000, false))
+	if live := up.LiveLayers(time.Now()); live != 3 {
+		t.Errorf("live layers %b after media on layer 1, want both", live)
 	}
 }

@@ -414,12 +414,17 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 	stats := &u.engine.Stats
 	stats.PacketsIn.Add(1)
 	stats.BytesIn.Add(uint64(len(pkt)))
-	l.bytes.Add(uint64(len(pkt)))
 	p.payload = payload
 	p.extSeq = r.unwrap.unwrap(p.header.SequenceNumber)
 	p.arrival = time.Now()
-	if l.lastPacket.Swap(p.arrival.UnixNano()) == 0 {
-		u.layersChanged() // a new layer: down tracks may want it
+	// Padding alone (a browser probing its link, on a layer it has
+	// stopped encoding too) neither keeps a layer live nor costs it: a
+	// subscriber would wait for that layer's keyframe for ever.
+	if len(payload) > 0 {
+		l.bytes.Add(uint64(len(pkt)))
+		if l.lastPacket.Swap(p.arrival.UnixNano()) == 0 {
+			u.layersChanged() // a new layer: down tracks may want it
+		}
 	}
 	p.layer = l.index
 	switch u.codecKind {

@@ -503,6 +503,7 @@ export class VClassClient extends EventTarget {
         targetBitrate: s.targetBitrate ?? 0, rid: s.rid ?? null, frameWidth: s.frameWidth ?? 0,
         frameHeight: s.frameHeight ?? 0, framesPerSecond: s.framesPerSecond ?? 0,
         qualityLimitationReason: s.qualityLimitationReason ?? null,
+        keyFramesEncoded: s.keyFramesEncoded ?? 0, pliCount: s.pliCount ?? 0, active: s.active ?? null,
       }));
     const transports = { send: await pairStats(this.#sendPC), recv: await pairStats(this.#recvPC) };
     return { inbound, outbound, transports };
