@@ -27,11 +27,13 @@ const srtpOverhead = 16 + 8 + 20
 // estimate among the subscriber's tracks (allocate) and probes for more
 // when a track wants more than the estimate affords.
 type bandwidth struct {
-	history sendHistory
-	probe   atomic.Uint32 // the probe cluster being sent, 0 = none
 	// ready: the transport is up. Before, Pion drops what is written, and
 	// numbered packets that never leave would read as lost.
 	ready atomic.Bool
+	probe atomic.Uint32 // the probe cluster being sent, 0 = none
+	// (ready, probe and the history's head share a cache line: numbering
+	// a forwarded packet reads them all.)
+	history sendHistory
 
 	mu           sync.Mutex
 	est          *Estimator
@@ -374,7 +376,7 @@ func (s *Subscriber) maybeProbe(now time.Time, est int, wanted, spent float64, d
 		s.bw.signal()
 		return
 	}
-	b.probeID++
+	b.probeID = b.probeID%0xffff + 1 // 1 to 65535: the send history keeps 16 bits
 	id := b.probeID
 	b.est.StartProbe(id)
 	b.nextProbe = now.Add(b.backoff)
@@ -478,7 +480,10 @@ func (d *DownTrack) sendPadding(n int) int {
 			SequenceNumber: first + uint16(i), Timestamp: ts}
 		twcc, numbered := d.bw.number(h, &d.padTWCC, twccID, 0, time.Now())
 		d.noteTWCC(h.SequenceNumber, twcc, numbered)
-		written, err := d.write(w, h, nil)
+		if d.padSeal == nil {
+			d.padSeal = make([]byte, 12+8+paddingSize+64) // header, TWCC, padding, SRTP's tag
+		}
+		written, err := d.write(w, h, nil, d.padSeal)
 		if err != nil {
 			continue
 		}

@@ -43,11 +43,11 @@ type DownTrack struct {
 	viewWidth, viewHeight int
 	viewHidden            bool
 	twccID                uint8
-	ddID                  uint8       // AV1: the subscriber's id of the dependency descriptor, 0 = none
-	bw                    *bandwidth  // the subscriber's; nil in tests without one
-	direct                *directPath // the subscriber's; nil: Pion's path only
-	out                   srtpOut     // the direct path's SRTP context
-	twccSent              [twccRing]atomic.Uint64
+	ddID                  uint8                                   // AV1: the subscriber's id of the dependency descriptor, 0 = none
+	bw                    *bandwidth                              // the subscriber's; nil in tests without one
+	direct                *directPath                             // the subscriber's; nil: Pion's path only
+	out                   srtpOut                                 // the direct path's SRTP context
+	twccSent              atomic.Pointer[[twccRing]atomic.Uint64] // made at binding without RTX: what resends need
 	noRouteTold           atomic.Bool
 
 	priority atomic.Int32
@@ -62,18 +62,31 @@ type DownTrack struct {
 	packets, octets atomic.Uint64 // sent, for sender reports
 	reportSoon      func()        // asks the subscriber for sender reports now; set before binding
 
-	rtxMu   sync.Mutex // serializes retransmissions (RTCP goroutine, tests)
-	rtxHdr  rtp.Header
-	rtxTWCC twccExt
-	padHdr  rtp.Header // under wmu
-	padTWCC twccExt
-	rtxBuf  [maxPacketSize]byte
-	rtxDD   [255]byte
-	resent  [256]struct { // recent resends by sequence number
-		seq uint16
-		at  time.Time
-	}
+	rtxMu   sync.Mutex  // serializes retransmissions (RTCP goroutine, tests)
+	rtxBufs *rtxBuffers // under rtxMu; made at the first retransmission (most tracks never make one)
+	resent  [128]resend // under rtxMu: recent resends by sequence number
+	padHdr  rtp.Header  // under wmu
+	padTWCC twccExt     // under wmu
+	padSeal []byte      // under wmu; made at the first padding packet
 }
+
+// rtxBuffers are what a retransmission is made in.
+type rtxBuffers struct {
+	hdr  rtp.Header
+	twcc twccExt
+	buf  [maxPacketSize]byte
+	dd   [255]byte
+	seal [sealSize]byte
+}
+
+// resend is one packet resent, when (unix nanos).
+type resend struct {
+	seq uint16
+	at  int64
+}
+
+// sealSize is room for a packet as sent: SRTP adds its tag.
+const sealSize = maxPacketSize + 64
 
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
 
@@ -283,6 +296,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	if rtx, ok := rtxFor(ctx.CodecParameters(), codec.PayloadType); ok && ctx.SSRCRetransmission() != 0 {
 		d.rtx = rtxStream{ssrc: uint32(ctx.SSRCRetransmission()), pt: uint8(rtx.PayloadType)}
 	}
+	if d.twccID != 0 && d.rtx.ssrc == 0 && d.twccSent.Load() == nil {
+		d.twccSent.Store(new([twccRing]atomic.Uint64))
+	}
 	d.mu.Unlock()
 	d.up.addDown(d)
 	d.layersChanged()
@@ -416,7 +432,7 @@ func (d *DownTrack) forward(p *upPacket) {
 		setDD(h, &p.twcc, ddID, dd)
 	}
 	// Pion reports (0, nil) while DTLS is not up yet: nothing was sent.
-	if n, err := d.write(w, h, payload); err != nil || n == 0 {
+	if n, err := d.write(w, h, payload, p.sealed[:]); err != nil || n == 0 {
 		d.stats.DroppedOut.Add(1)
 	} else {
 		d.stats.PacketsOut.Add(1)
@@ -429,10 +445,11 @@ func (d *DownTrack) forward(p *upPacket) {
 }
 
 // write sends one packet of d's streams: on the direct path when it can
-// be taken, else through Pion (srtpOut.send).
-func (d *DownTrack) write(w webrtc.TrackLocalWriter, h *rtp.Header, payload []byte) (int, error) {
+// be taken (sealed in buf, which the caller owns), else through Pion
+// (srtpOut.send).
+func (d *DownTrack) write(w webrtc.TrackLocalWriter, h *rtp.Header, payload, buf []byte) (int, error) {
 	k, r := d.direct.take()
-	n, err := d.out.send(k, r, w, h, payload)
+	n, err := d.out.send(k, r, w, h, payload, buf)
 	if err == errNoRoute && !d.noRouteTold.Swap(true) {
 		d.up.engine.log.Warn("direct path lost its route (ICE moved off UDP): this subscriber's media stops until it reconnects",
 			"consumer", d.id, "publisher", d.streamID)
@@ -447,16 +464,24 @@ const twccRing = 512
 // noteTWCC keeps the transport-wide number packet seq is sent with
 // (numbered false: none).
 func (d *DownTrack) noteTWCC(seq, twcc uint16, numbered bool) {
+	ring := d.twccSent.Load()
+	if ring == nil {
+		return // RTX: resends get numbers of their own
+	}
 	v := uint64(0)
 	if numbered {
 		v = 1<<32 | uint64(seq)<<16 | uint64(twcc)
 	}
-	d.twccSent[seq%twccRing].Store(v)
+	ring[seq%twccRing].Store(v)
 }
 
 // sentTWCC is the transport-wide number packet seq was sent with.
 func (d *DownTrack) sentTWCC(seq uint16) (uint16, bool) {
-	v := d.twccSent[seq%twccRing].Load()
+	ring := d.twccSent.Load()
+	if ring == nil {
+		return 0, false
+	}
+	v := ring[seq%twccRing].Load()
 	return uint16(v), v>>32 == 1 && uint16(v>>16) == seq
 }
 
@@ -495,8 +520,12 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 	inExt, tsOffset, picOffset, tl0Offset, svc := target.InExt, target.TSOffset, target.PicOffset, target.TL0Offset, d.up.svc.Load()
 	d.rtxMu.Lock()
 	defer d.rtxMu.Unlock()
+	if d.rtxBufs == nil {
+		d.rtxBufs = new(rtxBuffers)
+	}
+	rb := d.rtxBufs
 	// Leave two bytes in front of the payload for RTX's original sequence number.
-	n := l.cache.get(inExt, d.rtxBuf[2:])
+	n := l.cache.get(inExt, rb.buf[2:])
 	if n == 0 {
 		return false
 	}
@@ -504,15 +533,15 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 		d.stats.ResendsSkipped.Add(1)
 		return false
 	}
-	payload, err := parseRTP(d.rtxBuf[2:2+n], &d.rtxHdr)
+	payload, err := parseRTP(rb.buf[2:2+n], &rb.hdr)
 	if err != nil {
 		return false
 	}
-	h := &d.rtxHdr
+	h := &rb.hdr
 	var dd []byte
 	if d.up.ddExt != 0 {
 		// Kept aside: RTX writes over the header's last bytes.
-		dd = d.rtxDD[:copy(d.rtxDD[:], h.GetExtension(d.up.ddExt))]
+		dd = rb.dd[:copy(rb.dd[:], h.GetExtension(d.up.ddExt))]
 	}
 	// As it was first sent: in the subscriber's picture numbering, ending
 	// the picture where the subscriber's pictures end.
@@ -550,25 +579,25 @@ func (d *DownTrack) retransmit(seq uint16) bool {
 		if !ok {
 			return false
 		}
-		d.rtxTWCC.seq = [2]byte{byte(twcc >> 8), byte(twcc)}
-		h.Extensions = d.rtxTWCC.exts[:0]
-		_ = h.SetExtension(twccID, d.rtxTWCC.seq[:])
+		rb.twcc.seq = [2]byte{byte(twcc >> 8), byte(twcc)}
+		h.Extensions = rb.twcc.exts[:0]
+		_ = h.SetExtension(twccID, rb.twcc.seq[:])
 	}
 	if len(dd) > 0 {
-		setDD(h, &d.rtxTWCC, ddID, dd)
+		setDD(h, &rb.twcc, ddID, dd)
 	}
 	h.SequenceNumber, h.Timestamp = seq, h.Timestamp-tsOffset
 	if rtxSSRC != 0 {
-		// The packet sits at rtxBuf[2:]; its header (at least 12 bytes) is
+		// The packet sits at buf[2:]; its header (at least 12 bytes) is
 		// parsed, so the two bytes before the payload are free to overwrite.
 		start := 2 + n - int(h.PaddingSize) - len(payload)
-		payload = d.rtxBuf[start-2 : start+len(payload)]
+		payload = rb.buf[start-2 : start+len(payload)]
 		payload[0], payload[1] = byte(seq>>8), byte(seq)
 		h.SSRC, h.PayloadType = rtxSSRC, rtxPT
 		h.SequenceNumber = d.rtx.seq
 		d.rtx.seq++
 	}
-	if n, err := d.write(w, h, payload); err != nil || n == 0 {
+	if n, err := d.write(w, h, payload, rb.seal[:]); err != nil || n == 0 {
 		return false
 	}
 	d.stats.Retransmits.Add(1)
@@ -636,10 +665,11 @@ func (d *DownTrack) resendDue(seq uint16, now time.Time) bool {
 	d.rtxMu.Lock()
 	defer d.rtxMu.Unlock()
 	slot := &d.resent[seq%uint16(len(d.resent))]
-	if slot.seq == seq && now.Sub(slot.at) < resendInterval {
+	at := now.UnixNano()
+	if slot.seq == seq && at-slot.at < int64(resendInterval) {
 		return false
 	}
-	slot.seq, slot.at = seq, now
+	slot.seq, slot.at = seq, at
 	return true
 }
 

@@ -157,7 +157,6 @@ type srtpOut struct {
 	ctx     *srtp.Context
 	streams [2]outStream
 	hdr     rtp.Header
-	buf     [maxPacketSize + 64]byte
 }
 
 // errNoRoute: a stream that went direct has no route now.
@@ -182,9 +181,11 @@ func (o *srtpOut) stream(ssrc uint32) *outStream {
 	return &o.streams[1]
 }
 
-// send sends one packet: with k on route r when both are there, else
-// through Pion's w (unless the stream went direct).
-func (o *srtpOut) send(k *dtlssrtp.Keys, r *udpRoute, w webrtc.TrackLocalWriter, h *rtp.Header, payload []byte) (int, error) {
+// send sends one packet: with k on route r when both are there, sealed in
+// buf (the caller's: the buffer of a goroutine that sends to many down
+// tracks stays in the cache), else through Pion's w (unless the stream
+// went direct).
+func (o *srtpOut) send(k *dtlssrtp.Keys, r *udpRoute, w webrtc.TrackLocalWriter, h *rtp.Header, payload, buf []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	st := o.stream(h.SSRC)
@@ -211,21 +212,21 @@ func (o *srtpOut) send(k *dtlssrtp.Keys, r *udpRoute, w webrtc.TrackLocalWriter,
 		st.synced = true
 	}
 	st.direct = true
-	n, err := h.MarshalTo(o.buf[:])
+	n, err := h.MarshalTo(buf[:])
 	if err != nil {
 		return 0, err
 	}
 	pad := int(h.PaddingSize) // as Pion marshals it
-	if n+len(payload)+pad+32 > len(o.buf) {
+	if n+len(payload)+pad+32 > len(buf) {
 		return 0, errTooLarge
 	}
-	n += copy(o.buf[n:], payload)
-	clear(o.buf[n : n+pad])
+	n += copy(buf[n:], payload)
+	clear(buf[n : n+pad])
 	if h.Padding && pad > 0 {
-		o.buf[n+pad-1] = byte(pad)
+		buf[n+pad-1] = byte(pad)
 	}
 	n += pad
-	out, err := o.ctx.EncryptRTP(o.buf[:0], o.buf[:n], &o.hdr)
+	out, err := o.ctx.EncryptRTP(buf[:0], buf[:n], &o.hdr)
 	if err != nil {
 		return 0, err
 	}

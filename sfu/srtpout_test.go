@@ -214,7 +214,7 @@ func TestSRTPOutKeepsEachStreamsIndex(t *testing.T) {
 			k, r = nil, nil
 		}
 		before := len(pion.packets)
-		if _, err := out.send(k, r, pion, &h, payload); err != nil {
+		if _, err := out.send(k, r, pion, &h, payload, make([]byte, sealSize)); err != nil {
 			return err
 		}
 		if !direct {
@@ -266,12 +266,12 @@ func TestSRTPOutKeepsEachStreamsIndex(t *testing.T) {
 	}
 	// No route: 7 went direct, so its packets are dropped, not sent through Pion.
 	for seq := uint16(3); seq < 40000; seq += 1000 {
-		if _, err := out.send(keys, nil, pion, &rtp.Header{Version: 2, SSRC: 7, SequenceNumber: seq}, nil); err != errNoRoute {
+		if _, err := out.send(keys, nil, pion, &rtp.Header{Version: 2, SSRC: 7, SequenceNumber: seq}, nil, nil); err != errNoRoute {
 			t.Fatalf("no route: %v", err)
 		}
 	}
 	for _, seq := range []uint16{40003, 50003, 60003, 65003, 500} { // on, past the next rollover
-		if _, err := out.send(keys, nil, pion, &rtp.Header{Version: 2, SSRC: 7, SequenceNumber: seq}, nil); err != errNoRoute {
+		if _, err := out.send(keys, nil, pion, &rtp.Header{Version: 2, SSRC: 7, SequenceNumber: seq}, nil, nil); err != errNoRoute {
 			t.Fatalf("no route: %v", err)
 		}
 	}

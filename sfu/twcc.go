@@ -18,14 +18,14 @@ type sendHistory struct {
 }
 
 // historySize packets are remembered: at 1,000 packets a second, one
-// second, ten times the feedback interval of browsers (24 KiB a
+// second, ten times the feedback interval of browsers (16 KiB a
 // subscriber).
 const historySize = 1024
 
 type sentPacket struct {
-	ext   uint64 // extended sequence number + 1; 0 = empty
 	at    int64  // unix nanos
-	probe uint32 // the probe cluster it was sent in, 0 = none
+	ext   uint32 // extended sequence number + 1 (its low 32 bits); 0 = empty
+	probe uint16 // the probe cluster it was sent in, 0 = none
 	size  uint16 // bytes on the wire (RTP)
 }
 
@@ -35,7 +35,7 @@ func (h *sendHistory) add(size int, now time.Time, probe uint32) uint16 {
 	h.mu.Lock()
 	ext := h.next
 	h.next++
-	h.slots[ext%historySize] = sentPacket{ext: ext + 1, at: now.UnixNano(), size: uint16(min(size, 0xffff)), probe: probe}
+	h.slots[ext%historySize] = sentPacket{ext: uint32(ext + 1), at: now.UnixNano(), size: uint16(min(size, 0xffff)), probe: uint16(probe)}
 	h.mu.Unlock()
 	return uint16(ext)
 }
@@ -76,8 +76,8 @@ func (h *sendHistory) feedbackResults(fb *rtcp.TransportLayerCC, out []packetRes
 			deltas = deltas[1:]
 			r.arrived = time.Unix(0, arrival)
 		}
-		if s := h.slots[seq%historySize]; s.ext == seq+1 {
-			r.sent, r.size, r.probe = time.Unix(0, s.at), int(s.size), s.probe
+		if s := h.slots[seq%historySize]; s.ext == uint32(seq+1) {
+			r.sent, r.size, r.probe = time.Unix(0, s.at), int(s.size), uint32(s.probe)
 			out = append(out, r)
 		}
 		seq++

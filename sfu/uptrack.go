@@ -110,6 +110,7 @@ type svcLayers struct {
 type upPacket struct {
 	out     rtp.Header          // the header a down track sends
 	scratch [maxPacketSize]byte // a payload a down track rewrites
+	sealed  [sealSize]byte      // the packet as a down track sends it
 	twcc    twccExt             // its transport-wide sequence number
 
 	header   rtp.Header
