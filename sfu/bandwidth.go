@@ -194,22 +194,6 @@ func (b *bandwidth) signal() {
 	}
 }
 
-// allocLoop shares the bandwidth among s's tracks every allocEvery and
-// whenever the estimate moves, and starts probes, until s closes.
-func (s *Subscriber) allocLoop() {
-	t := time.NewTicker(allocEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		case <-s.bw.kick:
-		}
-		s.allocate(time.Now())
-	}
-}
-
 // allocate gives each track the layer the estimate affords it.
 func (s *Subscriber) allocate(now time.Time) {
 	s.mu.Lock()

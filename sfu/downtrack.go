@@ -68,6 +68,8 @@ type DownTrack struct {
 	padHdr  rtp.Header  // under wmu
 	padTWCC twccExt     // under wmu
 	padSeal []byte      // under wmu; made at the first padding packet
+
+	pionReading bool // a goroutine reads its RTCP through Pion (guarded by its subscriber's mu)
 }
 
 // rtxBuffers are what a retransmission is made in.

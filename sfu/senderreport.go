@@ -95,25 +95,6 @@ func durationToNTP(d time.Duration) uint64 {
 	return secs<<32 | (rem<<32)/uint64(time.Second)
 }
 
-// reportLoop sends sender reports for every bound track until the
-// subscriber closes: each second, and at once when a track starts or its
-// publisher's first report comes.
-func (s *Subscriber) reportLoop() {
-	t := time.NewTicker(senderReportInterval)
-	defer t.Stop()
-	var pkts []rtcp.Packet
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-s.reportNow:
-			s.sendReports(time.Now(), &pkts)
-		case now := <-t.C:
-			s.sendReports(now, &pkts)
-		}
-	}
-}
-
 // sendReports sends a report for every track that has one to give.
 func (s *Subscriber) sendReports(now time.Time, buf *[]rtcp.Packet) {
 	pkts := (*buf)[:0]

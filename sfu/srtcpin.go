@@ -109,14 +109,14 @@ func (s *Subscriber) trackOf(ssrc uint32) *DownTrack {
 }
 
 // claimRTCP points the socket of the direct route, if any, at the
-// subscriber's direct RTCP reader, and the route given up back at Pion.
+// subscriber's direct RTCP reader, and the route given up back at Pion
+// (whose readers of each track then start, if they are not running).
 func (s *Subscriber) claimRTCP() {
 	x := s.rtcpIn.Load()
 	if x == nil {
 		return
 	}
 	s.rtcpMu.Lock()
-	defer s.rtcpMu.Unlock()
 	r := s.direct.route.Load()
 	if s.rtcpClosed {
 		r = nil
@@ -128,4 +128,35 @@ func (s *Subscriber) claimRTCP() {
 		r.conn.claim(r.to, x)
 	}
 	s.rtcpRoute = r
+	closed := s.rtcpClosed
+	s.rtcpMu.Unlock()
+	if r == nil && !closed {
+		s.readPionRTCP()
+	}
+}
+
+// rtcpClaimed reports whether the direct path reads the RTCP now.
+func (s *Subscriber) rtcpClaimed() bool {
+	s.rtcpMu.Lock()
+	defer s.rtcpMu.Unlock()
+	return s.rtcpRoute != nil
+}
+
+// readPionRTCP has every track's RTCP read through Pion from now on: one
+// goroutine a track, started only when the direct path cannot read it (a
+// subscriber of many tracks would hold as many idle goroutines). Once
+// started, a track's reader runs until its sender stops.
+func (s *Subscriber) readPionRTCP() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.pionRTCP = true
+	for d, tr := range s.tracks {
+		if !d.pionReading {
+			d.pionReading = true
+			go d.readRTCP(tr.Sender())
+		}
+	}
 }

@@ -93,8 +93,18 @@ func TestDirectPathDelivers(t *testing.T) {
 
 // Once the direct path is taken, the subscriber's RTCP is read there, not
 // through Pion: its PLI reaches the publisher, its NACKs are answered.
+// Without the direct path (NoBatching) Pion's readers of each track do
+// the same.
 func TestDirectPathReadsRTCP(t *testing.T) {
-	e := newLoopbackEngine(t, 35110, 35119, false)
+	for i, noBatching := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noBatching=%v", noBatching), func(t *testing.T) {
+			testReadsRTCP(t, uint16(35110+5*i), noBatching)
+		})
+	}
+}
+
+func testReadsRTCP(t *testing.T, ports uint16, noBatching bool) {
+	e := newLoopbackEngine(t, ports, ports+4, noBatching)
 	var plis atomic.Int32
 	up := testUpTrack("up", e, vp8Codec, 1111, 0, func(pkts []rtcp.Packet) error {
 		for _, p := range pkts {
@@ -128,14 +138,24 @@ func TestDirectPathReadsRTCP(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for sub.rtcpIn.Load() == nil || ssrc.Load() == 0 {
+	for sub.rtcpIn.Load() == nil && !noBatching || ssrc.Load() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no direct RTCP reader after 2 s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	x := sub.rtcpIn.Load()
-	before, plisBefore := x.taken.Load(), plis.Load()
+	taken := func() uint64 { return 0 }
+	if x := sub.rtcpIn.Load(); x != nil {
+		taken = x.taken.Load
+	}
+	sub.mu.Lock()
+	for d := range sub.tracks {
+		if d.pionReading != noBatching {
+			t.Errorf("a goroutine reads the track's RTCP through Pion: %v, want %v", d.pionReading, noBatching)
+		}
+	}
+	sub.mu.Unlock()
+	before, plisBefore := taken(), plis.Load()
 	up.lastKeyframeReq.Store(0)
 	up.layer(0).lastKeyframeReq.Store(0)
 	if err := remote.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc.Load()}}); err != nil {
@@ -147,7 +167,7 @@ func TestDirectPathReadsRTCP(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if x.taken.Load() == before {
+	if taken() == before && !noBatching {
 		t.Error("the PLI came through Pion, not the direct path")
 	}
 	retransmits := e.Stats.Retransmits.Load()
@@ -161,17 +181,21 @@ func TestDirectPathReadsRTCP(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if x.taken.Load() < before+2 {
-		t.Errorf("%d packets taken on the direct path, want the PLI and the NACK", x.taken.Load()-before)
+	if taken() < before+2 && !noBatching {
+		t.Errorf("%d packets taken on the direct path, want the PLI and the NACK", taken()-before)
+	}
+	if noBatching {
+		return
 	}
 	// A forged packet (not sealed with the transport's keys) is refused.
-	refused, taken := e.Stats.RTCPRefused.Load(), x.taken.Load()
+	x := sub.rtcpIn.Load()
+	refused, took := e.Stats.RTCPRefused.Load(), taken()
 	forged := make([]byte, 40)
 	copy(forged, []byte{0x81, 206, 0, 2, 0, 0, 0, 1, byte(ssrc.Load() >> 24), byte(ssrc.Load() >> 16), byte(ssrc.Load() >> 8), byte(ssrc.Load())})
 	forged[12] = 0x80 // the SRTCP E flag
 	x.readSRTCP(forged)
-	if e.Stats.RTCPRefused.Load() != refused+1 || x.taken.Load() != taken {
-		t.Errorf("a forged PLI: refused %d, taken %d; want it refused", e.Stats.RTCPRefused.Load()-refused, x.taken.Load()-taken)
+	if e.Stats.RTCPRefused.Load() != refused+1 || taken() != took {
+		t.Errorf("a forged PLI: refused %d, taken %d; want it refused", e.Stats.RTCPRefused.Load()-refused, taken()-took)
 	}
 	_ = seq
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/internal/icecand"
@@ -61,6 +63,9 @@ type Subscriber struct {
 	unannounced []*DownTrack
 	closed      bool
 
+	// pionRTCP: RTCP comes through Pion, and each track's is read there
+	// (readRTCP): the direct path is not taken, or has no route.
+	pionRTCP   bool
 	bySSRC     atomic.Pointer[map[uint32]*DownTrack] // trackOf's; nil: make again
 	rtcpIn     atomic.Pointer[directRTCP]            // the direct path's RTCP reader, once it is taken
 	rtcpMu     sync.Mutex                            // guards the two below
@@ -101,16 +106,49 @@ func (e *Engine) NewSubscriber(p SubscriberParams) (*Subscriber, error) {
 		if st == webrtc.PeerConnectionStateConnected {
 			s.bw.ready.Store(true) // packets leave now: number them from here on
 			s.startDirect()
+			if !s.rtcpClaimed() {
+				s.readPionRTCP() // no direct path: Pion has the RTCP
+			}
 			s.startTracks()
 		}
 		if p.OnStateChange != nil {
 			p.OnStateChange(st)
 		}
 	})
-	go s.negotiator()
-	go s.reportLoop()
-	go s.allocLoop()
+	go s.run()
 	return s, nil
+}
+
+// run does the subscriber's own work until it closes, on one goroutine
+// (hundreds of subscribers a node: a goroutine each is memory): offers
+// when something changed and no offer is out, sender reports each second
+// and at once when a track starts or its publisher's first report comes,
+// and the bandwidth's share among the tracks every allocEvery and
+// whenever the estimate moves.
+func (s *Subscriber) run() {
+	reports := time.NewTicker(senderReportInterval)
+	defer reports.Stop()
+	alloc := time.NewTicker(allocEvery)
+	defer alloc.Stop()
+	var pkts []rtcp.Packet
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+			if err := s.offer(); err != nil {
+				s.engine.log.Warn("subscriber offer failed", "err", err)
+			}
+		case <-s.reportNow:
+			s.sendReports(time.Now(), &pkts)
+		case now := <-reports.C:
+			s.sendReports(now, &pkts)
+		case now := <-alloc.C:
+			s.allocate(now)
+		case <-s.bw.kick:
+			s.allocate(time.Now())
+		}
+	}
 }
 
 // startTracks asks for a keyframe for each video track, where its
@@ -202,7 +240,10 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 	s.bySSRC.Store(nil)
 	s.unannounced = append(s.unannounced, d)
 	s.dirty = true
-	go d.readRTCP(sender)
+	if s.direct == nil || s.pionRTCP {
+		d.pionReading = true
+		go d.readRTCP(sender)
+	}
 	s.signal()
 	return nil
 }
@@ -330,20 +371,6 @@ func (s *Subscriber) signal() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
-	}
-}
-
-// negotiator makes offers when something changed and no offer is out.
-func (s *Subscriber) negotiator() {
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-s.kick:
-		}
-		if err := s.offer(); err != nil {
-			s.engine.log.Warn("subscriber offer failed", "err", err)
-		}
 	}
 }
 
