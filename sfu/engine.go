@@ -57,7 +57,8 @@ type Engine struct {
 
 	simLayers ssrcLayers // SSRC-based simulcast layers of every publisher, by SSRC
 
-	conns     []*batchConn // every media UDP socket
+	conns     []*batchConn    // every media UDP socket
+	net       *liveInterfaces // the interfaces every ICE agent reads (ICE-TCP candidates)
 	closers   []func() error
 	closeOnce sync.Once
 
@@ -144,6 +145,10 @@ func (e *Engine) listen(pubCodecs, subCodecs []webrtc.RTPCodecParameters) error 
 	if !e.params.RTC.WebRtcServer {
 		nShards = min(runtime.NumCPU(), int(e.params.RTC.MaxPort)-int(e.params.RTC.MinPort)+1)
 	}
+	var err error
+	if e.net, err = newLiveInterfaces(agentInterfacesMaxAge); err != nil {
+		return fmt.Errorf("sfu: network interfaces: %w", err)
+	}
 	tcpMux, err := e.listenTCP()
 	if err != nil {
 		return err
@@ -179,7 +184,7 @@ func (e *Engine) listen(pubCodecs, subCodecs []webrtc.RTPCodecParameters) error 
 				Logger:  pionlog.Factory{Log: e.quietLog()}.NewLogger("udpmux"),
 			}
 			if conn.LocalAddr().(*net.UDPAddr).IP.IsUnspecified() {
-				if params.Net, err = newLiveInterfaces(); err != nil {
+				if params.Net, err = newLiveInterfaces(0); err != nil {
 					return fmt.Errorf("sfu: network interfaces: %w", err)
 				}
 			}
@@ -290,6 +295,9 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 	se := webrtc.SettingEngine{}
 	se.LoggerFactory = pionlog.Factory{Log: e.log}
 	se.SetICEUDPMux(udp)
+	if e.net != nil {
+		se.SetNet(e.net)
+	}
 	if tcp != nil {
 		se.SetICETCPMux(tcp)
 	}
