@@ -18,6 +18,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,6 +36,14 @@ import (
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
 var version = "dev"
+
+// gcPercent is the garbage collector's GOGC unless the environment sets
+// one: the forwarding path allocates next to nothing, so collections are
+// rare and cheap, and a heap let grow to twice what is live (Go's 100) is
+// memory a node of hundreds of subscribers need not hold (at 600 lean
+// subscribers: 0.42 against 0.52 MiB of RSS a subscriber, the same CPU;
+// docs/BENCHMARKS.md).
+const gcPercent = 50
 
 // shutdownBudget is how long SIGTERM may take, all told.
 const shutdownBudget = 10 * time.Second
@@ -89,6 +98,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitConfig
 	}
 	defer closeLog()
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	if *debugAddr != "" {
 		ln, err := net.Listen("tcp", *debugAddr)
 		if err != nil {
