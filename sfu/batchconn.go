@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // batchSize is how many datagrams one sendmmsg or recvmmsg moves.
@@ -29,10 +30,14 @@ type batchConn struct {
 	sys       mmsgSocket
 	announced netip.Addr // the address announced for it, if any (the direct path's routes)
 
-	mu      sync.Mutex // guards the fields below; never held during I/O
-	rounds  int        // fan-out rounds in progress
-	pending *batch
-	free    []*batch
+	mu        sync.Mutex // guards the fields below; never held during I/O
+	rounds    int        // fan-out rounds in progress
+	pending   *batch
+	free      []*batch
+	lastEnd   int64         // when the last round ended (unix nanos)
+	linger    *time.Timer   // sends a batch left waiting for the next round
+	lingerFor time.Duration // batchLinger (tests take longer)
+	armed     bool          // linger is set
 
 	readMu sync.Mutex // the ICE mux reads from one goroutine; this keeps it safe anyway
 	in     *batch     // datagrams read, in[next:n] not yet taken
@@ -58,8 +63,19 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 	bc := &batchConn{UDPConn: c, sys: newMMsgSocket(c)}
 	bc.pending = bc.sys.newBatch(maxPacketSize)
 	bc.in = bc.sys.newBatch(readSize)
+	bc.lingerFor = batchLinger
+	bc.linger = time.AfterFunc(time.Hour, bc.flush)
+	bc.linger.Stop()
 	return bc
 }
+
+// batchLinger is how long the datagrams a round leaves in a batch short
+// of full may wait for the next round's, when rounds come that often: a
+// small class sends each packet to a few subscribers, and many classes'
+// rounds of five would each make a system call of five datagrams, where
+// one big class's fill batches of 32 (the call's own cost, shared by
+// fewer). Rounds further apart than this are sent at once, as before.
+const batchLinger = 300 * time.Microsecond
 
 // beginRound starts collecting writes.
 func (c *batchConn) beginRound() {
@@ -68,10 +84,39 @@ func (c *batchConn) beginRound() {
 	c.mu.Unlock()
 }
 
-// endRound sends what the round collected once no round is in progress.
+// endRound sends what the round collected once no round is in progress;
+// when rounds come less than batchLinger apart, a batch less than half
+// full waits for the next round's datagrams, batchLinger at most.
 func (c *batchConn) endRound() {
+	now := time.Now().UnixNano()
 	c.mu.Lock()
 	c.rounds--
+	var out *batch
+	if c.rounds == 0 && c.pending.n > 0 {
+		switch {
+		case c.pending.n < batchSize/2 && now-c.lastEnd < int64(c.lingerFor):
+			if !c.armed {
+				c.armed = true
+				c.linger.Reset(c.lingerFor)
+			}
+		default:
+			out = c.takePendingLocked()
+		}
+	}
+	if c.rounds == 0 {
+		c.lastEnd = now
+	}
+	c.mu.Unlock()
+	if out != nil {
+		c.send(out)
+	}
+}
+
+// flush sends the batch left waiting, unless a round is adding to it (its
+// end sends it, or leaves it waiting again).
+func (c *batchConn) flush() {
+	c.mu.Lock()
+	c.armed = false
 	var out *batch
 	if c.rounds == 0 && c.pending.n > 0 {
 		out = c.takePendingLocked()

@@ -217,3 +217,59 @@ func TestBatchConnGivesClaimedRTCPToItsSink(t *testing.T) {
 		t.Errorf("after release: read %x (%v), want the RTCP", buf[:n], err)
 	}
 }
+
+// Rounds that come close together (many small classes) share batches: a
+// round's partial batch waits for the next round's datagrams, at most the
+// linger; a round after a pause is sent at once. Nothing is lost or
+// reordered either way.
+func TestBatchConnLingersBetweenCloseRounds(t *testing.T) {
+	bc := newBatchConn(listenLoopback(t))
+	bc.lingerFor = time.Second // long enough to look at what waits
+	dst := listenLoopback(t)
+	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
+	sent := 0
+	round := func(n int) {
+		bc.beginRound()
+		for range n {
+			_, _ = bc.WriteToAddrPort([]byte(fmt.Sprintf("packet %03d", sent)), to)
+			sent++
+		}
+		bc.endRound()
+	}
+	waiting := func() (int, bool) {
+		bc.mu.Lock()
+		defer bc.mu.Unlock()
+		return bc.pending.n, bc.armed
+	}
+	round(3) // after a pause: at once
+	if n, armed := waiting(); n != 0 || armed {
+		t.Fatalf("the first round left %d waiting (armed %v)", n, armed)
+	}
+	round(3)
+	round(3)
+	if n, armed := waiting(); n != 6 || !armed {
+		t.Fatalf("two close rounds: %d waiting (armed %v), want 6", n, armed)
+	}
+	start := time.Now()
+	buf := make([]byte, 1500)
+	_ = dst.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for i := range sent {
+		n, _, err := dst.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("packet %d never arrived: %v", i, err)
+		}
+		if want := fmt.Sprintf("packet %03d", i); string(buf[:n]) != want {
+			t.Fatalf("got %q, want %q", buf[:n], want)
+		}
+	}
+	if waited := time.Since(start); waited < 500*time.Millisecond {
+		t.Errorf("the waiting batch left after %v, before its linger", waited)
+	}
+	bc.mu.Lock()
+	bc.lastEnd = time.Now().Add(-2 * time.Second).UnixNano()
+	bc.mu.Unlock()
+	round(3) // after a pause again: at once
+	if n, _ := waiting(); n != 0 {
+		t.Errorf("a round after a pause left %d waiting", n)
+	}
+}

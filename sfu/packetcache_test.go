@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // pcPkt makes a recognisable packet of n octets for extSeq.
@@ -307,5 +308,52 @@ func TestPacketCacheConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// The ring grows while a lap of it holds less than cacheWindow, keeping
+// what it holds, up to what full-size packets in every slot would take; a
+// stream that laps it slower stays small.
+func TestPacketCacheGrowsToItsWindow(t *testing.T) {
+	c := newPacketCache(512)
+	if len(c.ring) != cacheStart {
+		t.Fatalf("ring of %d bytes at the start, want %d", len(c.ring), cacheStart)
+	}
+	// A fast stream: 1,100-byte packets, far more than a ring a second.
+	for ext := range uint64(2000) {
+		c.store(ext, pcPkt(ext, 1100))
+		// Every packet of the last 512 (the slots) is there, as it was,
+		// through every growth.
+		if ext >= 1 {
+			for _, back := range []uint64{1, 100, 511} {
+				if back > ext {
+					continue
+				}
+				buf := make([]byte, maxPacketSize)
+				n := c.get(ext-back, buf)
+				if n != 1100 || !bytes.Equal(buf[:n], pcPkt(ext-back, 1100)) {
+					t.Fatalf("after %d: packet %d: %d bytes", ext, ext-back, n)
+				}
+			}
+		}
+	}
+	if len(c.ring) != c.max || c.max != 513*maxPacketSize {
+		t.Errorf("ring of %d bytes after a fast stream, want its most, %d", len(c.ring), 513*maxPacketSize)
+	}
+	// A slow one (a lap older than the window): no growth.
+	slow := newPacketCache(512)
+	slow.lap = time.Now().Add(-2 * cacheWindow).UnixNano()
+	for ext := range uint64(40) {
+		slow.store(ext, pcPkt(ext, 1000)) // 40 KB: one wrap
+	}
+	if len(slow.ring) != cacheStart {
+		t.Errorf("ring of %d bytes after a lap slower than the window, want %d", len(slow.ring), cacheStart)
+	}
+	buf := make([]byte, maxPacketSize)
+	if n := slow.get(39, buf); n != 1000 || !bytes.Equal(buf[:n], pcPkt(39, 1000)) {
+		t.Errorf("the newest packet: %d bytes", n)
+	}
+	if n := slow.get(0, buf); n != 0 {
+		t.Errorf("the oldest packet, written over: %d bytes, want none", n)
 	}
 }
