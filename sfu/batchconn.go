@@ -35,6 +35,8 @@ type batchConn struct {
 	pending   *batch
 	free      []*batch
 	lastEnd   int64         // when the last round ended (unix nanos)
+	waiting   int64         // since when the pending batch waits (unix nanos), 0: not waiting
+	due       bool          // the linger ran out during a round: its end sends
 	linger    *time.Timer   // sends a batch left waiting for the next round
 	lingerFor time.Duration // batchLinger (tests take longer)
 	armed     bool          // linger is set
@@ -51,9 +53,11 @@ type batchConn struct {
 }
 
 // rtcpSink takes the SRTCP packets a subscriber sends, on the reading
-// goroutine: it must not block.
+// goroutine: it must not block. It reports false for a packet its keys do
+// not open, which goes on to Pion (another transport of the same address:
+// a client may send both of its transports from one socket).
 type rtcpSink interface {
-	readSRTCP(encrypted []byte)
+	readSRTCP(encrypted []byte) bool
 }
 
 func newBatchConn(c *net.UDPConn) *batchConn {
@@ -86,18 +90,23 @@ func (c *batchConn) beginRound() {
 
 // endRound sends what the round collected once no round is in progress;
 // when rounds come less than batchLinger apart, a batch less than half
-// full waits for the next round's datagrams, batchLinger at most.
+// full waits for the next rounds' datagrams, batchLinger at most from
+// when it began to wait.
 func (c *batchConn) endRound() {
 	now := time.Now().UnixNano()
 	c.mu.Lock()
 	c.rounds--
 	var out *batch
 	if c.rounds == 0 && c.pending.n > 0 {
+		if c.waiting == 0 {
+			c.waiting = now
+		}
 		switch {
-		case c.pending.n < batchSize/2 && now-c.lastEnd < int64(c.lingerFor):
+		case c.pending.n < batchSize/2 && now-c.lastEnd < int64(c.lingerFor) && !c.due &&
+			now-c.waiting < int64(c.lingerFor):
 			if !c.armed {
 				c.armed = true
-				c.linger.Reset(c.lingerFor)
+				c.linger.Reset(time.Duration(int64(c.lingerFor) - (now - c.waiting)))
 			}
 		default:
 			out = c.takePendingLocked()
@@ -112,14 +121,17 @@ func (c *batchConn) endRound() {
 	}
 }
 
-// flush sends the batch left waiting, unless a round is adding to it (its
-// end sends it, or leaves it waiting again).
+// flush sends the batch left waiting, or has the round adding to it send
+// it at its end.
 func (c *batchConn) flush() {
 	c.mu.Lock()
 	c.armed = false
 	var out *batch
-	if c.rounds == 0 && c.pending.n > 0 {
+	switch {
+	case c.rounds == 0 && c.pending.n > 0:
 		out = c.takePendingLocked()
+	case c.pending.n > 0:
+		c.due = true
 	}
 	c.mu.Unlock()
 	if out != nil {
@@ -128,6 +140,7 @@ func (c *batchConn) flush() {
 }
 
 func (c *batchConn) takePendingLocked() *batch {
+	c.waiting, c.due = 0, false
 	out := c.pending
 	if n := len(c.free); n > 0 {
 		c.pending = c.free[n-1]
@@ -253,8 +266,7 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		c.next++
 		if isRTCP(data) {
 			if sinks := c.sinks.Load(); sinks != nil {
-				if s, ok := (*sinks)[unmapped(from)]; ok {
-					s.readSRTCP(data)
+				if s, ok := (*sinks)[unmapped(from)]; ok && s.readSRTCP(data) {
 					continue
 				}
 			}

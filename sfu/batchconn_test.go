@@ -170,10 +170,20 @@ func TestBatchConnDualStack(t *testing.T) {
 	}
 }
 
-// recordingSink is an rtcpSink that keeps what it takes.
-type recordingSink struct{ got [][]byte }
+// recordingSink is an rtcpSink that keeps what it takes, and refuses
+// (leaves to the reader) what starts with refuse.
+type recordingSink struct {
+	got    [][]byte
+	refuse byte
+}
 
-func (s *recordingSink) readSRTCP(b []byte) { s.got = append(s.got, append([]byte(nil), b...)) }
+func (s *recordingSink) readSRTCP(b []byte) bool {
+	if s.refuse != 0 && b[7] == s.refuse {
+		return false
+	}
+	s.got = append(s.got, append([]byte(nil), b...))
+	return true
+}
 
 // RTCP from a claimed address goes to its sink as it is read; its other
 // datagrams (RTP, STUN, DTLS), and RTCP from elsewhere or once released,
@@ -185,7 +195,7 @@ func TestBatchConnGivesClaimedRTCPToItsSink(t *testing.T) {
 	rtcpPkt := func(tag byte) []byte { return []byte{0x81, 205, 0, 1, 0, 0, 0, tag} } // a NACK's header
 	rtpPkt := []byte{0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 'r'}
 	stun := []byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 's'}
-	sink := &recordingSink{}
+	sink := &recordingSink{refuse: 9} // its keys do not open packet 9 (another transport's)
 	bc.claim(a.LocalAddr().(*net.UDPAddr).AddrPort(), sink)
 	send := func(c *net.UDPConn, p []byte) {
 		if _, err := c.WriteToUDPAddrPort(p, to); err != nil {
@@ -194,11 +204,12 @@ func TestBatchConnGivesClaimedRTCPToItsSink(t *testing.T) {
 	}
 	send(a, rtcpPkt(1))
 	send(a, rtpPkt)
+	send(a, rtcpPkt(9))
 	send(a, stun)
 	send(b, rtcpPkt(2))
 	buf := make([]byte, 1500)
 	_ = bc.SetReadDeadline(time.Now().Add(2 * time.Second))
-	for _, want := range [][]byte{rtpPkt, stun, rtcpPkt(2)} {
+	for _, want := range [][]byte{rtpPkt, rtcpPkt(9), stun, rtcpPkt(2)} {
 		n, _, err := bc.ReadFromAddrPort(buf)
 		if err != nil {
 			t.Fatal(err)
@@ -271,5 +282,53 @@ func TestBatchConnLingersBetweenCloseRounds(t *testing.T) {
 	round(3) // after a pause again: at once
 	if n, _ := waiting(); n != 0 {
 		t.Errorf("a round after a pause left %d waiting", n)
+	}
+}
+
+// A waiting batch leaves within its linger even while rounds keep coming
+// closer than the linger (a busy engine's rounds touch every socket,
+// most writing nothing to this one).
+func TestBatchConnLingerIsABound(t *testing.T) {
+	bc := newBatchConn(listenLoopback(t))
+	bc.lingerFor = 50 * time.Millisecond
+	dst := listenLoopback(t)
+	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
+	const datagrams = 20
+	var sentAt, arrivedAt [datagrams]time.Time
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64)
+		_ = dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for range datagrams {
+			n, _, err := dst.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				done <- err
+				return
+			}
+			var i int
+			if _, err := fmt.Sscanf(string(buf[:n]), "d%d", &i); err == nil && i < datagrams {
+				arrivedAt[i] = time.Now()
+			}
+		}
+		done <- nil
+	}()
+	for i := range datagrams * 20 { // rounds of a millisecond back to back, a datagram in every 20th
+		bc.beginRound()
+		if i%20 == 0 {
+			sentAt[i/20] = time.Now()
+			_, _ = bc.WriteToAddrPort([]byte(fmt.Sprintf("d%d", i/20)), to)
+		}
+		time.Sleep(time.Millisecond)
+		bc.endRound()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("datagrams lost: %v", err)
+	}
+	var worst time.Duration
+	for i := range datagrams {
+		worst = max(worst, arrivedAt[i].Sub(sentAt[i]))
+	}
+	if worst > 3*bc.lingerFor {
+		t.Errorf("a datagram waited %v with a linger of %v", worst, bc.lingerFor)
 	}
 }

@@ -61,6 +61,7 @@ type DownTrack struct {
 
 	packets, octets atomic.Uint64 // sent, for sender reports
 	reportSoon      func()        // asks the subscriber for sender reports now; set before binding
+	onBound         func()        // tells the subscriber the track has its SSRC; set before binding
 
 	rtxMu   sync.Mutex  // serializes retransmissions (RTCP goroutine, tests)
 	rtxBufs *rtxBuffers // under rtxMu; made at the first retransmission (most tracks never make one)
@@ -302,6 +303,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		d.twccSent.Store(new([twccRing]atomic.Uint64))
 	}
 	d.mu.Unlock()
+	if d.onBound != nil {
+		d.onBound()
+	}
 	d.up.addDown(d)
 	d.layersChanged()
 	d.requestKeyframe()

@@ -43,21 +43,23 @@ func newDirectRTCP(s *Subscriber, k *dtlssrtp.Keys) (*directRTCP, error) {
 }
 
 // readSRTCP implements rtcpSink.
-func (x *directRTCP) readSRTCP(encrypted []byte) {
+func (x *directRTCP) readSRTCP(encrypted []byte) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	plain, err := x.ctx.DecryptRTCP(x.buf[:0], encrypted, nil)
 	if err != nil {
-		x.s.engine.Stats.RTCPRefused.Add(1) // forged, replayed or broken: dropped as Pion drops it
-		return
+		// Forged, replayed, or another transport's: Pion's to judge.
+		x.s.engine.Stats.RTCPRefused.Add(1)
+		return false
 	}
 	x.taken.Add(1)
 	pkts, err := rtcp.Unmarshal(plain)
 	if err != nil {
 		x.s.engine.Stats.RTCPRefused.Add(1)
-		return
+		return true
 	}
 	x.s.handleRTCP(pkts, time.Now())
+	return true
 }
 
 // handleRTCP acts on a subscriber's feedback, each packet for the track
@@ -88,24 +90,25 @@ func (s *Subscriber) handleRTCP(pkts []rtcp.Packet, now time.Time) {
 }
 
 // trackOf is the down track sending ssrc, nil if none. The map is made
-// again when it lacks ssrc (a track bound since, or a stranger's number)
-// and dropped when a track is added or removed.
+// again after a track was added, bound or removed, when the subscriber's
+// lock is free: the socket's reader never waits for it (an offer being
+// made holds it), and a stranger's number costs a lookup.
 func (s *Subscriber) trackOf(ssrc uint32) *DownTrack {
+	if s.ssrcStale.Load() && s.mu.TryLock() {
+		s.ssrcStale.Store(false)
+		m := make(map[uint32]*DownTrack, len(s.tracks))
+		for d := range s.tracks {
+			if id := d.boundSSRC(); id != 0 {
+				m[id] = d
+			}
+		}
+		s.bySSRC.Store(&m)
+		s.mu.Unlock()
+	}
 	if m := s.bySSRC.Load(); m != nil {
-		if d, ok := (*m)[ssrc]; ok {
-			return d
-		}
+		return (*m)[ssrc]
 	}
-	s.mu.Lock()
-	m := make(map[uint32]*DownTrack, len(s.tracks))
-	for d := range s.tracks {
-		if id := d.boundSSRC(); id != 0 {
-			m[id] = d
-		}
-	}
-	s.bySSRC.Store(&m)
-	s.mu.Unlock()
-	return m[ssrc]
+	return nil
 }
 
 // claimRTCP points the socket of the direct route, if any, at the

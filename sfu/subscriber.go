@@ -66,7 +66,8 @@ type Subscriber struct {
 	// pionRTCP: RTCP comes through Pion, and each track's is read there
 	// (readRTCP): the direct path is not taken, or has no route.
 	pionRTCP   bool
-	bySSRC     atomic.Pointer[map[uint32]*DownTrack] // trackOf's; nil: make again
+	bySSRC     atomic.Pointer[map[uint32]*DownTrack] // trackOf's
+	ssrcStale  atomic.Bool                           // bySSRC is to be made again
 	rtcpIn     atomic.Pointer[directRTCP]            // the direct path's RTCP reader, once it is taken
 	rtcpMu     sync.Mutex                            // guards the two below
 	rtcpRoute  *udpRoute                             // the route claimed for rtcpIn
@@ -209,6 +210,7 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 		return errDownTrackClosed
 	}
 	d.reportSoon = s.reportSoon
+	d.onBound = func() { s.ssrcStale.Store(true) }
 	d.bw = s.bw
 	d.direct = s.direct
 	sender, err := s.pc.AddTrack(d)
@@ -237,7 +239,7 @@ func (s *Subscriber) AddTrack(d *DownTrack) error {
 		return fmt.Errorf("sfu: codec preferences: %w", err)
 	}
 	s.tracks[d] = tr
-	s.bySSRC.Store(nil)
+	s.ssrcStale.Store(true)
 	s.unannounced = append(s.unannounced, d)
 	s.dirty = true
 	if s.direct == nil || s.pionRTCP {
@@ -259,7 +261,7 @@ func (s *Subscriber) RemoveTrack(d *DownTrack) error {
 		return nil
 	}
 	delete(s.tracks, d)
-	s.bySSRC.Store(nil)
+	s.ssrcStale.Store(true)
 	for i, x := range s.unannounced {
 		if x == d {
 			s.unannounced = append(s.unannounced[:i], s.unannounced[i+1:]...)
@@ -360,7 +362,7 @@ func (s *Subscriber) Close() error {
 	s.rtcpClosed = true
 	s.rtcpMu.Unlock()
 	s.claimRTCP() // gives the route back
-	s.bySSRC.Store(nil)
+	s.ssrcStale.Store(true)
 	for d := range tracks {
 		d.close()
 	}

@@ -75,7 +75,7 @@ var (
 	descPaused      = prometheus.NewDesc("vclass_bandwidth_paused_videos", "Videos paused for bandwidth now.", nil, nil)
 	descProbe       = prometheus.NewDesc("vclass_probe_bytes_total", "Padding sent to probe subscribers' links.", nil, nil)
 	descSkipped     = prometheus.NewDesc("vclass_retransmissions_skipped_total", "NACKed packets not resent: the subscriber's retransmission budget was spent.", nil, nil)
-	descRTCPRefused = prometheus.NewDesc("vclass_rtcp_refused_total", "Subscribers' RTCP packets dropped: failing authentication, replayed, or malformed.", nil, nil)
+	descRTCPRefused = prometheus.NewDesc("vclass_rtcp_refused_total", "RTCP packets from a subscriber's address its keys did not open (forged, replayed, or another transport's: left to Pion), or that did not parse.", nil, nil)
 	descEstimate    = prometheus.NewDesc("vclass_subscriber_estimate_bps", "Subscribers' downlink estimates (bits per second), one observation per subscriber every 500 ms.", nil, nil)
 )
 
@@ -86,7 +86,7 @@ type mediaCollector struct {
 
 func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descPeers, descProducers, descConsumers, descPackets, descBytes, descNacks, descRetrans, descPLIs, descDropped,
-		descSwitches, descPauses, descPaused, descProbe, descSkipped, descEstimate} {
+		descSwitches, descPauses, descPaused, descProbe, descSkipped, descRTCPRefused, descEstimate} {
 		ch <- d
 	}
 }
