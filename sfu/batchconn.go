@@ -203,34 +203,32 @@ func (c *batchConn) WriteTo(p []byte, to net.Addr) (int, error) {
 
 // claim sends what RTCP comes from addr to s, not to Pion.
 func (c *batchConn) claim(addr netip.AddrPort, s rtcpSink) {
-	addr = unmapped(addr)
-	c.sinksMu.Lock()
-	defer c.sinksMu.Unlock()
-	next := map[netip.AddrPort]rtcpSink{addr: s}
-	if old := c.sinks.Load(); old != nil {
-		for a, x := range *old {
-			if a != addr {
-				next[a] = x
-			}
-		}
-	}
-	c.sinks.Store(&next)
+	c.setSink(unmapped(addr), s, nil)
 }
 
 // release gives addr's RTCP back to Pion, if s still claims it.
 func (c *batchConn) release(addr netip.AddrPort, s rtcpSink) {
-	addr = unmapped(addr)
+	c.setSink(unmapped(addr), nil, s)
+}
+
+// setSink makes s (nil: none) addr's sink, in a copy of the sinks; with
+// owner, only if owner is its sink now.
+func (c *batchConn) setSink(addr netip.AddrPort, s, owner rtcpSink) {
 	c.sinksMu.Lock()
 	defer c.sinksMu.Unlock()
-	old := c.sinks.Load()
-	if old == nil || (*old)[addr] != s {
-		return
-	}
-	next := make(map[netip.AddrPort]rtcpSink, len(*old)-1)
-	for a, x := range *old {
-		if a != addr {
+	next := map[netip.AddrPort]rtcpSink{}
+	if old := c.sinks.Load(); old != nil {
+		if owner != nil && (*old)[addr] != owner {
+			return
+		}
+		for a, x := range *old {
 			next[a] = x
 		}
+	}
+	if s != nil {
+		next[addr] = s
+	} else {
+		delete(next, addr)
 	}
 	c.sinks.Store(&next)
 }

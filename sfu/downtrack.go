@@ -703,32 +703,12 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			return
 		}
 		ssrc := d.boundSSRC()
-		for _, pkt := range pkts {
-			switch p := pkt.(type) {
-			case *rtcp.PictureLossIndication:
-				if p.MediaSSRC == ssrc {
-					d.keyframeAsked()
-				}
-			case *rtcp.FullIntraRequest:
-				for _, e := range p.FIR {
-					if e.SSRC == ssrc {
-						d.keyframeAsked()
-					}
-				}
-			case *rtcp.TransportLayerNack:
-				if p.MediaSSRC == ssrc {
-					d.answerNack(p, time.Now())
-				}
-			case *rtcp.TransportLayerCC:
-				if d.bw != nil {
-					d.bw.onFeedback(p, time.Now())
-				}
-			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				if d.bw != nil {
-					d.bw.onREMB(p)
-				}
+		actOnRTCP(pkts, time.Now(), d.bw, func(id uint32) *DownTrack {
+			if id == ssrc {
+				return d
 			}
-		}
+			return nil
+		})
 	}
 }
 

@@ -139,18 +139,23 @@ func TestDownTrackNackLimits(t *testing.T) {
 	}
 }
 
+// recordPLIs is a publisher's RTCP writer that notes the SSRC of each PLI.
+func recordPLIs(plis *[]uint32) func([]rtcp.Packet) error {
+	return func(pkts []rtcp.Packet) error {
+		for _, p := range pkts {
+			if pli, ok := p.(*rtcp.PictureLossIndication); ok {
+				*plis = append(*plis, pli.MediaSSRC)
+			}
+		}
+		return nil
+	}
+}
+
 // Keyframe requests from any number of subscribers reach the publisher at
 // most once per keyframeInterval, as a PLI for its SSRC; audio never asks.
 func TestKeyframeRequestsThrottled(t *testing.T) {
 	var plis []uint32
-	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func(pkts []rtcp.Packet) error {
-		for _, p := range pkts {
-			if pli, ok := p.(*rtcp.PictureLossIndication); ok {
-				plis = append(plis, pli.MediaSSRC)
-			}
-		}
-		return nil
-	})
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, recordPLIs(&plis))
 	for range 10 {
 		up.requestKeyframe(0)
 	}
@@ -174,14 +179,7 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 // then goes.
 func TestKeyframeRequestsForAnotherLayerWait(t *testing.T) {
 	var plis []uint32
-	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, func(pkts []rtcp.Packet) error {
-		for _, p := range pkts {
-			if pli, ok := p.(*rtcp.PictureLossIndication); ok {
-				plis = append(plis, pli.MediaSSRC)
-			}
-		}
-		return nil
-	})
+	up := testUpTrack("up", testEngine(), vp8Codec, 1111, 0, recordPLIs(&plis))
 	up.addLayer(1, "m", 2222, nil)
 	up.requestKeyframe(0)
 	up.requestKeyframe(1)

@@ -65,23 +65,34 @@ func (x *directRTCP) readSRTCP(encrypted []byte) bool {
 // handleRTCP acts on a subscriber's feedback, each packet for the track
 // it names.
 func (s *Subscriber) handleRTCP(pkts []rtcp.Packet, now time.Time) {
+	actOnRTCP(pkts, now, s.bw, s.trackOf)
+}
+
+// actOnRTCP acts on a subscriber's feedback, whichever path read it: the
+// congestion feedback on bw (nil: none), PLIs, FIRs and NACKs on the
+// track that sends the SSRC they name (track: nil when none does).
+func actOnRTCP(pkts []rtcp.Packet, now time.Time, bw *bandwidth, track func(ssrc uint32) *DownTrack) {
 	for _, pkt := range pkts {
 		switch p := pkt.(type) {
 		case *rtcp.TransportLayerCC:
-			s.bw.onFeedback(p, now)
+			if bw != nil {
+				bw.onFeedback(p, now)
+			}
 		case *rtcp.ReceiverEstimatedMaximumBitrate:
-			s.bw.onREMB(p)
+			if bw != nil {
+				bw.onREMB(p)
+			}
 		case *rtcp.TransportLayerNack:
-			if d := s.trackOf(p.MediaSSRC); d != nil {
+			if d := track(p.MediaSSRC); d != nil {
 				d.answerNack(p, now)
 			}
 		case *rtcp.PictureLossIndication:
-			if d := s.trackOf(p.MediaSSRC); d != nil {
+			if d := track(p.MediaSSRC); d != nil {
 				d.keyframeAsked()
 			}
 		case *rtcp.FullIntraRequest:
 			for _, e := range p.FIR {
-				if d := s.trackOf(e.SSRC); d != nil {
+				if d := track(e.SSRC); d != nil {
 					d.keyframeAsked()
 				}
 			}

@@ -16,6 +16,19 @@ import (
 	"github.com/vclass/vclass/internal/dtlssrtp"
 )
 
+// feedUntilReceiving feeds up a keyframe every 20 ms until the remote has
+// the track (receiving is closed), and returns the next sequence number.
+func feedUntilReceiving(r *upReader, up *UpTrack, receiving <-chan struct{}) uint16 {
+	for seq := uint16(0); ; seq++ {
+		up.handle(r, vp8Packet(seq, uint32(seq)*3000, true))
+		select {
+		case <-receiving:
+			return seq + 1
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // On the engine's batching sockets a subscriber's packets take the direct
 // path once DTLS is up, and a plain Pion peer connection decrypts every
 // one of them, in order; with NoBatching they go through Pion.
@@ -35,15 +48,7 @@ func TestDirectPathDelivers(t *testing.T) {
 				}
 			})
 			r := upReader{level: 127}
-			seq := uint16(0)
-			for ready := false; !ready; seq++ {
-				up.handle(&r, vp8Packet(seq, uint32(seq)*3000, true))
-				select {
-				case <-receiving:
-					ready = true
-				case <-time.After(20 * time.Millisecond):
-				}
-			}
+			seq := feedUntilReceiving(&r, up, receiving)
 			// Connected (when the path is taken) may come just after the first packet.
 			deadline := time.Now().Add(2 * time.Second)
 			k, _ := sub.direct.take()
@@ -128,15 +133,7 @@ func testReadsRTCP(t *testing.T, ports uint16, noBatching bool) {
 		}
 	})
 	r := upReader{level: 127}
-	seq := uint16(0)
-	for ready := false; !ready; seq++ {
-		up.handle(&r, vp8Packet(seq, uint32(seq)*3000, true))
-		select {
-		case <-receiving:
-			ready = true
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	feedUntilReceiving(&r, up, receiving)
 	deadline := time.Now().Add(2 * time.Second)
 	for sub.rtcpIn.Load() == nil && !noBatching || ssrc.Load() == 0 {
 		if time.Now().After(deadline) {
@@ -197,7 +194,6 @@ func testReadsRTCP(t *testing.T, ports uint16, noBatching bool) {
 	if e.Stats.RTCPRefused.Load() != refused+1 || taken() != took {
 		t.Errorf("a forged PLI: refused %d, taken %d; want it refused", e.Stats.RTCPRefused.Load()-refused, taken()-took)
 	}
-	_ = seq
 }
 
 // What the direct path sends decrypts to exactly the packet Pion would

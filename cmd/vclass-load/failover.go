@@ -199,10 +199,8 @@ func poll(ctx context.Context, d time.Duration, cond func() bool) error {
 		if time.Now().After(deadline) {
 			return context.DeadlineExceeded
 		}
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -77,10 +77,8 @@ func measureJoins(ctx context.Context, o options, n int, out io.Writer) error {
 		// a layer per 500 ms): a join that comes sooner after another
 		// waits up to that long more for its first keyframe.
 		if i < n-1 {
-			select {
-			case <-time.After(o.joinGap):
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := sleep(ctx, o.joinGap); err != nil {
+				return err
 			}
 		}
 	}

@@ -233,32 +233,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 				return err
 			}
 		}
-		select {
-		case <-time.After(o.warmup):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		before, err := scrape(ctx, metricsURL)
+		r, err := measure(ctx, o, metricsURL, n, &lean, &received)
 		if err != nil {
 			return err
-		}
-		lean0, cpu0 := lean.snapshot(), selfCPU()
-		rx0, t0 := received.Load(), time.Now()
-		select {
-		case <-time.After(o.duration):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		after, err := scrape(ctx, metricsURL)
-		if err != nil {
-			return err
-		}
-		lean1 := lean.snapshot()
-		r := stepResult{subscribers: n, window: time.Since(t0).Seconds(), toolCPU: (selfCPU() - cpu0).Seconds(),
-			rx: float64(received.Load() - rx0)}
-		r.server(before, after)
-		if o.lean {
-			r.leanStats(lean0, lean1)
 		}
 		if len(steps) == 1 {
 			r.print(out, o)
@@ -279,6 +256,47 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return measureJoins(ctx, o, o.joins, out)
 	}
 	return nil
+}
+
+// measure lets the streams settle for -warmup, then measures one window
+// of -duration: the server's figures from its /metrics before and after,
+// the subscribers' (lean or full) and the load tool's own.
+func measure(ctx context.Context, o options, metricsURL string, subscribers int, lean *leanCounts, received *atomic.Int64) (stepResult, error) {
+	if err := sleep(ctx, o.warmup); err != nil {
+		return stepResult{}, err
+	}
+	before, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return stepResult{}, err
+	}
+	lean0, cpu0 := lean.snapshot(), selfCPU()
+	rx0, t0 := received.Load(), time.Now()
+	if err := sleep(ctx, o.duration); err != nil {
+		return stepResult{}, err
+	}
+	after, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return stepResult{}, err
+	}
+	r := stepResult{subscribers: subscribers, window: time.Since(t0).Seconds(), toolCPU: (selfCPU() - cpu0).Seconds(),
+		rx: float64(received.Load() - rx0)}
+	r.server(before, after)
+	if o.lean {
+		r.leanStats(lean0, lean.snapshot())
+	}
+	return r, nil
+}
+
+// sleep waits d, or until ctx ends (its error then).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // stepResult is one measuring window: the server's figures from its

@@ -67,20 +67,16 @@ func runRecorder(ctx context.Context, o options, out io.Writer) error {
 		}
 		ids = append(ids, rec.ID)
 	}
-	select {
-	case <-time.After(o.warmup):
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := sleep(ctx, o.warmup); err != nil {
+		return err
 	}
 	before, err := scrapeWith(ctx, hc, metricsURL)
 	if err != nil {
 		return err
 	}
 	t0 := time.Now()
-	select {
-	case <-time.After(o.duration):
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := sleep(ctx, o.duration); err != nil {
+		return err
 	}
 	after, err := scrapeWith(ctx, hc, metricsURL)
 	if err != nil {

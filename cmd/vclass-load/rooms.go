@@ -43,31 +43,9 @@ func runRooms(ctx context.Context, o options, out io.Writer) error {
 			clients = append(clients, c)
 		}
 	}
-	select {
-	case <-time.After(o.warmup):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	before, err := scrape(ctx, metricsURL)
+	r, err := measure(ctx, o, metricsURL, o.rooms*o.perRoom, &lean, &received)
 	if err != nil {
 		return err
-	}
-	lean0, cpu0 := lean.snapshot(), selfCPU()
-	rx0, t0 := received.Load(), time.Now()
-	select {
-	case <-time.After(o.duration):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	after, err := scrape(ctx, metricsURL)
-	if err != nil {
-		return err
-	}
-	r := stepResult{subscribers: o.rooms * o.perRoom, window: time.Since(t0).Seconds(), toolCPU: (selfCPU() - cpu0).Seconds(),
-		rx: float64(received.Load() - rx0)}
-	r.server(before, after)
-	if o.lean {
-		r.leanStats(lean0, lean.snapshot())
 	}
 	fmt.Fprintf(out, "rooms %d of %d members, each publishing and receiving the others\n", o.rooms, o.perRoom)
 	r.print(out, o)

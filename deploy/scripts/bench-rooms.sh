@@ -12,36 +12,15 @@
 #   15 and 2200: 30 packets/s, about 260 kbit/s; WARMUP and WINDOW default
 #   10s and 20s)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 rounds=${1:-2}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/vm" ./cmd/vclass-media
-go build -o "$work/vload" ./cmd/vclass-load
-cd "$work"
-cat > media.json <<'JSON'
-{"MediasoupSettings": {"WorkerSettings": {"LogLevel": "warn", "RtcMinPort": 40000, "RtcMaxPort": 40009},
-  "RouterSettings": {"RtpCodecCapabilities": [
-    {"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
-    {"Kind": "video", "MimeType": "video/VP8", "ClockRate": 90000,
-     "RtcpFeedback": [{"Type": "nack"}, {"Type": "nack", "Parameter": "pli"}, {"Type": "transport-cc"}]}]},
-  "WebRtcTransportSettings": {"ListenIps": [{"Ip": "127.0.0.1", "AnnouncedIp": "127.0.0.1"}]}},
- "MeetingServerSettings": {"ServeMode": "Open"}, "AuthSettings": {"AllowEmptyTickets": true}}
-JSON
-ulimit -n 65536 2>/dev/null || true
+. "$(dirname "$0")/bench-onecore.sh"
 stream=(-lean -audio -fps "${FPS:-15}" -frame-bytes "${FRAME_BYTES:-2200}" -warmup "${WARMUP:-10s}" -duration "${WINDOW:-20s}")
 # one fresh server per run: nothing of the last run's rooms is left
 measure() {
-  taskset -c 0 ./vm -config media.json -http 127.0.0.1:18021 > media.log 2>&1 &
-  local vm=$!
-  for _ in $(seq 50); do
-    curl -sf http://127.0.0.1:18021/healthz > /dev/null && break
-    sleep 0.1
-  done
-  curl -sf http://127.0.0.1:18021/healthz > /dev/null || { cat media.log >&2; exit 1; }
+  start_media 18021
   taskset -c 1 ./vload -url ws://127.0.0.1:18021/ws "${stream[@]}" "$@"
-  kill "$vm"
-  wait "$vm" || true
+  kill "$media_pid"
+  wait "$media_pid" || true
 }
 for r in $(seq "$rounds"); do
   echo "== round $r: one room, 5 publishers, 300 subscribers"
