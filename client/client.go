@@ -23,6 +23,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/internal/pionlog"
+	"github.com/vclass/vclass/internal/rtpfb"
 	"github.com/vclass/vclass/signaling/wire"
 )
 
@@ -196,7 +197,7 @@ func newAPI(opts Options, direct *directRecv) (*webrtc.API, error) {
 	// that way: asked for as often as the direct path asks.
 	var nackOpts []nack.GeneratorOption
 	if direct != nil {
-		nackOpts = append(nackOpts, nack.GeneratorMaxNacksPerPacket(maxNacks))
+		nackOpts = append(nackOpts, nack.GeneratorMaxNacksPerPacket(rtpfb.MaxNacks))
 	}
 	if err := webrtc.ConfigureNackWithOptions(me, reg, nackOpts); err != nil {
 		return nil, err

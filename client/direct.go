@@ -21,6 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/internal/dtlssrtp"
+	"github.com/vclass/vclass/internal/rtpfb"
 )
 
 // The direct receive path: the media packets of a track read with
@@ -74,9 +75,6 @@ type directRecv struct {
 // receiveMTU is the largest packet read, as Pion's.
 const receiveMTU = 1460
 
-// feedbackEvery is how often NACKs and TWCC feedback go out, as Pion's.
-const feedbackEvery = 100 * time.Millisecond
-
 // directStream is a track that takes the direct path.
 type directStream struct {
 	deliver func(p []byte, arrival time.Time)
@@ -85,7 +83,7 @@ type directStream struct {
 	synced  bool             // a packet decrypted: the context knows its rollover count
 	failed  int              // packets that did not decrypt before the first that did
 	nacks   bool             // NACKs were negotiated for it
-	nack    nackLog
+	nack    rtpfb.NackLog
 }
 
 // giveUp is how many packets of a stream may fail to decrypt before the
@@ -225,7 +223,7 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 					d.recordTWCC(now)
 				}
 				if st.nacks {
-					st.nack.add(d.hdr.SequenceNumber)
+					st.nack.Add(d.hdr.SequenceNumber)
 				}
 				st.info(PacketInfo{Seq: d.hdr.SequenceNumber, Timestamp: d.hdr.Timestamp, Marker: d.hdr.Marker, Arrival: now, Check: Unchecked})
 			}
@@ -254,7 +252,7 @@ func (d *directRecv) handle(b []byte, from netip.AddrPort, now time.Time) bool {
 	}
 	d.recordTWCC(now)
 	if st.nacks {
-		st.nack.add(d.hdr.SequenceNumber)
+		st.nack.Add(d.hdr.SequenceNumber)
 	}
 	if st.info != nil {
 		st.info(PacketInfo{Seq: d.hdr.SequenceNumber, Timestamp: d.hdr.Timestamp, Marker: d.hdr.Marker, Arrival: now})
@@ -279,7 +277,7 @@ func (d *directRecv) haveContext() bool {
 	k, err := d.hs.Keys(true)
 	if err == nil {
 		// Replays are refused, as far back as a resent packet may come.
-		d.ctx, err = srtp.CreateContext(k.RemoteKey, k.RemoteSalt, k.Profile, srtp.SRTPReplayProtection(2*nackWindow))
+		d.ctx, err = srtp.CreateContext(k.RemoteKey, k.RemoteSalt, k.Profile, srtp.SRTPReplayProtection(2*rtpfb.NackWindow))
 	}
 	if err != nil {
 		d.noKeys = true
@@ -345,10 +343,10 @@ func (d *directRecv) recordTWCC(now time.Time) {
 	d.twcc.Record(d.hdr.SSRC, binary.BigEndian.Uint16(ext), now.Sub(d.started).Microseconds())
 }
 
-// feedbackLoop sends NACKs and TWCC feedback every feedbackEvery, at the
+// feedbackLoop sends NACKs and TWCC feedback every rtpfb.FeedbackEvery, at the
 // same instants as every other transport's: one wake-up for all.
 func (d *directRecv) feedbackLoop() {
-	t := time.NewTimer(untilTick(feedbackEvery))
+	t := time.NewTimer(rtpfb.UntilTick(rtpfb.FeedbackEvery))
 	defer t.Stop()
 	var missing []uint16
 	for {
@@ -356,7 +354,7 @@ func (d *directRecv) feedbackLoop() {
 		case <-d.stop:
 			return
 		case <-t.C:
-			t.Reset(untilTick(feedbackEvery))
+			t.Reset(rtpfb.UntilTick(rtpfb.FeedbackEvery))
 		}
 		var pkts []rtcp.Packet
 		d.mu.Lock()
@@ -367,7 +365,7 @@ func (d *directRecv) feedbackLoop() {
 			if !st.nacks {
 				continue
 			}
-			missing = st.nack.missing(missing[:0])
+			missing = st.nack.Missing(missing[:0])
 			if len(missing) > 0 {
 				pkts = append(pkts, &rtcp.TransportLayerNack{
 					SenderSSRC: d.ssrc, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(missing),
@@ -380,79 +378,6 @@ func (d *directRecv) feedbackLoop() {
 			_ = pc.WriteRTCP(pkts) // fails only once the transport closed
 		}
 	}
-}
-
-// untilTick is the time to the next whole multiple of every (of the wall
-// clock): every timer set so wakes at the same instants.
-func untilTick(every time.Duration) time.Duration {
-	now := time.Now()
-	return now.Truncate(every).Add(every).Sub(now)
-}
-
-// nackLog keeps which of a stream's latest packets arrived, to ask for the
-// others again.
-type nackLog struct {
-	started bool
-	top     uint16 // the newest sequence number
-	span    int    // how many of the numbers up to top are the stream's
-	got     [nackWindow / 64]uint64
-	asked   [nackWindow]uint8
-}
-
-// nackWindow is how far back a missing packet is asked for (a server's
-// cache holds about as much); each is asked for at most maxNacks times.
-const (
-	nackWindow = 512
-	maxNacks   = 10
-)
-
-func (l *nackLog) set(seq uint16, got bool) {
-	i := seq % nackWindow
-	if got {
-		l.got[i/64] |= 1 << (i % 64)
-	} else {
-		l.got[i/64] &^= 1 << (i % 64)
-	}
-	l.asked[i] = 0
-}
-
-func (l *nackLog) has(seq uint16) bool {
-	i := seq % nackWindow
-	return l.got[i/64]&(1<<(i%64)) != 0
-}
-
-// add notes that seq arrived.
-func (l *nackLog) add(seq uint16) {
-	d := int(int16(seq - l.top))
-	switch {
-	case !l.started || d >= nackWindow || d <= -4*nackWindow:
-		// The first packet, a jump no NACK would mend, or numbering
-		// started again: start again.
-		*l = nackLog{started: true, top: seq, span: 1}
-		l.set(seq, true)
-	case d > 0:
-		for s := l.top + 1; s != seq; s++ {
-			l.set(s, false)
-		}
-		l.set(seq, true)
-		l.top, l.span = seq, min(l.span+d, nackWindow)
-	case -d < l.span:
-		l.set(seq, true) // late, or resent
-	}
-}
-
-// missing appends to out the numbers not received that may be asked for
-// again, and counts the asking.
-func (l *nackLog) missing(out []uint16) []uint16 {
-	for i := l.span - 1; i >= 1; i-- {
-		s := l.top - uint16(i)
-		if l.has(s) || l.asked[s%nackWindow] >= maxNacks {
-			continue
-		}
-		l.asked[s%nackWindow]++
-		out = append(out, s)
-	}
-	return out
 }
 
 // directNet is Pion's network with the receive transport's UDP sockets
@@ -520,7 +445,7 @@ func (c *directConn) read(b []byte) ([]byte, netip.AddrPort, time.Time, error) {
 		}
 		// Nothing waiting: to the next tick, with the others. A closed
 		// socket is found then.
-		time.Sleep(untilTick(c.d.every))
+		time.Sleep(rtpfb.UntilTick(c.d.every))
 	}
 }
 

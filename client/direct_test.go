@@ -11,6 +11,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+
+	"github.com/vclass/vclass/internal/rtpfb"
 )
 
 // testDirect is a direct path past its handshake, with verifyEvery, and
@@ -32,7 +34,7 @@ func testDirect(t *testing.T, profile srtp.ProtectionProfile, verifyEvery int) (
 	}
 	d := newDirectRecv(slog.New(slog.DiscardHandler), 0, verifyEvery)
 	t.Cleanup(d.close)
-	if d.ctx, err = srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(2*nackWindow)); err != nil { // as haveContext makes it
+	if d.ctx, err = srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(2*rtpfb.NackWindow)); err != nil { // as haveContext makes it
 		t.Fatal(err)
 	}
 	d.peer = netip.MustParseAddrPort("127.0.0.1:5000")
@@ -118,7 +120,7 @@ func TestDirectPathTakesItsStreams(t *testing.T) {
 	}
 	d.mu.Lock() // the feedback loop reads them too
 	defer d.mu.Unlock()
-	missing := d.streams[ssrc].nack.missing(nil)
+	missing := d.streams[ssrc].nack.Missing(nil)
 	if !slices.Equal(missing, []uint16{4, 5}) {
 		t.Errorf("missing %v, want [4 5]", missing)
 	}
@@ -216,48 +218,7 @@ func TestHeadersOnlyPathChecksASample(t *testing.T) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if missing := d.streams[ssrc].nack.missing(nil); !slices.Equal(missing, []uint16{7, 10}) {
+	if missing := d.streams[ssrc].nack.Missing(nil); !slices.Equal(missing, []uint16{7, 10}) {
 		t.Errorf("missing %v, want [7 10] (lost, and forged)", missing)
-	}
-}
-
-// The NACK log asks for what is missing in its window, each number a
-// bounded number of times, and not for what came late or was resent.
-func TestNackLog(t *testing.T) {
-	var l nackLog
-	for _, s := range []uint16{65530, 65531, 65535, 1} { // 65532-65534 and 0 lost, across the wrap
-		l.add(s)
-	}
-	if got := l.missing(nil); !slices.Equal(got, []uint16{65532, 65533, 65534, 0}) {
-		t.Fatalf("missing %v", got)
-	}
-	l.add(65533)       // resent
-	l.add(65535 - 998) // too old (999 before the newest): ignored
-	if got := l.missing(nil); !slices.Equal(got, []uint16{65532, 65534, 0}) {
-		t.Fatalf("after a resend, missing %v", got)
-	}
-	for range maxNacks {
-		l.missing(nil)
-	}
-	if got := l.missing(nil); len(got) != 0 {
-		t.Fatalf("asked for %v more than %d times", got, maxNacks)
-	}
-	l.add(1 + nackWindow + 5) // a jump no NACK mends: starts again
-	if got := l.missing(nil); len(got) != 0 {
-		t.Fatalf("after a jump, missing %v", got)
-	}
-	for s := uint16(1 + nackWindow + 6); s < 1+nackWindow+6+2*nackWindow; s++ {
-		if s%100 != 0 {
-			l.add(s)
-		}
-	}
-	got := l.missing(nil)
-	if len(got) != nackWindow/100 {
-		t.Fatalf("missing %v, want the %d multiples of 100 in the window", got, nackWindow/100)
-	}
-	for _, s := range got {
-		if s%100 != 0 {
-			t.Fatalf("missing %v", got)
-		}
 	}
 }

@@ -45,19 +45,22 @@ type batchConn struct {
 	in     *batch     // datagrams read, in[next:n] not yet taken
 	next   int
 
-	// The direct path's receiving side: RTCP from these addresses is
-	// taken by their subscribers as it is read, and never reaches Pion.
-	// Copied on change (joins are rare, reads are not).
+	// The direct path's receiving side: the SRTP and SRTCP packets from
+	// these addresses are offered to their transports as they are read
+	// (a client may send more than one transport from one socket); what
+	// none takes goes on to Pion. Copied on change (joins are rare, reads
+	// are not).
 	sinksMu sync.Mutex
-	sinks   atomic.Pointer[map[netip.AddrPort]rtcpSink]
+	sinks   atomic.Pointer[map[netip.AddrPort][]packetSink]
 }
 
-// rtcpSink takes the SRTCP packets a subscriber sends, on the reading
-// goroutine: it must not block. It reports false for a packet its keys do
-// not open, which goes on to Pion (another transport of the same address:
-// a client may send both of its transports from one socket).
-type rtcpSink interface {
-	readSRTCP(encrypted []byte) bool
+// packetSink takes the SRTP or SRTCP packets a peer's transport sends, on
+// the reading goroutine: it must not block for long. It reports false for
+// a packet it leaves to Pion (one its keys do not open, of a stream it
+// does not read). It may change b, but only for a packet it takes.
+type packetSink interface {
+	readSRTP(b []byte) bool
+	readSRTCP(b []byte) bool
 }
 
 func newBatchConn(c *net.UDPConn) *batchConn {
@@ -201,32 +204,37 @@ func (c *batchConn) WriteTo(p []byte, to net.Addr) (int, error) {
 	return c.UDPConn.WriteTo(p, to)
 }
 
-// claim sends what RTCP comes from addr to s, not to Pion.
-func (c *batchConn) claim(addr netip.AddrPort, s rtcpSink) {
-	c.setSink(unmapped(addr), s, nil)
+// claim offers what comes from addr to s first.
+func (c *batchConn) claim(addr netip.AddrPort, s packetSink) {
+	c.setSink(unmapped(addr), s, true)
 }
 
-// release gives addr's RTCP back to Pion, if s still claims it.
-func (c *batchConn) release(addr netip.AddrPort, s rtcpSink) {
-	c.setSink(unmapped(addr), nil, s)
+// release stops offering what comes from addr to s.
+func (c *batchConn) release(addr netip.AddrPort, s packetSink) {
+	c.setSink(unmapped(addr), s, false)
 }
 
-// setSink makes s (nil: none) addr's sink, in a copy of the sinks; with
-// owner, only if owner is its sink now.
-func (c *batchConn) setSink(addr netip.AddrPort, s, owner rtcpSink) {
+// setSink adds s to addr's sinks, or removes it, in a copy of the sinks.
+func (c *batchConn) setSink(addr netip.AddrPort, s packetSink, add bool) {
 	c.sinksMu.Lock()
 	defer c.sinksMu.Unlock()
-	next := map[netip.AddrPort]rtcpSink{}
+	next := map[netip.AddrPort][]packetSink{}
 	if old := c.sinks.Load(); old != nil {
-		if owner != nil && (*old)[addr] != owner {
-			return
-		}
 		for a, x := range *old {
 			next[a] = x
 		}
 	}
-	if s != nil {
-		next[addr] = s
+	var list []packetSink
+	for _, x := range next[addr] {
+		if x != s {
+			list = append(list, x)
+		}
+	}
+	if add {
+		list = append([]packetSink{s}, list...) // the newest first: it is likeliest the live one
+	}
+	if len(list) > 0 {
+		next[addr] = list
 	} else {
 		delete(next, addr)
 	}
@@ -246,8 +254,8 @@ func isRTCP(b []byte) bool {
 }
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter, taking up to
-// batchSize datagrams from the kernel at a time. RTCP of a claimed
-// address goes to its subscriber instead.
+// batchSize datagrams from the kernel at a time. SRTP and SRTCP of a
+// claimed address go to its transports first.
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -262,15 +270,31 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		}
 		data, from := c.in.datagram(c.next)
 		c.next++
-		if isRTCP(data) {
-			if sinks := c.sinks.Load(); sinks != nil {
-				if s, ok := (*sinks)[unmapped(from)]; ok && s.readSRTCP(data) {
-					continue
-				}
-			}
+		if len(data) >= 8 && data[0]&0xc0 == 0x80 && c.offer(data, from) {
+			continue
 		}
 		return copy(p, data), from, nil
 	}
+}
+
+// offer gives an RTP or RTCP datagram to the sinks of its address and
+// says whether one took it.
+func (c *batchConn) offer(data []byte, from netip.AddrPort) bool {
+	sinks := c.sinks.Load()
+	if sinks == nil {
+		return false
+	}
+	list := (*sinks)[unmapped(from)]
+	if len(list) == 0 {
+		return false
+	}
+	rtcp := isRTCP(data)
+	for _, s := range list {
+		if rtcp && s.readSRTCP(data) || !rtcp && s.readSRTP(data) {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadFrom implements net.PacketConn.

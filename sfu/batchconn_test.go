@@ -170,11 +170,12 @@ func TestBatchConnDualStack(t *testing.T) {
 	}
 }
 
-// recordingSink is an rtcpSink that keeps what it takes, and refuses
-// (leaves to the reader) what starts with refuse.
+// recordingSink is a packetSink that keeps what it takes: RTCP but what
+// ends with refuse, and RTP if rtp.
 type recordingSink struct {
 	got    [][]byte
 	refuse byte
+	rtp    bool
 }
 
 func (s *recordingSink) readSRTCP(b []byte) bool {
@@ -185,31 +186,42 @@ func (s *recordingSink) readSRTCP(b []byte) bool {
 	return true
 }
 
-// RTCP from a claimed address goes to its sink as it is read; its other
-// datagrams (RTP, STUN, DTLS), and RTCP from elsewhere or once released,
-// go to the reader (Pion).
-func TestBatchConnGivesClaimedRTCPToItsSink(t *testing.T) {
+func (s *recordingSink) readSRTP(b []byte) bool {
+	if s.rtp {
+		s.got = append(s.got, append([]byte(nil), b...))
+	}
+	return s.rtp
+}
+
+// RTP and RTCP from a claimed address go to its sinks as they are read,
+// the newest claim first; STUN and DTLS, what no sink takes, and what
+// comes from elsewhere or once released go to the reader (Pion).
+func TestBatchConnGivesClaimedPacketsToTheirSinks(t *testing.T) {
 	bc := newBatchConn(listenLoopback(t))
 	a, b := listenLoopback(t), listenLoopback(t)
 	to := bc.LocalAddr().(*net.UDPAddr).AddrPort()
 	rtcpPkt := func(tag byte) []byte { return []byte{0x81, 205, 0, 1, 0, 0, 0, tag} } // a NACK's header
-	rtpPkt := []byte{0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 'r'}
+	rtpPkt := func(tag byte) []byte { return []byte{0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, tag} }
 	stun := []byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 's'}
-	sink := &recordingSink{refuse: 9} // its keys do not open packet 9 (another transport's)
-	bc.claim(a.LocalAddr().(*net.UDPAddr).AddrPort(), sink)
+	aAddr := a.LocalAddr().(*net.UDPAddr).AddrPort()
+	sub := &recordingSink{refuse: 9}            // a subscriber's: RTCP, but its keys do not open packet 9
+	pub := &recordingSink{refuse: 8, rtp: true} // a publisher's, from the same socket
+	bc.claim(aAddr, pub)
+	bc.claim(aAddr, sub)
 	send := func(c *net.UDPConn, p []byte) {
 		if _, err := c.WriteToUDPAddrPort(p, to); err != nil {
 			t.Fatal(err)
 		}
 	}
 	send(a, rtcpPkt(1))
-	send(a, rtpPkt)
+	send(a, rtpPkt(1))
 	send(a, rtcpPkt(9))
 	send(a, stun)
 	send(b, rtcpPkt(2))
+	send(b, rtpPkt(2))
 	buf := make([]byte, 1500)
 	_ = bc.SetReadDeadline(time.Now().Add(2 * time.Second))
-	for _, want := range [][]byte{rtpPkt, rtcpPkt(9), stun, rtcpPkt(2)} {
+	for _, want := range [][]byte{stun, rtcpPkt(2), rtpPkt(2)} {
 		n, _, err := bc.ReadFromAddrPort(buf)
 		if err != nil {
 			t.Fatal(err)
@@ -218,14 +230,29 @@ func TestBatchConnGivesClaimedRTCPToItsSink(t *testing.T) {
 			t.Errorf("read %x, want %x", buf[:n], want)
 		}
 	}
-	if len(sink.got) != 1 || !bytes.Equal(sink.got[0], rtcpPkt(1)) {
-		t.Errorf("the sink took %x, want the claimed address's RTCP only", sink.got)
+	if len(sub.got) != 1 || !bytes.Equal(sub.got[0], rtcpPkt(1)) {
+		t.Errorf("the subscriber's sink took %x, want the RTCP its keys open", sub.got)
 	}
-	bc.release(b.LocalAddr().(*net.UDPAddr).AddrPort(), sink) // not its: no effect
-	bc.release(a.LocalAddr().(*net.UDPAddr).AddrPort(), sink)
+	if len(pub.got) != 2 || !bytes.Equal(pub.got[0], rtpPkt(1)) || !bytes.Equal(pub.got[1], rtcpPkt(9)) {
+		t.Errorf("the publisher's sink took %x, want its RTP and the RTCP the other refused", pub.got)
+	}
+	bc.release(b.LocalAddr().(*net.UDPAddr).AddrPort(), sub) // not its: no effect
+	bc.release(aAddr, sub)
+	send(a, rtcpPkt(8)) // the publisher's refuses it, and no other is left
 	send(a, rtcpPkt(3))
-	if n, _, err := bc.ReadFromAddrPort(buf); err != nil || !bytes.Equal(buf[:n], rtcpPkt(3)) {
-		t.Errorf("after release: read %x (%v), want the RTCP", buf[:n], err)
+	send(a, stun) // read after them
+	for _, want := range [][]byte{rtcpPkt(8), stun} {
+		if n, _, err := bc.ReadFromAddrPort(buf); err != nil || !bytes.Equal(buf[:n], want) {
+			t.Errorf("after release: read %x (%v), want %x", buf[:n], err, want)
+		}
+	}
+	if len(pub.got) != 3 || !bytes.Equal(pub.got[2], rtcpPkt(3)) {
+		t.Errorf("after release the publisher's sink took %x", pub.got)
+	}
+	bc.release(aAddr, pub)
+	send(a, rtpPkt(4))
+	if n, _, err := bc.ReadFromAddrPort(buf); err != nil || !bytes.Equal(buf[:n], rtpPkt(4)) {
+		t.Errorf("all released: read %x (%v), want the RTP", buf[:n], err)
 	}
 }
 

@@ -15,9 +15,6 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
-	"github.com/pion/interceptor/pkg/report"
-	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/config"
@@ -67,12 +64,11 @@ type Engine struct {
 
 // apiShard is one UDP port (per listen address) with the Pion APIs bound to it.
 type apiShard struct {
-	ports     []int
-	publisher *webrtc.API
-	// What each subscriber's own API is made of (subscriberAPI): the
-	// direct path's DTLS hooks are per transport.
-	se       webrtc.SettingEngine
-	subMedia *webrtc.MediaEngine
+	ports []int
+	// What each transport's own API is made of (publisherAPI,
+	// subscriberAPI): the direct path's DTLS hooks are per transport.
+	se                 webrtc.SettingEngine
+	pubMedia, subMedia *webrtc.MediaEngine
 }
 
 // Counters are the engine-wide media counters, read by /metrics.
@@ -93,6 +89,10 @@ type Counters struct {
 	// RTCPRefused counts subscribers' RTCP packets dropped on the direct
 	// path: failing authentication, replayed, or not parsing.
 	RTCPRefused atomic.Uint64
+	// DirectIn counts publishers' packets read on the direct path;
+	// RTPRefused those of its streams that did not decrypt (forged,
+	// replayed), dropped.
+	DirectIn, RTPRefused atomic.Uint64
 	// PausedVideos is the down tracks paused for bandwidth now.
 	PausedVideos atomic.Int64
 	// Estimates counts subscriber link estimates by EstimateBuckets (the
@@ -119,10 +119,9 @@ func NewEngine(p EngineParams) (*Engine, error) {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{log: p.Logger, params: p}
-	// Publishers get no RTX: Pion's NACK generator does not see packets
-	// repaired from an RTX stream and would ask for them again every
-	// 100 ms; plain retransmissions it does see. Subscribers get RTX where
-	// they take it.
+	// Publishers get no RTX: their resends come on the stream itself,
+	// which the direct path reads (an RTX stream would go through Pion's
+	// path, ingress.go). Subscribers get RTX where they take it.
 	pubCodecs, err := codecParameters(p.Codecs, false)
 	if err != nil {
 		return nil, err
@@ -317,7 +316,7 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 		dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80,
 	)
 
-	pub, err := e.publisherAPI(se, pubCodecs)
+	pubMedia, err := newMediaEngine(pubCodecs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +324,28 @@ func (e *Engine) newShard(udp ice.UDPMux, tcp ice.TCPMux, pubCodecs, subCodecs [
 	if err != nil {
 		return nil, err
 	}
-	return &apiShard{publisher: pub, se: se, subMedia: subMedia}, nil
+	return &apiShard{se: se, pubMedia: pubMedia, subMedia: subMedia}, nil
+}
+
+// publisherAPI is the API of one publisher transport of shard sh: the
+// server is its DTLS server (it answers "passive"), the DTLS hooks of its
+// direct path, and two interceptors: one writes the rid into the first
+// packets of SSRC-based simulcast layers (first: the other, and Pion, see
+// it), one records the transport-wide sequence numbers of what Pion reads.
+// NACKs and receiver reports are the server's own (pubIn).
+func (sh *apiShard) publisherAPI(in *pubIn, layers *ssrcLayers) *webrtc.API {
+	se := sh.se
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		panic(err) // only the roles client and server are taken, and this is one
+	}
+	if p := in.direct; p != nil {
+		se.SetDTLSKeyLogWriter(&p.keys)
+		se.SetDTLSServerHelloMessageHook(p.keys.ServerHello)
+	}
+	reg := &interceptor.Registry{}
+	reg.Add(ridInjectorFactory{layers: layers})
+	reg.Add(twccInFactory{in: in})
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(sh.pubMedia), webrtc.WithInterceptorRegistry(reg))
 }
 
 // subscriberAPI is the API of one subscriber transport of shard sh: no
@@ -403,37 +423,6 @@ func (e *Engine) rewriteRules() []webrtc.ICEAddressRewriteRule {
 		rules = append(rules, rule)
 	}
 	return rules
-}
-
-// publisherAPI builds the Pion API of publishers: NACK generation,
-// receiver reports and TWCC feedback. (Subscribers get no interceptor,
-// subscriberAPI: NACKs are answered from the shared packet cache, not by a
-// per-subscriber copy of every packet, and sender reports carry the
-// publisher's clock, senderreport.go.)
-func (e *Engine) publisherAPI(se webrtc.SettingEngine, codecs []webrtc.RTPCodecParameters) (*webrtc.API, error) {
-	me, err := newMediaEngine(codecs, true)
-	if err != nil {
-		return nil, err
-	}
-	gen, err := nack.NewGeneratorInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	rr, err := report.NewReceiverInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	tw, err := twcc.NewSenderInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	reg := &interceptor.Registry{}
-	// First: the others, and Pion, see the rid it writes.
-	reg.Add(ridInjectorFactory{layers: &e.simLayers})
-	reg.Add(gen)
-	reg.Add(rr)
-	reg.Add(tw)
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
 }
 
 // beginRound and endRound bracket one fan-out: the packets written in

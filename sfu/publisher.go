@@ -42,6 +42,7 @@ type MediaSection struct {
 type Publisher struct {
 	engine *Engine
 	pc     *webrtc.PeerConnection
+	in     *pubIn
 	params PublisherParams
 	ice    icecand.Queue
 	stop   chan struct{}
@@ -58,28 +59,37 @@ type Publisher struct {
 
 // NewPublisher makes the receiving side of a client.
 func (e *Engine) NewPublisher(p PublisherParams) (*Publisher, error) {
-	pc, err := e.shard().publisher.NewPeerConnection(webrtc.Configuration{
+	var direct *directPath
+	if !e.params.NoBatching {
+		direct = &directPath{}
+	}
+	in := newPubIn(direct)
+	pc, err := e.shard().publisherAPI(in, &e.simLayers).NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+		// No cryptex: the direct path reads header extensions in the clear.
+		RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new publisher: %w", err)
 	}
 	pub := &Publisher{
-		engine: e, pc: pc, params: p, stop: make(chan struct{}),
+		engine: e, pc: pc, in: in, params: p, stop: make(chan struct{}),
 		tracks: map[string]*UpTrack{}, rids: map[string][]string{},
 	}
+	in.p = pub
 	pub.ice.Bind(pc)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.OnICECandidate(candidateInit(c)) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			in.start()
+		}
 		if p.OnStateChange != nil {
 			p.OnStateChange(s)
 		}
 	})
 	pc.OnTrack(pub.onTrack)
-	if e.params.MaxIncomingBitrate > 0 {
-		go pub.announceMaxBitrate(e.params.MaxIncomingBitrate)
-	}
+	go pub.feedbackLoop()
 	return pub, nil
 }
 
@@ -112,9 +122,13 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 		p.engine.log.Info("simulcast layer not declared or arriving twice: ignored", "mid", mid, "rid", rid)
 		return
 	}
-	go l.run()
-	// Pion's interceptors (receiver reports, TWCC) need the RTCP read; the
-	// sender reports give subscribers the publisher's clock.
+	p.in.register(l)
+	go func() {
+		l.run()
+		p.in.unregister(l)
+	}()
+	// The sender reports that come through Pion (the direct path reads
+	// them too): they give subscribers the publisher's clock.
 	go func() {
 		for {
 			var pkts []rtcp.Packet
@@ -277,6 +291,7 @@ func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error { return p.
 // Close ends the peer connection and its tracks.
 func (p *Publisher) Close() error {
 	p.once.Do(func() { close(p.stop) })
+	p.in.close()
 	err := p.pc.Close()
 	p.mu.Lock()
 	for _, ssrc := range p.simSSRCs {
@@ -285,31 +300,6 @@ func (p *Publisher) Close() error {
 	p.simSSRCs = nil
 	p.mu.Unlock()
 	return err
-}
-
-// announceMaxBitrate tells the client, with REMB, the most it may send.
-func (p *Publisher) announceMaxBitrate(bps int) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-		}
-		var ssrcs []uint32
-		for _, r := range p.pc.GetReceivers() {
-			for _, tr := range r.Tracks() { // every simulcast layer
-				if tr.Kind() == webrtc.RTPCodecTypeVideo && tr.SSRC() != 0 {
-					ssrcs = append(ssrcs, uint32(tr.SSRC()))
-				}
-			}
-		}
-		if len(ssrcs) == 0 {
-			continue
-		}
-		_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(bps), SSRCs: ssrcs}})
-	}
 }
 
 func candidateInit(c *webrtc.ICECandidate) *webrtc.ICECandidateInit {

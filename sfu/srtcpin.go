@@ -42,7 +42,10 @@ func newDirectRTCP(s *Subscriber, k *dtlssrtp.Keys) (*directRTCP, error) {
 	return &directRTCP{s: s, ctx: ctx}, nil
 }
 
-// readSRTCP implements rtcpSink.
+// readSRTP implements packetSink: a subscriber sends no media.
+func (x *directRTCP) readSRTP([]byte) bool { return false }
+
+// readSRTCP implements packetSink.
 func (x *directRTCP) readSRTCP(encrypted []byte) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()

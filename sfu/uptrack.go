@@ -9,6 +9,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/internal/rtpfb"
 )
 
 // keyframeInterval is the least time between two keyframe requests sent
@@ -40,6 +42,7 @@ type UpTrack struct {
 	codecKind codecKind
 	levelExt  uint8 // negotiated id of the audio level extension, 0 = none
 	ddExt     uint8 // AV1: negotiated id of the dependency descriptor, 0 = none
+	nacks     bool  // the publisher resends what it is asked for
 	rids      []string
 
 	layers [MaxLayers]atomic.Pointer[upLayer]
@@ -87,6 +90,16 @@ type upLayer struct {
 	// AV1: the last dependency structure, for resends (the reader's own
 	// copy is not for other goroutines).
 	ddShape atomic.Pointer[ddStructure]
+
+	// The stream's packets come from Pion's reader (run) and, once its
+	// transport is up, from the socket's (the direct path, pubIn): one at
+	// a time, in reader.
+	mu     sync.Mutex
+	reader upReader
+	// What the publisher is told of the stream (pubIn's feedback).
+	fbMu sync.Mutex
+	rx   rtpfb.Reception
+	nack rtpfb.NackLog
 }
 
 // svcLayers measures the spatial layers of a scalable (VP9 or AV1 SVC) stream:
@@ -144,6 +157,9 @@ func makeUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, ext uint
 		done:      make(chan struct{}),
 	}
 	u.level.Store(12700)
+	for _, f := range codec.RTCPFeedback {
+		u.nacks = u.nacks || f.Type == webrtc.TypeRTCPFBNACK && f.Parameter == ""
+	}
 	switch u.codecKind {
 	case codecAudio:
 		u.levelExt = ext
@@ -165,6 +181,7 @@ func (u *UpTrack) addLayer(index int8, rid string, ssrc uint32, track *webrtc.Tr
 		size = 128
 	}
 	l := &upLayer{up: u, index: index, rid: rid, ssrc: ssrc, track: track, cache: newPacketCache(size)}
+	l.reader.level = 127
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.ended || u.layers[index].Load() != nil {
@@ -382,18 +399,37 @@ func (s *svcLayers) measure(every time.Duration) {
 	}
 }
 
-// run reads packets until the layer's stream ends.
+// run reads the packets Pion reads until the layer's stream ends.
 func (l *upLayer) run() {
 	defer l.up.layerEnded(l)
 	buf := make([]byte, maxPacketSize)
-	r := upReader{level: 127}
 	for {
 		n, _, err := l.track.Read(buf)
 		if err != nil {
 			return
 		}
-		l.handle(&r, buf[:n])
+		l.deliver(buf[:n], time.Now())
 	}
+}
+
+// deliver handles a packet that arrived at `at`, from either path.
+func (l *upLayer) deliver(pkt []byte, at time.Time) {
+	l.mu.Lock()
+	l.handleAt(&l.reader, pkt, at)
+	l.mu.Unlock()
+}
+
+// rolloverOf is the rollover count (RFC 3711) of seq, judged from the
+// last packet handled: the publisher's count starts at 0 with the
+// stream's first packet, as the reader's numbering does one cycle up.
+func (l *upLayer) rolloverOf(seq uint16) uint32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	u := &l.reader.unwrap
+	if !u.started {
+		return 0
+	}
+	return uint32(max(extendNear(u.highest, seq)>>16, 1) - 1)
 }
 
 // upReader is the state of the reading goroutine, reused for every packet.
@@ -404,8 +440,12 @@ type upReader struct {
 	level  float64
 }
 
-// handle caches one packet and forwards it to every down track.
-func (l *upLayer) handle(r *upReader, pkt []byte) {
+// handle is handleAt now.
+func (l *upLayer) handle(r *upReader, pkt []byte) { l.handleAt(r, pkt, time.Now()) }
+
+// handleAt caches one packet, notes it for the publisher's feedback and
+// forwards it to every down track.
+func (l *upLayer) handleAt(r *upReader, pkt []byte, arrival time.Time) {
 	u := l.up
 	p := &r.p
 	payload, err := parseRTP(pkt, &p.header)
@@ -417,7 +457,13 @@ func (l *upLayer) handle(r *upReader, pkt []byte) {
 	stats.BytesIn.Add(uint64(len(pkt)))
 	p.payload = payload
 	p.extSeq = r.unwrap.unwrap(p.header.SequenceNumber)
-	p.arrival = time.Now()
+	p.arrival = arrival
+	l.fbMu.Lock()
+	l.rx.Add(p.extSeq, p.header.Timestamp, u.codec.ClockRate, arrival)
+	if u.nacks {
+		l.nack.Add(p.header.SequenceNumber)
+	}
+	l.fbMu.Unlock()
 	// Padding alone (a browser probing its link, on a layer it has
 	// stopped encoding too) neither keeps a layer live nor costs it: a
 	// subscriber would wait for that layer's keyframe for ever.

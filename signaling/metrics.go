@@ -76,6 +76,8 @@ var (
 	descProbe       = prometheus.NewDesc("vclass_probe_bytes_total", "Padding sent to probe subscribers' links.", nil, nil)
 	descSkipped     = prometheus.NewDesc("vclass_retransmissions_skipped_total", "NACKed packets not resent: the subscriber's retransmission budget was spent.", nil, nil)
 	descRTCPRefused = prometheus.NewDesc("vclass_rtcp_refused_total", "RTCP packets from a subscriber's address its keys did not open (forged, replayed, or another transport's: left to Pion), or that did not parse.", nil, nil)
+	descDirectIn    = prometheus.NewDesc("vclass_rtp_direct_in_total", "Publishers' RTP packets read on the direct path (the server's own SRTP context, not Pion's).", nil, nil)
+	descRTPRefused  = prometheus.NewDesc("vclass_rtp_refused_total", "Publishers' RTP packets of a stream read on the direct path that did not decrypt (forged, replayed): dropped.", nil, nil)
 	descEstimate    = prometheus.NewDesc("vclass_subscriber_estimate_bps", "Subscribers' downlink estimates (bits per second), one observation per subscriber every 500 ms.", nil, nil)
 )
 
@@ -86,7 +88,7 @@ type mediaCollector struct {
 
 func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descPeers, descProducers, descConsumers, descPackets, descBytes, descNacks, descRetrans, descPLIs, descDropped,
-		descSwitches, descPauses, descPaused, descProbe, descSkipped, descRTCPRefused, descEstimate} {
+		descSwitches, descPauses, descPaused, descProbe, descSkipped, descRTCPRefused, descDirectIn, descRTPRefused, descEstimate} {
 		ch <- d
 	}
 }
@@ -119,6 +121,8 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descProbe, s.ProbeBytes.Load())
 	counter(descSkipped, s.ResendsSkipped.Load())
 	counter(descRTCPRefused, s.RTCPRefused.Load())
+	counter(descDirectIn, s.DirectIn.Load())
+	counter(descRTPRefused, s.RTPRefused.Load())
 	buckets := make(map[float64]uint64, len(sfu.EstimateBuckets))
 	var count uint64
 	for i, le := range sfu.EstimateBuckets {

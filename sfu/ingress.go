@@ -1,0 +1,460 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vclass/vclass/internal/rtpfb"
+)
+
+// The publishers' side of the direct path. Once a publisher's transport
+// is up on UDP, the packets of each stream it sends are decrypted with the
+// server's own SRTP context and handed to the stream's layer on the
+// goroutine that read them from the socket, instead of going through
+// Pion's ICE mux, ICE connection, DTLS mux, SRTP session, the track's
+// buffer and its interceptors: five hand-offs between goroutines and as
+// many locks a packet, most of what a node of many small classes (a
+// publisher for every five subscribers) spends. The same for its RTCP
+// (sender reports). Pion keeps STUN, DTLS, ICE over TCP, and each stream's
+// first packets: they announce it (its mid and rid), and only a stream Pion
+// placed is read directly. A stream read directly stays so: a packet of it
+// that does not decrypt is dropped, never handed to Pion, whose context
+// would take a replay of what it missed.
+//
+// The server is the DTLS server of publisher transports too (it answers
+// "passive"): the keys come from the handshake as for subscribers
+// (directPath, srtpout.go).
+//
+// What a publisher is told of its packets is the server's own, whichever
+// path read them (one account of each; two would each report the other's
+// packets lost): transport-wide congestion feedback from a recorder fed
+// by both paths (Pion's through twccIn), and NACKs and receiver reports
+// from each layer's reader (upLayer.handle). They go out every
+// rtpfb.FeedbackEvery on the direct route, encrypted with the server's
+// own SRTCP context and a sender SSRC of their own (SRTCP numbers each
+// sender SSRC's packets: Pion's context, which sends on other routes and
+// the keyframe requests, has its own).
+
+// pubIn is a publisher transport's receiving side: the direct path's
+// reader and the feedback the publisher gets.
+type pubIn struct {
+	p      *Publisher
+	direct *directPath // nil: Pion's path only (no batched sockets)
+
+	twccExt atomic.Uint32 // the negotiated transport-wide sequence number extension, 0 none
+	twccMu  sync.Mutex
+	twcc    *twcc.Recorder // nil until the extension is known
+	started time.Time      // arrival times in feedback count from here
+
+	// The sender SSRCs of the feedback: on the direct route, through Pion.
+	directSSRC, pionSSRC uint32
+	out                  atomic.Pointer[srtp.Context] // the feedback's on the direct route (run's only)
+
+	mu      sync.Mutex // the socket readers (two, while the route changes)
+	rtpCtx  *srtp.Context
+	rtcpCtx *srtp.Context
+	streams map[uint32]*inStream
+	hdr     rtp.Header
+	spare   [maxPacketSize]byte // a packet as it came, for Pion if it does not decrypt
+	plain   [maxPacketSize]byte // decrypted RTCP
+
+	routeMu sync.Mutex // guards the two below
+	claimed *udpRoute
+	closed  bool
+}
+
+// inStream is a stream the direct path reads.
+type inStream struct {
+	l      *upLayer
+	synced bool // a packet decrypted: the context knows its rollover count
+	failed int  // packets that did not decrypt before the first that did
+}
+
+// giveUp is how many packets of a stream may fail to decrypt before the
+// first that does: then the stream stays on Pion's path.
+const giveUp = 50
+
+// inReplayWindow is how far back an SRTP index may be and still be taken
+// once: a publisher resends what it is asked for (NACK) on the stream.
+const inReplayWindow = rtpfb.NackWindow
+
+func newPubIn(direct *directPath) *pubIn {
+	in := &pubIn{direct: direct, started: time.Now(), streams: map[uint32]*inStream{}}
+	for in.directSSRC == in.pionSSRC || in.directSSRC == 0 || in.pionSSRC == 0 {
+		in.directSSRC, in.pionSSRC = rand.Uint32(), rand.Uint32()
+	}
+	return in
+}
+
+// setTWCC sets the negotiated transport-wide sequence number extension.
+func (in *pubIn) setTWCC(id uint8) {
+	in.twccMu.Lock()
+	defer in.twccMu.Unlock()
+	in.twccExt.Store(uint32(id))
+	if in.twcc == nil {
+		in.twcc = twcc.NewRecorder(in.directSSRC)
+	}
+}
+
+// recordTWCC notes the transport-wide sequence number of h, if it has one.
+func (in *pubIn) recordTWCC(h *rtp.Header, at time.Time) {
+	id := uint8(in.twccExt.Load())
+	if id == 0 {
+		return
+	}
+	ext := h.GetExtension(id)
+	if len(ext) < 2 {
+		return
+	}
+	in.twccMu.Lock()
+	if in.twcc != nil {
+		in.twcc.Record(h.SSRC, binary.BigEndian.Uint16(ext), at.Sub(in.started).Microseconds())
+	}
+	in.twccMu.Unlock()
+}
+
+// start takes the direct path once DTLS is up: the keys from the
+// handshake, the route from the selected ICE pair (and from each pair
+// selected later).
+func (in *pubIn) start() {
+	d := in.direct
+	if d == nil || d.srtp.Load() != nil {
+		return
+	}
+	e := in.p.engine
+	keys, err := d.keys.Keys(false)
+	var rtpCtx, rtcpCtx, out *srtp.Context
+	if err == nil {
+		rtpCtx, err = srtp.CreateContext(keys.RemoteKey, keys.RemoteSalt, keys.Profile, srtp.SRTPReplayProtection(inReplayWindow))
+	}
+	if err == nil {
+		rtcpCtx, err = srtp.CreateContext(keys.RemoteKey, keys.RemoteSalt, keys.Profile, srtp.SRTCPReplayProtection(srtcpReplayWindow))
+	}
+	if err == nil {
+		out, err = srtp.CreateContext(keys.LocalKey, keys.LocalSalt, keys.Profile)
+	}
+	if err != nil {
+		e.log.Debug("no direct path for a publisher", "err", err)
+		return
+	}
+	in.mu.Lock()
+	in.rtpCtx, in.rtcpCtx = rtpCtx, rtcpCtx
+	in.mu.Unlock()
+	in.out.Store(out)
+	ice := in.p.pc.SCTP().Transport().ICETransport()
+	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+		d.pairChanged(e.routeOf(pair))
+		in.claim()
+	})
+	pair, _ := ice.GetSelectedCandidatePair()
+	r := e.routeOf(pair)
+	d.firstRoute(r)
+	d.srtp.Store(keys)
+	in.claim()
+	e.log.Debug("direct path for a publisher", "profile", keys.Profile, "udp", r != nil)
+}
+
+// claim points the socket of the direct route, if any, at in, and the
+// route given up back at Pion.
+func (in *pubIn) claim() {
+	in.routeMu.Lock()
+	defer in.routeMu.Unlock()
+	r := in.direct.route.Load()
+	if in.closed {
+		r = nil
+	}
+	if old := in.claimed; old != nil && (r == nil || *old != *r) {
+		old.conn.release(old.to, in)
+	}
+	if r != nil {
+		r.conn.claim(r.to, in)
+	}
+	in.claimed = r
+}
+
+// close gives the route back.
+func (in *pubIn) close() {
+	if in.direct == nil {
+		return
+	}
+	in.routeMu.Lock()
+	in.closed = true
+	in.routeMu.Unlock()
+	in.claim()
+}
+
+// register has the direct path read l's stream.
+func (in *pubIn) register(l *upLayer) {
+	in.mu.Lock()
+	in.streams[l.ssrc] = &inStream{l: l}
+	in.mu.Unlock()
+}
+
+// unregister stops it, when l's reader ended.
+func (in *pubIn) unregister(l *upLayer) {
+	in.mu.Lock()
+	if st := in.streams[l.ssrc]; st != nil && st.l == l {
+		delete(in.streams, l.ssrc)
+	}
+	in.mu.Unlock()
+}
+
+// readSRTP implements packetSink: a packet of a stream the direct path
+// reads is decrypted in place and handled at once.
+func (in *pubIn) readSRTP(b []byte) bool {
+	if len(b) < 12 {
+		return false
+	}
+	ssrc := binary.BigEndian.Uint32(b[8:12])
+	now := time.Now()
+	in.mu.Lock()
+	st := in.streams[ssrc]
+	if st == nil || in.rtpCtx == nil || !st.synced && st.failed >= giveUp {
+		in.mu.Unlock()
+		return false
+	}
+	var plain []byte
+	var err error
+	if !st.synced {
+		// The rollover count of Pion's last packet of the stream, or of the
+		// one before or after it.
+		roc := st.l.rolloverOf(binary.BigEndian.Uint16(b[2:4]))
+		copy(in.spare[:], b)
+		for _, r := range [...]uint32{roc, roc + 1, roc - 1} {
+			in.rtpCtx.SetROC(ssrc, r)
+			if plain, err = in.rtpCtx.DecryptRTP(b, b, &in.hdr); err == nil {
+				break
+			}
+			copy(b, in.spare[:len(b)])
+		}
+		if err != nil {
+			st.failed++
+			in.mu.Unlock()
+			return false // Pion's to judge: its context may know better
+		}
+		st.synced = true
+	} else if plain, err = in.rtpCtx.DecryptRTP(b, b, &in.hdr); err != nil {
+		in.mu.Unlock()
+		in.p.engine.Stats.RTPRefused.Add(1)
+		return true // forged or replayed: dropped
+	}
+	in.recordTWCC(&in.hdr, now)
+	in.mu.Unlock()
+	in.p.engine.Stats.DirectIn.Add(1)
+	st.l.deliver(plain, now)
+	return true
+}
+
+// readSRTCP implements packetSink: the publisher's sender reports.
+func (in *pubIn) readSRTCP(b []byte) bool {
+	in.mu.Lock()
+	if in.rtcpCtx == nil {
+		in.mu.Unlock()
+		return false
+	}
+	plain, err := in.rtcpCtx.DecryptRTCP(in.plain[:0], b, nil)
+	if err != nil {
+		in.mu.Unlock()
+		return false // another transport's, or forged: Pion's to judge
+	}
+	pkts, err := rtcp.Unmarshal(plain)
+	var reports []*upLayer
+	var srs []*rtcp.SenderReport
+	for _, pkt := range pkts {
+		if sr, ok := pkt.(*rtcp.SenderReport); ok {
+			if st := in.streams[sr.SSRC]; st != nil {
+				reports, srs = append(reports, st.l), append(srs, sr)
+			}
+		}
+	}
+	in.mu.Unlock()
+	if err != nil {
+		in.p.engine.Stats.RTCPRefused.Add(1)
+	}
+	now := time.Now()
+	for i, l := range reports {
+		l.up.noteSenderReport(srs[i], now)
+	}
+	return true
+}
+
+// twccIn is the interceptor that records the transport-wide sequence
+// numbers of the packets Pion reads.
+type twccIn struct {
+	interceptor.NoOp
+	in *pubIn
+}
+
+type twccInFactory struct{ in *pubIn }
+
+func (f twccInFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &twccIn{in: f.in}, nil
+}
+
+func (t *twccIn) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
+	var id uint8
+	for _, e := range info.RTPHeaderExtensions {
+		if e.URI == sdp.TransportCCURI {
+			id = uint8(e.ID)
+		}
+	}
+	if id == 0 {
+		return reader
+	}
+	t.in.setTWCC(id)
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := reader.Read(b, a)
+		if err != nil {
+			return n, a, err
+		}
+		if a == nil {
+			a = interceptor.Attributes{}
+		}
+		if h, err := a.GetRTPHeader(b[:n]); err == nil {
+			t.in.recordTWCC(h, time.Now())
+		}
+		return n, a, nil
+	})
+}
+
+// reportEvery is how many feedback rounds make a second: receiver reports
+// and the bitrate announcement go out once a second.
+const reportEvery = int(time.Second / rtpfb.FeedbackEvery)
+
+// feedbackLoop sends the publisher its feedback every rtpfb.FeedbackEvery,
+// at the same instants as every other publisher's, until it closes.
+func (p *Publisher) feedbackLoop() {
+	t := time.NewTimer(rtpfb.UntilTick(rtpfb.FeedbackEvery))
+	defer t.Stop()
+	var f feedback
+	for n := 1; ; n++ {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			t.Reset(rtpfb.UntilTick(rtpfb.FeedbackEvery))
+		}
+		p.sendFeedback(&f, time.Now(), n%reportEvery == 0)
+	}
+}
+
+// feedback is what one round of feedback is built in, reused.
+type feedback struct {
+	layers  []*upLayer
+	missing []uint16
+	reports []rtcp.ReceptionReport
+	pkts    []rtcp.Packet
+	buf     []byte
+}
+
+// sendFeedback sends the transport-wide congestion feedback and the NACKs
+// due now, and with reports the receiver reports and the announcement of
+// the most the publisher may send.
+func (p *Publisher) sendFeedback(f *feedback, now time.Time, reports bool) {
+	in := p.in
+	f.pkts = f.pkts[:0]
+	f.reports = f.reports[:0]
+	f.layers = p.layers(f.layers[:0])
+	for _, l := range f.layers {
+		l.fbMu.Lock()
+		if l.up.nacks {
+			f.missing = l.nack.Missing(f.missing[:0])
+			if len(f.missing) > 0 {
+				f.pkts = append(f.pkts, &rtcp.TransportLayerNack{MediaSSRC: l.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(f.missing)})
+			}
+		}
+		if reports {
+			var lastSR uint64
+			var srAt time.Time
+			if sr := l.sr.Load(); sr != nil {
+				lastSR, srAt = sr.ntp, sr.arrival
+			}
+			if rr, ok := l.rx.Report(l.ssrc, lastSR, srAt, now); ok {
+				f.reports = append(f.reports, rr)
+			}
+		}
+		l.fbMu.Unlock()
+	}
+	in.twccMu.Lock()
+	if in.twcc != nil {
+		f.pkts = append(f.pkts, in.twcc.BuildFeedbackPacket()...)
+	}
+	in.twccMu.Unlock()
+	if reports {
+		for len(f.reports) > 0 {
+			n := min(len(f.reports), 31) // the most one report holds
+			f.pkts = append([]rtcp.Packet{&rtcp.ReceiverReport{Reports: f.reports[:n:n]}}, f.pkts...)
+			f.reports = f.reports[n:]
+		}
+		if bps := p.engine.params.MaxIncomingBitrate; bps > 0 {
+			var ssrcs []uint32
+			for _, l := range f.layers {
+				if l.up.codecKind != codecAudio {
+					ssrcs = append(ssrcs, l.ssrc)
+				}
+			}
+			if len(ssrcs) > 0 {
+				f.pkts = append(f.pkts, &rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(bps), SSRCs: ssrcs})
+			}
+		}
+	}
+	if len(f.pkts) == 0 {
+		return
+	}
+	_, r := in.direct.take()
+	ctx := in.out.Load()
+	sender := in.pionSSRC
+	if r != nil && ctx != nil {
+		sender = in.directSSRC
+	}
+	for _, pkt := range f.pkts {
+		switch x := pkt.(type) {
+		case *rtcp.ReceiverReport:
+			x.SSRC = sender
+		case *rtcp.TransportLayerNack:
+			x.SenderSSRC = sender
+		case *rtcp.TransportLayerCC:
+			x.SenderSSRC = sender
+		case *rtcp.ReceiverEstimatedMaximumBitrate:
+			x.SenderSSRC = sender
+		}
+	}
+	if sender == in.pionSSRC {
+		_ = p.pc.WriteRTCP(f.pkts) // fails only before the transport is up, or once it closed
+		return
+	}
+	plain, err := rtcp.Marshal(f.pkts)
+	if err == nil {
+		f.buf, err = ctx.EncryptRTCP(f.buf[:0], plain, nil)
+	}
+	if err != nil {
+		p.engine.log.Debug("publisher feedback not sent", "err", err)
+		return
+	}
+	_, _ = r.conn.WriteToAddrPort(f.buf, r.to)
+}
+
+// layers appends the publisher's layers to out.
+func (p *Publisher) layers(out []*upLayer) []*upLayer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.tracks {
+		for i := range u.layers {
+			if l := u.layers[i].Load(); l != nil {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
