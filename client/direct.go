@@ -382,6 +382,9 @@ func (d *directRecv) feedbackLoop() {
 
 // directNet is Pion's network with the receive transport's UDP sockets
 // read through the direct path.
+// tickedReadBuffer is the receive buffer of a socket read at ticks.
+const tickedReadBuffer = 1 << 20
+
 type directNet struct {
 	*stdnet.Net
 	d *directRecv
@@ -399,6 +402,10 @@ func (n directNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 	dc := &directConn{UDPConn: u, d: n.d}
 	if n.d.every > 0 {
 		dc.raw = newRawReader(u)
+		// Read a tick at a time, the socket holds what comes meanwhile,
+		// and more: a process of many receivers is not always on time.
+		// (Best effort: the kernel caps it at net.core.rmem_max.)
+		_ = u.SetReadBuffer(tickedReadBuffer)
 	}
 	return dc, nil
 }

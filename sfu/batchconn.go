@@ -52,6 +52,10 @@ type batchConn struct {
 	// are not).
 	sinksMu sync.Mutex
 	sinks   atomic.Pointer[map[netip.AddrPort][]packetSink]
+	// round begins (true) and ends a fan-out round on every socket: the
+	// sinks' packets of one recvmmsg are one round, their datagrams out
+	// one sendmmsg (or as few as hold them). Nil: each sink's own rounds.
+	round func(begin bool)
 }
 
 // packetSink takes the SRTP or SRTCP packets a peer's transport sends, on
@@ -259,8 +263,17 @@ func isRTCP(b []byte) bool {
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
+	inRound := false
+	endRound := func() {
+		if inRound {
+			c.round(false)
+			inRound = false
+		}
+	}
+	defer endRound()
 	for {
 		if c.next >= c.in.n {
+			endRound() // never wait for datagrams with a round's open
 			c.in.n, c.next = 0, 0
 			n, err := c.sys.receive(c.in)
 			if err != nil {
@@ -270,8 +283,14 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		}
 		data, from := c.in.datagram(c.next)
 		c.next++
-		if len(data) >= 8 && data[0]&0xc0 == 0x80 && c.offer(data, from) {
-			continue
+		if len(data) >= 8 && data[0]&0xc0 == 0x80 {
+			if !inRound && c.round != nil && c.next < c.in.n {
+				c.round(true) // more datagrams are read: their fan-outs join
+				inRound = true
+			}
+			if c.offer(data, from) {
+				continue
+			}
 		}
 		return copy(p, data), from, nil
 	}

@@ -173,6 +173,7 @@ func (e *Engine) listen(pubCodecs, subCodecs []webrtc.RTPCodecParameters) error 
 				if a, err := netip.ParseAddr(l.AnnouncedIP); err == nil {
 					bc.announced = a.Unmap() // the address its host candidates show
 				}
+				bc.round = e.round
 				e.conns = append(e.conns, bc)
 				sock = bc
 			}
@@ -436,6 +437,15 @@ func (e *Engine) beginRound() {
 func (e *Engine) endRound() {
 	for _, c := range e.conns {
 		c.endRound()
+	}
+}
+
+// round is beginRound (begin) or endRound.
+func (e *Engine) round(begin bool) {
+	if begin {
+		e.beginRound()
+	} else {
+		e.endRound()
 	}
 }
 
