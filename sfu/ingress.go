@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,7 @@ type pubIn struct {
 	mu      sync.Mutex // the socket readers (two, while the route changes)
 	rtpCtx  *srtp.Context
 	rtcpCtx *srtp.Context
-	streams map[uint32]*inStream
+	streams []*inStream // a few: a slice is read faster than a map
 	hdr     rtp.Header
 	spare   [maxPacketSize]byte // a packet as it came, for Pion if it does not decrypt
 	plain   [maxPacketSize]byte // decrypted RTCP
@@ -86,11 +87,13 @@ type inStream struct {
 const giveUp = 50
 
 // inReplayWindow is how far back an SRTP index may be and still be taken
-// once: a publisher resends what it is asked for (NACK) on the stream.
-const inReplayWindow = rtpfb.NackWindow
+// once: a publisher resends what it is asked for (NACK) on the stream,
+// about a round trip after the loss (at 300 packets a second, 128 are
+// 400 ms; libsrtp's default window is 128 too, Pion's 64).
+const inReplayWindow = 128
 
 func newPubIn(direct *directPath) *pubIn {
-	in := &pubIn{direct: direct, started: time.Now(), streams: map[uint32]*inStream{}}
+	in := &pubIn{direct: direct, started: time.Now()}
 	for in.directSSRC == in.pionSSRC || in.directSSRC == 0 || in.pionSSRC == 0 {
 		in.directSSRC, in.pionSSRC = rand.Uint32(), rand.Uint32()
 	}
@@ -197,17 +200,26 @@ func (in *pubIn) close() {
 // register has the direct path read l's stream.
 func (in *pubIn) register(l *upLayer) {
 	in.mu.Lock()
-	in.streams[l.ssrc] = &inStream{l: l}
+	in.streams = slices.DeleteFunc(in.streams, func(st *inStream) bool { return st.l.ssrc == l.ssrc })
+	in.streams = append(in.streams, &inStream{l: l})
 	in.mu.Unlock()
 }
 
 // unregister stops it, when l's reader ended.
 func (in *pubIn) unregister(l *upLayer) {
 	in.mu.Lock()
-	if st := in.streams[l.ssrc]; st != nil && st.l == l {
-		delete(in.streams, l.ssrc)
-	}
+	in.streams = slices.DeleteFunc(in.streams, func(st *inStream) bool { return st.l == l })
 	in.mu.Unlock()
+}
+
+// stream is the direct stream of ssrc, nil if none. Called with in.mu held.
+func (in *pubIn) stream(ssrc uint32) *inStream {
+	for _, st := range in.streams {
+		if st.l.ssrc == ssrc {
+			return st
+		}
+	}
+	return nil
 }
 
 // readSRTP implements packetSink: a packet of a stream the direct path
@@ -219,7 +231,7 @@ func (in *pubIn) readSRTP(b []byte) bool {
 	ssrc := binary.BigEndian.Uint32(b[8:12])
 	now := time.Now()
 	in.mu.Lock()
-	st := in.streams[ssrc]
+	st := in.stream(ssrc)
 	if st == nil || in.rtpCtx == nil || !st.synced && st.failed >= giveUp {
 		in.mu.Unlock()
 		return false
@@ -273,7 +285,7 @@ func (in *pubIn) readSRTCP(b []byte) bool {
 	var srs []*rtcp.SenderReport
 	for _, pkt := range pkts {
 		if sr, ok := pkt.(*rtcp.SenderReport); ok {
-			if st := in.streams[sr.SSRC]; st != nil {
+			if st := in.stream(sr.SSRC); st != nil {
 				reports, srs = append(reports, st.l), append(srs, sr)
 			}
 		}
