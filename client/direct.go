@@ -380,11 +380,11 @@ func (d *directRecv) feedbackLoop() {
 	}
 }
 
-// directNet is Pion's network with the receive transport's UDP sockets
-// read through the direct path.
 // tickedReadBuffer is the receive buffer of a socket read at ticks.
 const tickedReadBuffer = 1 << 20
 
+// directNet is Pion's network with the receive transport's UDP sockets
+// read through the direct path.
 type directNet struct {
 	*stdnet.Net
 	d *directRecv

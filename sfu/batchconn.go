@@ -33,6 +33,7 @@ type batchConn struct {
 	mu        sync.Mutex // guards the fields below; never held during I/O
 	rounds    int        // fan-out rounds in progress
 	pending   *batch
+	since     int64 // when the pending batch's first datagram came (unix nanos)
 	free      []*batch
 	lastEnd   int64         // when the last round ended (unix nanos)
 	waiting   int64         // since when the pending batch waits (unix nanos), 0: not waiting
@@ -121,6 +122,10 @@ func (c *batchConn) endRound() {
 	}
 	if c.rounds == 0 {
 		c.lastEnd = now
+	} else if c.pending.n > 0 && c.lingerFor > 0 && now-c.since >= int64(c.lingerFor) {
+		// Rounds overlap (several sockets' readers): what waits does not
+		// wait for all of them to end, only batchLinger at most.
+		out = c.takePendingLocked()
 	}
 	c.mu.Unlock()
 	if out != nil {
@@ -187,6 +192,9 @@ func (c *batchConn) WriteToAddrPort(p []byte, to netip.AddrPort) (int, error) {
 	if c.rounds == 0 {
 		c.mu.Unlock()
 		return c.UDPConn.WriteToUDPAddrPort(p, to)
+	}
+	if c.pending.n == 0 {
+		c.since = time.Now().UnixNano()
 	}
 	c.pending.add(p, to)
 	var full *batch
@@ -284,29 +292,31 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		data, from := c.in.datagram(c.next)
 		c.next++
 		if len(data) >= 8 && data[0]&0xc0 == 0x80 {
-			if !inRound && c.round != nil && c.next < c.in.n {
-				c.round(true) // more datagrams are read: their fan-outs join
-				inRound = true
-			}
-			if c.offer(data, from) {
-				continue
+			if list := c.sinksOf(from); len(list) > 0 {
+				if !inRound && c.round != nil && c.next < c.in.n {
+					c.round(true) // more datagrams are read: their fan-outs join
+					inRound = true
+				}
+				if offer(list, data) {
+					continue
+				}
 			}
 		}
 		return copy(p, data), from, nil
 	}
 }
 
-// offer gives an RTP or RTCP datagram to the sinks of its address and
-// says whether one took it.
-func (c *batchConn) offer(data []byte, from netip.AddrPort) bool {
-	sinks := c.sinks.Load()
-	if sinks == nil {
-		return false
+// sinksOf are the sinks of an address.
+func (c *batchConn) sinksOf(from netip.AddrPort) []packetSink {
+	if sinks := c.sinks.Load(); sinks != nil {
+		return (*sinks)[unmapped(from)]
 	}
-	list := (*sinks)[unmapped(from)]
-	if len(list) == 0 {
-		return false
-	}
+	return nil
+}
+
+// offer gives an RTP or RTCP datagram to sinks and says whether one took
+// it.
+func offer(list []packetSink, data []byte) bool {
 	rtcp := isRTCP(data)
 	for _, s := range list {
 		if rtcp && s.readSRTCP(data) || !rtcp && s.readSRTP(data) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -357,5 +359,106 @@ func TestBatchConnLingerIsABound(t *testing.T) {
 	}
 	if worst > 3*bc.lingerFor {
 		t.Errorf("a datagram waited %v with a linger of %v", worst, bc.lingerFor)
+	}
+}
+
+// roundSink takes RTP and notes how many rounds were open at each packet.
+type roundSink struct {
+	open *atomic.Int32
+	seen []int32
+}
+
+func (s *roundSink) readSRTP([]byte) bool  { s.seen = append(s.seen, s.open.Load()); return true }
+func (s *roundSink) readSRTCP([]byte) bool { return false }
+
+// The sinks' packets of one batch read are one fan-out round: opened when
+// more datagrams follow the first a sink takes, closed before a datagram
+// goes to the reader and before the reader waits for more.
+func TestBatchConnBatchIsOneRound(t *testing.T) {
+	bc := newBatchConn(listenLoopback(t))
+	var open, begun atomic.Int32
+	bc.round = func(begin bool) {
+		if begin {
+			open.Add(1)
+			begun.Add(1)
+		} else {
+			open.Add(-1)
+		}
+	}
+	a := listenLoopback(t)
+	sink := &roundSink{open: &open}
+	bc.claim(a.LocalAddr().(*net.UDPAddr).AddrPort(), sink)
+	to := bc.LocalAddr().(*net.UDPAddr).AddrPort()
+	send := func(p []byte) {
+		if _, err := a.WriteToUDPAddrPort(p, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rtpPkt := []byte{0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 'r'}
+	stun := []byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 's'}
+	for range 4 {
+		send(rtpPkt)
+	}
+	send(stun)
+	time.Sleep(50 * time.Millisecond) // all five in the socket: one read takes them
+	buf := make([]byte, 1500)
+	_ = bc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, _, err := bc.ReadFromAddrPort(buf); err != nil || !bytes.Equal(buf[:n], stun) {
+		t.Fatalf("read %x (%v), want the STUN", buf[:n], err)
+	}
+	if !slices.Equal(sink.seen, []int32{1, 1, 1, 1}) || open.Load() != 0 || begun.Load() != 1 {
+		t.Errorf("rounds open at each packet %v, after %d, begun %d; want one round for the four, closed", sink.seen, open.Load(), begun.Load())
+	}
+	// Two packets, then nothing: the reader waits with no round open.
+	sink.seen = nil
+	send(rtpPkt)
+	send(rtpPkt)
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan error, 1)
+	_ = bc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	go func() { _, _, err := bc.ReadFromAddrPort(buf); done <- err }()
+	time.Sleep(200 * time.Millisecond) // the reader waits in recvmmsg by now
+	if got := open.Load(); got != 0 {
+		t.Errorf("%d rounds open while the reader waits", got)
+	}
+	if err := <-done; err == nil {
+		t.Error("a read with nothing to read returned no error")
+	}
+	if !slices.Equal(sink.seen, []int32{1, 1}) || open.Load() != 0 {
+		t.Errorf("rounds open at each packet %v, after %d; want one round for the two, closed", sink.seen, open.Load())
+	}
+}
+
+// Rounds that overlap (several sockets' readers) and never all end at
+// once still send what waits within the linger.
+func TestBatchConnLingerBoundsOverlappingRounds(t *testing.T) {
+	bc := newBatchConn(listenLoopback(t))
+	bc.lingerFor = 20 * time.Millisecond
+	dst := listenLoopback(t)
+	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
+	bc.beginRound()
+	sent := time.Now()
+	_, _ = bc.WriteToAddrPort([]byte("d"), to)
+	arrived := make(chan time.Time, 1)
+	go func() {
+		buf := make([]byte, 64)
+		_ = dst.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, _, err := dst.ReadFromUDPAddrPort(buf); err == nil {
+			arrived <- time.Now()
+		}
+		close(arrived)
+	}()
+	for range 100 { // a round always open: one begins before the last ends
+		bc.beginRound()
+		time.Sleep(time.Millisecond)
+		bc.endRound()
+	}
+	bc.endRound()
+	at, ok := <-arrived
+	if !ok {
+		t.Fatal("the datagram never left")
+	}
+	if waited := at.Sub(sent); waited > 3*bc.lingerFor {
+		t.Errorf("it waited %v with a linger of %v", waited, bc.lingerFor)
 	}
 }

@@ -29,9 +29,13 @@ import (
 // publisher for every five subscribers) spends. The same for its RTCP
 // (sender reports). Pion keeps STUN, DTLS, ICE over TCP, and each stream's
 // first packets: they announce it (its mid and rid), and only a stream Pion
-// placed is read directly. A stream read directly stays so: a packet of it
-// that does not decrypt is dropped, never handed to Pion, whose context
-// would take a replay of what it missed.
+// placed is read directly. A packet of a stream read directly that does
+// not decrypt is dropped, not handed to Pion, whose context would take a
+// replay of what it missed. Pion's context is kept knowing each stream's
+// rollover count all the same (every pionEvery-th packet goes its way):
+// when the transport moves to ICE-TCP, which only Pion reads, it takes the
+// stream up at once, and when it comes back the direct path takes up the
+// count from the layer's reader, which saw every packet of both paths.
 //
 // The server is the DTLS server of publisher transports too (it answers
 // "passive"): the keys come from the handshake as for subscribers
@@ -78,19 +82,24 @@ type pubIn struct {
 // inStream is a stream the direct path reads.
 type inStream struct {
 	l      *upLayer
-	synced bool // a packet decrypted: the context knows its rollover count
-	failed int  // packets that did not decrypt before the first that did
+	synced bool   // a packet decrypted on this route: the context knows its rollover count
+	failed int    // packets that did not decrypt before the first that did
+	count  uint32 // packets seen
 }
+
+// pionEvery: one packet of a direct stream in pionEvery is left to Pion, so
+// that its SRTP context knows the stream's rollover count (it guesses it
+// right up to 32,768 packets after the last it saw).
+const pionEvery = 1024
 
 // giveUp is how many packets of a stream may fail to decrypt before the
 // first that does: then the stream stays on Pion's path.
 const giveUp = 50
 
 // inReplayWindow is how far back an SRTP index may be and still be taken
-// once: a publisher resends what it is asked for (NACK) on the stream,
-// about a round trip after the loss (at 300 packets a second, 128 are
-// 400 ms; libsrtp's default window is 128 too, Pion's 64).
-const inReplayWindow = 128
+// once: a publisher resends what it is asked for (NACK) on the stream, as
+// far back as it is asked.
+const inReplayWindow = rtpfb.NackWindow
 
 func newPubIn(direct *directPath) *pubIn {
 	in := &pubIn{direct: direct, started: time.Now()}
@@ -183,7 +192,21 @@ func (in *pubIn) claim() {
 	if r != nil {
 		r.conn.claim(r.to, in)
 	}
+	if changed := (in.claimed == nil) != (r == nil) || r != nil && *in.claimed != *r; changed {
+		in.resync()
+	}
 	in.claimed = r
+}
+
+// resync has each stream take up its rollover count again from its
+// layer's reader: when the route changes, packets may have come another
+// way meanwhile (ICE-TCP, through Pion).
+func (in *pubIn) resync() {
+	in.mu.Lock()
+	for _, st := range in.streams {
+		st.synced, st.failed = false, 0
+	}
+	in.mu.Unlock()
 }
 
 // close gives the route back.
@@ -225,8 +248,8 @@ func (in *pubIn) stream(ssrc uint32) *inStream {
 // readSRTP implements packetSink: a packet of a stream the direct path
 // reads is decrypted in place and handled at once.
 func (in *pubIn) readSRTP(b []byte) bool {
-	if len(b) < 12 {
-		return false
+	if len(b) < 12 || len(b) > len(in.spare) {
+		return false // longer than any packet forwarded: Pion's to refuse
 	}
 	ssrc := binary.BigEndian.Uint32(b[8:12])
 	now := time.Now()
@@ -236,21 +259,19 @@ func (in *pubIn) readSRTP(b []byte) bool {
 		in.mu.Unlock()
 		return false
 	}
+	if st.count++; st.count%pionEvery == 0 {
+		in.mu.Unlock()
+		return false // for Pion's context to follow the stream
+	}
 	var plain []byte
 	var err error
 	if !st.synced {
-		// The rollover count of Pion's last packet of the stream, or of the
-		// one before or after it.
-		roc := st.l.rolloverOf(binary.BigEndian.Uint16(b[2:4]))
+		// The rollover count the layer's reader gives the packet: the
+		// sender's count starts at 0 with the stream, as the reader does.
 		copy(in.spare[:], b)
-		for _, r := range [...]uint32{roc, roc + 1, roc - 1} {
-			in.rtpCtx.SetROC(ssrc, r)
-			if plain, err = in.rtpCtx.DecryptRTP(b, b, &in.hdr); err == nil {
-				break
-			}
-			copy(b, in.spare[:len(b)])
-		}
-		if err != nil {
+		in.rtpCtx.SetROC(ssrc, st.l.rolloverOf(binary.BigEndian.Uint16(b[2:4])))
+		if plain, err = in.rtpCtx.DecryptRTP(b, b, &in.hdr); err != nil {
+			copy(b, in.spare[:len(b)]) // as it came
 			st.failed++
 			in.mu.Unlock()
 			return false // Pion's to judge: its context may know better
@@ -442,20 +463,34 @@ func (p *Publisher) sendFeedback(f *feedback, now time.Time, reports bool) {
 			x.SenderSSRC = sender
 		}
 	}
-	if sender == in.pionSSRC {
-		_ = p.pc.WriteRTCP(f.pkts) // fails only before the transport is up, or once it closed
-		return
+	// As many datagrams as it takes, none longer than maxFeedbackSize.
+	for i := 0; i < len(f.pkts); {
+		n, size := 0, 0
+		for i+n < len(f.pkts) && (n == 0 || size+f.pkts[i+n].MarshalSize() <= maxFeedbackSize) {
+			size += f.pkts[i+n].MarshalSize()
+			n++
+		}
+		chunk := f.pkts[i : i+n]
+		i += n
+		if sender == in.pionSSRC {
+			_ = p.pc.WriteRTCP(chunk) // fails only before the transport is up, or once it closed
+			continue
+		}
+		plain, err := rtcp.Marshal(chunk)
+		if err == nil {
+			f.buf, err = ctx.EncryptRTCP(f.buf[:0], plain, nil)
+		}
+		if err != nil {
+			p.engine.log.Debug("publisher feedback not sent", "err", err)
+			continue
+		}
+		_, _ = r.conn.WriteToAddrPort(f.buf, r.to)
 	}
-	plain, err := rtcp.Marshal(f.pkts)
-	if err == nil {
-		f.buf, err = ctx.EncryptRTCP(f.buf[:0], plain, nil)
-	}
-	if err != nil {
-		p.engine.log.Debug("publisher feedback not sent", "err", err)
-		return
-	}
-	_, _ = r.conn.WriteToAddrPort(f.buf, r.to)
 }
+
+// maxFeedbackSize is the most RTCP one feedback datagram carries (before
+// SRTCP's 20 or so bytes): well inside any path's MTU, as browsers keep it.
+const maxFeedbackSize = 1200
 
 // layers appends the publisher's layers to out.
 func (p *Publisher) layers(out []*upLayer) []*upLayer {

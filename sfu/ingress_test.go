@@ -222,9 +222,10 @@ func TestPublisherDirectPath(t *testing.T) {
 	if last.LastSenderReport == 0 || last.Delay == 0 {
 		t.Errorf("report %+v does not answer a sender report", last)
 	}
-	if twccs < 10 || arrived < len(sent)*9/10 || arrived > len(sent) {
-		t.Errorf("%d transport-wide feedback packets saying %d of %d packets arrived, want one every 100 ms and all",
-			twccs, arrived, len(sent))
+	// Every packet the server read, through Pion (the first ones) or not.
+	if twccs < 10 || arrived < int(in) || arrived > len(sent)+50 {
+		t.Errorf("%d transport-wide feedback packets saying %d packets arrived (the server read %d), want one every 100 ms and all",
+			twccs, arrived, in)
 	}
 
 	// A packet of the stream that is not the client's: dropped.

@@ -440,9 +440,6 @@ type upReader struct {
 	level  float64
 }
 
-// handle is handleAt now.
-func (l *upLayer) handle(r *upReader, pkt []byte) { l.handleAt(r, pkt, time.Now()) }
-
 // handleAt caches one packet, notes it for the publisher's feedback and
 // forwards it to every down track.
 func (l *upLayer) handleAt(r *upReader, pkt []byte, arrival time.Time) {

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -18,6 +19,9 @@ func testUpTrack(id string, e *Engine, codec webrtc.RTPCodecParameters, ssrc uin
 	u.addLayer(0, "", ssrc, nil)
 	return u
 }
+
+// handle is handleAt now, with a reader of the test's.
+func (l *upLayer) handle(r *upReader, pkt []byte) { l.handleAt(r, pkt, time.Now()) }
 
 // handle feeds a packet to layer 0.
 func (u *UpTrack) handle(r *upReader, pkt []byte) { u.layers[0].Load().handle(r, pkt) }
