@@ -55,6 +55,8 @@ type Engine struct {
 	simLayers ssrcLayers // SSRC-based simulcast layers of every publisher, by SSRC
 
 	conns     []*batchConn    // every media UDP socket
+	pubsMu    sync.Mutex
+	pubs      map[*Publisher]struct{} // the publishers feedbackLoop reports to
 	net       *liveInterfaces // the interfaces every ICE agent reads (ICE-TCP candidates)
 	closers   []func() error
 	closeOnce sync.Once
@@ -135,6 +137,9 @@ func NewEngine(p EngineParams) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
+	stop := make(chan struct{})
+	e.closers = append(e.closers, func() error { close(stop); return nil })
+	go e.feedbackLoop(stop)
 	return e, nil
 }
 

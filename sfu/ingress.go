@@ -365,21 +365,52 @@ func (t *twccIn) BindRemoteStream(info *interceptor.StreamInfo, reader intercept
 // and the bitrate announcement go out once a second.
 const reportEvery = int(time.Second / rtpfb.FeedbackEvery)
 
-// feedbackLoop sends the publisher its feedback every rtpfb.FeedbackEvery,
-// at the same instants as every other publisher's, until it closes.
-func (p *Publisher) feedbackLoop() {
+// feedbackLoop sends every publisher its feedback every
+// rtpfb.FeedbackEvery, until stop closes: one goroutine and one fan-out
+// round for all (their datagrams leave in a few sendmmsg calls), not a
+// timer each.
+func (e *Engine) feedbackLoop(stop <-chan struct{}) {
 	t := time.NewTimer(rtpfb.UntilTick(rtpfb.FeedbackEvery))
 	defer t.Stop()
 	var f feedback
+	var pubs []*Publisher
 	for n := 1; ; n++ {
 		select {
-		case <-p.stop:
+		case <-stop:
 			return
 		case <-t.C:
 			t.Reset(rtpfb.UntilTick(rtpfb.FeedbackEvery))
 		}
-		p.sendFeedback(&f, time.Now(), n%reportEvery == 0)
+		e.pubsMu.Lock()
+		pubs = pubs[:0]
+		for p := range e.pubs {
+			pubs = append(pubs, p)
+		}
+		e.pubsMu.Unlock()
+		now := time.Now()
+		e.beginRound()
+		for _, p := range pubs {
+			p.sendFeedback(&f, now, n%reportEvery == 0)
+		}
+		e.endRound()
+		clear(pubs) // no closed publisher kept until the next tick
 	}
+}
+
+// addPublisher has feedbackLoop report to p, removePublisher no more.
+func (e *Engine) addPublisher(p *Publisher) {
+	e.pubsMu.Lock()
+	if e.pubs == nil {
+		e.pubs = map[*Publisher]struct{}{}
+	}
+	e.pubs[p] = struct{}{}
+	e.pubsMu.Unlock()
+}
+
+func (e *Engine) removePublisher(p *Publisher) {
+	e.pubsMu.Lock()
+	delete(e.pubs, p)
+	e.pubsMu.Unlock()
 }
 
 // feedback is what one round of feedback is built in, reused.

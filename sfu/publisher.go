@@ -45,8 +45,6 @@ type Publisher struct {
 	in     *pubIn
 	params PublisherParams
 	ice    icecand.Queue
-	stop   chan struct{}
-	once   sync.Once
 
 	mu     sync.Mutex
 	tracks map[string]*UpTrack // by mid: the layers of one m-line join one track
@@ -74,7 +72,7 @@ func (e *Engine) NewPublisher(p PublisherParams) (*Publisher, error) {
 		return nil, fmt.Errorf("sfu: new publisher: %w", err)
 	}
 	pub := &Publisher{
-		engine: e, pc: pc, in: in, params: p, stop: make(chan struct{}),
+		engine: e, pc: pc, in: in, params: p,
 		tracks: map[string]*UpTrack{}, rids: map[string][]string{},
 	}
 	in.p = pub
@@ -89,7 +87,7 @@ func (e *Engine) NewPublisher(p PublisherParams) (*Publisher, error) {
 		}
 	})
 	pc.OnTrack(pub.onTrack)
-	go pub.feedbackLoop()
+	e.addPublisher(pub)
 	return pub, nil
 }
 
@@ -290,7 +288,7 @@ func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error { return p.
 
 // Close ends the peer connection and its tracks.
 func (p *Publisher) Close() error {
-	p.once.Do(func() { close(p.stop) })
+	p.engine.removePublisher(p)
 	p.in.close()
 	err := p.pc.Close()
 	p.mu.Lock()
