@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vclass/vclass/internal/rtpfb"
+	"github.com/vclass/vclass/internal/srtpgcm"
 )
 
 // The publishers' side of the direct path. Once a publisher's transport
@@ -67,7 +68,8 @@ type pubIn struct {
 	out                  atomic.Pointer[srtp.Context] // the feedback's on the direct route (run's only)
 
 	mu      sync.Mutex // the socket readers (two, while the route changes)
-	rtpCtx  *srtp.Context
+	gcm     *srtpgcm.Opener // AEAD_AES_128_GCM (browsers' choice): each stream's state in its inStream
+	rtpCtx  *srtp.Context   // the other profiles
 	rtcpCtx *srtp.Context
 	streams []*inStream // a few: a slice is read faster than a map
 	hdr     rtp.Header
@@ -81,10 +83,12 @@ type pubIn struct {
 
 // inStream is a stream the direct path reads.
 type inStream struct {
-	l      *upLayer
+	ssrc   uint32
+	count  uint32 // packets seen
 	synced bool   // a packet decrypted on this route: the context knows its rollover count
 	failed int    // packets that did not decrypt before the first that did
-	count  uint32 // packets seen
+	l      *upLayer
+	gcm    srtpgcm.Stream
 }
 
 // pionEvery: one packet of a direct stream in pionEvery is left to Pion, so
@@ -119,19 +123,15 @@ func (in *pubIn) setTWCC(id uint8) {
 	}
 }
 
-// recordTWCC notes the transport-wide sequence number of h, if it has one.
-func (in *pubIn) recordTWCC(h *rtp.Header, at time.Time) {
-	id := uint8(in.twccExt.Load())
-	if id == 0 {
-		return
-	}
-	ext := h.GetExtension(id)
+// recordTWCC notes the transport-wide sequence number of the packet of
+// ssrc whose header extension of that number is ext (nil: none).
+func (in *pubIn) recordTWCC(ssrc uint32, ext []byte, at time.Time) {
 	if len(ext) < 2 {
 		return
 	}
 	in.twccMu.Lock()
 	if in.twcc != nil {
-		in.twcc.Record(h.SSRC, binary.BigEndian.Uint16(ext), at.Sub(in.started).Microseconds())
+		in.twcc.Record(ssrc, binary.BigEndian.Uint16(ext), at.Sub(in.started).Microseconds())
 	}
 	in.twccMu.Unlock()
 }
@@ -160,8 +160,15 @@ func (in *pubIn) start() {
 		e.log.Debug("no direct path for a publisher", "err", err)
 		return
 	}
+	var gcm *srtpgcm.Opener
+	if keys.Profile == srtp.ProtectionProfileAeadAes128Gcm {
+		if gcm, err = srtpgcm.NewOpener(keys.RemoteKey, keys.RemoteSalt); err != nil {
+			e.log.Debug("no direct path for a publisher", "err", err)
+			return
+		}
+	}
 	in.mu.Lock()
-	in.rtpCtx, in.rtcpCtx = rtpCtx, rtcpCtx
+	in.gcm, in.rtpCtx, in.rtcpCtx = gcm, rtpCtx, rtcpCtx
 	in.mu.Unlock()
 	in.out.Store(out)
 	ice := in.p.pc.SCTP().Transport().ICETransport()
@@ -205,6 +212,7 @@ func (in *pubIn) resync() {
 	in.mu.Lock()
 	for _, st := range in.streams {
 		st.synced, st.failed = false, 0
+		st.gcm.Reset()
 	}
 	in.mu.Unlock()
 }
@@ -223,8 +231,8 @@ func (in *pubIn) close() {
 // register has the direct path read l's stream.
 func (in *pubIn) register(l *upLayer) {
 	in.mu.Lock()
-	in.streams = slices.DeleteFunc(in.streams, func(st *inStream) bool { return st.l.ssrc == l.ssrc })
-	in.streams = append(in.streams, &inStream{l: l})
+	in.streams = slices.DeleteFunc(in.streams, func(st *inStream) bool { return st.ssrc == l.ssrc })
+	in.streams = append(in.streams, &inStream{ssrc: l.ssrc, l: l})
 	in.mu.Unlock()
 }
 
@@ -238,7 +246,7 @@ func (in *pubIn) unregister(l *upLayer) {
 // stream is the direct stream of ssrc, nil if none. Called with in.mu held.
 func (in *pubIn) stream(ssrc uint32) *inStream {
 	for _, st := range in.streams {
-		if st.l.ssrc == ssrc {
+		if st.ssrc == ssrc {
 			return st
 		}
 	}
@@ -255,7 +263,7 @@ func (in *pubIn) readSRTP(b []byte) bool {
 	now := time.Now()
 	in.mu.Lock()
 	st := in.stream(ssrc)
-	if st == nil || in.rtpCtx == nil || !st.synced && st.failed >= giveUp {
+	if st == nil || in.rtpCtx == nil && in.gcm == nil || !st.synced && st.failed >= giveUp {
 		in.mu.Unlock()
 		return false
 	}
@@ -263,26 +271,39 @@ func (in *pubIn) readSRTP(b []byte) bool {
 		in.mu.Unlock()
 		return false // for Pion's context to follow the stream
 	}
+	// A stream's first packet on this route has the rollover count the
+	// layer's reader gives it: the sender's count starts at 0 with the
+	// stream, as the reader's numbering does.
+	var roc uint32
+	if !st.synced {
+		roc = st.l.rolloverOf(binary.BigEndian.Uint16(b[2:4]))
+		copy(in.spare[:], b)
+	}
 	var plain []byte
 	var err error
-	if !st.synced {
-		// The rollover count the layer's reader gives the packet: the
-		// sender's count starts at 0 with the stream, as the reader does.
-		copy(in.spare[:], b)
-		in.rtpCtx.SetROC(ssrc, st.l.rolloverOf(binary.BigEndian.Uint16(b[2:4])))
-		if plain, err = in.rtpCtx.DecryptRTP(b, b, &in.hdr); err != nil {
+	if in.gcm != nil {
+		plain, err = in.gcm.Open(&st.gcm, b, roc)
+	} else {
+		if !st.synced {
+			in.rtpCtx.SetROC(ssrc, roc)
+		}
+		plain, err = in.rtpCtx.DecryptRTP(b, b, &in.hdr)
+	}
+	if err != nil {
+		if !st.synced {
 			copy(b, in.spare[:len(b)]) // as it came
 			st.failed++
 			in.mu.Unlock()
 			return false // Pion's to judge: its context may know better
 		}
-		st.synced = true
-	} else if plain, err = in.rtpCtx.DecryptRTP(b, b, &in.hdr); err != nil {
 		in.mu.Unlock()
 		in.p.engine.Stats.RTPRefused.Add(1)
 		return true // forged or replayed: dropped
 	}
-	in.recordTWCC(&in.hdr, now)
+	st.synced = true
+	if id := uint8(in.twccExt.Load()); id != 0 {
+		in.recordTWCC(ssrc, extensionValue(plain, id), now)
+	}
 	in.mu.Unlock()
 	in.p.engine.Stats.DirectIn.Add(1)
 	st.l.deliver(plain, now)
@@ -355,7 +376,7 @@ func (t *twccIn) BindRemoteStream(info *interceptor.StreamInfo, reader intercept
 			a = interceptor.Attributes{}
 		}
 		if h, err := a.GetRTPHeader(b[:n]); err == nil {
-			t.in.recordTWCC(h, time.Now())
+			t.in.recordTWCC(h.SSRC, h.GetExtension(id), time.Now())
 		}
 		return n, a, nil
 	})

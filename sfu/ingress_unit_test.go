@@ -7,6 +7,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/srtp/v3"
+
+	"github.com/vclass/vclass/internal/srtpgcm"
 )
 
 // The direct path takes up a stream Pion placed with the rollover count
@@ -16,6 +18,11 @@ import (
 // another route (ICE-TCP: every packet through Pion, 40,000 of them, more
 // than SRTP's guess spans) takes the stream up again.
 func TestPubInReadSRTP(t *testing.T) {
+	t.Run("pion/srtp", func(t *testing.T) { testPubInReadSRTP(t, false) })
+	t.Run("srtpgcm", func(t *testing.T) { testPubInReadSRTP(t, true) })
+}
+
+func testPubInReadSRTP(t *testing.T, ownGCM bool) {
 	e := testEngine()
 	up := testUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 	l := up.layer(0)
@@ -32,6 +39,13 @@ func TestPubInReadSRTP(t *testing.T) {
 	in := newPubIn(nil)
 	in.p = &Publisher{engine: e}
 	in.rtpCtx = newCtx(srtp.SRTPReplayProtection(inReplayWindow))
+	if ownGCM {
+		var err error
+		if in.gcm, err = srtpgcm.NewOpener(key, salt); err != nil {
+			t.Fatal(err)
+		}
+		in.rtpCtx = nil // not to be used
+	}
 	in.register(l)
 
 	seq := uint16(65400)
