@@ -54,10 +54,10 @@ type Engine struct {
 
 	simLayers ssrcLayers // SSRC-based simulcast layers of every publisher, by SSRC
 
-	conns     []*batchConn    // every media UDP socket
+	conns     []*batchConn // every media UDP socket
 	pubsMu    sync.Mutex
 	pubs      map[*Publisher]struct{} // the publishers feedbackLoop reports to
-	net       *liveInterfaces // the interfaces every ICE agent reads (ICE-TCP candidates)
+	net       *liveInterfaces         // the interfaces every ICE agent reads (ICE-TCP candidates)
 	closers   []func() error
 	closeOnce sync.Once
 

@@ -67,7 +67,7 @@ type pubIn struct {
 	directSSRC, pionSSRC uint32
 	out                  atomic.Pointer[srtp.Context] // the feedback's on the direct route (run's only)
 
-	mu      sync.Mutex // the socket readers (two, while the route changes)
+	mu      sync.Mutex      // the socket readers (two, while the route changes)
 	gcm     *srtpgcm.Opener // AEAD_AES_128_GCM (browsers' choice): each stream's state in its inStream
 	rtpCtx  *srtp.Context   // the other profiles
 	rtcpCtx *srtp.Context
