@@ -137,9 +137,9 @@ func NewEngine(p EngineParams) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
-	stop := make(chan struct{})
-	e.closers = append(e.closers, func() error { close(stop); return nil })
-	go e.feedbackLoop(stop)
+	stop, done := make(chan struct{}), make(chan struct{})
+	e.closers = append(e.closers, func() error { close(stop); <-done; return nil })
+	go e.feedbackLoop(stop, done)
 	return e, nil
 }
 

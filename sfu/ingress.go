@@ -79,6 +79,7 @@ type pubIn struct {
 	routeMu sync.Mutex // guards the two below
 	claimed *udpRoute
 	closed  bool
+	gone    atomic.Bool // closed, for the feedback loop
 }
 
 // inStream is a stream the direct path reads.
@@ -102,8 +103,8 @@ const giveUp = 50
 
 // inReplayWindow is how far back an SRTP index may be and still be taken
 // once: a publisher resends what it is asked for (NACK) on the stream, as
-// far back as it is asked.
-const inReplayWindow = rtpfb.NackWindow
+// far back as it is asked (rtpfb.NackWindow, as srtpgcm's window).
+const inReplayWindow = srtpgcm.Window
 
 func newPubIn(direct *directPath) *pubIn {
 	in := &pubIn{direct: direct, started: time.Now()}
@@ -147,7 +148,7 @@ func (in *pubIn) start() {
 	e := in.p.engine
 	keys, err := d.keys.Keys(false)
 	var rtpCtx, rtcpCtx, out *srtp.Context
-	if err == nil {
+	if err == nil && keys.Profile != srtp.ProtectionProfileAeadAes128Gcm { // (srtpgcm's)
 		rtpCtx, err = srtp.CreateContext(keys.RemoteKey, keys.RemoteSalt, keys.Profile, srtp.SRTPReplayProtection(inReplayWindow))
 	}
 	if err == nil {
@@ -219,6 +220,7 @@ func (in *pubIn) resync() {
 
 // close gives the route back.
 func (in *pubIn) close() {
+	in.gone.Store(true)
 	if in.direct == nil {
 		return
 	}
@@ -382,20 +384,19 @@ func (t *twccIn) BindRemoteStream(info *interceptor.StreamInfo, reader intercept
 	})
 }
 
-// reportEvery is how many feedback rounds make a second: receiver reports
-// and the bitrate announcement go out once a second.
-const reportEvery = int(time.Second / rtpfb.FeedbackEvery)
-
 // feedbackLoop sends every publisher its feedback every
-// rtpfb.FeedbackEvery, until stop closes: one goroutine and one fan-out
-// round for all (their datagrams leave in a few sendmmsg calls), not a
-// timer each.
-func (e *Engine) feedbackLoop(stop <-chan struct{}) {
+// rtpfb.FeedbackEvery until stop closes, then closes done: one goroutine
+// for all, not a timer each, and a fan-out round for every few publishers
+// (their datagrams leave in a few sendmmsg calls; a round is not held
+// open long). Reports go out with the first pass of each second.
+func (e *Engine) feedbackLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	t := time.NewTimer(rtpfb.UntilTick(rtpfb.FeedbackEvery))
 	defer t.Stop()
 	var f feedback
 	var pubs []*Publisher
-	for n := 1; ; n++ {
+	var reported int64 // the second of the last reports
+	for {
 		select {
 		case <-stop:
 			return
@@ -409,14 +410,21 @@ func (e *Engine) feedbackLoop(stop <-chan struct{}) {
 		}
 		e.pubsMu.Unlock()
 		now := time.Now()
-		e.beginRound()
-		for _, p := range pubs {
-			p.sendFeedback(&f, now, n%reportEvery == 0)
+		reports := now.Unix() != reported
+		reported = now.Unix()
+		for i := 0; i < len(pubs); i += feedbackRound {
+			e.beginRound()
+			for _, p := range pubs[i:min(i+feedbackRound, len(pubs))] {
+				p.sendFeedback(&f, now, reports)
+			}
+			e.endRound()
 		}
-		e.endRound()
 		clear(pubs) // no closed publisher kept until the next tick
 	}
 }
+
+// feedbackRound is how many publishers' feedback one fan-out round sends.
+const feedbackRound = 32
 
 // addPublisher has feedbackLoop report to p, removePublisher no more.
 func (e *Engine) addPublisher(p *Publisher) {
@@ -448,6 +456,9 @@ type feedback struct {
 // the most the publisher may send.
 func (p *Publisher) sendFeedback(f *feedback, now time.Time, reports bool) {
 	in := p.in
+	if in.gone.Load() {
+		return // closed while the pass ran
+	}
 	f.pkts = f.pkts[:0]
 	f.reports = f.reports[:0]
 	f.layers = p.layers(f.layers[:0])

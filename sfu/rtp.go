@@ -58,8 +58,8 @@ func extensionValue(b []byte, id uint8) []byte {
 		var l int
 		if oneByte {
 			eid, l = b[i]>>4, int(b[i]&0x0f)+1
-			if eid == 15 {
-				return nil // the rest is not to be read (RFC 8285 section 4.2)
+			if eid == 15 || eid == 0 {
+				return nil // the rest is not to be read (RFC 8285 section 4.2), as pion/rtp stops
 			}
 			i++
 		} else {

@@ -80,18 +80,20 @@ func derive(block cipher.Block, salt []byte, label byte, out []byte) {
 // Window before it were taken.
 type Stream struct {
 	started bool
+	rebase  bool // the next packet takes the rollover count Open is given
 	top     uint64
 	seen    [Window / 64]uint64
 }
 
-// Reset forgets the stream: its next packet's rollover count is the one
-// Open is given.
-func (s *Stream) Reset() { *s = Stream{} }
+// Reset has the stream's next packet take the rollover count Open is
+// given. What was taken stays taken: a packet replayed from before the
+// Reset is refused as before it.
+func (s *Stream) Reset() { s.rebase = true }
 
 // Open authenticates and decrypts b in place and returns the packet in
 // the clear (header, payload and padding). The packet's rollover count is
-// the one nearest to the stream's last packet's, or roc for the first
-// packet after Reset. A packet that fails is left as it was, but for the
+// the one nearest to the stream's last packet's, or roc for the stream's
+// first packet and the first after Reset. A packet that fails is left as it was, but for the
 // payload GCM clears.
 func (o *Opener) Open(s *Stream, b []byte, roc uint32) ([]byte, error) {
 	n := headerLen(b)
@@ -101,7 +103,9 @@ func (o *Opener) Open(s *Stream, b []byte, roc uint32) ([]byte, error) {
 	seq := uint16(b[2])<<8 | uint16(b[3])
 	index := uint64(roc)<<16 | uint64(seq)
 	if s.started {
-		index = nearest(s.top, seq)
+		if !s.rebase {
+			index = nearest(s.top, seq)
+		}
 		if index <= s.top && (s.top-index >= Window || s.has(index)) {
 			return nil, ErrReplayed
 		}
@@ -156,6 +160,7 @@ func (s *Stream) has(index uint64) bool {
 
 // take notes a packet taken.
 func (s *Stream) take(index uint64) {
+	s.rebase = false
 	switch {
 	case !s.started:
 		s.started, s.top = true, index

@@ -109,7 +109,21 @@ func TestOpenWhatPionSeals(t *testing.T) {
 		t.Errorf("the next packet: %v", err)
 	}
 	late.Reset()
+	if _, err := o.Open(&late, bytes.Clone(sealed[1001]), 1); !errors.Is(err, ErrReplayed) {
+		t.Errorf("a packet taken before Reset, again after it: %v", err)
+	}
 	if _, err := o.Open(&late, bytes.Clone(sealed[1002]), 1); err != nil {
 		t.Errorf("after Reset: %v", err)
+	}
+	// An old packet replayed at a Reset is refused, and the stream goes on.
+	late.Reset()
+	if _, err := o.Open(&late, bytes.Clone(sealed[400]), 0); !errors.Is(err, ErrReplayed) {
+		t.Errorf("an old packet replayed at a Reset: %v", err)
+	}
+	if _, err := o.Open(&late, bytes.Clone(sealed[1003]), 1); err != nil {
+		t.Errorf("the stream after the replay: %v", err)
+	}
+	if _, err := o.Open(&late, bytes.Clone(sealed[1004]), 7); err != nil {
+		t.Errorf("once taken up, the count given is not used: %v", err)
 	}
 }
