@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
 	"slices"
@@ -33,7 +34,8 @@ import (
 // placed is read directly. A packet of a stream read directly that does
 // not decrypt is dropped, not handed to Pion, whose context would take a
 // replay of what it missed. Pion's context is kept knowing each stream's
-// rollover count all the same (every pionEvery-th packet goes its way):
+// rollover count all the same (every pionEvery-th packet goes its way too,
+// and its reader skips it: the direct path took it, in order):
 // when the transport moves to ICE-TCP, which only Pion reads, it takes the
 // stream up at once, and when it comes back the direct path takes up the
 // count from the layer's reader, which saw every packet of both paths.
@@ -90,11 +92,12 @@ type inStream struct {
 	failed int    // packets that did not decrypt before the first that did
 	l      *upLayer
 	gcm    srtpgcm.Stream
+	took   rtpfb.NackLog // the numbers taken (Pion's reader skips them)
 }
 
-// pionEvery: one packet of a direct stream in pionEvery is left to Pion, so
-// that its SRTP context knows the stream's rollover count (it guesses it
-// right up to 32,768 packets after the last it saw).
+// pionEvery: one packet of a direct stream in pionEvery is given to Pion
+// too, so that its SRTP context knows the stream's rollover count (it
+// guesses it right up to 32,768 packets after the last it saw).
 const pionEvery = 1024
 
 // giveUp is how many packets of a stream may fail to decrypt before the
@@ -269,9 +272,12 @@ func (in *pubIn) readSRTP(b []byte) bool {
 		in.mu.Unlock()
 		return false
 	}
-	if st.count++; st.count%pionEvery == 0 {
-		in.mu.Unlock()
-		return false // for Pion's context to follow the stream
+	// One in pionEvery goes to Pion as it came as well (a copy is taken
+	// here), for its context to follow the stream.
+	st.count++
+	share := st.count%pionEvery == 0
+	if share {
+		b = bytes.Clone(b)
 	}
 	// A stream's first packet on this route has the rollover count the
 	// layer's reader gives it: the sender's count starts at 0 with the
@@ -300,16 +306,29 @@ func (in *pubIn) readSRTP(b []byte) bool {
 		}
 		in.mu.Unlock()
 		in.p.engine.Stats.RTPRefused.Add(1)
-		return true // forged or replayed: dropped
+		return !share // forged or replayed: dropped (a copy given to Pion: it judges too)
 	}
 	st.synced = true
+	st.took.Add(binary.BigEndian.Uint16(plain[2:4]))
 	if id := uint8(in.twccExt.Load()); id != 0 {
 		in.recordTWCC(ssrc, extensionValue(plain, id), now)
 	}
 	in.mu.Unlock()
 	in.p.engine.Stats.DirectIn.Add(1)
 	st.l.deliver(plain, now)
-	return true
+	return !share
+}
+
+// took says whether the direct path took pkt (decrypted by Pion): its
+// layer's Pion reader then skips it.
+func (in *pubIn) took(pkt []byte) bool {
+	if len(pkt) < 12 {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	st := in.stream(binary.BigEndian.Uint32(pkt[8:12]))
+	return st != nil && st.took.Has(binary.BigEndian.Uint16(pkt[2:4]))
 }
 
 // readSRTCP implements packetSink: the publisher's sender reports.

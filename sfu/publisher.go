@@ -121,6 +121,7 @@ func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 		return
 	}
 	p.in.register(l)
+	l.took = p.in.took
 	go func() {
 		l.run()
 		p.in.unregister(l)

@@ -96,6 +96,7 @@ type upLayer struct {
 	// a time, in reader.
 	mu     sync.Mutex
 	reader upReader
+	took   func(pkt []byte) bool // the direct path took pkt already (nil: none)
 	// What the publisher is told of the stream (pubIn's feedback).
 	fbMu sync.Mutex
 	rx   rtpfb.Reception
@@ -407,6 +408,9 @@ func (l *upLayer) run() {
 		n, _, err := l.track.Read(buf)
 		if err != nil {
 			return
+		}
+		if l.took != nil && l.took(buf[:n]) {
+			continue // the direct path had it (pubIn gives Pion a copy now and then)
 		}
 		l.deliver(buf[:n], time.Now())
 	}
