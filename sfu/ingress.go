@@ -279,12 +279,16 @@ func (in *pubIn) readSRTP(b []byte) bool {
 	if share {
 		b = bytes.Clone(b)
 	}
-	// A stream's first packet on this route has the rollover count the
-	// layer's reader gives it: the sender's count starts at 0 with the
-	// stream, as the reader's numbering does.
+	// A stream is taken on this route from the packet after the newest
+	// its layer has (through Pion), in order, with the rollover count the
+	// layer gives it.
 	var roc uint32
 	if !st.synced {
-		roc = st.l.rolloverOf(binary.BigEndian.Uint16(b[2:4]))
+		var ok bool
+		if roc, ok = st.l.handOver(binary.BigEndian.Uint16(b[2:4])); !ok {
+			in.mu.Unlock()
+			return false // Pion's, as the packets before it
+		}
 		copy(in.spare[:], b)
 	}
 	var plain []byte

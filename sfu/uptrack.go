@@ -423,17 +423,20 @@ func (l *upLayer) deliver(pkt []byte, at time.Time) {
 	l.mu.Unlock()
 }
 
-// rolloverOf is the rollover count (RFC 3711) of seq, judged from the
-// last packet handled: the publisher's count starts at 0 with the
-// stream's first packet, as the reader's numbering does one cycle up.
-func (l *upLayer) rolloverOf(seq uint16) uint32 {
+// handOver says whether the packet seq may be taken on the direct path
+// now, and with what rollover count (RFC 3711): only when it is the one
+// after the newest the layer handled, so that no packet Pion still holds
+// comes after it (a keyframe's packets out of order are a broken picture
+// to a subscriber that starts with it). The publisher's count starts at 0
+// with the stream, as the reader's numbering does one cycle up.
+func (l *upLayer) handOver(seq uint16) (uint32, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	u := &l.reader.unwrap
-	if !u.started {
-		return 0
+	if !u.started || uint16(u.highest)+1 != seq {
+		return 0, false
 	}
-	return uint32(max(extendNear(u.highest, seq)>>16, 1) - 1)
+	return uint32(max(extendNear(u.highest, seq)>>16, 1) - 1), true
 }
 
 // upReader is the state of the reading goroutine, reused for every packet.
