@@ -11,9 +11,10 @@ import (
 	"github.com/vclass/vclass/internal/srtpgcm"
 )
 
-// The direct path takes up a stream Pion placed with the rollover count
-// the layer's reader gives it (here 1: Pion's first packets crossed the
-// wrap), gives Pion one packet in pionEvery untouched as well (which the
+// The direct path takes up a stream Pion placed at the packet after the
+// newest its layer has (never while Pion holds an earlier one), with the
+// rollover count the layer's reader gives it (here 1: Pion's first
+// packets crossed the wrap), gives Pion one packet in pionEvery untouched as well (which the
 // layer's reader then skips: one delivery, in order), refuses a
 // forged packet and one too long without harm, and after a time on
 // another route (ICE-TCP: every packet through Pion, 40,000 of them, more
@@ -88,6 +89,14 @@ func testPubInReadSRTP(t *testing.T, ownGCM bool) {
 		}
 		return leftToPion
 	}
+	// Not while Pion still holds the packet before it: it would come after.
+	held := next()
+	if b := next(); in.readSRTP(b) {
+		t.Fatal("a stream taken up while Pion held the packet before")
+	} else {
+		throughPion(held)
+		throughPion(b)
+	}
 	if left := direct(1); left != 0 || e.Stats.DirectIn.Load() != 1 {
 		t.Fatalf("the first direct packet (rollover count 1) left to Pion: %d, taken %d", left, e.Stats.DirectIn.Load())
 	}
@@ -115,7 +124,7 @@ func testPubInReadSRTP(t *testing.T, ownGCM bool) {
 	if left := direct(10); left != 0 || e.Stats.DirectIn.Load() != before+10 {
 		t.Errorf("after another route: %d packets left to Pion, %d taken; want all taken", left, e.Stats.DirectIn.Load()-before)
 	}
-	if got := e.Stats.PacketsIn.Load(); got != uint64(200+1+2*pionEvery+40000+10) {
+	if got := e.Stats.PacketsIn.Load(); got != uint64(200+2+1+2*pionEvery+40000+10) {
 		t.Errorf("the layer read %d packets", got)
 	}
 }
