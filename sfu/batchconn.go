@@ -253,6 +253,19 @@ func (c *batchConn) setSink(addr netip.AddrPort, s packetSink, add bool) {
 	c.sinks.Store(&next)
 }
 
+// reclaim moves s's claim from the route old to r (nil: none) and says
+// whether the route changed.
+func reclaim(old, r *udpRoute, s packetSink) bool {
+	changed := (old == nil) != (r == nil) || r != nil && *old != *r
+	if old != nil && changed {
+		old.conn.release(old.to, s)
+	}
+	if r != nil {
+		r.conn.claim(r.to, s)
+	}
+	return changed
+}
+
 // unmapped is addr with an IPv4 address as such, not mapped into IPv6 as
 // a dual-stack socket reports it.
 func unmapped(addr netip.AddrPort) netip.AddrPort {

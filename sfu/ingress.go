@@ -92,7 +92,10 @@ type inStream struct {
 	failed int    // packets that did not decrypt before the first that did
 	l      *upLayer
 	gcm    srtpgcm.Stream
-	took   rtpfb.NackLog // the numbers taken (Pion's reader skips them)
+	// The last packet given to Pion as well (one in pionEvery: one is
+	// enough to remember), which the layer's Pion reader skips.
+	shared    uint16
+	hasShared bool
 }
 
 // pionEvery: one packet of a direct stream in pionEvery is given to Pion
@@ -197,13 +200,7 @@ func (in *pubIn) claim() {
 	if in.closed {
 		r = nil
 	}
-	if old := in.claimed; old != nil && (r == nil || *old != *r) {
-		old.conn.release(old.to, in)
-	}
-	if r != nil {
-		r.conn.claim(r.to, in)
-	}
-	if changed := (in.claimed == nil) != (r == nil) || r != nil && *in.claimed != *r; changed {
+	if reclaim(in.claimed, r, in) {
 		in.resync()
 	}
 	in.claimed = r
@@ -313,7 +310,9 @@ func (in *pubIn) readSRTP(b []byte) bool {
 		return !share // forged or replayed: dropped (a copy given to Pion: it judges too)
 	}
 	st.synced = true
-	st.took.Add(binary.BigEndian.Uint16(plain[2:4]))
+	if share {
+		st.shared, st.hasShared = binary.BigEndian.Uint16(plain[2:4]), true
+	}
 	if id := uint8(in.twccExt.Load()); id != 0 {
 		in.recordTWCC(ssrc, extensionValue(plain, id), now)
 	}
@@ -332,7 +331,7 @@ func (in *pubIn) took(pkt []byte) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	st := in.stream(binary.BigEndian.Uint32(pkt[8:12]))
-	return st != nil && st.took.Has(binary.BigEndian.Uint16(pkt[2:4]))
+	return st != nil && st.hasShared && st.shared == binary.BigEndian.Uint16(pkt[2:4])
 }
 
 // readSRTCP implements packetSink: the publisher's sender reports.

@@ -138,12 +138,7 @@ func (s *Subscriber) claimRTCP() {
 	if s.rtcpClosed {
 		r = nil
 	}
-	if old := s.rtcpRoute; old != nil && (r == nil || *old != *r) {
-		old.conn.release(old.to, x)
-	}
-	if r != nil {
-		r.conn.claim(r.to, x)
-	}
+	reclaim(s.rtcpRoute, r, x)
 	s.rtcpRoute = r
 	closed := s.rtcpClosed
 	s.rtcpMu.Unlock()

@@ -73,12 +73,6 @@ func (l *NackLog) Add(seq uint16) {
 	}
 }
 
-// Has says whether seq arrived, of the numbers the log holds.
-func (l *NackLog) Has(seq uint16) bool {
-	d := int(int16(l.top - seq))
-	return l.started && d >= 0 && d < l.span && l.has(seq)
-}
-
 // Missing appends to out the numbers not received that may be asked for
 // again, and counts the asking.
 func (l *NackLog) Missing(out []uint16) []uint16 {
