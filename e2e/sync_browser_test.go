@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,22 +161,23 @@ func compareSync(t *testing.T, what string, rec, play []syncEvent) (median, slop
 // minute. (Not the drift against the playout: a browser's playout moves
 // by itself in steps of 10-15 ms, within its synchronization's dead band,
 // which in a run of 40 s looks like 20 ms a minute.)
-func inStep(t *testing.T, what string, rec, play, own []syncEvent) {
+func inStep(t *testing.T, errorf func(string, ...any), what string, rec, play, own []syncEvent) (againstOwn []float64) {
 	t.Helper()
 	median, slope, _ := compareSync(t, what+" minus the playout", rec, play)
 	if math.Abs(median) > 0.020 {
-		t.Errorf("%s: audio and video %.1f ms apart from the playout's, want within 20 ms", what, median*1000)
+		errorf("%s: audio and video %.1f ms apart from the playout's, want within 20 ms", what, median*1000)
 	}
-	_, drift, _ := compareSync(t, what+" minus the publisher's own", rec, own)
+	_, drift, againstOwn := compareSync(t, what+" minus the publisher's own", rec, own)
 	if math.Abs(drift) > 0.010 {
-		t.Errorf("%s: drifts %.1f ms a minute from the publisher's own recording, want within 10 (%.1f from the playout)", what, drift*1000, slope*1000)
+		errorf("%s: drifts %.1f ms a minute from the publisher's own recording, want within 10 (%.1f from the playout)", what, drift*1000, slope*1000)
 	}
+	return againstOwn
 }
 
 // byMinute holds a long recording to the playout minute by minute: each
 // whole minute's median within 20 ms (a minute with few flashes matched,
 // where a fake device stalled, is only reported).
-func byMinute(t *testing.T, what string, rec, play []syncEvent) {
+func byMinute(t *testing.T, errorf func(string, ...any), what string, rec, play []syncEvent) {
 	t.Helper()
 	var line strings.Builder
 	byMin := make([][]syncEvent, int(rec[len(rec)-1].wall.Sub(rec[0].wall).Minutes())) // whole minutes
@@ -192,7 +194,7 @@ func byMinute(t *testing.T, what string, rec, play []syncEvent) {
 		median, _, _ := compareSync(t, fmt.Sprintf("%s minus the playout, minute %d", what, from+1), minute, play)
 		fmt.Fprintf(&line, " %.1f", median*1000)
 		if math.Abs(median) > 0.020 {
-			t.Errorf("%s: minute %d, audio and video %.1f ms apart from the playout's, want within 20 ms", what, from+1, median*1000)
+			errorf("%s: minute %d, audio and video %.1f ms apart from the playout's, want within 20 ms", what, from+1, median*1000)
 		}
 	}
 	t.Logf("%s minus the playout, median by minute (ms):%s", what, line.String())
@@ -204,17 +206,18 @@ func byMinute(t *testing.T, what string, rec, play []syncEvent) {
 // machine: the recording takes some seconds to come back where a browser
 // goes at once) moves neither, a lasting offset or drift does.
 func robustLine(xs, ys []float64) (median, slope float64) {
-	med := func(v []float64) float64 {
-		v = slices.Clone(v)
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
 	third := len(ys) / 3
-	first, last := med(ys[:third]), med(ys[len(ys)-third:])
-	if dx := med(xs[len(xs)-third:]) - med(xs[:third]); dx > 0 {
+	first, last := medianOf(ys[:third]), medianOf(ys[len(ys)-third:])
+	if dx := medianOf(xs[len(xs)-third:]) - medianOf(xs[:third]); dx > 0 {
 		slope = (last - first) / dx
 	}
-	return med(ys), slope
+	return medianOf(ys), slope
+}
+
+func medianOf(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // A Chromium publishes a camera that flashes and a microphone that beeps
@@ -252,6 +255,42 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	// Bob's synchronization settles (it moves the video's delay in steps
 	// over the first seconds): a recording is held to what he plays then.
 	time.Sleep(20 * time.Second)
+	for attempt := 1; ; attempt++ {
+		var problems []string
+		errorf := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+		own, played := recordInStep(t, errorf, rec, ann, bob, annID, filepath.Join(dir, strconv.Itoa(attempt)), length)
+		if len(problems) == 0 {
+			return
+		}
+		if attempt == 1 && (own > 0.015 || played > 0.020) {
+			// A fake device stalled on a busy machine: Ann.webm stepped
+			// against Ann's own recording, or Bob's playout against it.
+			// Where the playout and the recording come back after such a
+			// step differs by tens of milliseconds, a run later, so the
+			// measurement is taken once more; a recording out of step
+			// fails both.
+			t.Logf("Ann.webm moved up to %.1f ms against Ann's own recording, Bob's playout %.1f ms (a fake device stalled); not judged on this recording: %s; recording again",
+				own*1000, played*1000, strings.Join(problems, "; "))
+			continue
+		}
+		for _, p := range problems {
+			t.Error(p)
+		}
+		return
+	}
+}
+
+// recordInStep records the class for length while Bob records what he
+// plays of Ann and Ann what she captures, and holds Ann.webm and
+// class.mp4 to them (see TestRecordingInStepWithPlayout). It gives how
+// far, at most, one flash of Ann.webm is from its median against Ann's
+// own recording, and one of Ann's own recording against Bob's playout
+// (seconds): Ann.webm keeps within 3 ms of Ann's own when nothing stalls.
+func recordInStep(t *testing.T, errorf func(string, ...any), rec *recorderServer, ann, bob *page, annID, dir string, length time.Duration) (ownJitter, playJitter float64) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	job := rec.start(t, "user1", "user1", "insync")
 	rec.waitState(t, "user1", "user1", job.ID, "recording", 15*time.Second)
 	playout := filepath.Join(dir, "playout.webm")
@@ -277,11 +316,12 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	began := *done.StartedAt
 	jobDir := filepath.Join(rec.Dir, "records", job.ID)
 	play, own := syncEvents(t, playout, played), syncEvents(t, source, sourced)
-	compareSync(t, "Ann's own minus the playout", own, play) // for the record
+	_, _, ownPlay := compareSync(t, "Ann's own minus the playout", own, play)
 	webm := syncEvents(t, filepath.Join(jobDir, "Ann.webm"), began.Add(time.Duration(offset*float64(time.Second))))
-	inStep(t, "Ann.webm", webm, play, own)
+	ownJitter = spread(inStep(t, errorf, "Ann.webm", webm, play, own))
+	playJitter = spread(ownPlay)
 	if length >= 3*time.Minute {
-		byMinute(t, "Ann.webm", webm, play)
+		byMinute(t, errorf, "Ann.webm", webm, play)
 	}
 	// class.mp4 shows each camera at 30 frames a second, the frame
 	// nearest in time: a flash moves by up to half a frame from where
@@ -291,10 +331,10 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	// by a frame, none by more.
 	mp4 := syncEvents(t, filepath.Join(jobDir, "class.mp4"), began)
 	if median, _, _ := compareSync(t, "class.mp4 minus the playout", mp4, play); math.Abs(median) > 0.020 {
-		t.Errorf("class.mp4: audio and video %.1f ms apart from the playout's, want within 20 ms", median*1000)
+		errorf("class.mp4: audio and video %.1f ms apart from the playout's, want within 20 ms", median*1000)
 	}
 	if length >= 3*time.Minute {
-		byMinute(t, "class.mp4", mp4, play)
+		byMinute(t, errorf, "class.mp4", mp4, play)
 	}
 	_, _, diffs := compareSync(t, "class.mp4 minus Ann.webm", mp4, webm)
 	const frame = 1.0 / 30
@@ -302,12 +342,22 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	for i, d := range diffs {
 		switch {
 		case math.Abs(d) > frame+0.005:
-			t.Errorf("class.mp4: flash %d is %.1f ms from where Ann.webm has it, want within a frame (33 ms)", i, d*1000)
+			errorf("class.mp4: flash %d is %.1f ms from where Ann.webm has it, want within a frame (33 ms)", i, d*1000)
 		case math.Abs(d) > frame/2+0.005:
 			framesOff++
 		}
 	}
 	if framesOff > len(diffs)/10 {
-		t.Errorf("class.mp4: %d flashes of %d more than half a frame (17 ms) from where Ann.webm has them, want at most one in ten", framesOff, len(diffs))
+		errorf("class.mp4: %d flashes of %d more than half a frame (17 ms) from where Ann.webm has them, want at most one in ten", framesOff, len(diffs))
 	}
+	return ownJitter, playJitter
+}
+
+// spread is how far the farthest of ds is from their median.
+func spread(ds []float64) float64 {
+	mid, far := medianOf(ds), 0.0
+	for _, d := range ds {
+		far = max(far, math.Abs(d-mid))
+	}
+	return far
 }
