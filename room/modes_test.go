@@ -2,6 +2,8 @@ package room
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -266,4 +268,53 @@ func TestAdminMutesPeer(t *testing.T) {
 	student.sink.waitFor(t, "producerPaused at the student", func(notes []note, _ bool) bool {
 		return indexOf(notes, 0, "producerPaused", map[string]string{"producerId": mic.ProducerID, "by": teacher.peer.ID()}) >= 0
 	})
+}
+
+// Peers are told the class is being recorded while a recorder is in the
+// room: in their joinRoom state (Peer.Recording) and by `recording` as it
+// starts and stops, once each however many recorders come and go.
+func TestPeersToldOfRecording(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, config.ServeOpen, time.Minute)
+	a, _ := joinClient(t, m, "told", "Ann")
+	a.peer.Start()
+	if a.peer.Recording() {
+		t.Error("Ann told of a recording before any recorder came")
+	}
+	rec1, _ := joinClientAs(t, m, "told", "Recorder", auth.RoleRecorder)
+	rec1.peer.Start()
+	b, _ := joinClient(t, m, "told", "Bob")
+	b.peer.Start()
+	if !a.peer.Recording() || !b.peer.Recording() {
+		t.Errorf("with a recorder in the room: Ann %v, Bob (joined after it) %v; want both recording", a.peer.Recording(), b.peer.Recording())
+	}
+	rec2, _ := joinClientAs(t, m, "told", "Recorder 2", auth.RoleRecorder)
+	rec2.peer.Start()
+	rec1.peer.Leave()
+	if !a.peer.Recording() {
+		t.Error("Ann not recorded any more while a second recorder stays")
+	}
+	rec2.peer.Leave()
+	if a.peer.Recording() || b.peer.Recording() {
+		t.Error("still recording after both recorders left")
+	}
+	var got []string
+	for _, n := range ofMethod(a.sink.all(), "recording") {
+		got = append(got, fmt.Sprint(n.Data["active"]))
+	}
+	if want := []string{"true", "false"}; !slices.Equal(got, want) {
+		t.Errorf("Ann was told recording %v, want %v", got, want)
+	}
+	got = got[:0]
+	for _, n := range ofMethod(b.sink.all(), "recording") {
+		got = append(got, fmt.Sprint(n.Data["active"]))
+	}
+	if want := []string{"false"}; !slices.Equal(got, want) {
+		t.Errorf("Bob (joined during the recording) was told recording %v, want %v", got, want)
+	}
+	for _, n := range rec2.sink.all() {
+		if n.Method == "recording" {
+			t.Error("a recorder was told of the recording")
+		}
+	}
 }

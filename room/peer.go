@@ -39,6 +39,7 @@ type Peer struct {
 	consumers map[string]*Consumer
 	started   bool // Start was called: the client knows it is in the room
 	left      bool
+	recording bool            // what the peer was last told of the room's recording (Room.tellRecording)
 	pulled    map[string]bool // Pull mode: "peerId/source" this peer asked for
 	invited   map[string]bool // Invite mode: sources an admin invited this peer to publish
 
@@ -200,6 +201,15 @@ func (p *Peer) seen(info PeerInfo) PeerInfo {
 		info.UserID = ""
 	}
 	return info
+}
+
+// Recording reports whether the class is being recorded (a recorder is in
+// the room), as the peer was last told: its joinRoom response carries it,
+// a `recording` notification sent since is newer.
+func (p *Peer) Recording() bool {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.recording
 }
 
 // Others describes the other peers of the room.

@@ -235,6 +235,9 @@ func (p *Peer) leave(reason string) {
 	if p.visible() && r.visibleCountLocked() == 0 {
 		r.emptySince = time.Now()
 	}
+	if !p.visible() {
+		r.recorders--
+	}
 	prods := make([]*Producer, 0, len(p.producers))
 	for _, prod := range p.producers {
 		prods = append(prods, prod)
@@ -263,6 +266,8 @@ func (p *Peer) leave(reason string) {
 	}
 	if p.visible() {
 		r.broadcast(p, "peerLeaveRoom", map[string]any{"peerId": p.id, "reason": reason})
+	} else {
+		r.tellRecording()
 	}
 	p.log.Info("peer left", "reason", reason)
 	r.m.emit(Event{Kind: "peerLeft", Room: r.id, PeerID: p.id, DisplayName: p.displayName, Role: string(p.role), Reason: reason})

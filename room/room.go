@@ -34,6 +34,10 @@ type Room struct {
 	emptySince time.Time
 	speaker    string
 	stop       chan struct{}
+	recorders  int // recorders in the room: while there is one, the class is being recorded
+
+	// recMu keeps the recording notifications in order (tellRecording).
+	recMu sync.Mutex
 }
 
 func newRoom(m *Manager, id string, s Settings, wait time.Duration) *Room {
@@ -83,9 +87,15 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	r.peers[peer.id] = peer
 	if peer.visible() {
 		r.emptySince = time.Time{}
+	} else {
+		r.recorders++
 	}
+	peer.recording = r.recorders > 0
 	info := peer.infoLocked()
 	r.mu.Unlock()
+	if !peer.visible() {
+		r.tellRecording()
+	}
 	if replaced != nil {
 		replaced.notify("disconnect", map[string]string{"reason": "replaced"})
 		replaced.leave("replaced")
@@ -99,6 +109,28 @@ func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	r.m.log.Info("peer joined", "room", r.id, "peer", peer.id, "name", p.DisplayName)
 	r.m.emit(Event{Kind: "peerJoined", Room: r.id, PeerID: peer.id, DisplayName: p.DisplayName, Role: string(p.Role)})
 	return peer, infos, nil
+}
+
+// tellRecording tells each visible peer whether the class is being
+// recorded, when that changed from what it was last told (or saw in its
+// joinRoom response). One at a time, so that what a peer is told last is
+// the room's state.
+func (r *Room) tellRecording() {
+	r.recMu.Lock()
+	defer r.recMu.Unlock()
+	r.mu.Lock()
+	active := r.recorders > 0
+	var told []*Peer
+	for _, p := range r.peers {
+		if p.visible() && p.recording != active {
+			p.recording = active
+			told = append(told, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range told {
+		p.notify("recording", map[string]bool{"active": active})
+	}
 }
 
 // visiblePeersLocked counts the peers that count against MaxPeers, but

@@ -96,6 +96,7 @@ func (s *session) join(data json.RawMessage) (any, error) {
 				return map[string]any{
 					"peerId": peer.ID(), "resumeToken": s.token, "resumed": true,
 					"roomId": peer.Room().ID(), "serveMode": peer.Room().Mode(), "peers": peer.Others(),
+					"recording": peer.Recording(),
 				}, nil
 			}
 			// It left as it was handed over (its room closed, telling the
@@ -193,7 +194,8 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 	s.srv.attach(s)
 	// Subscriptions start once the client has this response.
 	s.afterResponse = peer.Start
-	return map[string]any{"roomId": req.RoomID, "peerId": peer.ID(), "serveMode": peer.Room().Mode(), "peers": others}, nil
+	return map[string]any{"roomId": req.RoomID, "peerId": peer.ID(), "serveMode": peer.Room().Mode(), "peers": others,
+		"recording": peer.Recording()}, nil
 }
 
 // userID is the portal's user id from the ticket, "" for anonymous peers.

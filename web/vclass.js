@@ -138,7 +138,8 @@ class SerialQueue {
  * trackresumed, activespeaker, message, disconnected, reconnected, error,
  * producesources {sources, by}, closesources {sources, by},
  * requestproduce {peerId, displayName, sources} (admins only),
- * localpaused / localresumed {producerId, source} (the portal muted / unmuted one of ours).
+ * localpaused / localresumed {producerId, source} (the portal muted / unmuted one of ours),
+ * recording {active} (a recording of the class started / stopped; `recording` says it now).
  */
 export class VClassClient extends EventTarget {
   #url;
@@ -154,6 +155,8 @@ export class VClassClient extends EventTarget {
   #roomId = null;
   #serveMode = null;
   #role = null; // own role, when the server tells it (the join response may not)
+  #recording = false; // a recorder is in the room
+  #recordingTold = false; // a `recording` came while joinRoom was pending: newer than its response
   #serverDisconnectReason = null;
   #keepaliveTimer = null;
   #pendingRestore = null; // {roomId, republish[]} until a fresh rejoin has rebuilt the session
@@ -202,6 +205,8 @@ export class VClassClient extends EventTarget {
   get roomId() { return this.#roomId; }
   /** The room's ServeMode as the server names it (e.g. Open, Pull, Invite), or null. */
   get serveMode() { return this.#serveMode; }
+  /** Whether the class is being recorded (a recorder is in the room): the `recording` event tells changes. */
+  get recording() { return this.#recording; }
   /** Our own role (admin, normal, recorder) if the server told it, else null. */
   get role() { return this.#role; }
   /** Other peers in the room: Map peerId → {peerId, displayName, role, sources, producers}. */
@@ -253,6 +258,7 @@ export class VClassClient extends EventTarget {
     let res;
     const session = this.#session;
     const settleUntil = Date.now() + CLUSTER_WAIT_MS;
+    this.#recordingTold = false;
     for (let hops = 0; ; hops++) {
       try {
         res = await this.#request('joinRoom', { roomId });
@@ -275,6 +281,7 @@ export class VClassClient extends EventTarget {
     }
     this.#roomId = res.roomId ?? roomId;
     this.#serveMode = res.serveMode ?? null;
+    if (!this.#recordingTold) this.#setRecording(Boolean(res.recording));
     this.#ensureRecvPC(); // so early server candidates have a place to wait
     for (const peer of res.peers ?? []) this.#addPeer(peer);
     return res;
@@ -324,6 +331,18 @@ export class VClassClient extends EventTarget {
       this.#transceiversToStop.push(producer.transceiver);
       this.#scheduleSendNegotiation().catch((err) => this.#emitError(err, 'produce'));
     }
+  }
+
+  /**
+   * Sends `track` for `source` in place of the track published now (another camera or
+   * microphone), with no new negotiation; the old track is the caller's to stop.
+   */
+  async replaceTrack(source, track) {
+    const producer = this.#requireProducer(source);
+    if (track.kind !== producer.kind) throw new VClassError('badRequest', `${source} takes ${producer.kind}, not ${track.kind}`);
+    await producer.transceiver.sender.replaceTrack(track);
+    track.enabled = !producer.paused;
+    producer.track = track;
   }
 
   async pause(source) {
@@ -626,6 +645,7 @@ export class VClassClient extends EventTarget {
     let res = null;
     // A half-done restore has a new peer that may not be in the room yet: finish it afresh.
     if (this.#resumeToken && !this.#pendingRestore) {
+      this.#recordingTold = false;
       try {
         res = await this.#request('join', { ...this.#joinParams,
           resume: { peerId: this.#peerId, token: this.#resumeToken } });
@@ -638,6 +658,7 @@ export class VClassClient extends EventTarget {
       this.#resumeToken = res.resumeToken ?? this.#resumeToken;
       if (res.serveMode !== undefined) this.#serveMode = res.serveMode ?? null;
       if (res.role !== undefined) this.#role = res.role ?? null;
+      if (res.recording !== undefined && !this.#recordingTold) this.#setRecording(Boolean(res.recording));
       if (this.#unackedAnswer) {
         // Sent before restartIce: the server handles requests in order and may still await it.
         this.#request('answer', this.#unackedAnswer).then(() => { this.#unackedAnswer = null; }, () => {});
@@ -714,6 +735,10 @@ export class VClassClient extends EventTarget {
       case 'producerPaused': this.#onLocalProducerPaused(data, true); break;
       case 'producerResumed': this.#onLocalProducerPaused(data, false); break;
       case 'disconnect': this.#serverDisconnectReason = data.reason ?? 'disconnect'; break;
+      case 'recording':
+        this.#recordingTold = true;
+        this.#setRecording(Boolean(data.active));
+        break;
       default: break; // newer servers may notify more; ignoring is forward compatible
     }
   }
@@ -1110,6 +1135,13 @@ export class VClassClient extends EventTarget {
     this.#recvPC?.close();
     this.#sendPC = this.#recvPC = null;
     this.#roomId = this.#serveMode = null;
+    this.#recording = false;
+  }
+
+  #setRecording(active) {
+    if (active === this.#recording) return;
+    this.#recording = active;
+    this.#emit('recording', { active });
   }
 
   #requireState(state, what) {
