@@ -1,6 +1,7 @@
 // Package web serves the browser client of vclass-media: the class page (index.html, app.js,
-// style.css) and the JavaScript SDK (vclass.js, with its signaling.js) that speaks
-// docs/protocol.md.
+// style.css, with i18n.js for its strings in English and Russian and devices.js for cameras,
+// microphones and speakers) and the JavaScript SDK (vclass.js, with its signaling.js) that
+// speaks docs/protocol.md.
 package web
 
 import (
@@ -16,7 +17,7 @@ import (
 
 // files is package-level because go:embed only works on package variables; it is read-only.
 //
-//go:embed index.html app.js vclass.js signaling.js style.css
+//go:embed index.html app.js i18n.js devices.js vclass.js signaling.js style.css
 var files embed.FS
 
 // asset is one embedded file, ready to serve.
@@ -32,7 +33,7 @@ type handler struct {
 }
 
 // Handler returns an http.Handler serving the client: index.html at "/" (and "/index.html"),
-// app.js, vclass.js, signaling.js and style.css at their names; anything else is 404.
+// the other files at their names; anything else is 404.
 // Responses carry "Cache-Control: no-cache" with an ETag, so a browser revalidates cheaply and
 // never runs a stale SDK after an upgrade. Scripts may be imported from other origins (the
 // portal loads the SDK as a module from us, which needs CORS).

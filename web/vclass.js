@@ -135,7 +135,10 @@ class SerialQueue {
 /**
  * Client of one vclass-media session. Events (CustomEvent, payload in `detail`):
  * peerjoined, peerleft, newproducer, producerclosed, track, trackended, trackpaused,
- * trackresumed, activespeaker, message, disconnected, reconnected, error,
+ * trackresumed, activespeaker, message, reconnected, error,
+ * disconnected {reason, code, willReconnect} (code: a server `disconnect` reason such as kicked,
+ * roomClosed, replaced, serverShutdown; a join error such as unauthorized when the ticket
+ * expired meanwhile; connectionLost; reconnectFailed),
  * producesources {sources, by}, closesources {sources, by},
  * requestproduce {peerId, displayName, sources} (admins only),
  * localpaused / localresumed {producerId, source} (the portal muted / unmuted one of ours),
@@ -591,19 +594,19 @@ export class VClassClient extends EventTarget {
     if (this.#state !== 'joined') return;
     const why = this.#serverDisconnectReason ?? (reason || `socket closed (${code})`);
     if (FINAL_DISCONNECT_REASONS.has(this.#serverDisconnectReason)) {
-      this.#finish(why);
+      this.#finish(why, this.#serverDisconnectReason);
       return;
     }
     this.#state = 'reconnecting';
-    this.#emit('disconnected', { reason: why, willReconnect: true });
+    this.#emit('disconnected', { reason: why, code: this.#serverDisconnectReason ?? 'connectionLost', willReconnect: true });
     this.#reconnect(this.#session);
   }
 
-  #finish(reason) {
+  #finish(reason, code) {
     this.#state = 'closed';
     this.#closeConnection();
     this.#resetMedia({ announce: true });
-    this.#emit('disconnected', { reason, willReconnect: false });
+    this.#emit('disconnected', { reason, code, willReconnect: false });
   }
 
   async #reconnect(session) {
@@ -630,12 +633,12 @@ export class VClassClient extends EventTarget {
           backoff = 0; // the next delay is then about a second
         }
         if (FINAL_JOIN_ERRORS.has(err.code)) {
-          this.#finish(`${err.code}: ${err.message}`);
+          this.#finish(`${err.code}: ${err.message}`, err.code);
           return;
         }
       }
     }
-    this.#finish('reconnect failed');
+    this.#finish('reconnect failed', 'reconnectFailed');
   }
 
   /** Resumes the old peer if the server still has it, else joins afresh; true when resumed. */

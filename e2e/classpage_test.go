@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The class page for the people who use it (web/app.js, i18n.js,
+// devices.js): languages, devices, the recording notice, layouts, phones.
+
+// browserWith starts a Chromium of its own with extra flags (a language,
+// more fake devices).
+func browserWith(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	opts := chromiumOptions(chromiumPath(t), filepath.Join(t.TempDir(), "profile"), "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", extra...)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshot saves what p shows as name (a PNG) in VCLASS_SCREENSHOTS
+// (docs/screenshots makes the README's pictures), else in a temporary
+// directory.
+func screenshot(t *testing.T, p *page, name string) {
+	t.Helper()
+	dir := os.Getenv("VCLASS_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("%s: screenshot: %v", p.name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pageTexts is every string the page's chrome can show (its toolbar,
+// dialogs, banners, forms, tiles' captions and buttons, the participant
+// list), hidden ones included, and the labels of its controls; not what
+// people wrote (names, chat).
+const pageTexts = `(() => {
+	const out = [];
+	const add = (where, s) => { if (s && s.trim()) out.push(where + ': ' + s.trim()); };
+	const roots = document.querySelectorAll('.topbar, #banner, #join-view, .toolbar, dialog, .side, #tiles');
+	for (const root of roots) {
+		const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+		while (walk.nextNode()) {
+			const el = walk.currentNode.parentElement;
+			if (el.closest('.messages, option, .people .name, figcaption .name, .avatar')) continue;
+			add(el.id || el.tagName.toLowerCase(), walk.currentNode.textContent);
+		}
+		for (const el of [root, ...root.querySelectorAll('*')]) {
+			if (el.closest('.messages, option[lang]')) continue;
+			for (const a of ['aria-label', 'title', 'placeholder']) add((el.id || el.tagName.toLowerCase()) + '[' + a + ']', el.getAttribute(a));
+		}
+	}
+	add('title', document.title);
+	return out;
+})()`
+
+// latinWord is a word of Latin letters: in a Russian page, English.
+var latinWord = regexp.MustCompile(`[A-Za-z]{2,}`)
+
+// noEnglish fails the test for any string of p's chrome with a Latin word
+// that is not one of allowed (the product's name, a room's id).
+func noEnglish(t *testing.T, p *page, where string, allowed ...string) {
+	t.Helper()
+	var texts []string
+	if err := p.eval(pageTexts, &texts); err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+	allowed = append(allowed, "vclass")
+	for _, s := range texts {
+		rest := s[strings.Index(s, ": ")+2:]
+		for _, a := range allowed {
+			rest = strings.ReplaceAll(rest, a, "")
+		}
+		if latinWord.MatchString(rest) {
+			t.Errorf("%s, %s: %q is not Russian", p.name, where, s)
+		}
+	}
+	if len(texts) < 10 {
+		t.Errorf("%s, %s: only %d strings found: %q", p.name, where, len(texts), texts)
+	}
+}
+
+func (p *page) str(expr string) string {
+	var s string
+	_ = p.eval(expr, &s)
+	return s
+}
+
+func (p *page) truth(expr string) bool {
+	var b bool
+	_ = p.eval(expr, &b)
+	return b
+}
+
+// A Chromium in Russian (--lang=ru) shows the page in Russian: the join
+// form with its preview, device choice and microphone meter, an error, the
+// class with its plural counts, the devices dialog, the recording notice
+// and indicator, and a phone's narrow screen; no English anywhere. The
+// recording indicator comes within 2 s of a recording's start through the
+// recorder's API and goes within 2 s of its stop; a participant joining
+// the recorded class is asked before the camera and microphone start.
+func TestClassPageInRussian(t *testing.T) {
+	media := startMedia(t, loopbackConfig(39520, 39529, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
+	ru := browserWith(t, chromedp.Flag("lang", "ru"), chromedp.Flag("accept-lang", "ru"))
+
+	// The join form: a preview, the devices, the meter moving with the fake microphone's beeps.
+	anna := openPageIn(t, ru, media.URL+"/", "Анна")
+	if lang := anna.str(`document.documentElement.lang`); lang != "ru" {
+		t.Fatalf("the page's language is %q in a Russian Chromium, want ru", lang)
+	}
+	waitFor(t, 10*time.Second, "the join form's preview and microphone meter", func() bool {
+		return anna.truth(`(() => { const v = document.getElementById('preview-video');
+			return v.videoWidth > 0 && document.getElementById('mic-meter').value > 0.05
+				&& document.getElementById('camera-select').options.length > 0; })()`)
+	})
+	noEnglish(t, anna, "the join form")
+
+	// A wrong ticket: the error says why in Russian.
+	bad := openPageIn(t, ru, media.URL+"/?room=urok&name=Gleb&autojoin=1&ticket=not-a-ticket", "Глеб")
+	waitFor(t, 10*time.Second, "the wrong ticket's error", func() bool { return bad.str(`document.body.dataset.state`) == "error" })
+	if banner := bad.str(`document.getElementById('banner-text').textContent`); !strings.Contains(banner, "недействительна") {
+		t.Errorf("a wrong ticket's error reads %q, want it in Russian (недействительна)", banner)
+	}
+	noEnglish(t, bad, "a join error", "urok")
+	bad.close()
+
+	// Into the class through the form, as a user.
+	if err := chromedp.Do(anna.ctx,
+		chromedp.SetValue("#join-name", "Анна"),
+		chromedp.SetValue("#join-room", "urok"),
+		chromedp.Click("#join-button")); err != nil {
+		t.Fatal(err)
+	}
+	annaID := inRoom(t, anna)
+	boris := openPageIn(t, ru, media.URL+"/?room=urok&name=Борис&autojoin=1", "Борис")
+	inRoom(t, boris)
+	waitFor(t, 20*time.Second, "Борис seeing Анна's camera", func() bool { return cameraOf(boris, annaID).frames > 10 })
+	waitFor(t, 10*time.Second, "the participant list of two", func() bool {
+		return anna.str(`document.getElementById('people-heading').textContent`) == "2 участника"
+	})
+	if err := anna.click("#chat-input"); err != nil {
+		t.Fatal(err)
+	}
+	noEnglish(t, anna, "the class", "urok")
+
+	// The devices dialog, in the class.
+	if err := anna.click("#devices-button"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the devices dialog", func() bool {
+		return anna.truth(`document.getElementById('devices-dialog').open && document.getElementById('mic-meter').value > 0.05`)
+	})
+	noEnglish(t, anna, "the devices dialog", "urok")
+	if err := anna.click("#devices-close"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A recording starts: the indicator within 2 s, on every page.
+	indicator := func(p *page) bool { return p.truth(`!document.getElementById('rec-indicator').hidden`) }
+	job := rec.start(t, "user1", "user1", "urok")
+	began := time.Now()
+	waitFor(t, 2*time.Second, "the recording indicator", func() bool { return indicator(anna) && indicator(boris) })
+	t.Logf("the indicator came %v after the recording was asked for", time.Since(began).Round(10*time.Millisecond))
+	if text := anna.str(`document.getElementById('rec-indicator').textContent`); text != "Идёт запись" {
+		t.Errorf("the indicator reads %q", text)
+	}
+
+	// Vera joins the recorded class on a phone: asked first, then her camera starts.
+	vera := openPageIn(t, ru, "about:blank", "Вера")
+	if err := chromedp.Do(vera.ctx,
+		chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateTouch),
+		chromedp.Navigate(media.URL+"/?room=urok&name=Вера&autojoin=1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "Вера asked about the recording", func() bool {
+		return vera.truth(`document.getElementById('record-dialog').open`)
+	})
+	if vera.truth(`Boolean(window.vclass.local.cam || window.vclass.local.mic) || window.vclass.client.producers.length > 0`) {
+		t.Error("Вера's camera or microphone started before she answered")
+	}
+	if !indicator(vera) {
+		t.Error("Вера does not see the recording indicator while asked")
+	}
+	noEnglish(t, vera, "the recording notice", "urok")
+	screenshot(t, vera, "phone-recording-ru.png")
+	if err := vera.click("#record-continue"); err != nil {
+		t.Fatal(err)
+	}
+	veraID := inRoom(t, vera)
+	waitFor(t, 20*time.Second, "Анна seeing Вера's camera", func() bool { return cameraOf(anna, veraID).frames > 10 })
+
+	// The phone's screen: nothing wider than it, every control on it.
+	var layout struct {
+		Width, Scroll int
+		Off           []string
+	}
+	if err := vera.eval(`(() => {
+		const off = [...document.querySelectorAll('.toolbar button:not([hidden]), #chat-input, .topbar select')]
+			.filter((el) => { const r = el.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth; })
+			.map((el) => el.id || el.textContent);
+		return { width: window.innerWidth, scroll: document.scrollingElement.scrollWidth, off };
+	})()`, &layout); err != nil {
+		t.Fatal(err)
+	}
+	if layout.Width != 360 || layout.Scroll > layout.Width || len(layout.Off) > 0 {
+		t.Errorf("on a 360 px phone: window %d px, page %d px wide, controls off the screen: %q", layout.Width, layout.Scroll, layout.Off)
+	}
+	noEnglish(t, vera, "the class on a phone", "urok")
+	screenshot(t, vera, "phone-ru.png")
+	screenshot(t, anna, "class-ru.png")
+
+	// The recording stops: the indicator goes within 2 s.
+	rec.call(t, "POST", "/api/v1/recordings/"+job.ID+"/stop", "user1", "user1", nil, nil)
+	stopped := time.Now()
+	waitFor(t, 2*time.Second, "the recording indicator gone", func() bool {
+		return !indicator(anna) && !indicator(boris) && !indicator(vera)
+	})
+	t.Logf("the indicator went %v after the stop was asked for", time.Since(stopped).Round(10*time.Millisecond))
+}
