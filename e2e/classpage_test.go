@@ -237,3 +237,140 @@ func TestClassPageInRussian(t *testing.T) {
 	})
 	t.Logf("the indicator went %v after the stop was asked for", time.Since(stopped).Round(10*time.Millisecond))
 }
+
+// In English, with two fake cameras: grid and speaker view, pinning and
+// full screen, the participant list following a muted microphone, another
+// camera chosen in the Devices dialog (sent in place of the first, no new
+// negotiation, remembered for the next visit) and the camera in use
+// ending by itself (unplugged): the page goes on with the other one. The
+// other participants decode Ann's camera throughout.
+func TestClassPageLayoutsAndDevices(t *testing.T) {
+	media := startMedia(t, loopbackConfig(39530, 39539, ""))
+	en := browserWith(t, chromedp.Flag("lang", "en-US"), chromedp.Flag("use-fake-device-for-media-stream", "device-count=3"))
+	ann := openPageIn(t, en, classURL(media, "layouts", "Ann", ""), "Ann")
+	annID := inRoom(t, ann)
+	bob := openPageIn(t, en, classURL(media, "layouts", "Bob", ""), "Bob")
+	bobID := inRoom(t, bob)
+	cat := openPageIn(t, en, classURL(media, "layouts", "Cat", "&cam=0"), "Cat")
+	inRoom(t, cat)
+	waitFor(t, 20*time.Second, "Ann and Bob seeing each other", func() bool {
+		return cameraOf(ann, bobID).frames > 10 && cameraOf(bob, annID).frames > 10
+	})
+	screenshot(t, ann, "class-en.png")
+
+	// Speaker view: one tile large, a remote one (nobody speaks: the first).
+	if err := ann.click("#layout-button"); err != nil {
+		t.Fatal(err)
+	}
+	var view struct {
+		Layout   string
+		Featured []string
+		Widths   []float64
+	}
+	look := func() {
+		if err := ann.eval(`(() => {
+			const tiles = [...document.querySelectorAll('.tile')];
+			return { layout: document.getElementById('tiles').dataset.layout,
+				featured: tiles.filter((t) => t.classList.contains('featured')).map((t) => t.dataset.peerId),
+				widths: tiles.map((t) => t.getBoundingClientRect().width) };
+		})()`, &view); err != nil {
+			t.Fatal(err)
+		}
+	}
+	look()
+	if view.Layout != "speaker" || len(view.Featured) != 1 || view.Featured[0] == annID {
+		t.Errorf("speaker view: layout %q, featured %v; want one remote tile large", view.Layout, view.Featured)
+	}
+	// Pinned, her own tile is the large one; unpinned, it is not.
+	pin := `.tile.local[data-source="video:cam"] [data-action="pin"]`
+	if err := ann.click(pin); err != nil {
+		t.Fatal(err)
+	}
+	look()
+	if len(view.Featured) != 1 || view.Featured[0] != annID || !ann.truth(`document.querySelector('`+pin+`').getAttribute('aria-pressed') === 'true'`) {
+		t.Errorf("pinned her own tile: featured %v", view.Featured)
+	}
+	small := view.Widths[len(view.Widths)-1]
+	if view.Widths[0] < 2*small {
+		t.Errorf("the pinned tile is %.0f px wide, the others %.0f: want it large", view.Widths[0], small)
+	}
+	if err := ann.click(pin); err != nil {
+		t.Fatal(err)
+	}
+	look()
+	if len(view.Featured) != 1 || view.Featured[0] == annID {
+		t.Errorf("unpinned: featured %v, want a remote tile again", view.Featured)
+	}
+	// Full screen, and back.
+	bobFull := `.tile[data-peer-id="` + bobID + `"] [data-action="fullscreen"]`
+	if err := ann.click(bobFull); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "Bob's tile full screen", func() bool {
+		return ann.str(`document.fullscreenElement?.dataset.peerId || ''`) == bobID
+	})
+	if err := ann.eval(`document.exitFullscreen().then(() => true)`, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The participant list: three, Bob's microphone off once he mutes it.
+	if n := ann.str(`String(document.querySelectorAll('#people-list li').length)`); n != "3" {
+		t.Errorf("Ann's participant list has %s entries, want 3", n)
+	}
+	if err := bob.click("#mic-button"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "Bob's microphone off in Ann's list", func() bool {
+		return ann.truth(`Boolean(document.querySelector('#people-list li[data-peer-id="` + bobID + `"] .state.off[aria-label="Microphone off"]'))`)
+	})
+
+	// Another camera, chosen in the Devices dialog.
+	// Chromium's second fake camera is a depth camera (16-bit grey) no
+	// encoder takes; its third is an ordinary one (MJPEG).
+	camNow := func() string { return ann.str(`window.vclass.local.cam?.getSettings().deviceId || ''`) }
+	first := camNow()
+	other := ann.str(`navigator.mediaDevices.enumerateDevices().then((ds) =>
+		ds.find((d) => d.kind === 'videoinput' && d.label === 'fake_device_2')?.deviceId || '')`)
+	if other == "" || other == first {
+		t.Fatalf("Chromium with device-count=3 shows no third camera (fake_device_2) besides %q", first)
+	}
+	if err := ann.click("#devices-button"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.eval(`(() => { const s = document.getElementById('camera-select'); s.value = '`+other+`';
+		s.dispatchEvent(new Event('change')); return true; })()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "Ann sending the other camera", func() bool { return camNow() == other })
+	if got := ann.str(`localStorage.getItem('vclass.camera') || ''`); got != other {
+		t.Errorf("the chosen camera is not remembered: %q, want %q", got, other)
+	}
+	if err := ann.click("#devices-close"); err != nil {
+		t.Fatal(err)
+	}
+	decoding := func(what string) {
+		t.Helper()
+		f0 := cameraOf(bob, annID).frames
+		waitFor(t, 10*time.Second, "Bob decoding Ann's camera "+what, func() bool { return cameraOf(bob, annID).frames > f0+20 })
+	}
+	decoding("after she chose another one")
+
+	// The camera in use ends by itself: the other one takes over, in the class.
+	if err := ann.eval(`window.vclass.local.cam.dispatchEvent(new Event('ended'))`, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "Ann back on her first camera", func() bool { return camNow() == first })
+	if ann.str(`document.body.dataset.state`) != "joined" {
+		t.Errorf("Ann's page is %q after the unplug, want joined", ann.str(`document.body.dataset.state`))
+	}
+	decoding("after her camera was unplugged")
+
+	// The next visit starts with the camera she chose.
+	again := openPageIn(t, en, media.URL+"/", "Ann again")
+	waitFor(t, 10*time.Second, "the join form's camera list", func() bool {
+		return again.truth(`document.getElementById('camera-select').options.length >= 2`)
+	})
+	if got := again.str(`document.getElementById('camera-select').value`); got != other {
+		t.Errorf("the next visit's camera is %q, want the chosen %q", got, other)
+	}
+}

@@ -299,8 +299,9 @@ function featuredTile() {
   const pinned = state.pinned && tiles.find((el) => tileKey(el) === state.pinned);
   if (pinned) return pinned;
   if (state.layout !== 'speaker') return null;
+  const speaker = state.activeSpeaker !== state.peerId ? findTile(state.activeSpeaker ?? '', 'video:cam') : null;
   return tiles.find((el) => el.classList.contains('screen'))
-    ?? (state.activeSpeaker && state.activeSpeaker !== state.peerId && findTile(state.activeSpeaker, 'video:cam'))
+    ?? speaker
     ?? tiles.find((el) => !el.classList.contains('local'))
     ?? tiles[0] ?? null;
 }
