@@ -119,7 +119,8 @@ func (p *page) truth(expr string) bool {
 // recorder's API and goes within 2 s of its stop; a participant joining
 // the recorded class is asked before the camera and microphone start.
 func TestClassPageInRussian(t *testing.T) {
-	media := startMedia(t, loopbackConfig(39520, 39529, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	cfg := strings.Replace(loopbackConfig(39520, 39529, ""), `"AllowEmptyTickets": true`, `"AllowEmptyTickets": true, "ApiKey": "`+apiKey+`"`, 1)
+	media := startMedia(t, cfg, "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	ru := browserWith(t, chromedp.Flag("lang", "ru"), chromedp.Flag("accept-lang", "ru"))
 
@@ -153,7 +154,7 @@ func TestClassPageInRussian(t *testing.T) {
 	}
 	annaID := inRoom(t, anna)
 	boris := openPageIn(t, ru, media.URL+"/?room=urok&name=Борис&autojoin=1", "Борис")
-	inRoom(t, boris)
+	borisID := inRoom(t, boris)
 	waitFor(t, 20*time.Second, "Борис seeing Анна's camera", func() bool { return cameraOf(boris, annaID).frames > 10 })
 	waitFor(t, 10*time.Second, "the participant list of two", func() bool {
 		return anna.str(`document.getElementById('people-heading').textContent`) == "2 участника"
@@ -236,6 +237,18 @@ func TestClassPageInRussian(t *testing.T) {
 		return !indicator(anna) && !indicator(boris) && !indicator(vera)
 	})
 	t.Logf("the indicator went %v after the stop was asked for", time.Since(stopped).Round(10*time.Millisecond))
+
+	// The portal removes Борис, then ends the class: each is told why, in Russian.
+	banner := func(p *page) string { return p.str(`document.getElementById('banner-text').textContent`) }
+	if code, _ := apiCall(t, media, "DELETE", "/api/v1/rooms/urok/peers/"+borisID, apiKey, ""); code != 204 {
+		t.Fatalf("kick: HTTP %d", code)
+	}
+	waitFor(t, 5*time.Second, "Борис told he was removed", func() bool { return banner(boris) == "Вас удалили из класса." })
+	if code, _ := apiCall(t, media, "DELETE", "/api/v1/rooms/urok", apiKey, ""); code != 204 {
+		t.Fatalf("close the room: HTTP %d", code)
+	}
+	waitFor(t, 5*time.Second, "Анна told the class ended", func() bool { return banner(anna) == "Занятие окончено." })
+	noEnglish(t, anna, "the class ended")
 }
 
 // In English, with two fake cameras: grid and speaker view, pinning and

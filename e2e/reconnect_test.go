@@ -25,12 +25,27 @@ func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
 	waitMedia(t, a, []*page{a, b}, ids)
 	waitMedia(t, b, []*page{a, b}, ids)
 
+	// What the page shows meanwhile, every state it passes through.
+	if err := a.eval(`(() => {
+		window.phases = [];
+		new MutationObserver(() => window.phases.push(document.body.dataset.state + ':' +
+			(document.getElementById('conn-status').hidden ? '' : document.getElementById('conn-status').textContent)))
+			.observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
+		return true;
+	})()`, nil); err != nil {
+		t.Fatal(err)
+	}
 	proxy.Sever()
 	waitFor(t, 20*time.Second, "ann reconnected", func() bool {
 		var state string
 		_ = a.eval(`document.body.dataset.state`, &state)
 		return state == "joined" && a.peerID() == aID
 	})
+	var phases []string
+	_ = a.eval(`window.phases`, &phases)
+	if !slices.Contains(phases, "reconnecting:Reconnecting…") {
+		t.Errorf("ann's page went through %q, want it to show reconnecting", phases)
+	}
 	// Media still flows both ways after the resume and ICE restarts.
 	waitMedia(t, a, []*page{a, b}, ids)
 	waitMedia(t, b, []*page{a, b}, ids)

@@ -39,7 +39,7 @@ func newShapedClass(t *testing.T, room, ports, rate string) *shapedClass {
 	origin := "http://" + ns.hostIP + ":" + srv.port()
 	c := &shapedClass{srv: srv, ns: ns}
 	// Adaptive stream off: the tiles are small, and these tests are about
-	// what the links carry (TestTwentyTilesGetWhatTheyShow is about tiles).
+	// what the links carry (TestThirtyTilesGetWhatTheyShow is about tiles).
 	c.teacher = openPage(t, classURL(srv, room, "Teacher", "&adaptive=0&ticket="+tk), "teacher")
 	c.good = openPage(t, classURL(srv, room, "Good", "&adaptive=0"), "good student")
 	c.weak = openPageIn(t, ns.chromium(t, origin), fmt.Sprintf("%s/?room=%s&name=Weak&autojoin=1&adaptive=0", origin, room), "weak student")

@@ -15,6 +15,7 @@ declare -A packages=(
   [ffprobe]=ffmpeg
   [openssl]=openssl
   [nginx]=nginx
+  [npm]=npm
   [docker-compose]=docker-compose
   [dockerd]=docker.io
   [debootstrap]=debootstrap
@@ -59,3 +60,9 @@ PATH="$PATH:$(go env GOPATH)/bin" staticcheck ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 25m "$@" ./...
+
+# Tests that measure what a class of thirty costs: the race detector would
+# slow their in-process publishers past what two cores carry, so they run
+# without it (under -race they skip, saying so).
+echo "== go test (measured, no race detector)"
+go test -count=1 -timeout 10m -run 'TestThirtyTilesGetWhatTheyShow' "$@" ./e2e
