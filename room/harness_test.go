@@ -52,7 +52,10 @@ func newTestManager(t testing.TB, mode config.ServeMode, grace time.Duration) *M
 }
 
 // clientAPI is a plain Pion API (default codecs) that only uses loopback.
-func clientAPI() *webrtc.API {
+func clientAPI() *webrtc.API { return webrtc.NewAPI(webrtc.WithSettingEngine(clientSettings())) }
+
+// clientSettings use only loopback, quietly.
+func clientSettings() webrtc.SettingEngine {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
@@ -61,7 +64,7 @@ func clientAPI() *webrtc.API {
 	quiet := logging.NewDefaultLoggerFactory()
 	quiet.DefaultLogLevel = logging.LogLevelDisabled
 	se.LoggerFactory = quiet
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+	return se
 }
 
 // testClient plays the part of a browser: it joins through the Manager,

@@ -154,7 +154,8 @@ func (p *Peer) Room() *Room { return p.room }
 
 // SetSink points the peer at a new client connection (after a reconnect),
 // and tells it again which simulcast layers its producers need encode
-// (a layersWanted sent while it was away is lost).
+// and the room's network qualities (a layersWanted or connectionQuality
+// sent while it was away is lost).
 func (p *Peer) SetSink(s Sink) {
 	p.sinkBox.Store(&sinkHolder{s})
 	r := p.room
@@ -172,6 +173,7 @@ func (p *Peer) SetSink(s Sink) {
 	for _, up := range ups {
 		up.TellWantedLayer()
 	}
+	p.notifyQualities()
 }
 
 func (p *Peer) sink() Sink { return p.sinkBox.Load().Sink }
@@ -226,13 +228,14 @@ func (p *Peer) Others() []PeerInfo {
 	return out
 }
 
-// Start subscribes the peer to what its room's rules give it; the
-// signaling layer calls it once the client knows it is in the room.
+// Start subscribes the peer to what its room's rules give it, and tells
+// it the room's network qualities; the signaling layer calls it once the
+// client knows it is in the room.
 func (p *Peer) Start() {
 	r := p.room
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if p.left || p.started {
+		r.mu.Unlock()
 		return
 	}
 	p.started = true
@@ -243,6 +246,8 @@ func (p *Peer) Start() {
 			}
 		}
 	}
+	r.mu.Unlock()
+	p.notifyQualities()
 }
 
 // ProduceRequest names the source sent on one new m-line.

@@ -33,6 +33,7 @@ type Room struct {
 	closed     bool
 	emptySince time.Time
 	speaker    string
+	quality    map[string]PeerQuality // the grades last told, by peer id
 	stop       chan struct{}
 	recorders  int // recorders in the room: while there is one, the class is being recorded
 
@@ -166,14 +167,21 @@ func (r *Room) broadcast(except *Peer, method string, data any) {
 	}
 }
 
-// run watches the active speaker and closes the room when it stayed empty.
+// run watches the active speaker and the peers' network quality, and
+// closes the room when it stayed empty.
 func (r *Room) run() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	quality := time.NewTicker(qualityEvery)
+	defer quality.Stop()
+	scores := map[*Peer]*peerScore{}
 	for {
 		select {
 		case <-r.stop:
 			return
+		case <-quality.C:
+			r.updateQuality(scores)
+			continue
 		case <-t.C:
 		}
 		r.updateSpeaker()

@@ -133,16 +133,23 @@ func allocate(budget, keep float64, tracks []allocTrack, mayPause bool) allocati
 	for _, s := range spent {
 		a.spent += s
 	}
+	for _, i := range order {
+		if layers[i] < 0 {
+			a.paused++
+		}
+	}
 	return a
 }
 
 // allocation is what allocate gives each track: its spatial layer (-1:
 // paused) and highest temporal layer, with what every track at the layer
-// it wants would take (wanted) and what they take as given (spent).
+// it wants would take (wanted) and what they take as given (spent), and
+// how many videos with media arriving it paused.
 type allocation struct {
 	layers        []int8
 	temporal      []uint8
 	wanted, spent float64
+	paused        int
 }
 
 // lowest is the smallest arriving layer, -1 for none.

@@ -47,12 +47,22 @@ func TestAllocate(t *testing.T) {
 	if got := allocate(150e3, 400e3, []allocTrack{cam(PriorityHigh, 0), cam(PriorityNormal, 0), cam(PriorityNormal, -1)}, true).layers; fmt.Sprint(got) != "[0 0 -1]" {
 		t.Errorf("allocate in a dip = %v, want [0 0 -1]", got)
 	}
+	// Paused counts the videos stopped for bandwidth, not an idle one nor
+	// one with nothing arriving.
+	paused := map[string]int{
+		"nothing fits: lowest priority paused first":     1,
+		"audio is never starved":                         1,
+		"a paused video resumes only with room to spare": 1,
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := allocate(tt.budget, tt.budget, tt.tracks, true)
 			got, wanted := a.layers, a.wanted
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) || wanted != tt.wanted {
 				t.Errorf("allocate(%.0f) = %v wanting %.0f, want %v wanting %.0f", tt.budget, got, wanted, tt.want, tt.wanted)
+			}
+			if a.paused != paused[tt.name] {
+				t.Errorf("allocate(%.0f) paused %d videos, want %d", tt.budget, a.paused, paused[tt.name])
 			}
 		})
 	}

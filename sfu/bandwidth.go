@@ -78,6 +78,11 @@ type bandwidth struct {
 	resendAt     time.Time
 	resendRate   atomic.Int64 // bytes per second, from the estimate
 
+	// For the quality indicator (LinkQuality): the feedback's loss, and
+	// what the last allocation gave.
+	loss             recentLoss
+	limited, starved atomic.Bool
+
 	kick chan struct{}
 }
 
@@ -166,6 +171,13 @@ func (b *bandwidth) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	b.lastFeedback = now
 	b.results = b.history.feedbackResults(fb, b.results)
 	est := b.est.OnResults(b.results, now)
+	lost := 0
+	for i := range b.results {
+		if !b.results[i].received {
+			lost++
+		}
+	}
+	b.loss.add(now, len(b.results), lost)
 	// Of what arrives, if more: the estimate dips below it under loss,
 	// just when lost keyframes need resending most.
 	b.resendRate.Store(int64(float64(max(est, b.est.Acked())) * resendShare / 8))
@@ -294,6 +306,8 @@ func (s *Subscriber) allocate(now time.Time) {
 
 	a := allocate(float64(est), float64(keep), tracks, mayPause)
 	layers, temporal, wanted, spent := a.layers, a.temporal, a.wanted, a.spent
+	b.limited.Store(mayPause && spent < wanted*0.95)
+	b.starved.Store(a.paused > 0)
 	s.engine.log.Debug("bandwidth", "subscriber", s.id, "estimate", est, "acked", acked, "loss", loss, "overusing", overusing,
 		"wanted", int(wanted), "layers", layers, "temporal", temporalLog(temporal))
 	for i, d := range downs {

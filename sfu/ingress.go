@@ -484,6 +484,7 @@ func (p *Publisher) sendFeedback(f *feedback, now time.Time, reports bool) {
 	f.pkts = f.pkts[:0]
 	f.reports = f.reports[:0]
 	f.layers = p.layers(f.layers[:0])
+	expected, lost := 0, 0
 	for _, l := range f.layers {
 		l.fbMu.Lock()
 		if l.up.nacks {
@@ -500,9 +501,14 @@ func (p *Publisher) sendFeedback(f *feedback, now time.Time, reports bool) {
 			}
 			if rr, ok := l.rx.Report(l.ssrc, lastSR, srAt, now); ok {
 				f.reports = append(f.reports, rr)
+				e, x := l.rx.Interval()
+				expected, lost = expected+int(e), lost+int(x)
 			}
 		}
 		l.fbMu.Unlock()
+	}
+	if reports {
+		p.loss.add(now, expected, lost)
 	}
 	in.twccMu.Lock()
 	if in.twcc != nil {

@@ -45,6 +45,7 @@ type Publisher struct {
 	in     *pubIn
 	params PublisherParams
 	ice    icecand.Queue
+	loss   recentLoss // of the receiver reports (feedbackLoop's)
 
 	mu     sync.Mutex
 	tracks map[string]*UpTrack // by mid: the layers of one m-line join one track

@@ -142,7 +142,10 @@ class SerialQueue {
  * producesources {sources, by}, closesources {sources, by},
  * requestproduce {peerId, displayName, sources} (admins only),
  * localpaused / localresumed {producerId, source} (the portal muted / unmuted one of ours),
- * recording {active} (a recording of the class started / stopped; `recording` says it now).
+ * recording {active} (a recording of the class started / stopped; `recording` says it now),
+ * connectionquality {peers: [{peerId, quality, upload, download, lossPercent, rttMs}]}: the server's
+ * grades (good, fair, poor) of the peers whose network quality changed, ours included (all of them
+ * just after joining); upload or download is null when not measured (docs/protocol.md).
  */
 export class VClassClient extends EventTarget {
   #url;
@@ -721,6 +724,10 @@ export class VClassClient extends EventTarget {
       case 'iceCandidate': this.#onRemoteCandidate(data); break;
       case 'activeSpeaker':
         this.#emit('activespeaker', { peerId: data.peerId ?? null, volume: data.volume ?? -127 });
+        break;
+      case 'connectionQuality':
+        this.#emit('connectionquality', { peers: (data.peers ?? []).map((q) => ({ ...q,
+          upload: q.upload ?? null, download: q.download ?? null })) });
         break;
       case 'newMessage':
         this.#emit('message', { ...data, self: data.peerId === this.#peerId });

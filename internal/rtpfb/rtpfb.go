@@ -101,6 +101,8 @@ type Reception struct {
 	start         time.Time
 	transit       uint32
 	jitter        float64 // in RTP ticks
+	// The interval the last report closed: packets expected and lost.
+	lastExpected, lastLost uint64
 }
 
 // Add notes a packet: ext is its extended sequence number, ts its RTP
@@ -144,8 +146,10 @@ func (r *Reception) Report(ssrc uint32, lastSR uint64, srArrival, now time.Time)
 	recInterval := r.received - r.receivedPrior
 	r.expectedPrior, r.receivedPrior = expected, r.received
 	var fraction uint8
+	r.lastExpected, r.lastLost = expInterval, 0
 	if lostInterval := int64(expInterval) - int64(recInterval); expInterval > 0 && lostInterval > 0 {
 		fraction = uint8(min(lostInterval<<8/int64(expInterval), 255))
+		r.lastLost = uint64(lostInterval)
 	}
 	rr := rtcp.ReceptionReport{
 		SSRC:               ssrc,
@@ -160,3 +164,7 @@ func (r *Reception) Report(ssrc uint32, lastSR uint64, srArrival, now time.Time)
 	}
 	return rr, true
 }
+
+// Interval is the packets expected and lost in the interval the last
+// Report closed (duplicates making up for losses count as none lost).
+func (r *Reception) Interval() (expected, lost uint64) { return r.lastExpected, r.lastLost }

@@ -80,6 +80,9 @@ func TestReception(t *testing.T) {
 	if rr.SSRC != 7 || rr.TotalLost != 2 || rr.FractionLost != 2*256/20 {
 		t.Errorf("ssrc %d, lost %d, fraction %d; want 7, 2, %d", rr.SSRC, rr.TotalLost, rr.FractionLost, 2*256/20)
 	}
+	if exp, lost := r.Interval(); exp != 20 || lost != 2 {
+		t.Errorf("interval: %d expected, %d lost; want 20, 2", exp, lost)
+	}
 	if rr.LastSequenceNumber != 1<<16|(65530+19-65536) {
 		t.Errorf("highest %#x, want a cycle and %d", rr.LastSequenceNumber, 65530+19-65536)
 	}
@@ -103,6 +106,9 @@ func TestReception(t *testing.T) {
 	rr, _ = r.Report(7, 0, time.Time{}, now)
 	if rr.FractionLost != 0 || rr.TotalLost != 1 || rr.LastSenderReport != 0 {
 		t.Errorf("second report: fraction %d, lost %d, LSR %#x; want 0, 1 (a duplicate makes up one), 0", rr.FractionLost, rr.TotalLost, rr.LastSenderReport)
+	}
+	if exp, lost := r.Interval(); exp != 2 || lost != 0 {
+		t.Errorf("second interval: %d expected, %d lost; want 2, 0", exp, lost)
 	}
 	for range 3 {
 		r.Add(ext+21, 21*900, rate, now) // more duplicates than losses
