@@ -256,7 +256,8 @@ func TestClassPageInRussian(t *testing.T) {
 	noEnglish(t, anna, "the class ended")
 }
 
-// In English, with two fake cameras: grid and speaker view, pinning and
+// In English, with more fake cameras: the connection quality on each tile,
+// grid and speaker view, pinning and
 // full screen, the participant list following a muted microphone, another
 // camera chosen in the Devices dialog (sent in place of the first, no new
 // negotiation, remembered for the next visit) and the camera in use
@@ -273,6 +274,12 @@ func TestClassPageLayoutsAndDevices(t *testing.T) {
 	inRoom(t, cat)
 	waitFor(t, 20*time.Second, "Ann and Bob seeing each other", func() bool {
 		return cameraOf(ann, bobID).frames > 10 && cameraOf(bob, annID).frames > 10
+	})
+	// Each tile shows how the server rates its participant's connection.
+	waitFor(t, 15*time.Second, "the connection quality on every tile", func() bool {
+		return ann.truth(`[...document.querySelectorAll('.tile[data-source="video:cam"] .quality')].every((q) =>
+			!q.hidden && ['good', 'fair', 'poor'].includes(q.dataset.quality) && q.getAttribute('aria-label').startsWith('Connection: '))
+			&& document.querySelectorAll('.tile[data-source="video:cam"]').length === 3`)
 	})
 	screenshot(t, ann, "class-en.png")
 
