@@ -211,6 +211,7 @@ function labelTile(tile) {
 }
 
 function showQuality(el, q) {
+  el.setAttribute('role', 'img');
   el.hidden = !q;
   if (!q) return;
   el.dataset.quality = q.quality;
