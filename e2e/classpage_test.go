@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -389,6 +390,37 @@ func TestClassPageLayoutsAndDevices(t *testing.T) {
 		t.Errorf("Ann's page is %q after the unplug, want joined", ann.str(`document.body.dataset.state`))
 	}
 	decoding("after her camera was unplugged")
+
+	// A speaker chosen: every sound of the class plays there.
+	speaker := ann.str(`navigator.mediaDevices.enumerateDevices().then((ds) =>
+		ds.filter((d) => d.kind === 'audiooutput' && d.deviceId !== 'default').pop()?.deviceId || '')`)
+	if speaker == "" {
+		t.Fatal("Chromium lists no fake speaker")
+	}
+	if err := ann.eval(`(() => { const s = document.getElementById('speaker-select'); s.value = '`+speaker+`';
+		s.dispatchEvent(new Event('change')); return true; })()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "every audio element on the chosen speaker", func() bool {
+		return ann.truth(`(() => { const a = [...document.querySelectorAll('audio')];
+			return a.length > 0 && a.every((el) => el.sinkId === '` + speaker + `'); })()`)
+	})
+
+	// Every control can be reached with the keyboard: Tab goes through them all.
+	var reached []string
+	for range 40 {
+		if err := chromedp.Do(ann.ctx, chromedp.KeyEvent("\t")); err != nil {
+			t.Fatal(err)
+		}
+		reached = append(reached, ann.str(`(() => { const el = document.activeElement;
+			return el.id || (el.dataset.action ? el.dataset.action + ':' + (el.dataset.peerId || '') : el.tagName); })()`))
+	}
+	for _, want := range []string{"mic-button", "cam-button", "screen-button", "layout-button", "devices-button", "leave-button",
+		"chat-input", "lang-select", "pin:" + bobID, "fullscreen:" + bobID} {
+		if !slices.Contains(reached, want) {
+			t.Errorf("Tab never reaches %s; it went through %q", want, reached)
+		}
+	}
 
 	// The next visit starts with the camera she chose.
 	again := openPageIn(t, en, media.URL+"/", "Ann again")

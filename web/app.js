@@ -73,6 +73,7 @@ const state = {
   quality: {}, // peerId → {quality, upload, download}: the server's view of each connection
   layout: 'grid', // grid | speaker
   pinned: null, // "peerId source" of the tile shown large in speaker view
+  uploadPoor: false, // the server rates our own upload poor
   lang: currentLang(),
 };
 
@@ -83,6 +84,11 @@ const preview = { cam: null, mic: null };
 window.vclass = { client, state, local };
 let micMuted = false;
 let stopMeter = () => {};
+// Bumped when a class ends or a join starts: a join whose class ended meanwhile stops there.
+let joinGen = 0;
+// Bumped by each startPreview: a preview overtaken by a newer one drops what it got.
+let previewGen = 0;
+const inClass = () => !ui.classView.hidden;
 
 const params = new URLSearchParams(location.search);
 // Deep link flag: show the teacher's invite controls even before any hand was raised.
@@ -114,15 +120,17 @@ function setPhase(phase) {
   ui.connStatus.hidden = !status;
 }
 
-function showBanner(message, kind = 'error') {
+/** Shows a message; `key` names it for hideBanner(key), which hides only that one. */
+function showBanner(message, kind = 'error', key = '') {
   if (kind === 'error') state.error = message;
   ui.banner.className = kind === 'error' ? 'banner' : 'banner info';
+  ui.banner.dataset.key = key;
   ui.bannerText.textContent = message;
   ui.banner.hidden = false;
 }
 
-function hideBanner() {
-  ui.banner.hidden = true;
+function hideBanner(key) {
+  if (key === undefined || ui.banner.dataset.key === key) ui.banner.hidden = true;
 }
 
 const describe = (err) => errorText(err);
@@ -317,8 +325,7 @@ function arrangeTiles() {
     if (pin) {
       const pinned = state.pinned === tileKey(tile);
       pin.setAttribute('aria-pressed', String(pinned));
-      pin.setAttribute('aria-label', pinned ? t('unpin') : t('pin'));
-      pin.title = pin.getAttribute('aria-label');
+      pin.title = pinned ? t('unpin') : t('pin');
     }
   }
   ui.layoutButton.textContent = state.layout === 'speaker' ? t('gridView') : t('speakerView');
@@ -332,8 +339,8 @@ function setLayout(layout) {
 
 function togglePin(tile) {
   state.pinned = state.pinned === tileKey(tile) ? null : tileKey(tile);
-  if (state.pinned && state.layout !== 'speaker') state.layout = 'speaker';
-  arrangeTiles();
+  if (state.pinned && state.layout !== 'speaker') setLayout('speaker');
+  else arrangeTiles();
 }
 
 // ---- serve modes: pull, invite, raised hands ----
@@ -387,6 +394,7 @@ async function deinvitePeer(peerId) {
 
 /** A tile's buttons: pin and full screen; a teacher's Invite/Stop and Mute on remote cameras. */
 function renderTileControls(tile) {
+  const focused = tile.contains(document.activeElement) ? document.activeElement.dataset.action : null;
   tile.querySelector('.tile-actions')?.remove();
   const { peerId, source } = tile.dataset;
   const name = displayNameOf(peerId);
@@ -410,6 +418,7 @@ function renderTileControls(tile) {
   }
   for (const b of box.children) b.setAttribute('aria-description', name);
   tile.append(box);
+  if (focused) box.querySelector(`[data-action="${focused}"]`)?.focus();
 }
 
 /** A tile's button with an icon for a face and its label for screen readers and as a tooltip. */
@@ -462,7 +471,7 @@ function mediaOf(peerId) {
 
 /** Everyone in the class with role, raised hand, microphone, camera and connection; in a Pull room a Watch button. */
 function renderPeople() {
-  if (!state.joined) { ui.peopleList.replaceChildren(); return; }
+  if (!inClass()) { ui.peopleList.replaceChildren(); return; }
   const ids = [state.peerId, ...Object.keys(state.peers)];
   ui.peopleHeading.textContent = t('participants', { n: ids.length });
   const pull = isMode('pull');
@@ -520,6 +529,11 @@ function applyServeMode(mode) {
 
 /** Someone pulled our sources, or a teacher invited us: start what is not live yet. */
 async function startRequested(sources) {
+  if (state.recording && !document.body.dataset.recordingAgreed) {
+    const answer = await askAboutRecording();
+    if (answer === 'leave') { await leaveClass(); return; }
+    if (answer !== 'continue') return;
+  }
   const wanted = sources.filter((s) => SOURCES.includes(s));
   const cam = wanted.includes('video:cam') && !local.cam;
   const mic = wanted.includes('audio:mic') && !local.mic;
@@ -589,6 +603,7 @@ function meterOn(track) {
 
 /** The join form's camera and microphone, as its checkboxes say, for the preview and the meter. */
 async function startPreview() {
+  const gen = ++previewGen;
   const want = { cam: ui.joinCam.checked, mic: ui.joinMic.checked };
   for (const kind of ['cam', 'mic']) {
     if (!want[kind] && preview[kind]) { preview[kind].stop(); preview[kind] = null; }
@@ -599,9 +614,14 @@ async function startPreview() {
       const stream = await navigator.mediaDevices.getUserMedia({
         video: video && constraints('video'), audio: audio && constraints('audio'),
       });
+      if (gen !== previewGen || inClass()) { // overtaken, or the class began meanwhile
+        for (const track of stream.getTracks()) track.stop();
+        return;
+      }
       preview.cam = stream.getVideoTracks()[0] ?? preview.cam;
       preview.mic = stream.getAudioTracks()[0] ?? preview.mic;
     } catch (err) {
+      if (gen !== previewGen) return;
       showBanner(t('cannotUse', { what: t(video ? 'theCamera' : 'theMicrophone'), why: describe(err) }));
     }
   }
@@ -612,11 +632,13 @@ async function startPreview() {
 }
 
 function stopPreview() {
+  previewGen++;
   for (const kind of ['cam', 'mic']) {
     preview[kind]?.stop();
     preview[kind] = null;
   }
   ui.previewVideo.srcObject = null;
+  ui.previewOff.hidden = false;
   stopMeter();
 }
 
@@ -626,19 +648,35 @@ async function switchDevice(kind, deviceId) {
   const gum = kind === 'cam'
     ? { video: { ...constraints('video', deviceId), deviceId: { exact: deviceId } } }
     : { audio: { deviceId: { exact: deviceId } } };
-  if (!state.joined) {
+  if (!inClass()) {
     if (!preview[kind]) return;
     preview[kind].stop();
     preview[kind] = null;
     await startPreview();
     return;
   }
-  const old = local[kind];
-  if (!old) return; // used when it is started
-  const track = (await navigator.mediaDevices.getUserMedia(gum)).getTracks()[0];
-  await useTrack(kind, track);
-  old.stop();
+  await queueMedia(async () => {
+    const old = local[kind];
+    if (!old) return; // used when it is started
+    // Some phones end one camera when another opens: the old one is not "unplugged".
+    replacing.add(old);
+    const track = (await navigator.mediaDevices.getUserMedia(gum)).getTracks()[0];
+    try {
+      if (local[kind] !== old) throw new Error('stale'); // stopped or replaced meanwhile
+      await useTrack(kind, track);
+    } catch (err) {
+      track.stop();
+      if (err.message !== 'stale') throw err;
+      return;
+    } finally {
+      replacing.delete(old);
+    }
+    old.stop();
+  });
 }
+
+// Tracks being replaced on purpose: their ending is no unplug.
+const replacing = new Set();
 
 /** Sends a new track of ours for a published source, and watches it for an unplug. */
 async function useTrack(kind, track) {
@@ -654,22 +692,33 @@ async function useTrack(kind, track) {
 /** A camera or microphone unplugged (its track ended by itself): go on with another one. */
 function watchUnplug(kind, track) {
   track.addEventListener('ended', () => {
-    if (local[kind] !== track) return; // we stopped it ourselves, or it was replaced
+    if (local[kind] !== track || replacing.has(track)) return; // stopped or replaced by us
+    const source = kind === 'cam' ? 'video:cam' : 'audio:mic';
+    const current = () => local[kind] === track && inClass();
     queueMedia(async () => {
-      const id = track.getSettings().deviceId;
-      const next = await fallbackDevice(kind === 'cam' ? 'videoinput' : 'audioinput', id);
-      const what = t(kind === 'cam' ? 'theCamera' : 'theMicrophone');
+      if (!current()) return;
+      const next = await fallbackDevice(kind === 'cam' ? 'videoinput' : 'audioinput', track.getSettings().deviceId);
+      if (!current()) return;
       if (!next) {
-        if (kind === 'cam') await toggleCamera(); // unpublishes
-        else { local.mic = null; await client.unpublish('audio:mic'); }
-        showBanner(t('deviceGone', { what }), 'info');
+        local[kind] = null;
+        if (kind === 'cam') showVideo(ensureTile(state.peerId, 'video:cam'), null);
+        await client.unpublish(source);
+        showBanner(t(`deviceGone_${kind}`), 'info');
         return;
       }
       const gum = kind === 'cam' ? { video: { ...constraints('video', next.deviceId), deviceId: { exact: next.deviceId } } }
         : { audio: { deviceId: { exact: next.deviceId } } };
       const replacement = (await navigator.mediaDevices.getUserMedia(gum)).getTracks()[0];
-      await useTrack(kind, replacement);
-      showBanner(t('deviceSwitched', { what, name: next.label || '' }), 'info');
+      try {
+        if (!current()) throw new Error('stale');
+        await useTrack(kind, replacement);
+      } catch (err) {
+        replacement.stop();
+        if (err.message !== 'stale') throw err;
+        return;
+      }
+      track.stop();
+      showBanner(t(`deviceSwitched_${kind}`, { name: next.label || '' }), 'info');
       await refreshDevices();
     }).catch(reportError).finally(updateControls);
   });
@@ -802,8 +851,6 @@ function updateControls() {
   ui.camButton.textContent = local.cam ? t('stopCamera') : t('startCamera');
   ui.micButton.textContent = !local.mic ? t('startMic') : micMuted ? t('unmuteMic') : t('muteMic');
   ui.screenButton.textContent = local.screen ? t('stopSharing') : t('shareScreen');
-  ui.micButton.setAttribute('aria-pressed', String(Boolean(local.mic) && !micMuted));
-  ui.camButton.setAttribute('aria-pressed', String(Boolean(local.cam)));
   const own = state.peerId && findTile(state.peerId, 'video:cam');
   own?.classList.toggle('mic-muted', !local.mic || micMuted);
   arrangeTiles();
@@ -843,18 +890,20 @@ function showRecording(active) {
  * A class being recorded is said before our camera and microphone start: the user goes on
  * with them, without them, or leaves. Resolves with 'continue', 'without' or 'leave'.
  */
+let pendingAsk = null;
 function askAboutRecording() {
-  return new Promise((resolve) => {
+  pendingAsk ??= new Promise((resolve) => {
     const dialog = ui.recordDialog;
     const done = (answer) => () => { dialog.close(answer); };
-    $('record-continue').onclick = done('continue');
+    $('record-continue').onclick = () => { document.body.dataset.recordingAgreed = 'yes'; dialog.close('continue'); };
     $('record-without').onclick = done('without');
     $('record-leave').onclick = done('leave');
-    dialog.addEventListener('close', () => resolve(dialog.returnValue || 'without'), { once: true });
+    dialog.addEventListener('close', () => { pendingAsk = null; resolve(dialog.returnValue || 'without'); }, { once: true });
     dialog.returnValue = '';
     dialog.showModal();
-    $('record-continue').focus();
+    $('record-without').focus(); // a stray Enter does not agree to being recorded
   });
+  return pendingAsk;
 }
 
 // ---- join and leave ----
@@ -868,11 +917,15 @@ function showClassView(show) {
 }
 
 function resetClassView() {
+  joinGen++;
+  if (ui.recordDialog.open) ui.recordDialog.close('leave');
+  if (ui.devicesDialog.open) ui.devicesDialog.close();
+  delete document.body.dataset.recordingAgreed;
   ui.tiles.replaceChildren();
   ui.messages.replaceChildren();
   ui.soundButton.hidden = true;
   Object.assign(state, { joined: false, peerId: null, roomId: null, peers: {}, messages: [], activeSpeaker: null,
-    raisedHands: [], quality: {}, pinned: null });
+    raisedHands: [], quality: {}, pinned: null, uploadPoor: false });
   gotHandRequest = false;
   invited.clear();
   showRecording(false);
@@ -882,6 +935,8 @@ function resetClassView() {
 }
 
 async function joinClass({ name, room, cam, mic, ticket, screen }) {
+  const gen = ++joinGen;
+  const ended = () => gen !== joinGen; // left, removed or failed meanwhile
   setPhase('joining');
   hideBanner();
   state.error = null;
@@ -901,23 +956,28 @@ async function joinClass({ name, room, cam, mic, ticket, screen }) {
     setControlsEnabled(false); // a click now would race the first publications
     if (client.recording && (cam || mic || screen)) {
       const answer = await askAboutRecording();
+      if (ended()) return;
       if (answer === 'leave') { await leaveClass(); return; }
-      if (answer === 'without') { cam = mic = screen = false; stopPreview(); }
+      if (answer !== 'continue') { cam = mic = screen = false; stopPreview(); }
     }
     await queueMedia(async () => {
+      if (ended()) return;
       await startInitialMedia({ cam, mic });
-      if (screen) await startScreen().catch((err) => showBanner(t('cannotShare', { why: describe(err) })));
+      if (screen && !ended()) await startScreen().catch((err) => showBanner(t('cannotShare', { why: describe(err) })));
     });
+    if (ended()) return;
     setControlsEnabled(true);
     updateControls();
-    setPhase('joined');
+    if (document.body.dataset.state === 'joining') setPhase('joined');
   } catch (err) {
+    if (ended()) return;
     setControlsEnabled(true);
     await client.leave().catch(() => {});
     stopAllLocal();
     resetClassView();
     showBanner(t('cannotJoin', { why: describe(err) }));
     setPhase('error');
+    startPreview().catch(() => {});
   } finally {
     ui.joinButton.disabled = false;
   }
@@ -928,11 +988,14 @@ function setControlsEnabled(enabled) {
 }
 
 async function leaveClass() {
+  joinGen++;
   await client.leave();
   stopAllLocal();
   resetClassView();
   hideBanner();
   setPhase('idle');
+  setControlsEnabled(true);
+  startPreview().catch(() => {});
 }
 
 // ---- the page's language ----
@@ -994,7 +1057,8 @@ client.on('localpaused', ({ source }) => {
   if (source === 'audio:mic') micMuted = true;
   if (source === 'video:cam') findTile(state.peerId, 'video:cam')?.classList.remove('has-video');
   updateControls();
-  showBanner(t('mutedByOrganiser', { what: t(`your_${source === 'video:cam' ? 'camera' : 'microphone'}`) }), 'info');
+  const what = { 'audio:mic': 'microphone', 'video:cam': 'camera', 'video:screen': 'screen' }[source] ?? 'microphone';
+  showBanner(t('mutedByOrganiser', { what: t(`your_${what}`) }), 'info');
 });
 client.on('localresumed', ({ source }) => {
   if (source === 'audio:mic') micMuted = false;
@@ -1015,8 +1079,8 @@ client.on('connectionquality', ({ peers }) => {
     if (tile) showQuality(tile.querySelector('.quality'), q);
     if (q.peerId === state.peerId) {
       const poor = q.upload === 'poor';
-      if (poor && !state.uploadPoor) showBanner(t('uploadPoor'), 'info');
-      if (!poor && state.uploadPoor && ui.bannerText.textContent === t('uploadPoor')) hideBanner();
+      if (poor && !state.uploadPoor) showBanner(t('uploadPoor'), 'info', 'uploadPoor');
+      if (!poor && state.uploadPoor) hideBanner('uploadPoor');
       state.uploadPoor = poor;
     }
   }
@@ -1050,6 +1114,7 @@ client.on('disconnected', ({ reason, code, willReconnect }) => {
   resetClassView();
   showBanner(disconnectText(code, reason));
   setPhase('error');
+  startPreview().catch(() => {});
 });
 client.on('reconnected', ({ resumed, peerId }) => {
   if (!resumed) { // a new identity: our tiles follow it
@@ -1063,7 +1128,8 @@ client.on('reconnected', ({ resumed, peerId }) => {
   setPhase('joined');
 });
 client.on('error', ({ code, message, context }) => {
-  showBanner(`${context ? `${context}: ` : ''}${errorText({ code, message })}`);
+  console.warn('vclass', context, code, message); // the SDK's words, for a developer
+  showBanner(errorText({ code, message }));
 });
 
 // ---- wiring ----
@@ -1075,8 +1141,8 @@ ui.joinForm.addEventListener('submit', (ev) => {
   joinClass({ name: ui.joinName.value.trim(), room: ui.joinRoom.value.trim(),
     cam: ui.joinCam.checked, mic: ui.joinMic.checked, ticket: params.get('ticket') });
 });
-ui.joinCam.addEventListener('change', () => startPreview());
-ui.joinMic.addEventListener('change', () => startPreview());
+ui.joinCam.addEventListener('change', () => startPreview().catch(reportError));
+ui.joinMic.addEventListener('change', () => startPreview().catch(reportError));
 ui.cameraSelect.addEventListener('change', () => switchDevice('cam', ui.cameraSelect.value).catch(reportError));
 ui.micSelect.addEventListener('change', () => switchDevice('mic', ui.micSelect.value).catch(reportError));
 ui.speakerSelect.addEventListener('change', () => chooseSpeaker(ui.speakerSelect.value).catch(reportError));

@@ -86,8 +86,10 @@ const STRINGS = {
     cannotPublish: 'Cannot publish: {why}',
     cannotShare: 'Cannot share the screen: {why}',
     cannotJoin: 'Cannot join: {why}',
-    deviceGone: 'Lost {what}, and there is no other one.',
-    deviceSwitched: 'Lost {what}: switched to {name}.',
+    deviceGone_cam: 'The camera is gone, and there is no other one.',
+    deviceGone_mic: 'The microphone is gone, and there is no other one.',
+    deviceSwitched_cam: 'The camera is gone: now using {name}.',
+    deviceSwitched_mic: 'The microphone is gone: now using {name}.',
     raiseHandFirst: 'In this class you speak once a teacher invites you: raise your hand.',
     handRaisedNotice: 'Hand raised: a teacher can now invite you.',
     teacherStopped: 'A teacher stopped {what}.',
@@ -217,8 +219,10 @@ const STRINGS = {
     cannotPublish: 'Не удаётся передать: {why}',
     cannotShare: 'Не удаётся показать экран: {why}',
     cannotJoin: 'Не удаётся войти: {why}',
-    deviceGone: 'Отключено устройство ({what}), другого нет.',
-    deviceSwitched: 'Отключено устройство ({what}): теперь используется {name}.',
+    deviceGone_cam: 'Камера отключена, другой нет.',
+    deviceGone_mic: 'Микрофон отключён, другого нет.',
+    deviceSwitched_cam: 'Камера отключена, теперь работает другая: {name}.',
+    deviceSwitched_mic: 'Микрофон отключён, теперь работает другой: {name}.',
     raiseHandFirst: 'В этом классе говорят по приглашению преподавателя: поднимите руку.',
     handRaisedNotice: 'Рука поднята: преподаватель может пригласить вас.',
     teacherStopped: 'Преподаватель остановил {what}.',
@@ -327,5 +331,6 @@ export function errorText(err) {
 
 /** Why the class ended for us (the SDK's `disconnected` code), in words. */
 export function disconnectText(code, reason) {
-  return STRINGS.en[`bye_${code}`] ? t(`bye_${code}`) : t('bye_other', { reason: code ?? reason });
+  if (STRINGS.en[`bye_${code}`]) return t(`bye_${code}`);
+  return t('bye_other', { reason: code ? errorText({ code }) : reason });
 }

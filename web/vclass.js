@@ -346,8 +346,9 @@ export class VClassClient extends EventTarget {
   async replaceTrack(source, track) {
     const producer = this.#requireProducer(source);
     if (track.kind !== producer.kind) throw new VClassError('badRequest', `${source} takes ${producer.kind}, not ${track.kind}`);
+    track.enabled = !producer.paused; // silent from the start when paused
     await producer.transceiver.sender.replaceTrack(track);
-    track.enabled = !producer.paused;
+    if (this.#producers.get(source) !== producer) throw new VClassError('unknownProducer', `${source} was unpublished meanwhile`);
     producer.track = track;
   }
 
@@ -501,6 +502,7 @@ export class VClassClient extends EventTarget {
     this.#resetMedia({ announce: false });
     this.#peerId = this.#resumeToken = this.#roomId = this.#serveMode = this.#role = null;
     this.#pendingRestore = this.#unackedAnswer = null;
+    this.#recording = false;
     this.#formerPeerIds.clear();
   }
 
@@ -609,6 +611,7 @@ export class VClassClient extends EventTarget {
     this.#state = 'closed';
     this.#closeConnection();
     this.#resetMedia({ announce: true });
+    this.#recording = false;
     this.#emit('disconnected', { reason, code, willReconnect: false });
   }
 
@@ -1145,7 +1148,6 @@ export class VClassClient extends EventTarget {
     this.#recvPC?.close();
     this.#sendPC = this.#recvPC = null;
     this.#roomId = this.#serveMode = null;
-    this.#recording = false;
   }
 
   #setRecording(active) {
