@@ -29,16 +29,9 @@ func flashBeepDevices(t *testing.T, dir string, secs int) (y4m, wav string) {
 // microphone play the files given.
 func browserWithDevices(t *testing.T, y4m, wav string) context.Context {
 	t.Helper()
-	opts := chromiumOptions(chromiumPath(t), filepath.Join(t.TempDir(), "profile"), "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+	return browserWith(t,
 		chromedp.Flag("use-file-for-fake-video-capture", y4m),
 		chromedp.Flag("use-file-for-fake-audio-capture", wav))
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
 }
 
 // playedTracks is the expression for what a page plays of peer's camera
