@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -430,4 +433,110 @@ func TestClassPageLayoutsAndDevices(t *testing.T) {
 	if got := again.str(`document.getElementById('camera-select').value`); got != other {
 		t.Errorf("the next visit's camera is %q, want the chosen %q", got, other)
 	}
+}
+
+// lossyRelay forwards a browser's media to the server's UDP ports: it
+// listens on addr at each of them and sends each browser's datagrams on
+// from a socket of its own on loopback (the server sees a peer behind a
+// NAT). When drop is set it loses one RTP packet in four on the way to
+// the server, as a poor uplink would.
+type lossyRelay struct {
+	drop             atomic.Bool
+	relayed, dropped atomic.Int64
+}
+
+func startLossyRelay(t *testing.T, addr string, lo, hi int) *lossyRelay {
+	t.Helper()
+	r := &lossyRelay{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for port := lo; port <= hi; port++ {
+		front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(addr), Port: port})
+		if err != nil {
+			t.Fatalf("relay on %s:%d: %v", addr, port, err)
+		}
+		server := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+		go func() { <-ctx.Done(); front.Close() }()
+		go r.serve(ctx, front, server)
+	}
+	return r
+}
+
+// serve relays one of the server's ports until ctx ends.
+func (r *lossyRelay) serve(ctx context.Context, front *net.UDPConn, server *net.UDPAddr) {
+	backs := map[netip.AddrPort]*net.UDPConn{}
+	seen := 0
+	buf := make([]byte, 1600)
+	for {
+		n, from, err := front.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		back := backs[from]
+		if back == nil {
+			if back, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+				continue
+			}
+			backs[from] = back
+			go func() { <-ctx.Done(); back.Close() }()
+			go func() { // the server's answers go back from the port the browser wrote to
+				b := make([]byte, 1600)
+				for {
+					n, _, err := back.ReadFromUDP(b)
+					if err != nil {
+						return
+					}
+					_, _ = front.WriteToUDPAddrPort(b[:n], from)
+				}
+			}()
+		}
+		// RTP (not STUN, DTLS or RTCP): version 2, payload type outside 64-95.
+		if n >= 12 && buf[0]>>6 == 2 && (buf[1]&0x7f < 64 || buf[1]&0x7f > 95) && r.drop.Load() {
+			if seen++; seen%4 == 0 {
+				r.dropped.Add(1)
+				continue
+			}
+		}
+		r.relayed.Add(1)
+		_, _ = back.WriteToUDP(buf[:n], server)
+	}
+}
+
+// A participant whose uplink loses one packet in four is told her upload
+// is poor, and the others see her connection rated poor; once the loss
+// stops, the notice goes and the rating comes back. Her Chromium runs in
+// a network namespace whose only way to the server (which listens on
+// loopback alone) is the relay.
+func TestClassPagePoorUpload(t *testing.T) {
+	ns := newNetns(t)
+	cfg := strings.Replace(loopbackConfig(39540, 39549, ""), `"AnnouncedIp": "127.0.0.1"`, `"AnnouncedIp": "`+ns.hostIP+`"`, 1)
+	relay := startLossyRelay(t, ns.hostIP, 39540, 39549)
+	media := startMediaAt(t, ":0", cfg)
+	port := media.port()
+	host := "http://127.0.0.1:" + port
+	origin := "http://" + ns.hostIP + ":" + port
+	ann := openPageIn(t, ns.chromium(t, origin), origin+"/?room=lossy&name=Ann&autojoin=1&lang=en", "Ann")
+	annID := inRoom(t, ann)
+	bob := openPage(t, host+"/?room=lossy&name=Bob&autojoin=1&lang=en&cam=0&mic=0", "Bob")
+	inRoom(t, bob)
+	waitFor(t, 20*time.Second, "Bob seeing Ann's camera", func() bool { return cameraOf(bob, annID).frames > 10 })
+	if relay.relayed.Load() == 0 {
+		t.Fatal("Ann's media does not go through the relay")
+	}
+	rating := func(p *page) string {
+		return p.str(`document.querySelector('.tile[data-peer-id="` + annID + `"][data-source="video:cam"] .quality')?.dataset.quality || ''`)
+	}
+	waitFor(t, 15*time.Second, "Ann's connection rated good", func() bool { return rating(bob) == "good" })
+
+	relay.drop.Store(true)
+	notice := `document.getElementById('banner').hidden ? '' : document.getElementById('banner-text').textContent`
+	waitFor(t, 20*time.Second, "Ann told her upload is poor, Bob seeing it poor", func() bool {
+		return strings.Contains(ann.str(notice), "Your connection is poor") && rating(bob) == "poor"
+	})
+	t.Logf("%d of Ann's packets dropped on her uplink; her rating %s", relay.dropped.Load(), ann.str(`JSON.stringify(window.vclass.state.quality[window.vclass.state.peerId])`))
+
+	relay.drop.Store(false)
+	waitFor(t, 20*time.Second, "the notice gone and Ann's connection good again", func() bool {
+		return ann.str(notice) == "" && rating(bob) == "good"
+	})
 }
