@@ -237,6 +237,14 @@ func TestClassPageInRussian(t *testing.T) {
 	noEnglish(t, vera, "the class on a phone", "urok")
 	axeCheck(t, vera, "the class on a phone")
 	screenshot(t, vera, "phone-ru.png")
+	// Анна's class in speaker view, for the README.
+	if err := anna.click("#layout-button"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "Анна's speaker view showing a camera large", func() bool {
+		return anna.truth(`(() => { const f = document.querySelector('.tile.featured video');
+			return Boolean(f) && f.videoHeight >= 360 && f.getBoundingClientRect().width > 800; })()`)
+	})
 	screenshot(t, anna, "class-ru.png")
 
 	// The recording stops: the indicator goes within 2 s.
