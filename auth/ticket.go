@@ -79,7 +79,10 @@ func (v *Verifier) Verify(ticket string, now time.Time) (*Claims, error) {
 		)
 		switch {
 		case err == nil:
-			return claims, claims.check()
+			if err := claims.check(); err != nil {
+				return nil, err // no half-valid claims for a caller to act on
+			}
+			return claims, nil
 		case errors.Is(err, jwt.ErrTokenExpired):
 			return nil, ErrExpired
 		case errors.Is(err, jwt.ErrTokenSignatureInvalid):
