@@ -132,9 +132,21 @@ func TestWeakLinkGetsWhatItCarries(t *testing.T) {
 func TestLinkChangesUnderWay(t *testing.T) {
 	c := newShapedClass(t, "changing", "35150-35159", "2mbit")
 	teacher := func() videoIn { return cameraOf(c.weak, c.teacherID) }
-	var since time.Time // at 720p since
-	waitFor(t, 60*time.Second, "the weak student getting the teacher at 720p for 5 s on 2 Mbit/s", func() bool {
-		if teacher().height != 720 {
+	// The top layer the teacher's Chromium makes: 720 lines, unless its CPU
+	// adaptation holds it lower for a while on a busy runner (seen in CI);
+	// the server cannot send what was never made.
+	top := func() float64 {
+		for _, o := range c.teacher.stats().Outbound {
+			if o.Source == "video:cam" && o.RID == "h" && o.Active {
+				return o.FrameHeight
+			}
+		}
+		return 0
+	}
+	atTop := func() bool { h := teacher().height; return h >= 540 && h == top() }
+	var since time.Time // at the top layer since
+	waitFor(t, 60*time.Second, "the weak student getting the teacher's top layer (720p) for 5 s on 2 Mbit/s", func() bool {
+		if !atTop() {
 			since = time.Time{}
 		} else if since.IsZero() {
 			since = time.Now()
@@ -168,15 +180,15 @@ func TestLinkChangesUnderWay(t *testing.T) {
 	switched := time.Since(dropped)
 	// Its keyframe then comes through the queue the drop left behind.
 	waitFor(t, 8*time.Second, "the weak student decoding the smaller layer", func() bool {
-		return teacher().height < 720
+		return teacher().height < top()
 	})
 	down := time.Since(dropped)
 	time.Sleep(10 * time.Second) // at 300 kbit/s for a while: a duration, not an event
 	low := teacher()
 	c.ns.shape(t, "2mbit")
 	raised := time.Now()
-	waitFor(t, 15*time.Second, "the weak student back at 720p within 15 s of the return to 2 Mbit/s", func() bool {
-		return teacher().height == 720
+	waitFor(t, 15*time.Second, "the weak student back at the top layer (720p) within 15 s of the return to 2 Mbit/s", func() bool {
+		return atTop()
 	})
 	t.Logf("a smaller layer sent %v after the drop, decoded at %.0f lines after %v; back at 720p %v after the return",
 		switched.Round(100*time.Millisecond), low.height, down.Round(100*time.Millisecond), time.Since(raised).Round(100*time.Millisecond))
