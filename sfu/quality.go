@@ -36,29 +36,28 @@ const (
 )
 
 // Quality is the link the publisher's media arrives on.
-func (p *Publisher) Quality() LinkQuality {
-	q := LinkQuality{State: p.pc.ConnectionState()}
-	if q.State != webrtc.PeerConnectionStateConnected {
-		return q
-	}
-	q.RTT = iceRTT(p.pc)
-	var expected int
-	q.Loss, expected = p.loss.share(time.Now())
-	q.Measured = expected >= minLossPackets
-	return q
-}
+func (p *Publisher) Quality() LinkQuality { return linkQuality(p.pc, &p.loss) }
 
 // Quality is the link the subscriber's media leaves on.
 func (s *Subscriber) Quality() LinkQuality {
-	q := LinkQuality{State: s.pc.ConnectionState()}
+	q := linkQuality(s.pc, &s.bw.loss)
+	if q.State == webrtc.PeerConnectionStateConnected {
+		q.Limited, q.Paused = s.bw.limited.Load(), s.bw.starved.Load()
+	}
+	return q
+}
+
+// linkQuality is what both kinds of transport measure: state, round trip
+// and the recent loss (while connected).
+func linkQuality(pc *webrtc.PeerConnection, loss *recentLoss) LinkQuality {
+	q := LinkQuality{State: pc.ConnectionState()}
 	if q.State != webrtc.PeerConnectionStateConnected {
 		return q
 	}
-	q.RTT = iceRTT(s.pc)
+	q.RTT = iceRTT(pc)
 	var expected int
-	q.Loss, expected = s.bw.loss.share(time.Now())
+	q.Loss, expected = loss.share(time.Now())
 	q.Measured = expected >= minLossPackets
-	q.Limited, q.Paused = s.bw.limited.Load(), s.bw.starved.Load()
 	return q
 }
 

@@ -489,7 +489,7 @@ function renderPeople() {
       b.textContent = t('teacher');
       item.append(b);
     }
-    const state_ = (cls, label, ...icons) => {
+    const stateIcon = (cls, label, ...icons) => {
       const b = document.createElement('span');
       b.className = `state ${cls}`;
       b.setAttribute('role', 'img');
@@ -498,10 +498,10 @@ function renderPeople() {
       b.append(icon(...icons));
       item.append(b);
     };
-    if (state.raisedHands.some((h) => h.peerId === peerId)) state_('hand', t('handRaised'), 'hand');
+    if (state.raisedHands.some((h) => h.peerId === peerId)) stateIcon('hand', t('handRaised'), 'hand');
     const media = mediaOf(peerId);
-    state_(media.mic ? 'on' : 'off', media.mic ? t('micOn') : t('micOff'), 'mic', ...(media.mic ? [] : ['off']));
-    state_(media.cam ? 'on' : 'off', media.cam ? t('camOn') : t('camOff'), 'cam', ...(media.cam ? [] : ['off']));
+    stateIcon(media.mic ? 'on' : 'off', media.mic ? t('micOn') : t('micOff'), 'mic', ...(media.mic ? [] : ['off']));
+    stateIcon(media.cam ? 'on' : 'off', media.cam ? t('camOn') : t('camOff'), 'cam', ...(media.cam ? [] : ['off']));
     const q = state.quality[peerId];
     if (q) {
       const el = document.createElement('span');
