@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
@@ -87,12 +87,16 @@ var ErrClosed = errors.New("client: closed")
 
 // Client is one connection to vclass-media.
 type Client struct {
-	opts   Options
-	log    *slog.Logger
-	conn   *websocket.Conn
-	api    *webrtc.API
-	ctx    context.Context
-	cancel context.CancelFunc
+	opts Options
+	log  *slog.Logger
+	conn *websocket.Conn
+	// writeMu makes writers take turns: a connection has one writer at a
+	// time (pongs and the close frame go through WriteControl, which may
+	// run beside it).
+	writeMu sync.Mutex
+	api     *webrtc.API
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -132,11 +136,12 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, _, err := websocket.Dial(ctx, opts.URL, nil)
+	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, EnableCompression: false}
+	conn, _, err := dialer.DialContext(ctx, opts.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", opts.URL, err)
 	}
-	conn.SetReadLimit(1 << 20)
+	conn.SetReadLimit(maxServerMessage)
 	cctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		opts: opts, log: opts.Logger, conn: conn, api: api, ctx: cctx, cancel: cancel,
@@ -149,6 +154,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	c.stale.Store(opts.Resume != nil)
 	go c.readLoop()
 	go c.dispatch()
+	go c.pingLoop()
 	var res struct {
 		PeerID      string `json:"peerId"`
 		ResumeToken string `json:"resumeToken"`
@@ -301,7 +307,7 @@ func (c *Client) request(ctx context.Context, method string, data, out any, befo
 		c.mu.Unlock()
 	}()
 	msg, _ := json.Marshal(wire.Message{Request: true, ID: id, Method: method, Data: raw})
-	if err := c.conn.Write(ctx, websocket.MessageText, msg); err != nil {
+	if err := c.write(ctx, msg); err != nil {
 		return fmt.Errorf("client: %s: %w", method, err)
 	}
 	var res wire.Message
@@ -337,14 +343,65 @@ func (c *Client) On(method string, fn func(data json.RawMessage)) {
 	c.mu.Unlock()
 }
 
+// Limits of the connection to the server: the largest message taken, how
+// often the client pings, and how long the server may stay silent (its own
+// pings, answers and pongs all count) before the connection is deemed gone.
+const (
+	maxServerMessage = 1 << 20
+	pingEvery        = 10 * time.Second
+	serverSilence    = 30 * time.Second
+	writeWait        = 10 * time.Second
+)
+
+// write sends one text message, by ctx's deadline or writeWait at most.
+func (c *Client) write(ctx context.Context, msg []byte) error {
+	deadline := time.Now().Add(writeWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.conn.SetWriteDeadline(deadline)
+	return c.conn.WriteMessage(websocket.TextMessage, msg)
+}
+
+// pingLoop pings the server so that a dead path shows as a read timeout
+// even while the server has nothing to say.
+func (c *Client) pingLoop() {
+	t := time.NewTicker(pingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.readDone:
+			return
+		case <-t.C:
+			if c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
+				return
+			}
+		}
+	}
+}
+
 func (c *Client) readLoop() {
 	defer close(c.readDone)
 	defer close(c.notes) // dispatch then closes done
+	alive := func(string) error { return c.conn.SetReadDeadline(time.Now().Add(serverSilence)) }
+	_ = alive("")
+	c.conn.SetPongHandler(alive)
+	c.conn.SetPingHandler(func(data string) error {
+		_ = alive("")
+		err := c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
 	for {
-		_, data, err := c.conn.Read(c.ctx)
+		_, data, err := c.conn.ReadMessage()
 		if err != nil {
 			return
 		}
+		_ = alive("")
 		var msg wire.Message
 		if err := json.Unmarshal(data, &msg); err != nil {
 			c.log.Warn("bad message from server", "err", err)
@@ -550,7 +607,15 @@ func (c *Client) Close() {
 	c.recv.close()
 	c.iceSend.stop()
 	c.iceRecv.stop()
-	c.conn.Close(websocket.StatusNormalClosure, "bye")
+	// The close handshake: our 1000 tells the server the peer left; its
+	// answer ends the reader. A server that does not answer is cut off.
+	_ = c.conn.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+	select {
+	case <-c.readDone:
+	case <-time.After(2 * time.Second):
+	}
+	c.conn.Close()
 	c.cancel()
 	select {
 	case <-c.done:

@@ -362,7 +362,7 @@ func (s *Session) watch(c *Client, every time.Duration) string {
 			cancel()
 			if errors.Is(err, context.DeadlineExceeded) {
 				c.log.Info("no answer to a ping; connecting again")
-				c.conn.CloseNow()
+				c.conn.Close()
 			}
 		}
 	}

@@ -126,7 +126,7 @@ func TestPortalAPIOff(t *testing.T) {
 func disconnectReason(c *rawConn) string {
 	reason := ""
 	for {
-		_, data, err := c.conn.Read(c.ctx)
+		_, data, err := c.conn.ReadMessage()
 		if err != nil {
 			return reason
 		}

@@ -3,13 +3,15 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
 
 	"github.com/vclass/vclass/auth"
 )
@@ -24,12 +26,16 @@ type rawConn struct {
 func dialRaw(t *testing.T, srv *mediaServer) *rawConn {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	conn, _, err := websocket.Dial(ctx, srv.WS, nil)
+	conn, _, err := websocket.DefaultDialer.DialContext(ctx, srv.WS, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conn.SetReadLimit(1 << 20)
-	t.Cleanup(func() { conn.CloseNow() })
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(d)
+		_ = conn.SetWriteDeadline(d)
+	}
+	t.Cleanup(func() { conn.Close() })
 	return &rawConn{t: t, ctx: ctx, conn: conn}
 }
 
@@ -47,11 +53,11 @@ type rawResponse struct {
 // send writes text and returns the next response (skipping notifications).
 func (r *rawConn) send(text string) rawResponse {
 	r.t.Helper()
-	if err := r.conn.Write(r.ctx, websocket.MessageText, []byte(text)); err != nil {
+	if err := r.conn.WriteMessage(websocket.TextMessage, []byte(text)); err != nil {
 		r.t.Fatal(err)
 	}
 	for {
-		_, data, err := r.conn.Read(r.ctx)
+		_, data, err := r.conn.ReadMessage()
 		if err != nil {
 			r.t.Fatalf("read after %.60q: %v", text, err)
 		}
@@ -69,7 +75,7 @@ func (r *rawConn) send(text string) rawResponse {
 func (r *rawConn) nextNotification(method string) json.RawMessage {
 	r.t.Helper()
 	for {
-		_, data, err := r.conn.Read(r.ctx)
+		_, data, err := r.conn.ReadMessage()
 		if err != nil {
 			r.t.Fatalf("waiting for %s: %v", method, err)
 		}
@@ -133,10 +139,10 @@ func TestProtocolMessageTooBig(t *testing.T) {
 	srv := startMedia(t, loopbackConfig(34410, 34419, ""))
 	c := dialRaw(t, srv)
 	big := `{"request": true, "id": 1, "method": "sendMessage", "data": {"text": "` + strings.Repeat("x", 300<<10) + `"}}`
-	_ = c.conn.Write(c.ctx, websocket.MessageText, []byte(big))
-	_, _, err := c.conn.Read(c.ctx)
-	if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
-		t.Errorf("close status %v (err %v), want 1009", got, err)
+	_ = c.conn.WriteMessage(websocket.TextMessage, []byte(big))
+	_, _, err := c.conn.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Errorf("read after a message too big: %v, want close 1009", err)
 	}
 	// The server is fine afterwards.
 	c2 := dialRaw(t, srv)
@@ -189,8 +195,16 @@ func TestResumeTakesOverALiveConnection(t *testing.T) {
 	if !resumed.Resumed || resumed.PeerID != joined.PeerID || resumed.RoomID != "takeover" {
 		t.Errorf("resume answer %s", res.Data)
 	}
-	if _, _, err := old.conn.Read(old.ctx); err == nil {
-		t.Error("the old connection is still open after the resume")
+	_ = old.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := old.conn.ReadMessage()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Error("the old connection is still open after the resume")
+		}
+		if err != nil {
+			break
+		}
 	}
 	fresh2.expectOK(`{"request": true, "id": 2, "method": "sendMessage", "data": {"text": "back"}}`)
 }

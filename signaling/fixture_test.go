@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/vclass/vclass/config"
 	"github.com/vclass/vclass/room"
@@ -32,15 +32,16 @@ func TestFixtureRefusesJoinWithoutTicket(t *testing.T) {
 	defer hs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	conn, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.CloseNow()
-	if err := conn.Write(ctx, websocket.MessageText, []byte(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "guest"}}`)); err != nil {
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "guest"}}`)); err != nil {
 		t.Fatal(err)
 	}
-	_, data, err := conn.Read(ctx)
+	_, data, err := conn.ReadMessage()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/room"
@@ -48,6 +48,8 @@ type Server struct {
 	sessions map[*session]struct{}
 	draining bool
 	wg       sync.WaitGroup
+
+	upgrader websocket.Upgrader
 }
 
 // heldPeer is a peer in a room with what its ticket granted, which a
@@ -94,32 +96,42 @@ func NewServer(p Params) *Server {
 	return &Server{
 		p: p, log: p.Logger, tickets: auth.NewVerifier(p.TicketSecrets...),
 		detached: map[string]*detachedPeer{}, attached: map[string]attachedPeer{}, sessions: map[*session]struct{}{},
+		upgrader: websocket.Upgrader{
+			HandshakeTimeout: 10 * time.Second,
+			// Idle connections hold no write buffer: a class of idle
+			// students costs little memory.
+			WriteBufferPool: &sync.Pool{},
+			// Portals embed the client from their own origin; tickets, not
+			// origins, decide who may join.
+			CheckOrigin: func(*http.Request) bool { return true },
+			// Messages are small JSON; compression would cost CPU and
+			// memory per connection for little (and is off by default).
+			EnableCompression: false,
+		},
 	}
 }
 
 // ServeHTTP upgrades to a WebSocket and runs the session until it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		// Portals embed the client from their own origin; tickets, not
-		// origins, decide who may join.
-		InsecureSkipVerify: true,
-	})
+	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		return
+		return // the upgrader answered with the HTTP error
 	}
 	conn.SetReadLimit(s.p.MaxMessage)
 	sess := newSession(s, conn, r.RemoteAddr)
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
-		conn.Close(websocket.StatusTryAgainLater, "server is shutting down")
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseTryAgainLater, "server is shutting down"), time.Now().Add(time.Second))
+		conn.Close()
 		return
 	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	sess.run(r.Context())
+	sess.run()
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
@@ -193,7 +205,7 @@ func (s *Server) takeOver(peerID, token string) (heldPeer, bool) {
 	if a, ok := s.attached[peerID]; ok && a.token == token && token != "" {
 		delete(s.attached, peerID)
 		a.sess.takenOver.Store(true)
-		a.sess.conn.CloseNow()
+		a.sess.conn.Close()
 		return a.heldPeer, true
 	}
 	d := s.detached[peerID]

@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -9,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/vclass/vclass/auth"
 	"github.com/vclass/vclass/room"
@@ -30,7 +29,11 @@ type session struct {
 	out       chan []byte
 	closeOnce sync.Once
 	closed    chan struct{}
-	takenOver atomic.Bool // a resume moved its peer to another connection
+	readDone  chan struct{} // the reader has seen the connection end
+	takenOver atomic.Bool   // a resume moved its peer to another connection
+	// tooSlow: its queue overflowed; the writer drops what is queued and
+	// closes with 1008 instead of sending the rest.
+	tooSlow atomic.Bool
 
 	// owned by the reader goroutine
 	limiter       tokenBucket
@@ -55,7 +58,7 @@ func (s *session) held() heldPeer {
 func newSession(s *Server, conn *websocket.Conn, remote string) *session {
 	return &session{
 		srv: s, conn: conn, log: s.log.With("remote", remote),
-		out: make(chan []byte, outQueue), closed: make(chan struct{}),
+		out: make(chan []byte, outQueue), closed: make(chan struct{}), readDone: make(chan struct{}),
 		limiter: tokenBucket{tokens: requestBurst},
 	}
 }
@@ -85,49 +88,63 @@ func (b *tokenBucket) take(now time.Time) bool {
 	return true
 }
 
-func (s *session) run(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+func (s *session) run() {
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.writeLoop(ctx) }()
-	go func() { defer wg.Done(); s.pingLoop(ctx) }()
-	err := s.readLoop(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.writeLoop() }()
+	err := s.readLoop()
+	close(s.readDone)
 	s.Close()
-	cancel()
 	wg.Wait()
 	if s.peer == nil {
 		return
 	}
 	// A client that closes the socket properly (a closed tab sends 1001)
 	// has left; one that vanished (no close frame) may come back.
-	st := websocket.CloseStatus(err)
-	if s.srv.release(s, st == websocket.StatusNormalClosure || st == websocket.StatusGoingAway) {
+	left := websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
+	if s.srv.release(s, left) {
 		s.peer.Leave()
 	}
 }
 
 // readLoop handles requests until the connection ends, and returns why.
-func (s *session) readLoop(ctx context.Context) error {
+// Every frame from the client, a pong included, moves the read deadline on:
+// a client silent for PingInterval+PongTimeout is gone. Once the session is
+// closed it reads on without handling, for the client's close frame.
+func (s *session) readLoop() error {
+	alive := s.srv.p.PingInterval + s.srv.p.PongTimeout
+	_ = s.conn.SetReadDeadline(time.Now().Add(alive))
+	s.conn.SetPongHandler(func(string) error {
+		return s.conn.SetReadDeadline(time.Now().Add(alive))
+	})
 	for {
-		typ, data, err := s.conn.Read(ctx)
+		typ, data, err := s.conn.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrMessageTooBig) {
-				s.log.Info("message too big; connection closed")
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
+				s.log.Info("message too big; connection closed", "limit", s.srv.p.MaxMessage)
+			case isTimeout(err):
+				s.log.Info("client silent; connection closed", "for", alive)
 			}
 			return err
 		}
-		if typ != websocket.MessageText {
+		_ = s.conn.SetReadDeadline(time.Now().Add(alive))
+		select {
+		case <-s.closed:
+			continue
+		default:
+		}
+		if typ != websocket.TextMessage {
 			s.respond(0, nil, errorf(codeBadRequest, "binary messages are not part of the protocol"))
 			continue
 		}
 		s.handle(data)
-		select {
-		case <-s.closed:
-			return nil
-		default:
-		}
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (s *session) handle(data []byte) {
@@ -205,7 +222,7 @@ func (s *session) send(msg wire.Message) {
 	case s.out <- b:
 	default:
 		s.log.Warn("client too slow; closing its connection")
-		go s.conn.Close(websocket.StatusPolicyViolation, "too slow")
+		s.tooSlow.Store(true)
 		s.Close()
 	}
 }
@@ -215,55 +232,73 @@ func (s *session) Close() {
 	s.closeOnce.Do(func() { close(s.closed) })
 }
 
-func (s *session) writeLoop(ctx context.Context) {
-	defer s.conn.CloseNow()
-	write := func(b []byte) error {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return s.conn.Write(wctx, websocket.MessageText, b)
+// writeTimeout bounds one write to the client: a client that takes longer
+// to take a message is dropped.
+const writeTimeout = 10 * time.Second
+
+// closeGrace is how long a closing session waits for the client's close
+// frame before it drops the connection.
+const closeGrace = 2 * time.Second
+
+// writeLoop is the connection's only writer: messages, pings and the close
+// frame all go through it. On Close it sends what is queued and a close
+// frame, and waits (closeGrace at most) for the client's answer, so that
+// the kernel does not reset a connection with the last messages in flight.
+// It closes the connection when it returns, which ends the reader too.
+func (s *session) writeLoop() {
+	defer s.conn.Close()
+	write := func(typ int, b []byte) error {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return s.conn.WriteMessage(typ, b)
 	}
+	closeWith := func(code int, text string) {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if s.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, text)) != nil {
+			return
+		}
+		t := time.NewTimer(closeGrace)
+		defer t.Stop()
+		select {
+		case <-s.readDone:
+		case <-t.C:
+		}
+	}
+	ping := time.NewTicker(s.srv.p.PingInterval)
+	defer ping.Stop()
 	for {
 		select {
+		case <-s.readDone: // the connection is gone
+			return
 		case b := <-s.out:
-			if err := write(b); err != nil {
+			if s.tooSlow.Load() {
+				closeWith(websocket.ClosePolicyViolation, "too slow")
+				return
+			}
+			if err := write(websocket.TextMessage, b); err != nil {
+				return
+			}
+		case <-ping.C:
+			if err := write(websocket.PingMessage, nil); err != nil {
 				return
 			}
 		case <-s.closed:
+			if s.tooSlow.Load() {
+				closeWith(websocket.ClosePolicyViolation, "too slow")
+				return
+			}
 			for {
 				select {
+				case <-s.readDone:
+					return
 				case b := <-s.out:
-					if write(b) != nil {
+					if write(websocket.TextMessage, b) != nil {
 						return
 					}
 				default:
-					s.conn.Close(websocket.StatusGoingAway, "bye")
+					closeWith(websocket.CloseGoingAway, "bye")
 					return
 				}
 			}
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (s *session) pingLoop(ctx context.Context) {
-	t := time.NewTicker(s.srv.p.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.closed:
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, s.srv.p.PongTimeout)
-		err := s.conn.Ping(pctx)
-		cancel()
-		if err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Info("no pong; closing", "err", err)
-			s.conn.CloseNow()
-			return
 		}
 	}
 }
