@@ -46,6 +46,7 @@ type Media struct {
 	Cluster Cluster `json:"cluster"`
 	Codecs  []Codec `json:"codecs"`
 	Bitrate Bitrate `json:"bitrate"`
+	Limits  Limits  `json:"limits"`
 	// Ignored lists the keys present in the file that nothing used, as full paths.
 	Ignored []string `json:"ignoredKeys"`
 

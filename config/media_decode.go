@@ -35,6 +35,7 @@ func decodeMedia(root *node) (*Media, error) {
 		func() error { return decodeCodecs(m, ms) },
 		func() error { return decodeTransport(m, ms) },
 		func() error { return decodeMeeting(m, root, ms) },
+		func() error { return decodeMediaLimits(m, root, ms) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -84,6 +84,9 @@ func (m *Media) ApplyEnv(getenv func(string) string) error {
 	if err := m.applyCluster(getenv); err != nil {
 		return err
 	}
+	if err := m.applyLimitsEnv(getenv); err != nil {
+		return err
+	}
 	return m.Validate()
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -74,11 +75,25 @@ type Credentials struct {
 	Password string `json:"-"`
 }
 
-// ServerLimits are Service.Kestrel.Limits.
+// ServerLimits are Service.Kestrel.Limits, and Service.RateLimiting.
 type ServerLimits struct {
-	MaxConcurrentConnections int   `json:"maxConcurrentConnections"` // 0 = no limit
-	MaxRequestBodySize       int64 `json:"maxRequestBodySize"`       // 0 = the default cap (1 MiB) of our JSON bodies
-	MaxRequestHeaderCount    int   `json:"maxRequestHeaderCount"`    // 0 = no limit
+	MaxConcurrentConnections int `json:"maxConcurrentConnections"` // 0 = no limit
+	// MaxRequestBodySize may lower the cap of a JSON body (64 KiB), not
+	// raise it: the API takes nothing larger. 0 = that cap.
+	MaxRequestBodySize    int64 `json:"maxRequestBodySize"`
+	MaxRequestHeaderCount int   `json:"maxRequestHeaderCount"` // 0 = no limit
+	// RequestHeadersTimeout and KeepAliveTimeout are Kestrel's TimeSpans
+	// ("00:00:10"): to read a request's headers, and an idle kept-alive
+	// connection's life. Defaults 10 s and 2 min.
+	RequestHeadersTimeout time.Duration `json:"requestHeadersTimeout"`
+	KeepAliveTimeout      time.Duration `json:"keepAliveTimeout"`
+	// RequestsPerSecondPerIP and BurstPerIP bound the requests of one
+	// address (Service.RateLimiting; 429 beyond; defaults 20 and 100; 0 =
+	// no limit). TrustedProxies are the addresses whose X-Forwarded-For
+	// names the client (default loopback and private networks).
+	RequestsPerSecondPerIP float64        `json:"requestsPerSecondPerIp"`
+	BurstPerIP             int            `json:"burstPerIp"`
+	TrustedProxies         []netip.Prefix `json:"trustedProxies"`
 }
 
 // RecorderClient is one portal allowed to record (Recording.Clients[]).
@@ -147,9 +162,13 @@ func DefaultRecorder(baseDir string) *Recorder {
 		RecordingDir: resolvePath(base, defaultRecordingDir),
 		MediaURL:     defaultMediaURL,
 		JoinTimeout:  defaultJoinTimeout,
-		Ignored:      []string{},
-		origin:       make(map[string]string),
-		baseDir:      base,
+		Limits: ServerLimits{
+			RequestHeadersTimeout: 10 * time.Second, KeepAliveTimeout: 2 * time.Minute,
+			RequestsPerSecondPerIP: 20, BurstPerIP: 100, TrustedProxies: DefaultLimits().TrustedProxies,
+		},
+		Ignored: []string{},
+		origin:  make(map[string]string),
+		baseDir: base,
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,6 +21,7 @@ func decodeRecorder(r *Recorder, root *node, configDir string) error {
 	steps := []func() error{
 		func() error { return decodeEndpoint(r, service, configDir) },
 		func() error { return decodeService(r, service) },
+		func() error { return decodeRateLimiting(r, service) },
 		func() error { return decodeLogging(r, root) },
 		func() error { return decodeMediaSection(r, root) },
 		func() error { return decodeRecording(r, recording) },
@@ -113,7 +115,97 @@ func decodeLimits(r *Recorder, kestrel *node) error {
 	for _, key := range []string{"MaxConcurrentConnections", "MaxRequestBodySize", "MaxRequestHeaderCount"} {
 		r.note(keyLimitsPrefix+key, limits.keyPath(key))
 	}
+	for key, dst := range map[string]*time.Duration{"RequestHeadersTimeout": &l.RequestHeadersTimeout, "KeepAliveTimeout": &l.KeepAliveTimeout} {
+		if err := optTimeSpan(limits, key, dst); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// decodeRateLimiting reads Service.RateLimiting (a vclass key: Kestrel has
+// no per-address limit).
+func decodeRateLimiting(r *Recorder, service *node) error {
+	rl, err := service.object("RateLimiting")
+	if err != nil || rl == nil {
+		return err
+	}
+	l := &r.Limits
+	if err := rl.optFloat("RequestsPerSecondPerIp", &l.RequestsPerSecondPerIP); err != nil {
+		return err
+	}
+	if l.RequestsPerSecondPerIP < 0 {
+		return rl.lookup("RequestsPerSecondPerIp").valueError("is negative (0 means no limit)")
+	}
+	if err := optInt(rl, "BurstPerIp", 0, math.MaxInt32, &l.BurstPerIP); err != nil {
+		return err
+	}
+	if v := rl.lookup("TrustedProxies"); !v.unset() {
+		var list []string
+		arr, err := rl.array("TrustedProxies")
+		if err != nil {
+			return err
+		}
+		for _, e := range arr.elements() {
+			s, err := e.scalarText()
+			if err != nil {
+				return err
+			}
+			list = append(list, s)
+		}
+		if l.TrustedProxies, err = parsePrefixes(list); err != nil {
+			return v.valueError(err.Error())
+		}
+	}
+	return nil
+}
+
+// optTimeSpan sets *dst from a .NET TimeSpan at key: [d.]hh:mm[:ss[.fff]].
+func optTimeSpan(n *node, key string, dst *time.Duration) error {
+	v := n.lookup(key)
+	if v.unset() {
+		return nil
+	}
+	s, err := v.scalarText()
+	if err != nil {
+		return err
+	}
+	d, ok := parseTimeSpan(strings.TrimSpace(s))
+	if !ok {
+		return v.valueError("is not a TimeSpan like \"00:00:30\"")
+	}
+	*dst = d
+	return nil
+}
+
+func parseTimeSpan(s string) (time.Duration, bool) {
+	var days int64
+	if dot, colon := strings.IndexByte(s, '.'), strings.IndexByte(s, ':'); dot >= 0 && colon > dot {
+		n, err := strconv.ParseInt(s[:dot], 10, 32)
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		days, s = n, s[dot+1:]
+	}
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return 0, false
+	}
+	h, err1 := strconv.ParseUint(parts[0], 10, 8)
+	m, err2 := strconv.ParseUint(parts[1], 10, 8)
+	if err1 != nil || err2 != nil || h > 23 || m > 59 {
+		return 0, false
+	}
+	var sec float64
+	if len(parts) == 3 {
+		f, err := strconv.ParseFloat(parts[2], 64)
+		if err != nil || f < 0 || f >= 60 || strings.ContainsAny(parts[2], "eE+-") {
+			return 0, false
+		}
+		sec = f
+	}
+	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute +
+		time.Duration(sec*float64(time.Second)), true
 }
 
 func decodeService(r *Recorder, service *node) error {

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,7 +44,9 @@ func TestRecorderFixture(t *testing.T) {
 	if want := (Credentials{Username: "admin", Password: "recsite"}); r.Admin != want {
 		t.Errorf("Admin %+v", r.Admin)
 	}
-	if want := (ServerLimits{MaxConcurrentConnections: 10000, MaxRequestBodySize: 536870912, MaxRequestHeaderCount: 100}); r.Limits != want {
+	if want := (ServerLimits{MaxConcurrentConnections: 10000, MaxRequestBodySize: 536870912, MaxRequestHeaderCount: 100,
+		RequestHeadersTimeout: 10 * time.Second, KeepAliveTimeout: 2 * time.Minute, RequestsPerSecondPerIP: 20, BurstPerIP: 100,
+		TrustedProxies: DefaultLimits().TrustedProxies}); !reflect.DeepEqual(r.Limits, want) {
 		t.Errorf("Limits %+v, want %+v", r.Limits, want)
 	}
 	if r.LogDir != "/Websoft.Recording/logs" || r.Debug || r.RecordingDir != "/Websoft.Recording/records" {
@@ -312,6 +315,8 @@ func TestDefaultRecorder(t *testing.T) {
 		URL: "https://*:8443", ListenAddr: ":8443", TLS: true,
 		LogDir: "/Websoft.Recording/logs", RecordingDir: "/Websoft.Recording/records",
 		MediaURL: "ws://127.0.0.1:8011/ws", JoinTimeout: 30 * time.Second, Ignored: []string{},
+		Limits: ServerLimits{RequestHeadersTimeout: 10 * time.Second, KeepAliveTimeout: 2 * time.Minute,
+			RequestsPerSecondPerIP: 20, BurstPerIP: 100, TrustedProxies: DefaultLimits().TrustedProxies},
 		origin: map[string]string{}, baseDir: wsBase,
 	}
 	if !reflect.DeepEqual(r, want) {
@@ -495,4 +500,34 @@ func FuzzParseRecorder(f *testing.F) {
 			checkErrorType(t, err)
 		}
 	})
+}
+
+func TestRecorderTimeoutsAndRateLimiting(t *testing.T) {
+	doc := strings.Replace(readRecorderFixture(t), `"MaxRequestHeaderCount": 100`,
+		`"MaxRequestHeaderCount": 100, "RequestHeadersTimeout": "00:00:05", "KeepAliveTimeout": "1.00:01:30.5"`, 1)
+	doc = strings.Replace(doc, `"Kestrel": {`, `"RateLimiting": {"RequestsPerSecondPerIp": "2.5", "BurstPerIp": 4, "TrustedProxies": ["10.0.0.1"]}, "Kestrel": {`, 1)
+	r, err := ParseRecorder([]byte(doc), "x.json", "/c", "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := r.Limits
+	if l.RequestHeadersTimeout != 5*time.Second || l.KeepAliveTimeout != 24*time.Hour+90500*time.Millisecond ||
+		l.RequestsPerSecondPerIP != 2.5 || l.BurstPerIP != 4 || fmt.Sprint(l.TrustedProxies) != "[10.0.0.1/32]" {
+		t.Errorf("limits %+v", l)
+	}
+	for _, bad := range []string{`"RequestHeadersTimeout": "30"`, `"RequestHeadersTimeout": "00:61:00"`, `"KeepAliveTimeout": "-00:00:01"`} {
+		doc := strings.Replace(readRecorderFixture(t), `"MaxRequestHeaderCount": 100`, `"MaxRequestHeaderCount": 100, `+bad, 1)
+		if _, err := ParseRecorder([]byte(doc), "x.json", "/c", "/b"); err == nil || !strings.Contains(err.Error(), "is not a TimeSpan") {
+			t.Errorf("%s: error %v", bad, err)
+		}
+	}
+}
+
+func readRecorderFixture(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "wt-docker-recorder-config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vclass/vclass/config"
+	"github.com/vclass/vclass/internal/limit"
 )
 
 // maxJSONBody bounds a request body: a start is a few hundred bytes.
@@ -60,14 +62,30 @@ type api struct {
 	log *slog.Logger
 }
 
-// limits applies the Kestrel limits of the config that make sense here.
+// limits applies the Kestrel limits of the config that make sense here,
+// and the rate of each address (Service.RateLimiting).
 func (a *api) limits(next http.Handler) http.Handler {
-	maxHeaders := a.cfg.Limits.MaxRequestHeaderCount
+	l := a.cfg.Limits
+	perIP := limit.NewPerIP(limit.Rate{PerSecond: l.RequestsPerSecondPerIP, Burst: l.BurstPerIP}, 0)
+	maxBody := int64(maxJSONBody)
+	if l.MaxRequestBodySize > 0 {
+		maxBody = min(maxBody, l.MaxRequestBodySize)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if maxHeaders > 0 && len(r.Header) > maxHeaders {
-			apiError(w, http.StatusRequestHeaderFieldsTooLarge, "tooManyHeaders", fmt.Sprintf("at most %d request headers", maxHeaders))
+		if ok, wait := perIP.Allow(limit.ClientIP(r, l.TrustedProxies), time.Now()); !ok {
+			limit.Refuse(w, wait, "too many requests from this address; retry later")
 			return
 		}
+		if l.MaxRequestHeaderCount > 0 && len(r.Header) > l.MaxRequestHeaderCount {
+			apiError(w, http.StatusRequestHeaderFieldsTooLarge, "tooManyHeaders", fmt.Sprintf("at most %d request headers", l.MaxRequestHeaderCount))
+			return
+		}
+		if r.ContentLength > maxBody {
+			apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", maxBody))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
 }
@@ -103,9 +121,14 @@ func equal(a, b string) bool {
 
 func (a *api) start(w http.ResponseWriter, r *http.Request, c *config.RecorderClient) {
 	var req StartRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec := json.NewDecoder(r.Body) // bounded by limits
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		var big *http.MaxBytesError
+		if errors.As(err, &big) {
+			apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", big.Limit))
+			return
+		}
 		apiError(w, http.StatusBadRequest, "badRequest", "body must be JSON like {\"room\": \"math-101\"}: "+err.Error())
 		return
 	}

@@ -19,4 +19,6 @@ var (
 	ErrForbidden        = errors.New("room: not allowed for this role or mode")
 	ErrUnknownPeer      = errors.New("room: no such peer in the room")
 	ErrNoRoom           = errors.New("room: no such room (a recorder does not start rooms)")
+	ErrNodeFull         = errors.New("room: this node holds as many rooms as it may")
+	ErrTooManyProducers = errors.New("room: peer publishes as much as it may")
 )

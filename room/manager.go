@@ -24,6 +24,11 @@ type Params struct {
 	// OnEvent hears of rooms starting and finishing and peers joining and
 	// leaving (for webhooks). It must not block.
 	OnEvent func(Event)
+	// Limits of the node (config LimitSettings); 0: none. A room's own
+	// MaxPeers may be lower than MaxPeersPerRoom, not higher.
+	MaxPeersPerRoom     int // visible peers in one room
+	MaxProducersPerPeer int // producers one peer has at once
+	MaxRooms            int // rooms live on this node at once
 }
 
 // Event is a change the portal may want to know of.
@@ -98,6 +103,10 @@ func (m *Manager) join(id string, p PeerParams) (*Peer, []PeerInfo, error) {
 		return nil, nil, fmt.Errorf("%w: %s", ErrNoRoom, id)
 	}
 	if r == nil {
+		if m.fullLocked() {
+			m.mu.Unlock()
+			return nil, nil, fmt.Errorf("%w: %d rooms at most", ErrNodeFull, m.params.MaxRooms)
+		}
 		r = m.startRoomLocked(id, Settings{ServeMode: m.params.ServeMode}, 0)
 	}
 	m.mu.Unlock()
@@ -135,7 +144,15 @@ func (m *Manager) CreateRoom(id string, s Settings) (*Room, error) {
 	if m.rooms[id] != nil {
 		return nil, ErrRoomExists
 	}
+	if m.fullLocked() {
+		return nil, fmt.Errorf("%w: %d rooms at most", ErrNodeFull, m.params.MaxRooms)
+	}
 	return m.startRoomLocked(id, s, CreatedRoomWait), nil
+}
+
+// fullLocked tells whether the node may start no more rooms.
+func (m *Manager) fullLocked() bool {
+	return m.params.MaxRooms > 0 && len(m.rooms) >= m.params.MaxRooms
 }
 
 func (m *Manager) startRoomLocked(id string, s Settings, wait time.Duration) *Room {

@@ -243,6 +243,39 @@ func TestRoomLimits(t *testing.T) {
 	}
 }
 
+// The node's limits: rooms per node, peers per room (a room's own lower
+// limit wins, a higher one does not), producers per peer.
+func TestNodeLimits(t *testing.T) {
+	t.Parallel()
+	m := NewManager(Params{Engine: newTestEngine(t), ServeMode: config.ServeOpen, EmptyGrace: time.Minute,
+		MaxRooms: 2, MaxPeersPerRoom: 2, MaxProducersPerPeer: 1})
+	t.Cleanup(func() { m.Drain("serverShutdown") })
+	if _, err := m.CreateRoom("wide", Settings{MaxPeers: 5}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := joinClient(t, m, "wide", "Ann", "audio:mic", "video:cam")
+	b, _ := joinClient(t, m, "wide", "Bob", "audio:mic", "video:cam")
+	if _, _, err := m.Join("wide", PeerParams{DisplayName: "Cid", Sink: newRecSink()}); !errors.Is(err, ErrRoomFull) {
+		t.Errorf("a third peer where the node allows 2 and the room 5: %v, want ErrRoomFull", err)
+	}
+	joinClient(t, m, "second", "Dan")
+	if _, _, err := m.Join("third", PeerParams{DisplayName: "Eve", Sink: newRecSink()}); !errors.Is(err, ErrNodeFull) {
+		t.Errorf("a third room by join: %v, want ErrNodeFull", err)
+	}
+	if _, err := m.CreateRoom("third", Settings{}); !errors.Is(err, ErrNodeFull) {
+		t.Errorf("a third room by the API: %v, want ErrNodeFull", err)
+	}
+	a.peer.Start()
+	if _, err := a.publish("audio:mic", "video:cam"); !errors.Is(err, ErrTooManyProducers) {
+		t.Errorf("two producers where one is allowed: %v, want ErrTooManyProducers", err)
+	}
+	b.peer.Start()
+	b.mustPublish("audio:mic")
+	if _, err := b.publish("video:cam"); !errors.Is(err, ErrTooManyProducers) {
+		t.Errorf("a second producer later: %v, want ErrTooManyProducers", err)
+	}
+}
+
 // An admin mutes a student's microphone for everyone; a student may not.
 func TestAdminMutesPeer(t *testing.T) {
 	t.Parallel()

@@ -391,6 +391,9 @@ func (p *Peer) addProducers(sections []sfu.MediaSection, reqs []ProduceRequest) 
 			}
 		}
 	}
+	if max := r.m.params.MaxProducersPerPeer; max > 0 && len(p.producers)+len(reqs) > max {
+		return nil, fmt.Errorf("%w: %d producers at most", ErrTooManyProducers, max)
+	}
 	if max := r.settings.MaxPublishers; max > 0 && len(reqs) > 0 && len(p.producers) == 0 {
 		publishing := 0
 		for _, o := range r.peers {

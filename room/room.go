@@ -58,13 +58,22 @@ func (r *Room) ID() string { return r.id }
 // Mode is the room's ServeMode.
 func (r *Room) Mode() config.ServeMode { return r.mode }
 
+// maxPeers is the lower of the room's own limit and the node's (0: none).
+func (r *Room) maxPeers() int {
+	own, node := r.settings.MaxPeers, r.m.params.MaxPeersPerRoom
+	if own == 0 || (node > 0 && node < own) {
+		return node
+	}
+	return own
+}
+
 func (r *Room) join(p PeerParams) (*Peer, []PeerInfo, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, nil, errRoomClosed
 	}
-	if max := r.settings.MaxPeers; max > 0 && p.Role != auth.RoleRecorder && r.visiblePeersLocked(p.UserID) >= max {
+	if max := r.maxPeers(); max > 0 && p.Role != auth.RoleRecorder && r.visiblePeersLocked(p.UserID) >= max {
 		r.mu.Unlock()
 		return nil, nil, fmt.Errorf("%w: %d peers at most", ErrRoomFull, max)
 	}

@@ -4,7 +4,9 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vclass/vclass/auth"
+	"github.com/vclass/vclass/internal/limit"
 	"github.com/vclass/vclass/room"
 )
 
@@ -25,6 +28,14 @@ type APIParams struct {
 	TicketSecret string
 	// Cluster, when set, makes the API answer for the rooms of every node.
 	Cluster ClusterAPI
+	// MaxBody bounds a request body (default 64 KiB; 413 beyond).
+	MaxBody int64
+	// PerIP, when set, bounds the requests an address makes a second (429
+	// beyond); TrustedProxies say whose X-Forwarded-For to believe.
+	PerIP          *limit.PerIP
+	TrustedProxies []netip.Prefix
+	// Refused hears of each request refused by PerIP (for metrics).
+	Refused func()
 }
 
 // api is the portal's HTTP API under /api/v1/ (docs/api.md).
@@ -37,6 +48,9 @@ const maxTicketTTL = 24 * time.Hour
 
 // NewAPI routes the portal API; every request needs a bearer key.
 func NewAPI(p APIParams) http.Handler {
+	if p.MaxBody <= 0 {
+		p.MaxBody = 64 << 10
+	}
 	a := &api{p: p}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/rooms", a.listAll)
@@ -54,8 +68,24 @@ func NewAPI(p APIParams) http.Handler {
 	return a.authenticate(mux)
 }
 
+// authenticate lets through the requests within the address's rate, with a
+// body within MaxBody and a valid key.
 func (a *api) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.p.PerIP != nil {
+			if ok, wait := a.p.PerIP.Allow(limit.ClientIP(r, a.p.TrustedProxies), time.Now()); !ok {
+				if a.p.Refused != nil {
+					a.p.Refused()
+				}
+				limit.Refuse(w, wait, "too many API requests from this address; retry later")
+				return
+			}
+		}
+		if r.ContentLength > a.p.MaxBody {
+			apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", a.p.MaxBody))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, a.p.MaxBody)
 		if len(a.p.Keys) == 0 {
 			apiError(w, http.StatusForbidden, "apiDisabled", "the portal API is off: set VCLASS_API_KEY (or AuthSettings.ApiKey)")
 			return
@@ -117,6 +147,8 @@ func (a *api) createRoom(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "badRequest", "serveMode must be Open, Pull or Invite; limits 0 or more")
 	case errors.Is(err, room.ErrShuttingDown):
 		apiError(w, http.StatusServiceUnavailable, "shuttingDown", "the server is shutting down")
+	case errors.Is(err, room.ErrNodeFull):
+		apiError(w, http.StatusServiceUnavailable, "nodeFull", err.Error())
 	case err != nil:
 		apiError(w, http.StatusInternalServerError, "internal", "could not create the room")
 	default:
@@ -124,17 +156,28 @@ func (a *api) createRoom(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// decodeBody reads a JSON body strictly, answering 400 when it cannot.
-// maxAPIBody bounds a request body of the portal API.
-const maxAPIBody = 64 << 10
-
+// decodeBody reads a JSON body strictly (authenticate bounded its size),
+// answering 413 or 400 when it cannot.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if tooLarge(w, err) {
+			return false
+		}
 		apiError(w, http.StatusBadRequest, "badRequest", "bad JSON: "+err.Error())
 		return false
 	}
+	return true
+}
+
+// tooLarge answers 413 when err is a body over its bound.
+func tooLarge(w http.ResponseWriter, err error) bool {
+	var big *http.MaxBytesError
+	if !errors.As(err, &big) {
+		return false
+	}
+	apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", big.Limit))
 	return true
 }
 

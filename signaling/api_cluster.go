@@ -83,9 +83,11 @@ func (a *api) createRouted(w http.ResponseWriter, r *http.Request) {
 		a.createRoom(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		apiError(w, http.StatusRequestEntityTooLarge, "badRequest", "body too large")
+		if !tooLarge(w, err) {
+			apiError(w, http.StatusBadRequest, "badRequest", "could not read the body")
+		}
 		return
 	}
 	var req struct {

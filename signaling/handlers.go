@@ -41,9 +41,6 @@ var handlers = map[string]handler{
 	"ping":                       func(*session, json.RawMessage) (any, error) { return nil, nil },
 }
 
-// maxSources bounds what one peer may declare, and so publish.
-const maxSources = 8
-
 var (
 	roomIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 	sourcePattern = regexp.MustCompile(`^(audio|video):[A-Za-z0-9_-]{1,32}$`)
@@ -129,8 +126,8 @@ func (s *session) join(data json.RawMessage) (any, error) {
 	if n := utf8.RuneCountInString(name); n < 1 || n > 64 {
 		return nil, errorf(codeBadRequest, "displayName must be 1-64 characters")
 	}
-	if len(req.Sources) > maxSources {
-		return nil, errorf(codeBadRequest, "at most %d sources", maxSources)
+	if max := s.srv.p.MaxSources; len(req.Sources) > max {
+		return nil, errorf(codeBadRequest, "at most %d sources", max)
 	}
 	seen := map[string]bool{}
 	sources := make([]string, 0, len(req.Sources))
@@ -335,9 +332,9 @@ type peerSourcesRequest struct {
 
 // peerSources handles the requests that name another peer and sources.
 func peerSources(act func(*room.Peer, string, []string) error) handler {
-	return inRoomHandler(func(_ *session, peer *room.Peer, req *peerSourcesRequest) (any, error) {
-		if len(req.Sources) == 0 || len(req.Sources) > maxSources {
-			return nil, errorf(codeBadRequest, "sources: 1 to %d", maxSources)
+	return inRoomHandler(func(s *session, peer *room.Peer, req *peerSourcesRequest) (any, error) {
+		if max := s.srv.p.MaxSources; len(req.Sources) == 0 || len(req.Sources) > max {
+			return nil, errorf(codeBadRequest, "sources: 1 to %d", max)
 		}
 		return nil, act(peer, req.PeerID, req.Sources)
 	})

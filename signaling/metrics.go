@@ -18,6 +18,7 @@ type Metrics struct {
 	reg         *prometheus.Registry
 	joinFailure *prometheus.CounterVec
 	requests    *prometheus.CounterVec
+	limited     *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors; engine and rooms may be nil in tests.
@@ -31,7 +32,10 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 			Name: "vclass_signaling_requests_total", Help: "Signaling requests by method and result code.",
 		}, []string{"method", "code"}),
 	}
-	m.reg.MustRegister(m.joinFailure, m.requests,
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vclass_limited_total", Help: "Requests and connections refused with 429, by the limit crossed.",
+	}, []string{"limit"})
+	m.reg.MustRegister(m.joinFailure, m.requests, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if engine != nil && rooms != nil {
 		m.reg.MustRegister(&mediaCollector{engine: engine, rooms: rooms})
@@ -54,6 +58,14 @@ func (m *Metrics) observeRequest(method string, err error) {
 	}
 	m.requests.WithLabelValues(method, code).Inc()
 }
+
+// refused counts a 429 of limit: "rate" or "connections" (WebSocket), "api".
+func (m *Metrics) refused(limit string) {
+	m.limited.WithLabelValues(limit).Inc()
+}
+
+// APIRefused counts a portal API request refused with 429.
+func (m *Metrics) APIRefused() { m.refused("api") }
 
 func (m *Metrics) joinFailed(err error) {
 	m.joinFailure.WithLabelValues(toWire(err).Code).Inc()

@@ -33,6 +33,8 @@ const (
 	codeNoRoom           = "noRoom"
 	codeRedirect         = "redirect"
 	codeClusterDown      = "clusterUnavailable"
+	codeNodeFull         = "nodeFull"
+	codeTooManyProducers = "tooManyProducers"
 	codeInternal         = "internal"
 )
 
@@ -70,6 +72,8 @@ func toWire(err error) *wire.Error {
 		{room.ErrForbidden, codeForbidden},
 		{room.ErrUnknownPeer, codeUnknownPeer},
 		{room.ErrNoRoom, codeNoRoom},
+		{room.ErrNodeFull, codeNodeFull},
+		{room.ErrTooManyProducers, codeTooManyProducers},
 		{sfu.ErrBadSDP, codeBadSDP},
 		{sfu.ErrStaleVersion, codeStaleVersion},
 	}

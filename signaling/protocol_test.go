@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/vclass/vclass/room"
 	"github.com/vclass/vclass/sfu"
@@ -41,42 +40,5 @@ func TestToWire(t *testing.T) {
 		if tt.code == codeInternal && w.Message != "internal error" {
 			t.Errorf("internal error leaks %q", w.Message)
 		}
-	}
-}
-
-// The request limiter allows a burst, then the sustained rate.
-func TestTokenBucket(t *testing.T) {
-	b := tokenBucket{tokens: requestBurst}
-	now := time.Unix(1000, 0)
-	served := 0
-	for range 2 * requestBurst {
-		if b.take(now) {
-			served++
-		}
-	}
-	if served != requestBurst {
-		t.Errorf("burst served %d, want %d", served, requestBurst)
-	}
-	// One second later, requestRate more.
-	now = now.Add(time.Second)
-	served = 0
-	for range 2 * requestRate {
-		if b.take(now) {
-			served++
-		}
-	}
-	if served != requestRate {
-		t.Errorf("after a second served %d, want %d", served, requestRate)
-	}
-	// A long pause refills to the burst, not beyond.
-	now = now.Add(time.Hour)
-	served = 0
-	for range 3 * requestBurst {
-		if b.take(now) {
-			served++
-		}
-	}
-	if served != requestBurst {
-		t.Errorf("after an hour served %d, want %d", served, requestBurst)
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/vclass/vclass/auth"
+	"github.com/vclass/vclass/internal/limit"
 	"github.com/vclass/vclass/room"
 )
 
@@ -24,6 +26,16 @@ type Params struct {
 	PingInterval time.Duration // default 10 s
 	PongTimeout  time.Duration // default 30 s
 	ResumeWindow time.Duration // default 15 s
+	// MessageRate bounds the requests of one connection (default 50 a
+	// second in bursts of 100: a join trickles a few dozen ICE candidates).
+	MessageRate limit.Rate
+	// MaxSources bounds the sources a peer names at join, and so what it
+	// publishes (default 8).
+	MaxSources int
+	// PerIP, when set, bounds the connections each address holds open and
+	// opens a second; TrustedProxies say whose X-Forwarded-For to believe.
+	PerIP          *limit.PerIP
+	TrustedProxies []netip.Prefix
 	// AllowEmptyTickets lets peers join without a ticket (config
 	// AuthSettings.AllowEmptyTickets); a ticket given is verified anyway.
 	AllowEmptyTickets bool
@@ -93,6 +105,12 @@ func NewServer(p Params) *Server {
 	if p.ResumeWindow == 0 {
 		p.ResumeWindow = 15 * time.Second
 	}
+	if p.MessageRate == (limit.Rate{}) {
+		p.MessageRate = limit.Rate{PerSecond: 50, Burst: 100}
+	}
+	if p.MaxSources == 0 {
+		p.MaxSources = 8
+	}
 	return &Server{
 		p: p, log: p.Logger, tickets: auth.NewVerifier(p.TicketSecrets...),
 		detached: map[string]*detachedPeer{}, attached: map[string]attachedPeer{}, sessions: map[*session]struct{}{},
@@ -113,6 +131,21 @@ func NewServer(p Params) *Server {
 
 // ServeHTTP upgrades to a WebSocket and runs the session until it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.p.PerIP != nil {
+		addr, now := limit.ClientIP(r, s.p.TrustedProxies), time.Now()
+		if ok, wait := s.p.PerIP.Allow(addr, now); !ok {
+			s.p.Metrics.refused("rate")
+			limit.Refuse(w, wait, "too many new connections from this address; retry later")
+			return
+		}
+		release, ok := s.p.PerIP.Open(addr, now)
+		if !ok {
+			s.p.Metrics.refused("connections")
+			limit.Refuse(w, 5*time.Second, "too many connections open from this address")
+			return
+		}
+		defer release()
+	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered with the HTTP error

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vclass/vclass/auth"
+	"github.com/vclass/vclass/internal/limit"
 	"github.com/vclass/vclass/room"
 	"github.com/vclass/vclass/signaling/wire"
 )
@@ -36,7 +37,7 @@ type session struct {
 	tooSlow atomic.Bool
 
 	// owned by the reader goroutine
-	limiter       tokenBucket
+	limiter       limit.Bucket
 	afterResponse func() // set by a handler, run once its response is queued
 	joined        bool
 	displayName   string
@@ -59,33 +60,8 @@ func newSession(s *Server, conn *websocket.Conn, remote string) *session {
 	return &session{
 		srv: s, conn: conn, log: s.log.With("remote", remote),
 		out: make(chan []byte, outQueue), closed: make(chan struct{}), readDone: make(chan struct{}),
-		limiter: tokenBucket{tokens: requestBurst},
+		limiter: limit.NewBucket(s.p.MessageRate),
 	}
-}
-
-// A client may send requestRate requests a second on average, in bursts
-// of up to requestBurst (a join trickles a few dozen ICE candidates).
-const (
-	requestRate  = 50
-	requestBurst = 100
-)
-
-// tokenBucket limits the requests of one connection.
-type tokenBucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func (b *tokenBucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(requestBurst, b.tokens+now.Sub(b.last).Seconds()*requestRate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 func (s *session) run() {
@@ -162,8 +138,8 @@ func (s *session) handle(data []byte) {
 		s.respond(req.ID, nil, errorf(codeBadRequest, "unknown method %q", req.Method))
 		return
 	}
-	if !s.limiter.take(time.Now()) {
-		s.respond(req.ID, nil, errorf(codeTooManyRequests, "more than %d requests a second", requestRate))
+	if ok, _ := s.limiter.Take(time.Now()); !ok {
+		s.respond(req.ID, nil, errorf(codeTooManyRequests, "more than %g requests a second", s.srv.p.MessageRate.PerSecond))
 		return
 	}
 	started := time.Now()

@@ -27,6 +27,7 @@ import (
 	"github.com/vclass/vclass/cmd/internal/health"
 	"github.com/vclass/vclass/cmd/internal/logs"
 	"github.com/vclass/vclass/config"
+	"github.com/vclass/vclass/internal/limit"
 	"github.com/vclass/vclass/room"
 	"github.com/vclass/vclass/sfu"
 	"github.com/vclass/vclass/signaling"
@@ -171,8 +172,10 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 			go node.Release(e.Room) // the room may form again on any node
 		}
 	}
+	lim := cfg.Limits
 	rooms := room.NewManager(room.Params{
 		Engine: engine, ServeMode: cfg.ServeMode, EmptyGrace: 10 * time.Second, OnEvent: onEvent, Logger: log.With("part", "room"),
+		MaxPeersPerRoom: lim.PeersPerRoom, MaxProducersPerPeer: lim.ProducersPerPeer, MaxRooms: lim.RoomsPerNode,
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
 	var place func(ctx context.Context, roomID string) (string, error)
@@ -216,6 +219,9 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	srv := signaling.NewServer(signaling.Params{
 		Rooms: rooms, Metrics: metrics, AllowEmptyTickets: cfg.AllowEmptyTickets, TicketSecrets: cfg.TicketSecrets,
 		Logger: log.With("part", "signaling"), Place: place,
+		MaxMessage: int64(lim.MessageBytes), MessageRate: limit.Rate{PerSecond: lim.MessagesPerSecond, Burst: lim.MessageBurst},
+		MaxSources: lim.ProducersPerPeer, TrustedProxies: lim.TrustedProxies,
+		PerIP: limit.NewPerIP(limit.Rate{PerSecond: lim.ConnectionsPerSecond, Burst: lim.ConnectionBurst}, lim.ConnectionsPerIP),
 	})
 	if !cfg.AllowEmptyTickets && len(cfg.TicketSecrets) == 0 {
 		log.Warn("AuthSettings.AllowEmptyTickets is false and no ticket secret is set (AuthSettings.Secret or VCLASS_AUTH_SECRET): every join will be refused")
@@ -224,9 +230,19 @@ func serve(ctx context.Context, cfg *config.Media, log *slog.Logger, stdout io.W
 	httpSrv := &http.Server{
 		Handler: signaling.NewHandler(signaling.HTTPParams{
 			Server: srv, Metrics: metrics, Web: web.Handler(), Ready: &ready,
-			API: signaling.NewAPI(signaling.APIParams{Rooms: rooms, Keys: cfg.APIKeys, TicketSecret: firstOrEmpty(cfg.TicketSecrets), Cluster: clusterAPI}),
+			API: signaling.NewAPI(signaling.APIParams{
+				Rooms: rooms, Keys: cfg.APIKeys, TicketSecret: firstOrEmpty(cfg.TicketSecrets), Cluster: clusterAPI,
+				MaxBody: int64(lim.APIBodyBytes), TrustedProxies: lim.TrustedProxies, Refused: metrics.APIRefused,
+				PerIP: limit.NewPerIP(limit.Rate{PerSecond: lim.APIRequestsPerSecond, Burst: lim.APIRequestBurst}, 0),
+			}),
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
+		// WebSockets are free of these once upgraded: their reads and
+		// writes have deadlines of their own.
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

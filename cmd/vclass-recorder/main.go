@@ -161,9 +161,10 @@ func serve(ctx context.Context, cfg *config.Recorder, tlsCfg *tls.Config, budget
 	httpSrv := &http.Server{
 		Handler:           recorder.NewHandler(recorder.HandlerParams{Service: svc, Config: cfg, Logger: log.With("part", "api"), Gatherer: reg}),
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.Limits.RequestHeadersTimeout,
 		ReadTimeout:       time.Minute, // requests are small; downloads are writes
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.Limits.KeepAliveTimeout,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
