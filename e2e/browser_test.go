@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	cdppage "github.com/chromedp/cdproto/page"
 	"os"
 	"os/exec"
 	"sync"
@@ -114,13 +115,34 @@ func openPageIn(t *testing.T, browserCtx context.Context, url, name string) *pag
 	ctx, cancel := chromedp.NewContext(browserCtx)
 	p := &page{t: t, ctx: ctx, cancel: cancel, name: name}
 	t.Cleanup(p.close)
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+	err := chromedp.Do(ctx) // the tab
+	if err == nil {
+		_, err = chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: cspWatch})
+	}
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.Navigate(url))
+	}
+	if err != nil {
 		t.Fatalf("%s: open %s: %v", name, url, err)
 	}
 	return p
 }
 
-func (p *page) close() { p.cancel() }
+// cspWatch records what the page's Content-Security-Policy blocked; a
+// page that closes having been refused something fails its test.
+const cspWatch = `window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) =>
+  window.__cspViolations.push(e.effectiveDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber));`
+
+func (p *page) close() {
+	if p.ctx.Err() == nil {
+		var blocked []string
+		if p.eval(`window.__cspViolations || []`, &blocked) == nil && len(blocked) > 0 {
+			p.t.Errorf("%s: the Content-Security-Policy blocked %q", p.name, blocked)
+		}
+	}
+	p.cancel()
+}
 
 // eval runs a JavaScript expression (awaiting promises) and decodes its
 // JSON-able result into out.

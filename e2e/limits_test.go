@@ -341,3 +341,24 @@ func apiFrom(t *testing.T, srv *mediaServer, h http.Header, method, path, body, 
 	b, _ := io.ReadAll(res.Body)
 	return answer{status: res.StatusCode, retryAfter: res.Header.Get("Retry-After"), body: string(b)}
 }
+
+// The class page runs whole under its Content-Security-Policy: two
+// browsers see and hear each other and nothing is blocked (every page a
+// test opens is checked on closing); what the policy forbids, an inline
+// style, is blocked and seen.
+func TestPageUnderContentSecurityPolicy(t *testing.T) {
+	srv := startMedia(t, loopbackConfig(39660, 39669, ""))
+	a := openPage(t, classURL(srv, "csp", "Ann", ""), "Ann")
+	b := openPage(t, classURL(srv, "csp", "Bob", ""), "Bob")
+	ids := map[*page]string{a: inRoom(t, a), b: inRoom(t, b)}
+	waitMedia(t, a, []*page{b}, ids)
+	waitMedia(t, b, []*page{a}, ids)
+	var blocked []string
+	if err := b.eval(`(() => { const s = document.createElement('style'); s.textContent = 'body{}';
+	  document.head.append(s); return new Promise((done) => setTimeout(() => done(window.__cspViolations.splice(0)), 500)); })()`, &blocked); err != nil {
+		t.Fatal(err)
+	}
+	if len(blocked) != 1 || !strings.HasPrefix(blocked[0], "style-src-elem blocked inline") {
+		t.Errorf("an inline style element: %q, want it blocked by style-src", blocked)
+	}
+}
