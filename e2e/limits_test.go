@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -361,4 +362,94 @@ func TestPageUnderContentSecurityPolicy(t *testing.T) {
 	if len(blocked) != 1 || !strings.HasPrefix(blocked[0], "style-src-elem blocked inline") {
 		t.Errorf("an inline style element: %q, want it blocked by style-src", blocked)
 	}
+}
+
+// The recorder's doors: TLS 1.2 at least, Service.RateLimiting (429 with
+// Retry-After, before the credentials are checked), MaxRequestBodySize
+// lowering the body cap (413), MaxRequestHeaderCount (431) and Kestrel's
+// RequestHeadersTimeout (a slowloris is cut off).
+func TestRecorderLimits(t *testing.T) {
+	media := startMedia(t, loopbackConfig(39670, 39679, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	cfg := strings.Replace(recorderConfig(oneClient(1, false)), `"Credentials": {"Username": "admin"`,
+		`"RateLimiting": {"RequestsPerSecondPerIp": 1, "BurstPerIp": 4},
+    "Credentials": {"Username": "admin"`, 1)
+	cfg = strings.Replace(cfg, `"Kestrel": {`, `"Kestrel": {"Limits": {"MaxRequestBodySize": 100, "MaxRequestHeaderCount": 20,
+      "RequestHeadersTimeout": "00:00:01"}, `, 1)
+	rec := startRecorder(t, "", cfg, media)
+	host := strings.TrimPrefix(rec.URL, "https://")
+	tr := rec.client.Transport.(*http.Transport)
+
+	t.Run("TLS", func(t *testing.T) {
+		for _, v := range []struct {
+			version uint16
+			ok      bool
+		}{{tls.VersionTLS10, false}, {tls.VersionTLS11, false}, {tls.VersionTLS12, true}, {tls.VersionTLS13, true}} {
+			conn, err := tls.Dial("tcp", host, &tls.Config{RootCAs: tr.TLSClientConfig.RootCAs, MinVersion: v.version, MaxVersion: v.version})
+			if conn != nil {
+				conn.Close()
+			}
+			if (err == nil) != v.ok {
+				t.Errorf("%s: handshake error %v, want ok=%v", tls.VersionName(v.version), err, v.ok)
+			}
+		}
+	})
+
+	do := func(xff, method, body string, header http.Header) answer {
+		t.Helper()
+		req, _ := http.NewRequest(method, rec.URL+"/api/v1/recordings", strings.NewReader(body))
+		req.SetBasicAuth("user1", "user1")
+		req.Header.Set("X-Forwarded-For", xff)
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		res, err := rec.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return answer{status: res.StatusCode, retryAfter: res.Header.Get("Retry-After"), body: string(b)}
+	}
+	t.Run("RequestsPerSecondPerIp", func(t *testing.T) {
+		for i := range 4 {
+			if a := do("198.51.100.1", "GET", "", nil); a.status != 200 {
+				t.Fatalf("request %d: %s", i+1, a)
+			}
+		}
+		if a := do("198.51.100.1", "GET", "", nil); a.status != 429 || a.retryAfter != "1" {
+			t.Errorf("past the burst: %s, want 429 with Retry-After 1", a)
+		}
+		if a := do("198.51.100.2", "GET", "", nil); a.status != 200 {
+			t.Errorf("another address: %s", a)
+		}
+	})
+	t.Run("MaxRequestBodySize", func(t *testing.T) {
+		body := `{"room": "` + strings.Repeat("r", 120) + `"}`
+		if a := do("198.51.100.3", "POST", body, nil); a.status != 413 || !strings.Contains(a.body, "bodyTooLarge") {
+			t.Errorf("a %d-byte body where 100 are allowed: %s", len(body), a)
+		}
+	})
+	t.Run("MaxRequestHeaderCount", func(t *testing.T) {
+		h := http.Header{}
+		for i := range 25 {
+			h.Set(fmt.Sprintf("X-Pad-%d", i), "x")
+		}
+		if a := do("198.51.100.4", "GET", "", h); a.status != 431 {
+			t.Errorf("25 headers where 20 are allowed: %s, want 431", a)
+		}
+	})
+	t.Run("RequestHeadersTimeout", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", host, &tls.Config{RootCAs: tr.TLSClientConfig.RootCAs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, _ = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+		start := time.Now()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.ReadAll(conn)
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("unfinished headers: closed after %v, want about 1 s", took)
+		}
+	})
 }
