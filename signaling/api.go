@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -131,7 +132,16 @@ const maxAPIBody = 64 << 10
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		// Something after the object: the body is not the request (and a
+		// cluster's createRouted, which reads it whole, would not have
+		// found its id).
+		if _, after := dec.Token(); after != io.EOF {
+			err = errors.New("more than one JSON value")
+		}
+	}
+	if err != nil {
 		apiError(w, http.StatusBadRequest, "badRequest", "bad JSON: "+err.Error())
 		return false
 	}
@@ -205,9 +215,14 @@ func (a *api) mintTicket(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	ttl := time.Duration(req.TTLSeconds) * time.Second
-	if req.TTLSeconds == 0 {
-		ttl = time.Hour
+	// Bounded before it becomes a Duration: a large count of seconds would
+	// overflow into any value, a valid one too.
+	ttl := time.Hour
+	switch {
+	case req.TTLSeconds < 0 || req.TTLSeconds > int(maxTicketTTL/time.Second):
+		ttl = -1 // refused below
+	case req.TTLSeconds > 0:
+		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
 	switch {
 	case !roomIDPattern.MatchString(req.Room):
