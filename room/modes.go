@@ -99,6 +99,9 @@ func (p *Peer) inviteTarget(targetID string) (*Peer, error) {
 	r := p.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if p.left {
+		return nil, ErrLeft
+	}
 	if !mayInvite(r.mode, p) {
 		return nil, fmt.Errorf("%w: only an admin in an Invite room may invite", ErrForbidden)
 	}
@@ -114,8 +117,11 @@ func (p *Peer) inviteTarget(targetID string) (*Peer, error) {
 func (p *Peer) MutePeer(targetID, source string, muted bool) error {
 	r := p.room
 	r.mu.Lock()
-	admin := p.role == auth.RoleAdmin
+	admin, left := p.role == auth.RoleAdmin, p.left
 	r.mu.Unlock()
+	if left {
+		return ErrLeft
+	}
 	if !admin {
 		return fmt.Errorf("%w: only an admin may mute others", ErrForbidden)
 	}
@@ -134,6 +140,10 @@ func (p *Peer) MutePeer(targetID, source string, muted bool) error {
 func (p *Peer) RequestProduce(sources []string) error {
 	r := p.room
 	r.mu.Lock()
+	if p.left {
+		r.mu.Unlock()
+		return ErrLeft
+	}
 	if r.mode != config.ServeInvite {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: hands are raised in Invite rooms", ErrForbidden)

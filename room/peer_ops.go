@@ -210,11 +210,16 @@ func (p *Peer) SetConsumerView(id string, width, height int, visible bool) error
 // maxViewSide bounds a view's sides (pixels).
 const maxViewSide = 16384
 
-// SendMessage sends a chat message to everyone in the room, the sender too.
-func (p *Peer) SendMessage(text string) {
+// SendMessage sends a chat message to everyone in the room, the sender
+// too; a peer that has left (replaced, kicked) speaks to no one.
+func (p *Peer) SendMessage(text string) error {
+	if p.hasLeft() {
+		return ErrLeft
+	}
 	p.room.broadcast(nil, "newMessage", map[string]any{
 		"peerId": p.id, "displayName": p.displayName, "text": text, "time": time.Now().UTC().Format(time.RFC3339),
 	})
+	return nil
 }
 
 // Leave takes the peer out of its room.

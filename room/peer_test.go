@@ -92,7 +92,9 @@ func TestSendMessageReachesEveryone(t *testing.T) {
 	elsewhere, _ := joinClient(t, m, "other", "Eve")
 
 	before := time.Now().Truncate(time.Second)
-	b.peer.SendMessage("hello, class")
+	if err := b.peer.SendMessage("hello, class"); err != nil {
+		t.Fatal(err)
+	}
 	after := time.Now()
 
 	for _, cl := range []*testClient{a, b, c} {

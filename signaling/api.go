@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -161,7 +162,20 @@ func (a *api) createRoom(w http.ResponseWriter, r *http.Request) {
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		// Something after the object: the body is not the request (and a
+		// cluster's createRouted, which reads it whole, would not have
+		// found its id).
+		if _, after := dec.Token(); after != io.EOF {
+			err = errors.New("more than one JSON value")
+			var big *http.MaxBytesError
+			if errors.As(after, &big) {
+				err = after
+			}
+		}
+	}
+	if err != nil {
 		if tooLarge(w, err) {
 			return false
 		}
@@ -248,9 +262,14 @@ func (a *api) mintTicket(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	ttl := time.Duration(req.TTLSeconds) * time.Second
-	if req.TTLSeconds == 0 {
-		ttl = time.Hour
+	// Bounded before it becomes a Duration: a large count of seconds would
+	// overflow into any value, a valid one too.
+	ttl := time.Hour
+	switch {
+	case req.TTLSeconds < 0 || req.TTLSeconds > int(maxTicketTTL/time.Second):
+		ttl = -1 // refused below
+	case req.TTLSeconds > 0:
+		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
 	switch {
 	case !roomIDPattern.MatchString(req.Room):

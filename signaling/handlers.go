@@ -367,8 +367,7 @@ func sendMessage(_ *session, peer *room.Peer, req *textRequest) (any, error) {
 	if n := utf8.RuneCountInString(text); n < 1 || n > 4000 {
 		return nil, errorf(codeBadRequest, "text must be 1-4000 characters")
 	}
-	peer.SendMessage(text)
-	return nil, nil
+	return nil, peer.SendMessage(text)
 }
 
 func (s *session) leaveRoom(json.RawMessage) (any, error) {
