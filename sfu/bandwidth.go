@@ -196,7 +196,10 @@ func (b *bandwidth) onREMB(r *rtcp.ReceiverEstimatedMaximumBitrate) {
 		return
 	}
 	b.rembSeen = true
-	b.est.Set(int(r.Bitrate))
+	// Clamped before the conversion: a REMB says up to 2^81 bps, and a
+	// float beyond int's range converts to anything (on amd64, the least
+	// int: the estimate's floor).
+	b.est.Set(int(min(float64(r.Bitrate), b.est.max)))
 }
 
 func (b *bandwidth) signal() {

@@ -276,9 +276,14 @@ func (f *Forwarder) Process(p InPacket) Decision {
 // stay.)
 func (f *Forwarder) drop(p InPacket) bool {
 	d := p.Desc
-	if d.start && f.maxTemporal != f.wantTemporal {
+	if d.start && p.Keyframe {
+		// A keyframe refers to nothing: it goes whatever its temporal
+		// layer (a segment may start at it), and the cap comes down at
+		// the next frame.
+		f.maxTemporal = max(f.wantTemporal, d.tid)
+	} else if d.start && f.maxTemporal != f.wantTemporal {
 		switch {
-		case f.wantTemporal < f.maxTemporal || p.Keyframe:
+		case f.wantTemporal < f.maxTemporal:
 			f.maxTemporal = f.wantTemporal
 		case !d.scalable() && d.sync && d.tid == f.maxTemporal+1:
 			f.maxTemporal++

@@ -17,6 +17,13 @@ import (
 // ErrBadSDP wraps every failure to parse or apply a session description.
 var ErrBadSDP = errors.New("sfu: bad SDP")
 
+var publisherConfig = webrtc.Configuration{
+	BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+	RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	// No cryptex: the direct path reads header extensions in the clear.
+	RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable,
+}
+
 // PublisherParams are the callbacks of a Publisher. They are called from
 // Pion's goroutines and must not block.
 type PublisherParams struct {
@@ -41,11 +48,16 @@ type MediaSection struct {
 // client makes the offers.
 type Publisher struct {
 	engine *Engine
+	shard  *apiShard
 	pc     *webrtc.PeerConnection
 	in     *pubIn
-	params PublisherParams
-	ice    icecand.Queue
-	loss   recentLoss // of the receiver reports (feedbackLoop's)
+	// taken is the last offer the connection took (as given to Pion), for
+	// Negotiate's dry runs, and takenMids its m-lines' mids; Negotiate's own.
+	taken     string
+	takenMids []string
+	params    PublisherParams
+	ice       icecand.Queue
+	loss      recentLoss // of the receiver reports (feedbackLoop's)
 
 	mu     sync.Mutex
 	tracks map[string]*UpTrack // by mid: the layers of one m-line join one track
@@ -63,17 +75,13 @@ func (e *Engine) NewPublisher(p PublisherParams) (*Publisher, error) {
 		direct = &directPath{}
 	}
 	in := newPubIn(direct)
-	pc, err := e.shard().publisherAPI(in, &e.simLayers).NewPeerConnection(webrtc.Configuration{
-		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
-		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
-		// No cryptex: the direct path reads header extensions in the clear.
-		RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable,
-	})
+	sh := e.shard()
+	pc, err := sh.publisherAPI(in, &e.simLayers).NewPeerConnection(publisherConfig)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new publisher: %w", err)
 	}
 	pub := &Publisher{
-		engine: e, pc: pc, in: in, params: p,
+		engine: e, shard: sh, pc: pc, in: in, params: p,
 		tracks: map[string]*UpTrack{}, rids: map[string][]string{},
 	}
 	in.p = pub
@@ -188,21 +196,29 @@ func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if offer, err = p.simulcastBySSRC(d, offer); err != nil {
+	named, mids, err := ridsFromSIM(d)
+	if err != nil {
 		return "", nil, err
 	}
+	if len(mids) > 0 {
+		text, err := d.Marshal()
+		if err != nil {
+			return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+		}
+		offer = string(text)
+	}
+	if err := p.sameMids(d); err != nil {
+		return "", nil, err
+	}
+	if err := p.tryOffer(offer); err != nil {
+		return "", nil, err
+	}
+	p.simulcastBySSRC(named, mids)
 	p.noteSimulcast(d)
-	err = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	if err := answerOffer(p.pc, offer); err != nil {
+		return "", nil, err
 	}
-	answer, err := p.pc.CreateAnswer(nil)
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
-	}
-	if err := p.pc.SetLocalDescription(answer); err != nil {
-		return "", nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
-	}
+	p.taken, p.takenMids = offer, midsOf(d)
 	p.ice.Flush()
 	var sending []MediaSection
 	for _, t := range p.pc.GetTransceivers() {
@@ -219,30 +235,84 @@ func (p *Publisher) Negotiate(offer string) (string, []MediaSection, error) {
 	return out, sending, nil
 }
 
-// simulcastBySSRC takes an offer's SSRC-based simulcast as rid-based (see
-// simssrc.go): it rewrites d and returns its text (offer, untouched, when
-// there is none).
-func (p *Publisher) simulcastBySSRC(d *sdp.SessionDescription, offer string) (string, error) {
-	named, mids, err := ridsFromSIM(d)
-	if err != nil {
-		return "", err
-	}
+// simulcastBySSRC keeps an offer's SSRC-based simulcast layers, which
+// ridsFromSIM named (see simssrc.go).
+func (p *Publisher) simulcastBySSRC(named map[uint32]ssrcLayer, mids map[string]bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.simMids = mids // an offer has every m-line
-	if len(mids) == 0 {
-		return offer, nil
-	}
-	text, err := d.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrBadSDP, err)
-	}
 	for ssrc, layer := range named {
 		if _, known := p.engine.simLayers.m.Swap(ssrc, layer); !known {
 			p.simSSRCs = append(p.simSSRCs, ssrc) // once, however often it is offered again
 		}
 	}
-	return string(text), nil
+}
+
+// sameMids checks that an offer keeps the m-lines of the last one taken,
+// under their mids (RFC 8829 section 5.2.2: m-lines are only added). Pion
+// would match an m-line whose mid changed with another transceiver, and
+// answer for a mid the offer does not have.
+func (p *Publisher) sameMids(d *sdp.SessionDescription) error {
+	got := midsOf(d)
+	if len(got) < len(p.takenMids) {
+		return fmt.Errorf("%w: %d m-lines, %d before", ErrBadSDP, len(got), len(p.takenMids))
+	}
+	for i, mid := range p.takenMids {
+		if got[i] != mid {
+			return fmt.Errorf("%w: m-line %d has mid %q, %q before", ErrBadSDP, i, got[i], mid)
+		}
+	}
+	return nil
+}
+
+// midsOf lists the mids of d's m-lines.
+func midsOf(d *sdp.SessionDescription) []string {
+	out := make([]string, len(d.MediaDescriptions))
+	for i, m := range d.MediaDescriptions {
+		out[i], _ = m.Attribute(sdp.AttrKeyMID)
+	}
+	return out
+}
+
+// tryOffer applies offer, after the last one taken, to a scratch peer
+// connection first. Pion takes an offer before it has checked it all,
+// and cannot roll it back: an offer it fails to apply or answer leaves the
+// connection in have-remote-offer, refusing every offer after it. The
+// publisher's own connection gets only offers that went through, and
+// that go through again: Pion checks some lines (the header extensions)
+// only in a renegotiation, and a client sends its offer again when the
+// answer was lost (or renegotiates with the same m-lines).
+func (p *Publisher) tryOffer(offer string) error {
+	pc, err := p.shard.publisherAPI(newPubIn(nil), &ssrcLayers{}).NewPeerConnection(publisherConfig)
+	if err != nil {
+		return fmt.Errorf("sfu: scratch peer connection: %w", err)
+	}
+	defer pc.Close()
+	if p.taken != "" {
+		if err := answerOffer(pc, p.taken); err != nil {
+			return fmt.Errorf("sfu: the last offer taken fails again: %w", err)
+		}
+	}
+	if err := answerOffer(pc, offer); err != nil {
+		return err
+	}
+	return answerOffer(pc, offer)
+}
+
+// answerOffer applies offer to pc and answers it.
+func answerOffer(pc *webrtc.PeerConnection, offer string) error {
+	err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	return nil
 }
 
 // noteSimulcast keeps the simulcast layers each m-line of an offer sends
@@ -324,9 +394,7 @@ func OfferedSections(offer string) ([]MediaSection, error) {
 		if kind == 0 || mid == "" || m.MediaName.Port.Value == 0 {
 			continue
 		}
-		_, sendrecv := m.Attribute(sdp.AttrKeySendRecv)
-		_, sendonly := m.Attribute(sdp.AttrKeySendOnly)
-		if sendrecv || sendonly {
+		if dir := direction(d, m); dir == sdp.AttrKeySendRecv || dir == sdp.AttrKeySendOnly {
 			var rids []string
 			if v, ok := m.Attribute("simulcast"); ok {
 				rids = simulcastSendRIDs(v)
@@ -335,6 +403,20 @@ func OfferedSections(offer string) ([]MediaSection, error) {
 		}
 	}
 	return out, nil
+}
+
+// direction is the direction attribute of m-line m of d: its own, else
+// the session's, else sendrecv (RFC 8866 section 6.7), as Pion reads it.
+func direction(d *sdp.SessionDescription, m *sdp.MediaDescription) string {
+	for _, attrs := range [][]sdp.Attribute{m.Attributes, d.Attributes} {
+		for _, a := range attrs {
+			switch a.Key {
+			case sdp.AttrKeySendRecv, sdp.AttrKeySendOnly, sdp.AttrKeyRecvOnly, sdp.AttrKeyInactive:
+				return a.Key
+			}
+		}
+	}
+	return sdp.AttrKeySendRecv
 }
 
 // checkDescription parses a description and checks what Pion would only
@@ -356,6 +438,9 @@ func checkDescription(text string) (*sdp.SessionDescription, error) {
 				return nil, fmt.Errorf("%w: m-line %d has no a=%s", ErrBadSDP, i, key)
 			}
 		}
+	}
+	if err := checkTransport(&d); err != nil {
+		return nil, err
 	}
 	return &d, nil
 }

@@ -116,6 +116,9 @@ func ridsFromSIM(d *sdp.SessionDescription) (map[uint32]ssrcLayer, map[string]bo
 				}
 			case "ssrc-group":
 				fields := strings.Fields(a.Value)
+				if len(fields) == 0 {
+					return nil, nil, fmt.Errorf("%w: a=ssrc-group without semantics", ErrBadSDP)
+				}
 				ssrcs := make([]uint32, 0, len(fields))
 				for _, f := range fields[1:] {
 					v, err := strconv.ParseUint(f, 10, 32)

@@ -320,8 +320,13 @@ func (s *Subscriber) SetAnswer(sdp string, version int) error {
 		s.mu.Unlock()
 		return ErrStaleVersion
 	}
+	offer := s.pc.PendingLocalDescription()
 	s.mu.Unlock()
-	if _, err := checkDescription(sdp); err != nil {
+	d, err := checkDescription(sdp)
+	if err == nil && offer != nil {
+		err = checkAnswer(offer, d)
+	}
+	if err != nil {
 		return err // the offer still waits for a good answer
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
