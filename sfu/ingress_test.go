@@ -181,7 +181,9 @@ func testPublisherPaths(t *testing.T, ports uint16, noBatching bool) {
 	time.Sleep(300 * time.Millisecond)
 
 	in := e.Stats.PacketsIn.Load()
-	if got, want := in-inBefore, uint64(len(sent)-sentBefore); got < want || got > want+3 {
+	// A few more than sent: the client's NACK responder resends what the
+	// server asked for again when a loaded machine delayed it (2 % at most).
+	if got, want := in-inBefore, uint64(len(sent)-sentBefore); got < want || got > want+want/50 {
 		t.Errorf("the server read %d packets, the client sent %d", got, want)
 	}
 	if got, want := e.Stats.DirectIn.Load()-directBefore, in-inBefore; got+3 < want && !noBatching || got != 0 && noBatching {
