@@ -61,6 +61,11 @@ PATH="$PATH:$(go env GOPATH)/bin" staticcheck ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 25m "$@" ./...
 
+# Every fuzz target for a bounded time (VCLASS_FUZZTIME, 10 s by default),
+# from its committed seed corpus on; longer runs: deploy/scripts/fuzz.sh -t 10m.
+echo "== fuzz (${VCLASS_FUZZTIME:-10s} per target)"
+./deploy/scripts/fuzz.sh -t "${VCLASS_FUZZTIME:-10s}"
+
 # Tests that measure what a class of thirty costs: the race detector would
 # slow their in-process publishers past what two cores carry, so they run
 # without it (under -race they skip, saying so).
