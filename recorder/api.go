@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -130,6 +131,11 @@ func (a *api) start(w http.ResponseWriter, r *http.Request, c *config.RecorderCl
 			return
 		}
 		apiError(w, http.StatusBadRequest, "badRequest", "body must be JSON like {\"room\": \"math-101\"}: "+err.Error())
+		return
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		// A second value, or garbage, after the first: not the body of one start.
+		apiError(w, http.StatusBadRequest, "badRequest", "body must be one JSON object like {\"room\": \"math-101\"}, nothing after it")
 		return
 	}
 	if req.Client != "" {

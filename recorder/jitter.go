@@ -14,6 +14,7 @@ type jitterBuffer struct {
 	highest uint64 // highest extended sequence number seen
 	slots   map[uint64]jbEntry
 	lost    uint64 // packets given up
+	skipped bool   // a restart skipped packets: the next one out follows a loss
 }
 
 type jbEntry struct {
@@ -29,7 +30,9 @@ type outPacket struct {
 	lost    bool
 }
 
-// maxJitterSpan bounds the buffer: a jump this far ahead restarts it.
+// maxJitterSpan bounds a jump: a packet this far past the highest one seen
+// restarts the buffer. What it holds is bounded by time, not by this: after
+// a pop, only packets that arrived within latency.
 const maxJitterSpan = 1000
 
 func newJitterBuffer(latency time.Duration) *jitterBuffer {
@@ -57,6 +60,7 @@ func (j *jitterBuffer) push(p *packet, arrival time.Time) {
 		}
 		clear(j.slots)
 		j.next, j.highest = ext, ext
+		j.skipped = true
 	}
 	if _, dup := j.slots[ext]; dup {
 		p.release()
@@ -68,13 +72,13 @@ func (j *jitterBuffer) push(p *packet, arrival time.Time) {
 
 // pop releases the packets that are due at now, in order.
 func (j *jitterBuffer) pop(now time.Time, out []outPacket) []outPacket {
-	lost := false
+	lost := j.skipped
 	for len(j.slots) > 0 {
 		if e, ok := j.slots[j.next]; ok {
 			delete(j.slots, j.next)
 			j.next++
 			out = append(out, outPacket{pkt: e.pkt, arrival: e.arrival, lost: lost})
-			lost = false
+			lost, j.skipped = false, false
 			continue
 		}
 		// A hole: give up on it once the oldest packet after it waited long enough.

@@ -51,9 +51,9 @@ func TestJitterBufferOrdersAndGivesUp(t *testing.T) {
 	}
 	// A jump far ahead (the sender restarted) starts over there.
 	j.push(pkt(30000, 0, false), t0.Add(300*time.Millisecond))
-	got, _ = seqs(j.pop(t0.Add(300*time.Millisecond), nil))
-	if !equalSeqs(got, []uint16{30000}) {
-		t.Fatalf("after a jump: %v", got)
+	got, lost = seqs(j.pop(t0.Add(300*time.Millisecond), nil))
+	if !equalSeqs(got, []uint16{30000}) || !lost[0] {
+		t.Fatalf("after a jump: %v %v, want [30000] marked after a loss", got, lost)
 	}
 }
 

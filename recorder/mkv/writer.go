@@ -166,6 +166,9 @@ func (w *Writer) writeHeader() error {
 	}
 	b = append(b, tr...)
 	w.buf = b
+	// A cluster from the start: a reader finds none in a file with no
+	// frame yet (its process killed before the first flush) and gives up.
+	w.startCluster(0)
 	return w.flushBuf()
 }
 

@@ -19,7 +19,7 @@ import (
 )
 
 // tool finds a program; outside CI a missing one skips, in CI it fails.
-func tool(t *testing.T, name string) string {
+func tool(t testing.TB, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
