@@ -134,6 +134,11 @@ func (a *api) start(w http.ResponseWriter, r *http.Request, c *config.RecorderCl
 		return
 	}
 	if _, err := dec.Token(); err != io.EOF {
+		var big *http.MaxBytesError
+		if errors.As(err, &big) {
+			apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", big.Limit))
+			return
+		}
 		// A second value, or garbage, after the first: not the body of one start.
 		apiError(w, http.StatusBadRequest, "badRequest", "body must be one JSON object like {\"room\": \"math-101\"}, nothing after it")
 		return
