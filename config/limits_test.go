@@ -3,6 +3,9 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +83,19 @@ func TestLimitSettingsGivenTwice(t *testing.T) {
 	s = strings.Replace(s, `"MediasoupSettings": {`, `"MediasoupSettings": {"LimitSettings": {},`, 1)
 	if _, err := ParseMedia([]byte(s), "t.json"); err == nil || !strings.Contains(err.Error(), "is also given at") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// docs/security.md names every limit with its variable and default.
+func TestSecurityDocListsEveryLimit(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, def := range LimitKeys() {
+		row := fmt.Sprintf("| `%s` | `%s` | %s |", key, LimitEnv(key), strconv.FormatFloat(def, 'f', -1, 64))
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/security.md has no row starting %q", row)
+		}
 	}
 }
