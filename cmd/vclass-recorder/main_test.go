@@ -9,7 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// A goroutine still running after the last test is a leak: fail the package.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 const fixture = "../../config/testdata/wt-docker-recorder-config.json"
 

@@ -19,19 +19,30 @@ type Proxy struct {
 	stalled bool
 	flowing *sync.Cond // signalled when a stall ends
 	conns   []net.Conn
+
+	accepting chan struct{} // closed when the accept loop returns
+	pipes     sync.WaitGroup
 }
 
 // Start listens on 127.0.0.1 and forwards to target (host:port) until the
-// test ends.
+// test ends, and then leaves no goroutine behind.
 func Start(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, target: target}
+	p := &Proxy{ln: ln, target: target, accepting: make(chan struct{})}
 	p.flowing = sync.NewCond(&p.mu)
-	t.Cleanup(func() { ln.Close(); p.Sever(); p.Resume() })
+	t.Cleanup(func() {
+		ln.Close()
+		// A connection accepted just before is added after the dial: sever
+		// only once none can be.
+		<-p.accepting
+		p.Sever()
+		p.Resume()
+		p.pipes.Wait()
+	})
 	go p.accept()
 	return p
 }
@@ -40,6 +51,7 @@ func Start(t testing.TB, target string) *Proxy {
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 func (p *Proxy) accept() {
+	defer close(p.accepting)
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -66,6 +78,7 @@ func (p *Proxy) accept() {
 		}
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
+		p.pipes.Add(2)
 		go p.pipe(up, c)
 		go p.pipe(c, up)
 	}
@@ -73,6 +86,7 @@ func (p *Proxy) accept() {
 
 // pipe copies src to dst, holding bytes back while stalled.
 func (p *Proxy) pipe(dst, src net.Conn) {
+	defer p.pipes.Done()
 	defer dst.Close()
 	buf := make([]byte, 32<<10)
 	for {
