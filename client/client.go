@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,6 +86,10 @@ func (e *ServerError) Error() string { return fmt.Sprintf("%s: %s: %s", e.Method
 // ErrClosed is returned by requests after the client closed.
 var ErrClosed = errors.New("client: closed")
 
+// ErrRefused is returned by Dial when the server refused the connection
+// for its per-address limits (HTTP 429); the error says when to retry.
+var ErrRefused = errors.New("connection refused by the server's limits")
+
 // Client is one connection to vclass-media.
 type Client struct {
 	opts Options
@@ -137,8 +142,12 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return nil, err
 	}
 	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, EnableCompression: false}
-	conn, _, err := dialer.DialContext(ctx, opts.URL, nil)
+	conn, hres, err := dialer.DialContext(ctx, opts.URL, nil)
 	if err != nil {
+		if hres != nil && hres.StatusCode == http.StatusTooManyRequests {
+			// The server's per-address limits (docs/security.md).
+			return nil, fmt.Errorf("client: dial %s: %w: %s (retry after %ss)", opts.URL, ErrRefused, hres.Status, hres.Header.Get("Retry-After"))
+		}
 		return nil, fmt.Errorf("client: dial %s: %w", opts.URL, err)
 	}
 	conn.SetReadLimit(maxServerMessage)
