@@ -268,7 +268,9 @@ func (s *Service) restore(dir string) error {
 }
 
 // scanFiles lists the media files a dead job left, with their sizes and
-// the durations their headers had at the last flush.
+// the durations their headers had at the last flush. A file whose first
+// frames never reached the disk (the recorder died within a second of
+// making it) is a header alone, which no player opens: it is removed.
 func scanFiles(dir string, known []File) []File {
 	byName := map[string]File{}
 	for _, f := range known {
@@ -288,8 +290,13 @@ func scanFiles(dir string, known []File) []File {
 		}
 		f := byName[name]
 		f.Name, f.Size = name, info.Size()
-		if d, err := mkv.ReadDuration(filepath.Join(dir, name)); err == nil {
-			f.Duration = d.Seconds()
+		path := filepath.Join(dir, name)
+		if mi, err := mkv.Inspect(path); err == nil {
+			if mi.Clusters == 0 {
+				_ = os.Remove(path)
+				continue
+			}
+			f.Duration = mi.Duration.Seconds()
 		}
 		out = append(out, f)
 	}
