@@ -90,6 +90,13 @@ func TestChaosKillsAndRestarts(t *testing.T) {
 	w.waitWhole(60 * time.Second)
 	w.waitMedia(20 * time.Second)
 	t.Logf("every class whole, media flowing, %v after the last restart", time.Since(back).Round(100*time.Millisecond))
+	for _, c := range w.classes {
+		var reconnects []int
+		for _, p := range c.peers {
+			reconnects = append(reconnects, p.reconnects())
+		}
+		t.Logf("%s on %s, its sessions reconnected %v times", c.room, c.node.id, reconnects)
+	}
 	w.checkRecordingsGoOn()
 	// The class not recorded ends: its room closes 10 s after the last
 	// participant left, and its claim goes (checked last, meanwhile the
@@ -212,8 +219,8 @@ func (n *chaosNode) start(t *testing.T) {
 func (n *chaosNode) ws() string { return "ws://" + n.addr + "/ws" }
 
 // localPeers asks the node itself (not the room's node, as the portal API
-// would) for the room's participants, recorders left out.
-func (n *chaosNode) localPeers(room string) (names []string, code int, err error) {
+// would) for the room's participants, and counts its recorders apart.
+func (n *chaosNode) localPeers(room string) (names []string, recorders, code int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.addr+"/api/v1/rooms/"+room, nil)
@@ -221,7 +228,7 @@ func (n *chaosNode) localPeers(room string) (names []string, code int, err error
 	req.Header.Set("X-Vclass-Forwarded", "1") // answered by this node alone
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	defer res.Body.Close()
 	var detail struct {
@@ -232,16 +239,18 @@ func (n *chaosNode) localPeers(room string) (names []string, code int, err error
 	}
 	if res.StatusCode == http.StatusOK {
 		if err := json.NewDecoder(res.Body).Decode(&detail); err != nil {
-			return nil, res.StatusCode, err
+			return nil, 0, res.StatusCode, err
 		}
 	}
 	for _, p := range detail.PeerList {
-		if p.Role != "recorder" {
+		if p.Role == "recorder" {
+			recorders++
+		} else {
 			names = append(names, p.DisplayName)
 		}
 	}
 	sort.Strings(names)
-	return names, res.StatusCode, nil
+	return names, recorders, res.StatusCode, nil
 }
 
 type chaosClass struct {
@@ -432,8 +441,10 @@ func (w *chaosWorld) portal() {
 }
 
 // classProblems says what keeps a class from being whole: all its
-// sessions on one node, that node's room holding each participant once,
-// no other node holding the room, and Redis placing it there.
+// sessions on one node, that node's room holding each participant once
+// and no more than one recorder (a killed recorder's peer is gone once
+// its 15 s to resume are over), no other node holding the room, and Redis
+// placing it there.
 func (w *chaosWorld) classProblems(c *chaosClass) []string {
 	var out []string
 	at := map[string][]string{}
@@ -459,7 +470,7 @@ func (w *chaosWorld) classProblems(c *chaosClass) []string {
 		owner = w.node(id)
 	}
 	for _, n := range w.nodes {
-		names, code, err := n.localPeers(c.room)
+		names, recorders, code, err := n.localPeers(c.room)
 		switch {
 		case err != nil:
 			out = append(out, fmt.Sprintf("%s: %s does not answer: %v", c.room, n.id, err))
@@ -467,6 +478,8 @@ func (w *chaosWorld) classProblems(c *chaosClass) []string {
 			out = append(out, fmt.Sprintf("%s: not live on %s, where its sessions are (HTTP %d)", c.room, n.id, code))
 		case n == owner && !slices.Equal(names, c.names()):
 			out = append(out, fmt.Sprintf("%s: %s lists %v, want %v", c.room, n.id, names, c.names()))
+		case n == owner && recorders > 1:
+			out = append(out, fmt.Sprintf("%s: %d recorders in the room on %s", c.room, recorders, n.id))
 		case n != owner && code != http.StatusNotFound:
 			out = append(out, fmt.Sprintf("%s: %s holds a copy too (HTTP %d, %v)", c.room, n.id, code, names))
 		}
@@ -659,7 +672,7 @@ func (w *chaosWorld) redisProblems() []string {
 			continue
 		}
 		for _, n := range w.nodes {
-			if _, code, err := n.localPeers(c.room); err != nil || code != http.StatusNotFound {
+			if _, _, code, err := n.localPeers(c.room); err != nil || code != http.StatusNotFound {
 				out = append(out, fmt.Sprintf("%s ended, but %s still holds its room (HTTP %d, %v)", c.room, n.id, code, err))
 			}
 		}
