@@ -369,4 +369,13 @@ func TestSlotsShared(t *testing.T) {
 	if _, _, err := a.Acquire(ctx, "user1", "r5", 3); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("acquire with Redis down: %v, want ErrUnavailable", err)
 	}
+	// Redis back without its data: the next renewal takes the running
+	// recordings' slots again.
+	r.Restart(t)
+	if err := b.Renew(ctx, "user1", []string{"r2", "r4"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := a.Used(ctx, "user1"); n != 2 {
+		t.Errorf("used %d after Redis came back empty and r2, r4 were renewed, want 2", n)
+	}
 }

@@ -69,7 +69,9 @@ func (s *Slots) Acquire(ctx context.Context, client, id string, limit int) (bool
 	return ok == 1, holders, nil
 }
 
-// Renew extends the leases of client's recordings ids.
+// Renew extends the leases of client's recordings ids, and takes those
+// Redis lost (it restarted without its data) again: a running recording
+// holds its slot. The caller must not renew a recording it has released.
 func (s *Slots) Renew(ctx context.Context, client string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
@@ -81,14 +83,26 @@ func (s *Slots) Renew(ctx context.Context, client string, ids []string) error {
 	for i, id := range ids {
 		zs[i] = redis.Z{Score: end, Member: id}
 	}
-	return s.rdb.ZAddXX(ctx, keySlotsPrefix+client, zs...).Err()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, keySlotsPrefix+client, zs...)
+		p.PExpire(ctx, keySlotsPrefix+client, 24*time.Hour)
+		return nil
+	})
+	return err
 }
 
-// Release frees recording id's slot.
-func (s *Slots) Release(ctx context.Context, client, id string) error {
+// Release frees the slots of client's recordings ids.
+func (s *Slots) Release(ctx context.Context, client string, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	return s.rdb.ZRem(ctx, keySlotsPrefix+client, id).Err()
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	return s.rdb.ZRem(ctx, keySlotsPrefix+client, members...).Err()
 }
 
 // Used counts client's live leases.

@@ -56,11 +56,15 @@ var handedOut = struct {
 func startNode(t *testing.T, id string, lo int, redisURL string, env ...string) *mediaServer {
 	t.Helper()
 	addr := freeAddr(t)
-	n := startMediaAt(t, addr, loopbackConfig(lo, lo+9, ""), append([]string{
-		"VCLASS_REDIS_URL=" + redisURL, "VCLASS_NODE_ID=" + id, "VCLASS_PUBLIC_URL=ws://" + addr + "/ws",
-		"VCLASS_INTERNAL_URL=http://" + addr, "VCLASS_API_KEY=" + clusterAPIKey}, env...)...)
+	n := startMediaAt(t, addr, loopbackConfig(lo, lo+9, ""), append(nodeEnv(id, addr, redisURL), env...)...)
 	clusterSettled(t, redisURL)
 	return n
+}
+
+// nodeEnv is the environment of cluster node id serving HTTP on addr.
+func nodeEnv(id, addr, redisURL string) []string {
+	return []string{"VCLASS_REDIS_URL=" + redisURL, "VCLASS_NODE_ID=" + id, "VCLASS_PUBLIC_URL=ws://" + addr + "/ws",
+		"VCLASS_INTERNAL_URL=http://" + addr, "VCLASS_API_KEY=" + clusterAPIKey}
 }
 
 // clusterSettled waits until the cluster on redisURL places rooms: its

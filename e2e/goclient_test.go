@@ -78,6 +78,12 @@ func publishSynthetic(t *testing.T, ctx context.Context, c *client.Client, name 
 // until ctx ends.
 func syntheticTracks(t *testing.T, ctx context.Context, name string) []client.LocalTrack {
 	t.Helper()
+	return syntheticTracksOf(t, ctx, name, client.SyntheticVP8(30, 2500, 60))
+}
+
+// syntheticTracksOf are a camera playing src and a microphone.
+func syntheticTracksOf(t *testing.T, ctx context.Context, name string, src *client.SyntheticVideo) []client.LocalTrack {
+	t.Helper()
 	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "cam", name)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +92,6 @@ func syntheticTracks(t *testing.T, ctx context.Context, name string) []client.Lo
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := client.SyntheticVP8(30, 2500, 60)
 	go func() { _ = client.Play(ctx, video, src) }()
 	go func() { _ = client.Play(ctx, audio, client.SyntheticOpus()) }()
 	return []client.LocalTrack{

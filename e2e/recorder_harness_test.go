@@ -116,6 +116,15 @@ func startRecorderIn(t testing.TB, wrapper []string, dir, configText string, med
 // call makes an API request as user:pass and decodes a JSON answer into out.
 func (r *recorderServer) call(t testing.TB, method, path, user, pass string, body any, out any) int {
 	t.Helper()
+	code, err := r.try(method, path, user, pass, body, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// try is call for a recorder that may be down: it returns what failed.
+func (r *recorderServer) try(method, path, user, pass string, body any, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -127,16 +136,16 @@ func (r *recorderServer) call(t testing.TB, method, path, user, pass string, bod
 	}
 	res, err := r.client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer res.Body.Close()
 	data, _ := io.ReadAll(res.Body)
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %d %q: %v", method, path, res.StatusCode, data, err)
+			return res.StatusCode, fmt.Errorf("%s %s: %d %q: %w", method, path, res.StatusCode, data, err)
 		}
 	}
-	return res.StatusCode
+	return res.StatusCode, nil
 }
 
 // recording is the API's view of a job, as far as the tests read it.

@@ -41,6 +41,13 @@ func joinSession(t *testing.T, ctx context.Context, url, room, name string, more
 // and the synthetic tracks added).
 func joinSessionWith(t *testing.T, ctx context.Context, opts client.Options, so client.SessionOptions, room string) *sessionParticipant {
 	t.Helper()
+	return joinSessionPublishing(t, ctx, opts, so, room, func() []client.LocalTrack { return syntheticTracks(t, ctx, opts.DisplayName) })
+}
+
+// joinSessionPublishing is joinSessionWith publishing the tracks made by
+// tracks once the session has joined.
+func joinSessionPublishing(t *testing.T, ctx context.Context, opts client.Options, so client.SessionOptions, room string, tracks func() []client.LocalTrack) *sessionParticipant {
+	t.Helper()
 	name := opts.DisplayName
 	p := &sessionParticipant{participant: &participant{received: map[string]*atomic.Int64{}}, name: name}
 	opts.Sources = []string{"audio:mic", "video:cam"}
@@ -56,7 +63,7 @@ func joinSessionWith(t *testing.T, ctx context.Context, opts client.Options, so 
 		t.Fatalf("%s joining %s via %s: %v", name, room, opts.URL, err)
 	}
 	t.Cleanup(p.s.Close)
-	if _, err := p.s.Publish(ctx, syntheticTracks(t, ctx, name)...); err != nil {
+	if _, err := p.s.Publish(ctx, tracks()...); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -119,6 +119,8 @@ type job struct {
 	rec     Recording
 	sess    *session
 	why     string // why the recording ended
+
+	released bool // its slot in Redis is given up (under svc.leaseMu)
 }
 
 func (j *job) snapshot() Recording {
@@ -368,7 +370,9 @@ func (j *job) join() (*client.Client, []client.RoomPeer, error) {
 		}
 		last = err
 		var se *client.ServerError
-		if errors.As(err, &se) && se.Code != "noRoom" && se.Code != "shuttingDown" {
+		// Not live yet, a node going down, a cluster without its Redis
+		// for a moment: tried again until the join timeout.
+		if errors.As(err, &se) && se.Code != "noRoom" && se.Code != "shuttingDown" && se.Code != "clusterUnavailable" {
 			return nil, nil, fmt.Errorf("the media server refused the recorder: %s", se.Message)
 		}
 		wait := time.Second

@@ -50,6 +50,10 @@ type Service struct {
 	// slots, with Redis, counts the clients' recordings across recorders.
 	slots *cluster.Slots
 
+	// leaseMu keeps a renewal from taking again the slot of a job whose
+	// slot is being released (Renew takes lost leases again).
+	leaseMu sync.Mutex
+
 	mu       sync.Mutex
 	jobs     map[string]*job
 	draining bool
@@ -72,18 +76,24 @@ func (s *Service) renewSlots() {
 			return
 		case <-t.C:
 		}
-		byClient := map[string][]string{}
-		s.mu.Lock()
-		for id, j := range s.jobs {
-			if j.rec.Client != "" && j.state().active() {
-				byClient[j.rec.Client] = append(byClient[j.rec.Client], id)
-			}
+		s.renewLeases()
+	}
+}
+
+func (s *Service) renewLeases() {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	byClient := map[string][]string{}
+	s.mu.Lock()
+	for id, j := range s.jobs {
+		if j.rec.Client != "" && !j.released && j.state().active() {
+			byClient[j.rec.Client] = append(byClient[j.rec.Client], id)
 		}
-		s.mu.Unlock()
-		for client, ids := range byClient {
-			if err := s.slots.Renew(context.Background(), client, ids); err != nil {
-				s.log.Warn("slot leases not renewed (Redis)", "client", client, "err", err)
-			}
+	}
+	s.mu.Unlock()
+	for client, ids := range byClient {
+		if err := s.slots.Renew(context.Background(), client, ids); err != nil {
+			s.log.Warn("slot leases not renewed (Redis)", "client", client, "err", err)
 		}
 	}
 }
@@ -93,8 +103,25 @@ func (s *Service) releaseSlot(j *job) {
 	if s.slots == nil || j.rec.Client == "" {
 		return
 	}
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	j.released = true
 	if err := s.slots.Release(context.Background(), j.rec.Client, j.rec.ID); err != nil {
 		s.log.Warn("slot not released (it will lapse)", "recording", j.rec.ID, "err", err)
+	}
+}
+
+// releaseLost frees the slots that recordings a dead recorder left going
+// still hold in Redis, one request per client (with Redis down, they
+// lapse instead).
+func (s *Service) releaseLost(lost map[string][]string) {
+	if s.slots == nil {
+		return
+	}
+	for client, ids := range lost {
+		if err := s.slots.Release(context.Background(), client, ids...); err != nil {
+			s.log.Warn("slots of interrupted recordings not released (they will lapse)", "client", client, "recordings", ids, "err", err)
+		}
 	}
 }
 
@@ -140,7 +167,6 @@ func New(p Params) (*Service, error) {
 			return nil, err
 		}
 		s.slots = slots
-		go s.renewSlots()
 	}
 	for _, dir := range s.recordingDirs() {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -149,6 +175,9 @@ func New(p Params) (*Service, error) {
 		if err := s.restore(dir); err != nil {
 			return nil, err
 		}
+	}
+	if s.slots != nil {
+		go s.renewSlots()
 	}
 	return s, nil
 }
@@ -191,6 +220,8 @@ func (s *Service) restore(dir string) error {
 	if err != nil {
 		return fmt.Errorf("recording folder: %w", err)
 	}
+	lost := map[string][]string{} // client -> its recordings interrupted now
+	defer s.releaseLost(lost)
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -220,6 +251,9 @@ func (s *Service) restore(dir string) error {
 			now := time.Now().UTC()
 			j.rec.EndedAt = &now
 			j.save()
+			if rec.Client != "" {
+				lost[rec.Client] = append(lost[rec.Client], rec.ID)
+			}
 			s.log.Warn("recording interrupted", "recording", rec.ID, "room", rec.Room, "files", len(j.rec.Files))
 			if rec.CallbackURL != "" {
 				cb := newCallbacks(rec.CallbackURL, j.log)
@@ -234,7 +268,9 @@ func (s *Service) restore(dir string) error {
 }
 
 // scanFiles lists the media files a dead job left, with their sizes and
-// the durations their headers had at the last flush.
+// the durations their headers had at the last flush. A file whose first
+// frames never reached the disk (the recorder died within a second of
+// making it) is a header alone, which no player opens: it is removed.
 func scanFiles(dir string, known []File) []File {
 	byName := map[string]File{}
 	for _, f := range known {
@@ -254,8 +290,13 @@ func scanFiles(dir string, known []File) []File {
 		}
 		f := byName[name]
 		f.Name, f.Size = name, info.Size()
-		if d, err := mkv.ReadDuration(filepath.Join(dir, name)); err == nil {
-			f.Duration = d.Seconds()
+		path := filepath.Join(dir, name)
+		if mi, err := mkv.Inspect(path); err == nil {
+			if mi.Clusters == 0 {
+				_ = os.Remove(path)
+				continue
+			}
+			f.Duration = mi.Duration.Seconds()
 		}
 		out = append(out, f)
 	}

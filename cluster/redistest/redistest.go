@@ -24,6 +24,19 @@ type Server struct {
 // fails it in CI. It stops when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return StartAt(t, port)
+}
+
+// StartAt is Start on a port the test chose (one of its own range, for a
+// test that kills and restarts servers on the same ports).
+func StartAt(t testing.TB, port int) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -31,12 +44,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip("redis-server is not installed; run deploy/scripts/test.sh to install it")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Port: ln.Addr().(*net.TCPAddr).Port, bin: bin, dir: t.TempDir()}
-	ln.Close()
+	s := &Server{Port: port, bin: bin, dir: t.TempDir()}
 	s.Restart(t)
 	t.Cleanup(s.Stop)
 	return s
