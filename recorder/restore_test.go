@@ -8,9 +8,9 @@ import (
 	"github.com/vclass/vclass/recorder/mkv"
 )
 
-// A recorder killed within a second of starting a file leaves its header
-// alone, which no player opens: after the restart it is not listed, and is
-// gone. A file whose first frames reached the disk is listed.
+// A recorder killed within a second of starting a file, before its first
+// flush, leaves a file with nothing to play: after the restart it is not
+// listed, and is gone. A file whose first frames reached the disk is listed.
 func TestScanFilesLeavesOutHeadersAlone(t *testing.T) {
 	dir := t.TempDir()
 	empty, err := mkv.Create(filepath.Join(dir, "Ann.webm"), mkv.OpusTrack("mic", 2))

@@ -270,7 +270,7 @@ func (s *Service) restore(dir string) error {
 // scanFiles lists the media files a dead job left, with their sizes and
 // the durations their headers had at the last flush. A file whose first
 // frames never reached the disk (the recorder died within a second of
-// making it) is a header alone, which no player opens: it is removed.
+// making it, before its first flush) holds nothing to play: it is removed.
 func scanFiles(dir string, known []File) []File {
 	byName := map[string]File{}
 	for _, f := range known {
@@ -292,7 +292,7 @@ func scanFiles(dir string, known []File) []File {
 		f.Name, f.Size = name, info.Size()
 		path := filepath.Join(dir, name)
 		if mi, err := mkv.Inspect(path); err == nil {
-			if mi.Clusters == 0 {
+			if !mi.Finished && mi.Duration == 0 {
 				_ = os.Remove(path)
 				continue
 			}
