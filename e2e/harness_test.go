@@ -18,8 +18,10 @@ import (
 // (with the race detector when the tests have it). measuredMediaBinary is
 // vclass-media without it, for the tests that measure what links carry:
 // a race-instrumented server is several times slower, and its own delays
-// read as congestion.
-var mediaBinary, measuredMediaBinary, loadBinary, recorderBinary string
+// read as congestion. measuredRecorderBinary is vclass-recorder without
+// it, for the soak, which measures memory (the race detector's own grows
+// with every goroutine ever run).
+var mediaBinary, measuredMediaBinary, loadBinary, recorderBinary, measuredRecorderBinary string
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(tcpSubscriberEnv); spec != "" {
@@ -35,6 +37,7 @@ func TestMain(m *testing.M) {
 	}
 	mediaBinary = filepath.Join(dir, "vclass-media")
 	measuredMediaBinary = mediaBinary
+	measuredRecorderBinary = recorderBinary
 	loadBinary = filepath.Join(dir, "vclass-load")
 	recorderBinary = filepath.Join(dir, "vclass-recorder")
 	type build struct {
@@ -48,7 +51,9 @@ func TestMain(m *testing.M) {
 	}
 	if raceBuild {
 		measuredMediaBinary = filepath.Join(dir, "vclass-media-measured")
-		builds = append(builds, build{measuredMediaBinary, "../cmd/vclass-media", false})
+		measuredRecorderBinary = filepath.Join(dir, "vclass-recorder-measured")
+		builds = append(builds, build{measuredMediaBinary, "../cmd/vclass-media", false},
+			build{measuredRecorderBinary, "../cmd/vclass-recorder", false})
 	}
 	for _, b := range builds {
 		args := []string{"build", "-o", b.bin}

@@ -96,6 +96,12 @@ func startRecorder(t testing.TB, dir, configText string, media *mediaServer, env
 // unshare), nil for none.
 func startRecorderIn(t testing.TB, wrapper []string, dir, configText string, media *mediaServer, env ...string) *recorderServer {
 	t.Helper()
+	return startRecorderBinary(t, recorderBinary, wrapper, dir, configText, media, env...)
+}
+
+// startRecorderBinary runs the vclass-recorder binary bin.
+func startRecorderBinary(t testing.TB, bin string, wrapper []string, dir, configText string, media *mediaServer, env ...string) *recorderServer {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -103,7 +109,7 @@ func startRecorderIn(t testing.TB, wrapper []string, dir, configText string, med
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(configText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	argv := append(append([]string(nil), wrapper...), recorderBinary, "-config", "config.json")
+	argv := append(append([]string(nil), wrapper...), bin, "-config", "config.json")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "VCLASS_MEDIA_URL="+media.WS, "VCLASS_AUTH_SECRET="+testSecret)

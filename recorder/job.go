@@ -306,6 +306,10 @@ func (j *job) run() {
 	j.rec.Bytes = j.stats.bytes.Load()
 	j.rec.PacketsLost = j.stats.lost.Load()
 	j.rec.Duration = time.Since(start).Seconds()
+	// The record is all a finished job needs: the session would keep its
+	// tracks, buffers and closed client (about 1 MiB) for as long as the
+	// recording is listed.
+	j.sess = nil
 	j.mu.Unlock()
 	if err != nil {
 		j.setState(StateFailed, failReason(err))
