@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,6 +202,44 @@ func TestLimitsTable(t *testing.T) {
 		if _, err := r.ReadByte(); !errors.Is(err, io.EOF) || time.Since(start) > 5*time.Second {
 			t.Errorf("an idle kept-alive connection: %v after %v, want closed after about 1 s", err, time.Since(start))
 		}
+	})
+
+	t.Run("WriteTimeoutSeconds", func(t *testing.T) {
+		// A client that asks for vclass.js (about 50 KB) 200 times at once
+		// on one connection, with a tiny receive window, and then reads
+		// nothing for 3 s: the kernel's buffers hold a few MB, so a write
+		// outlasts its 1 s and the connection is cut. Reading at last, the
+		// client gets fewer than 200 whole answers.
+		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+			return errors.Join(err, serr)
+		}}
+		conn, err := d.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		const asked = 200
+		_, _ = conn.Write([]byte(strings.Repeat("GET /vclass.js HTTP/1.1\r\nHost: x\r\n\r\n", asked)))
+		time.Sleep(3 * time.Second) // a reader too slow for the write timeout
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		r := bufio.NewReader(conn)
+		whole := 0
+		for ; whole < asked; whole++ {
+			res, err := http.ReadResponse(r, nil)
+			if err != nil {
+				break
+			}
+			got, err := io.Copy(io.Discard, res.Body)
+			if err != nil || got != res.ContentLength {
+				break
+			}
+		}
+		if whole == asked {
+			t.Errorf("a reader 3 s late got all %d answers; want the writes cut off after 1 s", asked)
+		}
+		t.Logf("a reader 3 s late got %d whole answers of %d", whole, asked)
 	})
 
 	t.Run("WebSocketOutlivesRequestTimeouts", func(t *testing.T) {
