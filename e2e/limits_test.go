@@ -170,27 +170,17 @@ func TestLimitsTable(t *testing.T) {
 
 	t.Run("ReadHeaderTimeoutSeconds", func(t *testing.T) {
 		// A slowloris: headers begun, never finished.
-		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_, _ = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+		conn := sendRaw(t, srv, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
 		start := time.Now()
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = io.ReadAll(conn)
-		if took := time.Since(start); err != nil || took > 5*time.Second {
+		_, err := io.ReadAll(conn)
+		if took := time.Since(start); err != nil || took < 500*time.Millisecond || took > 5*time.Second {
 			t.Errorf("unfinished headers: closed after %v (err %v), want about 1 s", took, err)
 		}
 	})
 
 	t.Run("IdleTimeoutSeconds", func(t *testing.T) {
-		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_, _ = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+		conn := sendRaw(t, srv, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 		r := bufio.NewReader(conn)
 		res, err := http.ReadResponse(r, nil)
 		if err != nil || res.StatusCode != 200 {
@@ -199,7 +189,7 @@ func TestLimitsTable(t *testing.T) {
 		_, _ = io.Copy(io.Discard, res.Body)
 		start := time.Now()
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := r.ReadByte(); !errors.Is(err, io.EOF) || time.Since(start) > 5*time.Second {
+		if _, err := r.ReadByte(); !errors.Is(err, io.EOF) || time.Since(start) < 500*time.Millisecond || time.Since(start) > 5*time.Second {
 			t.Errorf("an idle kept-alive connection: %v after %v, want closed after about 1 s", err, time.Since(start))
 		}
 	})
@@ -281,6 +271,20 @@ func TestLimitsTable(t *testing.T) {
 			t.Errorf("/metrics has no %s", l)
 		}
 	}
+}
+
+// sendRaw opens a TCP connection to srv's HTTP port and writes text.
+func sendRaw(t *testing.T, srv *mediaServer, text string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write([]byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // limitConn is a raw WebSocket to vclass-media.
