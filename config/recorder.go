@@ -164,7 +164,7 @@ func DefaultRecorder(baseDir string) *Recorder {
 		JoinTimeout:  defaultJoinTimeout,
 		Limits: ServerLimits{
 			RequestHeadersTimeout: 10 * time.Second, KeepAliveTimeout: 2 * time.Minute,
-			RequestsPerSecondPerIP: 20, BurstPerIP: 100, TrustedProxies: DefaultLimits().TrustedProxies,
+			RequestsPerSecondPerIP: 100, BurstPerIP: 200, TrustedProxies: DefaultLimits().TrustedProxies,
 		},
 		Ignored: []string{},
 		origin:  make(map[string]string),

@@ -45,7 +45,7 @@ func TestRecorderFixture(t *testing.T) {
 		t.Errorf("Admin %+v", r.Admin)
 	}
 	if want := (ServerLimits{MaxConcurrentConnections: 10000, MaxRequestBodySize: 536870912, MaxRequestHeaderCount: 100,
-		RequestHeadersTimeout: 10 * time.Second, KeepAliveTimeout: 2 * time.Minute, RequestsPerSecondPerIP: 20, BurstPerIP: 100,
+		RequestHeadersTimeout: 10 * time.Second, KeepAliveTimeout: 2 * time.Minute, RequestsPerSecondPerIP: 100, BurstPerIP: 200,
 		TrustedProxies: DefaultLimits().TrustedProxies}); !reflect.DeepEqual(r.Limits, want) {
 		t.Errorf("Limits %+v, want %+v", r.Limits, want)
 	}
@@ -316,7 +316,7 @@ func TestDefaultRecorder(t *testing.T) {
 		LogDir: "/Websoft.Recording/logs", RecordingDir: "/Websoft.Recording/records",
 		MediaURL: "ws://127.0.0.1:8011/ws", JoinTimeout: 30 * time.Second, Ignored: []string{},
 		Limits: ServerLimits{RequestHeadersTimeout: 10 * time.Second, KeepAliveTimeout: 2 * time.Minute,
-			RequestsPerSecondPerIP: 20, BurstPerIP: 100, TrustedProxies: DefaultLimits().TrustedProxies},
+			RequestsPerSecondPerIP: 100, BurstPerIP: 200, TrustedProxies: DefaultLimits().TrustedProxies},
 		origin: map[string]string{}, baseDir: wsBase,
 	}
 	if !reflect.DeepEqual(r, want) {

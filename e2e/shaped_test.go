@@ -128,7 +128,7 @@ func TestWeakLinkGetsWhatItCarries(t *testing.T) {
 // then 2 Mbit/s again. The server follows it: it sends the teacher's
 // camera at a smaller layer within 3 s of the drop (which the student
 // decodes once its keyframe is through the backlog) and is back at 720p
-// within 15 s of the recovery.
+// within 30 s of the recovery.
 func TestLinkChangesUnderWay(t *testing.T) {
 	c := newShapedClass(t, "changing", "35150-35159", "2mbit")
 	teacher := func() videoIn { return cameraOf(c.weak, c.teacherID) }
@@ -187,7 +187,11 @@ func TestLinkChangesUnderWay(t *testing.T) {
 	low := teacher()
 	c.ns.shape(t, "2mbit")
 	raised := time.Now()
-	waitFor(t, 15*time.Second, "the weak student back at the top layer (720p) within 15 s of the return to 2 Mbit/s", func() bool {
+	// Within 30 s: the estimate climbs on its own a few percent a second
+	// and probes find the rest, but a probe that congestion followed (the
+	// queue the narrow link left draining) backs probing off to 10 s. In
+	// clean runs it is back in 6-15 s; one CI run took longer than 15.
+	waitFor(t, 30*time.Second, "the weak student back at the top layer (720p) within 30 s of the return to 2 Mbit/s", func() bool {
 		return atTop()
 	})
 	t.Logf("a smaller layer sent %v after the drop, decoded at %.0f lines after %v; back at 720p %v after the return",
