@@ -151,12 +151,18 @@ func decodeMediaLimits(m *Media, root, ms *node) error {
 		}
 		m.note("limits."+s.key, sec.keyPath(s.key))
 	}
-	v := sec.lookup("TrustedProxies")
+	return optPrefixes(sec, "TrustedProxies", &m.Limits.TrustedProxies)
+}
+
+// optPrefixes sets *dst from the addresses and prefixes at key: a JSON
+// array, or one comma-separated string; an unset key leaves *dst alone.
+func optPrefixes(n *node, key string, dst *[]netip.Prefix) error {
+	v := n.lookup(key)
 	if v.unset() {
 		return nil
 	}
 	var list []string
-	if arr, err := sec.array("TrustedProxies"); err == nil && arr != nil {
+	if arr, err := n.array(key); err == nil && arr != nil {
 		for _, e := range arr.elements() {
 			s, err := e.scalarText()
 			if err != nil {
@@ -169,11 +175,11 @@ func decodeMediaLimits(m *Media, root, ms *node) error {
 	} else {
 		return v.typeError("an array of addresses or prefixes")
 	}
-	proxies, err := parsePrefixes(list)
+	prefixes, err := parsePrefixes(list)
 	if err != nil {
 		return v.valueError(err.Error())
 	}
-	m.Limits.TrustedProxies = proxies
+	*dst = prefixes
 	return nil
 }
 

@@ -140,24 +140,7 @@ func decodeRateLimiting(r *Recorder, service *node) error {
 	if err := optInt(rl, "BurstPerIp", 0, math.MaxInt32, &l.BurstPerIP); err != nil {
 		return err
 	}
-	if v := rl.lookup("TrustedProxies"); !v.unset() {
-		var list []string
-		arr, err := rl.array("TrustedProxies")
-		if err != nil {
-			return err
-		}
-		for _, e := range arr.elements() {
-			s, err := e.scalarText()
-			if err != nil {
-				return err
-			}
-			list = append(list, s)
-		}
-		if l.TrustedProxies, err = parsePrefixes(list); err != nil {
-			return v.valueError(err.Error())
-		}
-	}
-	return nil
+	return optPrefixes(rl, "TrustedProxies", &l.TrustedProxies)
 }
 
 // optTimeSpan sets *dst from a .NET TimeSpan at key: [d.]hh:mm[:ss[.fff]].

@@ -81,11 +81,9 @@ func (a *api) limits(next http.Handler) http.Handler {
 			apiError(w, http.StatusRequestHeaderFieldsTooLarge, "tooManyHeaders", fmt.Sprintf("at most %d request headers", l.MaxRequestHeaderCount))
 			return
 		}
-		if r.ContentLength > maxBody {
-			apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", maxBody))
+		if !limit.BoundBody(w, r, maxBody) {
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
@@ -125,18 +123,13 @@ func (a *api) start(w http.ResponseWriter, r *http.Request, c *config.RecorderCl
 	dec := json.NewDecoder(r.Body) // bounded by limits
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		var big *http.MaxBytesError
-		if errors.As(err, &big) {
-			apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", big.Limit))
-			return
+		if !limit.BodyTooLarge(w, err) {
+			apiError(w, http.StatusBadRequest, "badRequest", "body must be JSON like {\"room\": \"math-101\"}: "+err.Error())
 		}
-		apiError(w, http.StatusBadRequest, "badRequest", "body must be JSON like {\"room\": \"math-101\"}: "+err.Error())
 		return
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		var big *http.MaxBytesError
-		if errors.As(err, &big) {
-			apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", big.Limit))
+		if limit.BodyTooLarge(w, err) {
 			return
 		}
 		// A second value, or garbage, after the first: not the body of one start.

@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -82,11 +81,9 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if r.ContentLength > a.p.MaxBody {
-			apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", a.p.MaxBody))
+		if !limit.BoundBody(w, r, a.p.MaxBody) {
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, a.p.MaxBody)
 		if len(a.p.Keys) == 0 {
 			apiError(w, http.StatusForbidden, "apiDisabled", "the portal API is off: set VCLASS_API_KEY (or AuthSettings.ApiKey)")
 			return
@@ -168,15 +165,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		// cluster's createRouted, which reads it whole, would not have
 		// found its id).
 		if _, after := dec.Token(); after != io.EOF {
-			err = errors.New("more than one JSON value")
-			var big *http.MaxBytesError
-			if errors.As(after, &big) {
-				err = after
-			}
+			err = errors.Join(errors.New("more than one JSON value"), after)
 		}
 	}
 	if err != nil {
-		if tooLarge(w, err) {
+		if limit.BodyTooLarge(w, err) {
 			return false
 		}
 		apiError(w, http.StatusBadRequest, "badRequest", "bad JSON: "+err.Error())
@@ -185,15 +178,6 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// tooLarge answers 413 when err is a body over its bound.
-func tooLarge(w http.ResponseWriter, err error) bool {
-	var big *http.MaxBytesError
-	if !errors.As(err, &big) {
-		return false
-	}
-	apiError(w, http.StatusRequestEntityTooLarge, "bodyTooLarge", fmt.Sprintf("a request body is %d bytes at most", big.Limit))
-	return true
-}
 
 func (a *api) getRoom(w http.ResponseWriter, r *http.Request) {
 	rm := a.p.Rooms.Room(r.PathValue("room"))

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vclass/vclass/internal/limit"
 )
 
 // ClusterAPI is what the portal API needs of a cluster to answer for the
@@ -85,7 +87,7 @@ func (a *api) createRouted(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		if !tooLarge(w, err) {
+		if !limit.BodyTooLarge(w, err) {
 			apiError(w, http.StatusBadRequest, "badRequest", "could not read the body")
 		}
 		return

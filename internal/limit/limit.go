@@ -1,10 +1,12 @@
 // Package limit bounds what one network address may take from a server:
 // connections open at once and requests a second (a token bucket per
-// address), refused with 429 Too Many Requests and a Retry-After.
+// address), refused with 429 Too Many Requests and a Retry-After; and
+// what one request may send (413 past a body's bound).
 package limit
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"net"
 	"net/http"
@@ -213,5 +215,36 @@ func Requests(next http.Handler, l *PerIP, trusted []netip.Prefix) http.Handler 
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// BoundBody refuses with 413 a request whose declared body is over max
+// bytes, and bounds the rest (reads past max fail with
+// *http.MaxBytesError: see BodyTooLarge). It reports whether to go on.
+func BoundBody(w http.ResponseWriter, r *http.Request, max int64) bool {
+	if r.ContentLength > max {
+		refuseBody(w, max)
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, max)
+	return true
+}
+
+// BodyTooLarge answers 413 when err is a read past BoundBody's bound, and
+// reports whether it did.
+func BodyTooLarge(w http.ResponseWriter, err error) bool {
+	var big *http.MaxBytesError
+	if !errors.As(err, &big) {
+		return false
+	}
+	refuseBody(w, big.Limit)
+	return true
+}
+
+func refuseBody(w http.ResponseWriter, max int64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	_ = json.NewEncoder(w).Encode(map[string]map[string]string{
+		"error": {"code": "bodyTooLarge", "message": "a request body is " + strconv.FormatInt(max, 10) + " bytes at most"},
 	})
 }
