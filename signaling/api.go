@@ -178,7 +178,6 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-
 func (a *api) getRoom(w http.ResponseWriter, r *http.Request) {
 	rm := a.p.Rooms.Room(r.PathValue("room"))
 	if rm == nil {
