@@ -53,6 +53,9 @@ const chaosSlots = 2
 // its ports and data a moment later. Afterwards every class is whole on one
 // node with media flowing, every recording is done or interrupted with
 // files ffprobe reads, and Redis keeps no lease or claim of what is gone.
+// Not parallel: beside busy tests (soak, browsers recording) its
+// race-instrumented sessions fall behind, and the delay reads as
+// congestion that pauses their video (seen: 2 packets in 20 s).
 func TestChaosKillsAndRestarts(t *testing.T) {
 	seed := chaosSeed(t)
 	rng := rand.New(rand.NewPCG(seed, seed))

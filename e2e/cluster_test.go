@@ -107,6 +107,7 @@ func nodeAPI(t *testing.T, srv *mediaServer, method, path, body string, out any)
 // clusterUnavailable while the running room goes on; with Redis back,
 // joins work again.
 func TestClusterSendsClientsToTheRoomsNode(t *testing.T) {
+	parallelIdle(t)
 	r := redistest.Start(t)
 	a := startNode(t, "node-a", 39300, r.URL())
 	b := startNode(t, "node-b", 39310, r.URL())
@@ -225,6 +226,7 @@ func joinVia(t *testing.T, ctx context.Context, url, room, name string) joined {
 // fourth recording is refused on either, and a stop on one frees a slot
 // for the other.
 func TestRecordersShareSlots(t *testing.T) {
+	parallelIdle(t)
 	r := redistest.Start(t)
 	media := startMedia(t, loopbackConfig(39320, 39329, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	ctx := ctx30(t)
@@ -262,7 +264,7 @@ func TestRecordersShareSlots(t *testing.T) {
 // A recorder given several media URLs joins through the first that
 // answers.
 func TestRecorderTriesEachMediaURL(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	media := startMedia(t, loopbackConfig(39350, 39359, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	joinParticipant(t, ctx30(t), media.WS, "failover", "Tia", true)
 	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), media, "VCLASS_MEDIA_URL=ws://127.0.0.1:9/ws,"+media.WS)
@@ -275,7 +277,7 @@ func TestRecorderTriesEachMediaURL(t *testing.T) {
 // inside network may not reach: here it takes connections and never
 // answers, as a name that resolves to nowhere useful would).
 func TestRecorderEntersTheRoomsNodeDirectly(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -307,6 +309,7 @@ func TestRecorderEntersTheRoomsNodeDirectly(t *testing.T) {
 // a receiver, two clients come in at different nodes (one is sent on),
 // and the portal hears of one room and two peers.
 func TestClusterWebhooksOnce(t *testing.T) {
+	parallelIdle(t)
 	const secret = "webhook-secret-for-tests"
 	var mu sync.Mutex
 	var got []webhook.Event

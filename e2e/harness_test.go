@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -67,9 +68,39 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// The gates below decide how many parallel tests run at once, not
+	// -parallel (GOMAXPROCS, two here: idle tests would wait behind busy
+	// ones), unless it is given.
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", "64")
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// Parallel tests go through one of two gates. A test that keeps a core
+// busy (browsers, encoders, recordings, soak cycles) calls parallel: two
+// run at a time, one a core. A test that mostly waits (on ICE timeouts,
+// on processes killed and started again, a few percent of a core when
+// measured) calls parallelIdle and runs beside them, up to four at once.
+// Either is released once the test and its cleanups are done.
+var (
+	busySlots = make(chan struct{}, 2)
+	idleSlots = make(chan struct{}, 4)
+)
+
+func parallel(t *testing.T)     { gate(t, busySlots) }
+func parallelIdle(t *testing.T) { gate(t, idleSlots) }
+
+func gate(t *testing.T, slots chan struct{}) {
+	t.Helper()
+	t.Parallel()
+	slots <- struct{}{}
+	t.Cleanup(func() { <-slots }) // the first cleanup added: it runs last
 }
 
 // mediaServer is a running vclass-media process.

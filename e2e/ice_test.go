@@ -79,6 +79,7 @@ func restarted(states []webrtc.ICEConnectionState) bool {
 // again without it leaving the room: after a short outage, and after one
 // longer than ICE's own patience.
 func TestGoClientRestartsICEWhenMediaPathBreaks(t *testing.T) {
+	parallelIdle(t)
 	srv := startMedia(t, loopbackConfig(39480, 39489, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()

@@ -20,7 +20,7 @@ import (
 // A job that cannot join fails with the reason once the join timeout is
 // over: the room is not live, or the media server is not there.
 func TestRecordingThatCannotJoinFails(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	media := startMedia(t, loopbackConfig(39100, 39109, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	cfg := strings.Replace(recorderConfig(oneClient(2, false)), `"JoinTimeout": 8000`, `"JoinTimeout": 2000`, 1)
 	rec := startRecorder(t, "", cfg, media)
@@ -42,7 +42,7 @@ func TestRecordingThatCannotJoinFails(t *testing.T) {
 // recorder gets everything; the room closing ends its recordings
 // cleanly: done, files finished.
 func TestRoomClosingStopsRecording(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	media := startMedia(t, loopbackConfig(39110, 39119, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_API_KEY=e2e-api-key-0123456789abcdef0123456789")
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	req, _ := http.NewRequest("POST", media.URL+"/api/v1/rooms", strings.NewReader(`{"id": "closing", "serveMode": "Pull"}`))
@@ -93,7 +93,7 @@ func checkFinished(t *testing.T, path string, min float64) {
 // SIGTERM finishes every recording before the recorder exits: the jobs
 // are done, not interrupted, after a restart.
 func TestRecorderSIGTERMFinishesRecordings(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	media := startMedia(t, loopbackConfig(39120, 39129, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	dir := t.TempDir()
 	rec := startRecorder(t, dir, recorderConfig(oneClient(2, true)), media)
@@ -128,7 +128,7 @@ func TestRecorderSIGTERMFinishesRecordings(t *testing.T) {
 // written: the recorder runs in its own mount namespace with a small
 // tmpfs as its recording folder.
 func TestRecordingOnAFullDisk(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	unshare, err := exec.LookPath("unshare")
 	if err == nil {
 		err = exec.Command(unshare, "-rm", "true").Run()
@@ -176,7 +176,7 @@ func TestRecordingOnAFullDisk(t *testing.T) {
 // StartDelay holds the start back; /metrics counts slots, recordings and
 // bytes; the log goes to LogDir as JSON lines.
 func TestRecorderCallbacksMetricsAndLogs(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	var mu sync.Mutex
 	var states []string
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -270,7 +270,7 @@ func grepLines(text, prefix string) string {
 // joins again on its own, the recording goes on in the same files, and
 // the outage stays a gap in time.
 func TestRecordingSurvivesMediaServerRestart(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +318,7 @@ func TestRecordingSurvivesMediaServerRestart(t *testing.T) {
 // The binaries check their own /healthz for a container HEALTHCHECK: 0
 // when the server answers, 1 when it does not.
 func TestHealthcheckFlags(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	media := startMedia(t, loopbackConfig(39200, 39209, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), media)
 	mediaAddr := strings.TrimPrefix(media.URL, "http://")

@@ -71,7 +71,7 @@ func recordOneFile(t *testing.T, rec *recorderServer, room string, d time.Durati
 // H.264 and PCMA go into Matroska, VP9 and Opus into WebM: as sent, and
 // decodable.
 func TestRecordingCodecs(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ffmpeg := ffmpegPath(t)
 	dir := t.TempDir()
 	h264, alaw, vp9, ogg := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.alaw"), filepath.Join(dir, "v.ivf"), filepath.Join(dir, "a.ogg")
@@ -191,7 +191,7 @@ func largestGap(times []float64) (gap, at float64) {
 // mutes leaves a gap; one who leaves and comes back continues the same
 // file, the absence kept as a gap in time.
 func TestRecordingLateMutedAndRejoining(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := t.TempDir()
 	ivf, ogg := syncClip(t, dir, 40)
 	media := startMedia(t, loopbackConfig(39160, 39179, ""), "VCLASS_AUTH_SECRET="+testSecret)

@@ -197,7 +197,7 @@ func checkSync(t *testing.T, what string, diffs []float64, want float64) {
 // 6.5 ms of look-ahead), and lasts as long as the wall clock says; the
 // same for class.mp4.
 func TestRecordingKeepsAudioAndVideoInSync(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := t.TempDir()
 	ivf, ogg := syncClip(t, dir, 40)
 	media := startMedia(t, loopbackConfig(39000, 39019, ""), "VCLASS_AUTH_SECRET="+testSecret)
@@ -247,7 +247,7 @@ func TestRecordingKeepsAudioAndVideoInSync(t *testing.T) {
 // VP8 and Opus, each about as long as the recording, and a manifest that
 // lists them.
 func TestRecordingThreeBrowsers(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	media := startMedia(t, loopbackConfig(39020, 39059, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	var pages []*page
@@ -350,7 +350,7 @@ func TestRecordingThreeBrowsers(t *testing.T) {
 // the elapsed time plays, and after a restart the job is interrupted with
 // its files listed.
 func TestRecorderKilledMidRecording(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := t.TempDir()
 	ivf, ogg := syncClip(t, dir, 40)
 	media := startMedia(t, loopbackConfig(39060, 39079, ""), "VCLASS_AUTH_SECRET="+testSecret)
@@ -431,7 +431,7 @@ func (r *recorderServer) download(t testing.TB, user, pass, id, name, rng string
 // recording and succeeds once one stopped; wrong credentials get 401; a
 // client sees only its own recordings; no file name leaves the folder.
 func TestRecorderSlotsAndAccess(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	media := startMedia(t, loopbackConfig(39080, 39099, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	clients := `[{"Credentials": {"Username": "user1", "Password": "user1"}, "Host": "http://127.0.0.1:9", "Slots": 2},
 	  {"Credentials": {"Username": "user2", "Password": "pw2"}, "Host": "https://portal2.local", "Slots": 1, "RecordingDir": "records2"}]`
@@ -543,7 +543,7 @@ func TestRecorderSlotsAndAccess(t *testing.T) {
 // she goes on in her own file. The user id reaches the recorder, never
 // other peers.
 func TestRecordingFilesGoByUser(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := t.TempDir()
 	ivf, ogg := syncClip(t, dir, 30)
 	media := startMedia(t, loopbackConfig(39250, 39259, ""), "VCLASS_AUTH_SECRET="+testSecret)

@@ -119,6 +119,7 @@ func receiving(t *testing.T, within time.Duration, what string, before map[*sess
 // other, within 10 s. Ann's first ticket has expired by then: her session
 // asks for a fresh one.
 func TestGoSessionsFollowTheirRoomToALiveNode(t *testing.T) {
+	parallelIdle(t)
 	const secret = "0123456789abcdef0123456789abcdef"
 	r := redistest.Start(t)
 	a := startNode(t, "node-a", 39360, r.URL(), "VCLASS_AUTH_SECRET="+secret)
@@ -327,6 +328,7 @@ func TestGoSessionGoesOnWhenRepublishIsRefused(t *testing.T) {
 // A session that joins while the cluster settles is refused with
 // clusterUnavailable and tries again until the room can be placed.
 func TestGoSessionJoinWaitsForASettlingCluster(t *testing.T) {
+	parallelIdle(t)
 	r := redistest.Start(t)
 	n := startNode(t, "solo", 39460, r.URL())
 	opts, _ := redis.ParseURL(r.URL())

@@ -316,7 +316,7 @@ func TestGoAdaptiveStream(t *testing.T) {
 // recording goes on with the middle one, and the manifest (and the API)
 // say when the camera's file switched.
 func TestRecordingNotesLayerSwitches(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	media := startMedia(t, loopbackConfig(35160, 35169, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -238,7 +238,7 @@ func soakGuest(i int) (leave soakLeave, waitMedia, full bool) {
 // one only receiving) leave vclass-media with the goroutines, descriptors
 // and memory it had after a warm-up.
 func TestSoakMediaJoinPublishLeave(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	cycles := soakCount(100, 1000)
 	warm := max(5, cycles/20)
 	// Go returns memory to the system lazily, after collections: at rest
@@ -340,7 +340,7 @@ func TestSoakMediaJoinPublishLeave(t *testing.T) {
 // with a publishing peer, leave vclass-recorder with the goroutines,
 // descriptors and memory it had after a warm-up.
 func TestSoakRecorderStartStop(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	cycles := soakCount(20, 200)
 	warm := max(5, cycles/20) // each kind of recording at least once
 	media := startMedia(t, loopbackConfig(39720, 39739, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_LIMIT_CONNECTIONS_PER_SECOND_PER_IP=0")
