@@ -19,6 +19,7 @@ type Metrics struct {
 	joinFailure *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	limited     *prometheus.CounterVec
+	slow        *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors; engine and rooms may be nil in tests.
@@ -35,7 +36,10 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vclass_limited_total", Help: "Requests and connections refused with 429, by the limit crossed.",
 	}, []string{"limit"})
-	m.reg.MustRegister(m.joinFailure, m.requests, m.limited,
+	m.slow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vclass_slow_clients_total", Help: "WebSocket clients dropped for not taking what the server sends: their queue full, or a write timed out.",
+	}, []string{"cause"})
+	m.reg.MustRegister(m.joinFailure, m.requests, m.limited, m.slow,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if engine != nil && rooms != nil {
 		m.reg.MustRegister(&mediaCollector{engine: engine, rooms: rooms})
@@ -66,6 +70,10 @@ func (m *Metrics) refused(limit string) {
 
 // APIRefused counts a portal API request refused with 429.
 func (m *Metrics) APIRefused() { m.refused("api") }
+
+// droppedSlow counts a client dropped for being too slow: cause is
+// "queue" or "write".
+func (m *Metrics) droppedSlow(cause string) { m.slow.WithLabelValues(cause).Inc() }
 
 func (m *Metrics) joinFailed(err error) {
 	m.joinFailure.WithLabelValues(toWire(err).Code).Inc()

@@ -26,6 +26,11 @@ type Params struct {
 	PingInterval time.Duration // default 10 s
 	PongTimeout  time.Duration // default 30 s
 	ResumeWindow time.Duration // default 15 s
+	// A client that does not take what the server sends is dropped: when
+	// OutQueue messages wait for it (default 512), or when one write
+	// takes longer than WriteTimeout (default 10 s).
+	OutQueue     int
+	WriteTimeout time.Duration
 	// MessageRate bounds the requests of one connection (default 50 a
 	// second in bursts of 100: a join trickles a few dozen ICE candidates).
 	MessageRate limit.Rate
@@ -104,6 +109,12 @@ func NewServer(p Params) *Server {
 	}
 	if p.ResumeWindow == 0 {
 		p.ResumeWindow = 15 * time.Second
+	}
+	if p.OutQueue == 0 {
+		p.OutQueue = 512
+	}
+	if p.WriteTimeout == 0 {
+		p.WriteTimeout = 10 * time.Second
 	}
 	if p.MessageRate == (limit.Rate{}) {
 		p.MessageRate = limit.Rate{PerSecond: 50, Burst: 100}

@@ -16,10 +16,6 @@ import (
 	"github.com/vclass/vclass/signaling/wire"
 )
 
-// outQueue is how many messages may wait for a slow client before the
-// server gives up on it.
-const outQueue = 512
-
 // session is one WebSocket connection. Its reader handles requests one at a
 // time; a writer goroutine sends what Notify and responses queue.
 type session struct {
@@ -59,7 +55,7 @@ func (s *session) held() heldPeer {
 func newSession(s *Server, conn *websocket.Conn, remote string) *session {
 	return &session{
 		srv: s, conn: conn, log: s.log.With("remote", remote),
-		out: make(chan []byte, outQueue), closed: make(chan struct{}), readDone: make(chan struct{}),
+		out: make(chan []byte, s.p.OutQueue), closed: make(chan struct{}), readDone: make(chan struct{}),
 		limiter: limit.NewBucket(s.p.MessageRate),
 	}
 }
@@ -197,8 +193,10 @@ func (s *session) send(msg wire.Message) {
 	case <-s.closed:
 	case s.out <- b:
 	default:
-		s.log.Warn("client too slow; closing its connection")
-		s.tooSlow.Store(true)
+		if !s.tooSlow.Swap(true) {
+			s.log.Warn("client too slow: its queue is full; closing its connection", "queued", cap(s.out))
+			s.srv.p.Metrics.droppedSlow("queue")
+		}
 		s.Close()
 	}
 }
@@ -207,10 +205,6 @@ func (s *session) send(msg wire.Message) {
 func (s *session) Close() {
 	s.closeOnce.Do(func() { close(s.closed) })
 }
-
-// writeTimeout bounds one write to the client: a client that takes longer
-// to take a message is dropped.
-const writeTimeout = 10 * time.Second
 
 // closeGrace is how long a closing session waits for the client's close
 // frame before it drops the connection.
@@ -224,8 +218,13 @@ const closeGrace = 2 * time.Second
 func (s *session) writeLoop() {
 	defer s.conn.Close()
 	write := func(typ int, b []byte) error {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		return s.conn.WriteMessage(typ, b)
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.p.WriteTimeout))
+		err := s.conn.WriteMessage(typ, b)
+		if isTimeout(err) {
+			s.log.Warn("client too slow: a write timed out; connection closed", "after", s.srv.p.WriteTimeout)
+			s.srv.p.Metrics.droppedSlow("write")
+		}
+		return err
 	}
 	closeWith := func(code int, text string) {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
