@@ -22,14 +22,17 @@ import (
 	"github.com/vclass/vclass/cluster/redistest"
 )
 
-// The chaos test's ports, 39550-39599, fixed so that each process comes
-// back where it was: node i's media on 39550+10i to +9 and its HTTP on
-// 39580+i, Redis on 39583, the recorder's API on 39584.
+// The chaos test's ports, 30550-30599, fixed so that each process comes
+// back where it was: node i's media on 30550+10i to +9 and its HTTP on
+// 30580+i, Redis on 30583, the recorder's API on 30584. Below Linux's
+// ephemeral ports (32768 on): in them, a connection elsewhere on the
+// machine may hold a port while its process is down, and the restart
+// fails to bind (seen in CI).
 const (
-	chaosMediaPorts   = 39550
-	chaosHTTPPorts    = 39580
-	chaosRedisPort    = 39583
-	chaosRecorderPort = 39584
+	chaosMediaPorts   = 30550
+	chaosHTTPPorts    = 30580
+	chaosRedisPort    = 30583
+	chaosRecorderPort = 30584
 )
 
 // Bounds of a chaos run: 3 to 6 kills within chaosWindow, each process

@@ -73,6 +73,10 @@ func TestBatchConnWrites(t *testing.T) {
 // Nested rounds (two publishers' fan-outs overlapping) flush when the last ends.
 func TestBatchConnNestedRounds(t *testing.T) {
 	bc := newBatchConn(listenLoopback(t))
+	// Overlapping rounds hold a datagram batchLinger at most: far longer
+	// here, so that a busy machine's pause between the write and the
+	// inner round's end does not send it (failed CI).
+	bc.lingerFor = time.Minute
 	dst := listenLoopback(t)
 	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
 	bc.beginRound()

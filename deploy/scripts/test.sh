@@ -40,7 +40,14 @@ if ((${#missing[@]})); then
   fi
 fi
 
-echo "== gofmt"
+# step NAME: starts a step, saying how long the one before took.
+last=$SECONDS
+step() {
+  echo "== $* (at $((SECONDS / 60))m$((SECONDS % 60))s; the step before took $((SECONDS - last))s)"
+  last=$SECONDS
+}
+
+step gofmt
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:" >&2
@@ -48,27 +55,28 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 
-echo "== go vet"
+step go vet
 go vet ./...
 
-echo "== staticcheck"
+step staticcheck
 staticcheck_version=v0.8.2 # honnef.co/go/tools
 if ! command -v staticcheck >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/staticcheck" ]; then
   go install "honnef.co/go/tools/cmd/staticcheck@${staticcheck_version}"
 fi
 PATH="$PATH:$(go env GOPATH)/bin" staticcheck ./...
 
-echo "== go test -race"
+step go test -race
 go test -race -count=1 -timeout 25m "$@" ./...
 
 # Every fuzz target for a bounded time (VCLASS_FUZZTIME, 5 s by default, to keep
 # the whole run under 30 minutes on two cores),
 # from its committed seed corpus on; longer runs: deploy/scripts/fuzz.sh -t 10m.
-echo "== fuzz (${VCLASS_FUZZTIME:-5s} per target)"
+step "fuzz (${VCLASS_FUZZTIME:-5s} per target)"
 ./deploy/scripts/fuzz.sh -t "${VCLASS_FUZZTIME:-5s}"
 
 # Tests that measure what a class of thirty costs: the race detector would
 # slow their in-process publishers past what two cores carry, so they run
 # without it (under -race they skip, saying so).
-echo "== go test (measured, no race detector)"
+step "go test (measured, no race detector)"
 go test -count=1 -timeout 10m -run 'TestThirtyTilesGetWhatTheyShow' "$@" ./e2e
+step "done"
