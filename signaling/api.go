@@ -133,8 +133,8 @@ func (a *api) createRoom(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	if !roomIDPattern.MatchString(req.ID) {
-		apiError(w, http.StatusBadRequest, "badRequest", "id must be 1-128 characters of A-Z a-z 0-9 . _ -")
+	if !validRoomID(req.ID) {
+		apiError(w, http.StatusBadRequest, "badRequest", "id must be 1-128 characters of A-Z a-z 0-9 . _ -, not . or ..")
 		return
 	}
 	rm, err := a.p.Rooms.CreateRoom(req.ID, req.Settings)
@@ -255,8 +255,8 @@ func (a *api) mintTicket(w http.ResponseWriter, r *http.Request) {
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
 	switch {
-	case !roomIDPattern.MatchString(req.Room):
-		apiError(w, http.StatusBadRequest, "badRequest", "room must be 1-128 characters of A-Z a-z 0-9 . _ -")
+	case !validRoomID(req.Room):
+		apiError(w, http.StatusBadRequest, "badRequest", "room must be 1-128 characters of A-Z a-z 0-9 . _ -, not . or ..")
 		return
 	case req.Sub == "":
 		apiError(w, http.StatusBadRequest, "badRequest", "sub (the portal's user id) is required")

@@ -98,7 +98,7 @@ func (a *api) createRouted(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(body, &req)
 	restore := func() { r.Body = io.NopCloser(strings.NewReader(string(body))) }
 	restore()
-	if !roomIDPattern.MatchString(req.ID) {
+	if !validRoomID(req.ID) {
 		a.createRoom(w, r) // it says what is wrong
 		return
 	}

@@ -104,7 +104,7 @@ func (af *apiFuzz) do(line string) {
 	if method == "JOIN" {
 		// As joinRoom would: a room id it takes, a peer id of its own.
 		roomID, peerID := path, strings.TrimSpace(body)
-		if roomIDPattern.MatchString(roomID) && roomIDPattern.MatchString(peerID) {
+		if validRoomID(roomID) && roomIDPattern.MatchString(peerID) {
 			_, _, _ = af.rooms.Join(roomID, room.PeerParams{ID: peerID, DisplayName: "fuzz", Sources: []string{"audio:mic"}, Sink: nopSink{}})
 		}
 		return
@@ -204,7 +204,7 @@ func (af *apiFuzz) checkCreate(body string, status int, answer []byte, roomsBefo
 		MaxPeers      int              `json:"maxPeers"`
 		MaxPublishers int              `json:"maxPublishers"`
 	}
-	valid := strictJSON(body, &want) && roomIDPattern.MatchString(want.ID) &&
+	valid := strictJSON(body, &want) && validRoomID(want.ID) &&
 		(want.ServeMode == "" || want.ServeMode.Valid()) && want.MaxPeers >= 0 && want.MaxPublishers >= 0
 	if status != http.StatusCreated {
 		if after := af.roomIDs(); !slices.Equal(after, roomsBefore) {
@@ -245,7 +245,7 @@ func (af *apiFuzz) checkTicket(body string, status int, answer []byte) {
 		TTLSeconds *int64    `json:"ttlSeconds"`
 	}
 	ttl := int64(3600)
-	valid := strictJSON(body, &want) && roomIDPattern.MatchString(want.Room) && want.Sub != "" && want.Role.Valid() &&
+	valid := strictJSON(body, &want) && validRoomID(want.Room) && want.Sub != "" && want.Role.Valid() &&
 		!slices.ContainsFunc(want.Sources, func(s string) bool { return !sourcePattern.MatchString(s) })
 	if valid && want.TTLSeconds != nil && *want.TTLSeconds != 0 {
 		ttl = *want.TTLSeconds

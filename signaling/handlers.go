@@ -46,6 +46,12 @@ var (
 	sourcePattern = regexp.MustCompile(`^(audio|video):[A-Za-z0-9_-]{1,32}$`)
 )
 
+// validRoomID: 1-128 characters of A-Z a-z 0-9 . _ -, and not "." or
+// "..", which a URL path cannot name (/api/v1/rooms/.. is /api/v1/).
+func validRoomID(id string) bool {
+	return roomIDPattern.MatchString(id) && id != "." && id != ".."
+}
+
 // decode reads a request's data strictly: unknown fields are errors, so a
 // typo in a client is caught at once.
 func decode(data json.RawMessage, v any) error {
@@ -159,8 +165,8 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 	if s.peer != nil {
 		return nil, errorf(codeAlreadyInRoom, "already in room %s", s.peer.Room().ID())
 	}
-	if !roomIDPattern.MatchString(req.RoomID) {
-		return nil, errorf(codeBadRequest, "roomId must be 1-128 characters of A-Z a-z 0-9 . _ -")
+	if !validRoomID(req.RoomID) {
+		return nil, errorf(codeBadRequest, "roomId must be 1-128 characters of A-Z a-z 0-9 . _ -, not . or ..")
 	}
 	if s.claims != nil {
 		if err := s.claims.ForRoom(req.RoomID); err != nil {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of the module (func FuzzXxx in a _test.go file) for
-# a bounded time each, one after another: test.sh runs it with 10 s each,
+# a bounded time each, one after another: test.sh runs it with 5 s each,
 # a longer run is by hand. A target that finds a failing input fails the
 # run; Go writes that input under the package's testdata/fuzz/FuzzXxx/.
 # Usage: deploy/scripts/fuzz.sh [-t DURATION] [TARGET-REGEXP]
