@@ -287,28 +287,54 @@ func TestRecordingBrowserCodecs(t *testing.T) {
 				}
 				return false
 			})
+			if tt.name == "VP9SVC" {
+				// Record once Ann's bandwidth estimate has let all three
+				// layers start (a start at fewer layers was seen in CI:
+				// 71 of 119 frames at the top). A busy machine may keep
+				// Chromium below 720 lines: then record what it sends.
+				three := func() bool {
+					for _, o := range p.stats().Outbound {
+						if o.Source == "video:cam" {
+							return o.ScalabilityMode == "L3T3_KEY" && o.FrameHeight == 720
+						}
+					}
+					return false
+				}
+				for deadline := time.Now().Add(30 * time.Second); !three(); time.Sleep(100 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Log("Ann's camera is not at three layers of up to 720 lines after 30 s: recording what it sends")
+						break
+					}
+				}
+			}
 			path := recordOneFile(t, rec, "bcodecs", 6*time.Second, tt.file, tt.want)
 			if tt.name == "VP9SVC" {
-				// Each picture decodes once, at its largest layer (the
-				// largest the teacher encodes: Chromium lowers it when the
-				// machine is busy), not once per layer.
+				// Each picture decodes once, at its largest layer, not
+				// once per layer (which would change the size at almost
+				// every frame: 180, 360, 720, 180...). The largest layer
+				// changes only at a key picture, when Chromium adapts or
+				// the server moves the recorder, so seldom.
 				var heights []int
 				for _, f := range strings.Fields(ffprobeValue(t, "-select_streams", "v", "-show_entries", "frame=height", "-of", "csv=p=0", path)) {
 					if h, err := strconv.Atoi(f); err == nil {
 						heights = append(heights, h)
 					}
 				}
-				top, atTop := 0, 0
-				for _, h := range heights {
+				top, atTop, changes := 0, 0, 0
+				for i, h := range heights {
 					top = max(top, h)
+					if i > 0 && h != heights[i-1] {
+						changes++
+					}
 				}
 				for _, h := range heights {
 					if h == top {
 						atTop++
 					}
 				}
-				if len(heights) == 0 || top < 360 || atTop < len(heights)*3/4 {
-					t.Errorf("%s: %d of %d frames decode at %d lines, want most, and at least 360", tt.file, atTop, len(heights), top)
+				t.Logf("%s: %d frames, %d at %d lines, %d size changes", tt.file, len(heights), atTop, top, changes)
+				if len(heights) < 60 || top < 360 || changes > 6 {
+					t.Errorf("%s: %d frames, largest %d lines, %d size changes: want at least 60 frames, 360 lines and at most 6 changes", tt.file, len(heights), top, changes)
 				}
 			}
 		})
