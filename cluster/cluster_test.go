@@ -157,7 +157,7 @@ func TestBurstOfRoomsSpreads(t *testing.T) {
 // Redis going away: placing fails with ErrUnavailable and the node says
 // it is not healthy; when Redis is back, the node recovers on its own.
 func TestRedisDownAndBack(t *testing.T) {
-	r := redistest.Start(t)
+	r := redistest.StartAt(t, 30600) // restarted: a fixed port below the ephemeral range
 	ctx := context.Background()
 	a := newNode(t, r, "a", &state{rooms: []string{"live"}})
 	defer a.Close()
@@ -214,7 +214,7 @@ func placeAfterLoss(t *testing.T, n *Node, room, want, what string) {
 // before any heartbeat has seen the empty Redis, nor a node that starts
 // just then.
 func TestRedisLosingItsDataSplitsNoRoom(t *testing.T) {
-	r := redistest.Start(t)
+	r := redistest.StartAt(t, 30601) // restarted: a fixed port below the ephemeral range
 	ctx := context.Background()
 	a := newNode(t, r, "a", &state{load: 5, rooms: []string{"live"}})
 	defer a.Close()
@@ -326,7 +326,7 @@ func TestLostRoomIsReported(t *testing.T) {
 // Slots are shared by every recorder on the Redis: a client's limit holds
 // across them, a lease not renewed lapses, a released slot frees at once.
 func TestSlotsShared(t *testing.T) {
-	r := redistest.Start(t)
+	r := redistest.StartAt(t, 30602) // restarted: a fixed port below the ephemeral range
 	ctx := context.Background()
 	a, err := NewSlots(r.URL(), 300*time.Millisecond)
 	if err != nil {

@@ -48,7 +48,7 @@ func errorCode(body map[string]any) string {
 // nothing is answered but 401.
 func TestPortalAPI(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
-	cfg := strings.Replace(loopbackConfig(34470, 34479, ""), `"AllowEmptyTickets": true`,
+	cfg := strings.Replace(loopbackConfig(22470, 22479, ""), `"AllowEmptyTickets": true`,
 		`"AllowEmptyTickets": false, "Secret": "`+secret+`", "ApiKey": "`+apiKey+`"`, 1)
 	srv := startMedia(t, cfg)
 
@@ -115,7 +115,7 @@ func TestPortalAPI(t *testing.T) {
 
 // Without a configured key the API is off, whatever the request says.
 func TestPortalAPIOff(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34480, 34489, ""))
+	srv := startMedia(t, loopbackConfig(22480, 22489, ""))
 	if code, body := apiCall(t, srv, "GET", "/api/v1/rooms", "anything", ""); code != 403 || errorCode(body) != "apiDisabled" {
 		t.Errorf("API without a key configured: %d %v", code, body)
 	}
@@ -145,7 +145,7 @@ func disconnectReason(c *rawConn) string {
 // The portal mutes, unmutes and closes a peer's source.
 func TestPortalAPISources(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
-	cfg := strings.Replace(loopbackConfig(34490, 34499, ""), `"AllowEmptyTickets": true`,
+	cfg := strings.Replace(loopbackConfig(22490, 22499, ""), `"AllowEmptyTickets": true`,
 		`"AllowEmptyTickets": true, "Secret": "`+secret+`", "ApiKey": "`+apiKey+`"`, 1)
 	srv := startMedia(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -188,7 +188,7 @@ func TestPortalAPISources(t *testing.T) {
 // The portal creates a room ahead of the class with its own ServeMode
 // and a peer limit; the limit refuses the next peer with roomFull.
 func TestPortalAPICreateRoom(t *testing.T) {
-	cfg := strings.Replace(loopbackConfig(34500, 34509, ""), `"AllowEmptyTickets": true`,
+	cfg := strings.Replace(loopbackConfig(22500, 22509, ""), `"AllowEmptyTickets": true`,
 		`"AllowEmptyTickets": true, "ApiKey": "`+apiKey+`"`, 1)
 	srv := startMedia(t, cfg)
 	code, body := apiCall(t, srv, "POST", "/api/v1/rooms", apiKey, `{"id": "exam", "serveMode": "Invite", "maxPeers": 1}`)

@@ -255,7 +255,7 @@ func axeCheck(t *testing.T, p *page, what string) {
 // the join form and in a class: a teacher's page (with the controls on the
 // other tiles) and a student's, both with camera tiles and a chat message.
 func TestClassPageAccessible(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(39510, 39519, ""))
+	srv := startMedia(t, loopbackConfig(27510, 27519, ""))
 
 	t.Run("join form", func(t *testing.T) {
 		p := openPage(t, srv.URL+"/?room=axe&name=ann", "join")

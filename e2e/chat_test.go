@@ -9,7 +9,7 @@ import (
 // Chat reaches everyone, the active speaker is announced from RFC 6464
 // audio levels, and MaximumIncomingBitrate caps what a browser sends.
 func TestBrowserChatSpeakerAndBitrateCap(t *testing.T) {
-	cfg := strings.Replace(loopbackConfig(34700, 34709, ""),
+	cfg := strings.Replace(loopbackConfig(22700, 22709, ""),
 		`"WebRtcTransportSettings": {`, `"WebRtcTransportSettings": {"MaximumIncomingBitrate": 150000, `, 1)
 	srv := startMedia(t, cfg)
 	a := openPage(t, classURL(srv, "chat", "ann", ""), "ann")
@@ -51,7 +51,7 @@ func TestBrowserChatSpeakerAndBitrateCap(t *testing.T) {
 	if most <= 0 || most > 150000 {
 		t.Errorf("camera target up to %.0f bps with MaximumIncomingBitrate 150000", most)
 	}
-	free := startMedia(t, loopbackConfig(34710, 34719, ""))
+	free := startMedia(t, loopbackConfig(22710, 22719, ""))
 	c := openPage(t, classURL(free, "nocap", "cid", ""), "cid")
 	waitFor(t, 15*time.Second, "cid joined", func() bool { return c.peerID() != "" })
 	waitSending(t, c)

@@ -124,7 +124,7 @@ func (p *page) truth(expr string) bool {
 // recorder's API and goes within 2 s of its stop; a participant joining
 // the recorded class is asked before the camera and microphone start.
 func TestClassPageInRussian(t *testing.T) {
-	cfg := strings.Replace(loopbackConfig(39520, 39529, ""), `"AllowEmptyTickets": true`, `"AllowEmptyTickets": true, "ApiKey": "`+apiKey+`"`, 1)
+	cfg := strings.Replace(loopbackConfig(27520, 27529, ""), `"AllowEmptyTickets": true`, `"AllowEmptyTickets": true, "ApiKey": "`+apiKey+`"`, 1)
 	media := startMedia(t, cfg, "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	ru := browserWith(t, chromedp.Flag("lang", "ru"), chromedp.Flag("accept-lang", "ru"))
@@ -277,7 +277,7 @@ func TestClassPageInRussian(t *testing.T) {
 // ending by itself (unplugged): the page goes on with the other one. The
 // other participants decode Ann's camera throughout.
 func TestClassPageLayoutsAndDevices(t *testing.T) {
-	media := startMedia(t, loopbackConfig(39530, 39539, ""))
+	media := startMedia(t, loopbackConfig(27530, 27539, ""))
 	en := browserWith(t, chromedp.Flag("lang", "en-US"), chromedp.Flag("use-fake-device-for-media-stream", "device-count=3"))
 	ann := openPageIn(t, en, classURL(media, "layouts", "Ann", ""), "Ann")
 	annID := inRoom(t, ann)
@@ -518,8 +518,8 @@ func (r *lossyRelay) serve(ctx context.Context, front *net.UDPConn, server *net.
 // loopback alone) is the relay.
 func TestClassPagePoorUpload(t *testing.T) {
 	ns := newNetns(t)
-	cfg := strings.Replace(loopbackConfig(39540, 39549, ""), `"AnnouncedIp": "127.0.0.1"`, `"AnnouncedIp": "`+ns.hostIP+`"`, 1)
-	relay := startLossyRelay(t, ns.hostIP, 39540, 39549)
+	cfg := strings.Replace(loopbackConfig(27540, 27549, ""), `"AnnouncedIp": "127.0.0.1"`, `"AnnouncedIp": "`+ns.hostIP+`"`, 1)
+	relay := startLossyRelay(t, ns.hostIP, 27540, 27549)
 	media := startMediaAt(t, ":0", cfg)
 	port := media.port()
 	host := "http://127.0.0.1:" + port

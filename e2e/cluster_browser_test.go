@@ -154,8 +154,8 @@ upstream vclass_recorder { server %s; }
 		return startMediaAt(t, addr, loopbackConfig(lo, lo+9, ""), "VCLASS_AUTH_SECRET="+testSecret,
 			"VCLASS_REDIS_URL="+r.URL(), "VCLASS_NODE_ID="+id, "VCLASS_PUBLIC_URL="+public(n), "VCLASS_INTERNAL_URL=http://"+addr)
 	}
-	a := node("media-1", 1, aAddr, 39330)
-	b := node("media-2", 2, bAddr, 39340)
+	a := node("media-1", 1, aAddr, 27330)
+	b := node("media-2", 2, bAddr, 27340)
 	clusterSettled(t, r.URL())
 	cfg := strings.Replace(recorderConfig(oneClient(2, false)), "https://127.0.0.1:0", "https://"+recAddr, 1)
 	startRecorder(t, "", cfg, a)
@@ -206,7 +206,7 @@ upstream vclass_recorder { server %s; }
 // long the browser takes to start.)
 func TestBrowserJoinWaitsForASettlingCluster(t *testing.T) {
 	r := redistest.Start(t)
-	n := startNode(t, "solo", 39410, r.URL())
+	n := startNode(t, "solo", 27410, r.URL())
 	opts, _ := redis.ParseURL(r.URL())
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()

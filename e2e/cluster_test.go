@@ -108,9 +108,9 @@ func nodeAPI(t *testing.T, srv *mediaServer, method, path, body string, out any)
 // joins work again.
 func TestClusterSendsClientsToTheRoomsNode(t *testing.T) {
 	parallelIdle(t)
-	r := redistest.Start(t)
-	a := startNode(t, "node-a", 39300, r.URL())
-	b := startNode(t, "node-b", 39310, r.URL())
+	r := redistest.StartAt(t, 27751) // restarted: a fixed port below the ephemeral range
+	a := startNode(t, "node-a", 27300, r.URL())
+	b := startNode(t, "node-b", 27310, r.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -228,7 +228,7 @@ func joinVia(t *testing.T, ctx context.Context, url, room, name string) joined {
 func TestRecordersShareSlots(t *testing.T) {
 	parallelIdle(t)
 	r := redistest.Start(t)
-	media := startMedia(t, loopbackConfig(39320, 39329, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27320, 27329, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	ctx := ctx30(t)
 	for _, room := range []string{"s1", "s2", "s3", "s4", "s5"} {
 		joinParticipant(t, ctx, media.WS, room, "T-"+room, false)
@@ -265,7 +265,7 @@ func TestRecordersShareSlots(t *testing.T) {
 // answers.
 func TestRecorderTriesEachMediaURL(t *testing.T) {
 	parallel(t)
-	media := startMedia(t, loopbackConfig(39350, 39359, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27350, 27359, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	joinParticipant(t, ctx30(t), media.WS, "failover", "Tia", true)
 	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), media, "VCLASS_MEDIA_URL=ws://127.0.0.1:9/ws,"+media.WS)
 	job := rec.start(t, "user1", "user1", "failover")
@@ -297,8 +297,8 @@ func TestRecorderEntersTheRoomsNodeDirectly(t *testing.T) {
 		}
 	}()
 	r := redistest.Start(t)
-	a := startNode(t, "node-a", 39280, r.URL(), "VCLASS_AUTH_SECRET="+testSecret)
-	b := startNode(t, "node-b", 39290, r.URL(), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_PUBLIC_URL=ws://"+silent.Addr().String()+"/ws")
+	a := startNode(t, "node-a", 27280, r.URL(), "VCLASS_AUTH_SECRET="+testSecret)
+	b := startNode(t, "node-b", 27290, r.URL(), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_PUBLIC_URL=ws://"+silent.Addr().String()+"/ws")
 	joinParticipant(t, ctx30(t), b.WS, "direct", "Uma", true) // the room is on b
 	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), a, "VCLASS_MEDIA_URL="+a.WS+","+b.WS)
 	job := rec.start(t, "user1", "user1", "direct")
@@ -323,8 +323,8 @@ func TestClusterWebhooksOnce(t *testing.T) {
 	defer receiver.Close()
 	r := redistest.Start(t)
 	hooks := []string{"VCLASS_WEBHOOK_URL=" + receiver.URL, "VCLASS_WEBHOOK_SECRET=" + secret}
-	a := startNode(t, "node-a", 39420, r.URL(), hooks...)
-	b := startNode(t, "node-b", 39430, r.URL(), hooks...)
+	a := startNode(t, "node-a", 27420, r.URL(), hooks...)
+	b := startNode(t, "node-b", 27430, r.URL(), hooks...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	joinVia(t, ctx, a.WS, "music", "Ann")

@@ -25,7 +25,7 @@ func TestBrowserSendsTheOnlyConfiguredCodec(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lo := 34600 + 20*i
+			lo := 22600 + 20*i
 			srv := startMedia(t, loopbackConfig(lo, lo+9, tt.codecs))
 			room := fmt.Sprintf("codec-%d", i)
 			a := openPage(t, classURL(srv, room, "a", ""), "a")

@@ -169,7 +169,7 @@ upstream vclass_recorder { server 127.0.0.1:18443; }
 // vclass-media or vclass-recorder serves, with the label values it
 // selects: a renamed metric would leave a panel silently empty.
 func TestMonitoringDashboardMetricsExist(t *testing.T) {
-	media := startMedia(t, loopbackConfig(39400, 39409, ""))
+	media := startMedia(t, loopbackConfig(27400, 27409, ""))
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	_, mediaMetrics := media.get(t, "/metrics")
 	res, err := rec.client.Get(rec.URL + "/metrics")

@@ -41,7 +41,7 @@ func TestGoClientPublishesFiles(t *testing.T) {
 			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
 		}
 	}
-	srv := startMedia(t, loopbackConfig(34900, 34909, ""))
+	srv := startMedia(t, loopbackConfig(22900, 22909, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sub := joinParticipant(t, ctx, srv.WS, "files", "viewer", false)

@@ -40,7 +40,7 @@ func TestPageJoinToFirstFrame(t *testing.T) {
 	if n <= 0 {
 		t.Skip("a measurement: VCLASS_BENCH_JOIN=10 go test ./e2e -run TestPageJoinToFirstFrame -v")
 	}
-	media := startMedia(t, loopbackConfig(34950, 34959, ""))
+	media := startMedia(t, loopbackConfig(22950, 22959, ""))
 	teacher := openPage(t, media.URL+"/?room=firstframe&name=Teacher&autojoin=1", "Teacher") // Chromium's fake camera
 	inRoom(t, teacher)
 	url := media.URL + "/?room=firstframe&name=Pupil&autojoin=1&cam=0&mic=0"

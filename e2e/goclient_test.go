@@ -129,7 +129,7 @@ func TestGoClientsExchangeMedia(t *testing.T) {
 // then publishes what it may, and it reaches the others, both on a send
 // transport not negotiated yet and on one already carrying a track.
 func TestRefusedPublishLeavesClientUsable(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(39440, 39449, ""))
+	srv := startMedia(t, loopbackConfig(27440, 27449, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ann, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "Ann", Sources: []string{"audio:mic", "video:screen"}})
@@ -171,7 +171,7 @@ func TestRefusedPublishLeavesClientUsable(t *testing.T) {
 // sequence numbers run on without a gap, and the arrival times are the
 // kernel's, not the tick's.
 func TestGoClientReceivesDirect(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(39270, 39279, ""))
+	srv := startMedia(t, loopbackConfig(27270, 27279, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	joinParticipant(t, ctx, srv.WS, "direct", "Ann", true)

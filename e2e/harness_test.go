@@ -111,8 +111,14 @@ type mediaServer struct {
 }
 
 // loopbackConfig is a mediasoup_config.json for tests: loopback only,
-// ports in [lo, hi], and the given codecs (JSON array text).
+// ports in [lo, hi], and the given codecs (JSON array text). The ports
+// lie below Linux's ephemeral ports (32768 on), which any process's
+// outgoing socket (a browser's, a client's) may hold when the server
+// starts.
 func loopbackConfig(lo, hi int, codecs string) string {
+	if lo > hi || hi >= 32768 {
+		panic(fmt.Sprintf("loopbackConfig: ports %d-%d, want a range below 32768", lo, hi))
+	}
 	if codecs == "" {
 		codecs = `[
 		{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},

@@ -80,7 +80,7 @@ func restarted(states []webrtc.ICEConnectionState) bool {
 // longer than ICE's own patience.
 func TestGoClientRestartsICEWhenMediaPathBreaks(t *testing.T) {
 	parallelIdle(t)
-	srv := startMedia(t, loopbackConfig(39480, 39489, ""))
+	srv := startMedia(t, loopbackConfig(27480, 27489, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	teacher := joinParticipant(t, ctx, srv.WS, "ice-class", "teacher", true)
@@ -152,7 +152,7 @@ func TestGoClientRestartsICEWhenMediaPathBreaks(t *testing.T) {
 // usable: the next publish settles the waiting offer first, closing the
 // producer the server made of the late request, and then goes through.
 func TestPublishWithItsAnswerLostLeavesNothing(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(39490, 39499, ""))
+	srv := startMedia(t, loopbackConfig(27490, 27499, ""))
 	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.URL, "http://"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -148,7 +148,7 @@ func TestImageBuildIsStaticReproducibleAndRunsOnItsEnv(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "mediasoup_config.json")
-	if err := os.WriteFile(cfg, []byte(loopbackConfig(39390, 39399, "")), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(loopbackConfig(27390, 27399, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)

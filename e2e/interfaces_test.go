@@ -70,7 +70,7 @@ func runNetnsClient(spec string) int {
 // listening on every interface.
 func TestJoinsThroughASecondInterface(t *testing.T) {
 	needRoot(t)
-	srv := startDefaultMedia(t, "35100-35109")
+	srv := startDefaultMedia(t, "23100-23109")
 	ns := newNetns(t)
 	origin := "http://" + ns.hostIP + ":" + srv.port()
 	const joins = 10

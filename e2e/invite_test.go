@@ -15,7 +15,7 @@ import (
 // invite the teacher decodes it; after deinvite it is gone.
 func TestBrowserInviteMode(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
-	cfg := strings.Replace(strings.Replace(loopbackConfig(34560, 34569, ""), `"ServeMode": "Open"`, `"ServeMode": "Invite"`, 1),
+	cfg := strings.Replace(strings.Replace(loopbackConfig(22560, 22569, ""), `"ServeMode": "Open"`, `"ServeMode": "Invite"`, 1),
 		`"AllowEmptyTickets": true`, `"AllowEmptyTickets": false, "Secret": "`+secret+`"`, 1)
 	srv := startMedia(t, cfg)
 	ticket := func(sub, name string, role auth.Role) string {

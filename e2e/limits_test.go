@@ -24,7 +24,7 @@ import (
 // address (X-Forwarded-For from loopback, a trusted proxy by default), so
 // that the rows' rates do not mix.
 func TestLimitsTable(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(39650, 39659, ""),
+	srv := startMedia(t, loopbackConfig(27650, 27659, ""),
 		"VCLASS_API_KEY="+apiKey,
 		"VCLASS_LIMIT_CONNECTIONS_PER_IP=3",
 		"VCLASS_LIMIT_CONNECTIONS_PER_SECOND_PER_IP=0.5",
@@ -391,7 +391,7 @@ func apiFrom(t *testing.T, srv *mediaServer, h http.Header, method, path, body, 
 // test opens is checked on closing); what the policy forbids, an inline
 // style, is blocked and seen.
 func TestPageUnderContentSecurityPolicy(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(39660, 39669, ""))
+	srv := startMedia(t, loopbackConfig(27660, 27669, ""))
 	a := openPage(t, classURL(srv, "csp", "Ann", ""), "Ann")
 	b := openPage(t, classURL(srv, "csp", "Bob", ""), "Bob")
 	ids := map[*page]string{a: inRoom(t, a), b: inRoom(t, b)}
@@ -412,7 +412,7 @@ func TestPageUnderContentSecurityPolicy(t *testing.T) {
 // lowering the body cap (413), MaxRequestHeaderCount (431) and Kestrel's
 // RequestHeadersTimeout (a slowloris is cut off).
 func TestRecorderLimits(t *testing.T) {
-	media := startMedia(t, loopbackConfig(39670, 39679, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27670, 27679, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	cfg := strings.Replace(recorderConfig(oneClient(1, false)), `"Credentials": {"Username": "admin"`,
 		`"RateLimiting": {"RequestsPerSecondPerIp": 1, "BurstPerIp": 4},
     "Credentials": {"Username": "admin"`, 1)

@@ -10,7 +10,7 @@ import (
 // vclass-load runs a short bounded load and reports the server's cost,
 // then times joins to the first camera frame.
 func TestLoadGenerator(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34990, 34999, ""))
+	srv := startMedia(t, loopbackConfig(22990, 22999, ""))
 	out, err := exec.Command(loadBinary, "-url", srv.WS, "-subscribers", "3", "-warmup", "2s", "-duration", "2s",
 		"-joins", "2", "-join-gap", "600ms").CombinedOutput()
 	if err != nil {
@@ -37,7 +37,7 @@ func TestLoadGenerator(t *testing.T) {
 // loopback, one in ten authenticated and none forged) and time each
 // frame's first packet against the publisher's clock.
 func TestLeanLoadGenerator(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34970, 34979, ""))
+	srv := startMedia(t, loopbackConfig(22970, 22979, ""))
 	out, err := exec.Command(loadBinary, "-url", srv.WS, "-lean", "-verify-every", "10", "-audio",
 		"-subscribers", "5", "-warmup", "3s", "-duration", "3s").CombinedOutput()
 	if err != nil {
@@ -71,7 +71,7 @@ func TestLeanLoadGenerator(t *testing.T) {
 // 3, every member receives the other two's camera and microphone, and
 // nothing crosses between rooms.
 func TestLoadGeneratorRooms(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34580, 34589, ""))
+	srv := startMedia(t, loopbackConfig(22580, 22589, ""))
 	out, err := exec.Command(loadBinary, "-url", srv.WS, "-rooms", "2", "-per-room", "3", "-lean", "-audio",
 		"-fps", "15", "-frame-bytes", "2200", "-warmup", "3s", "-duration", "3s").CombinedOutput()
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // lines to vclass-media.log in that folder.
 func TestLogDirGetsJSONLog(t *testing.T) {
 	dir := t.TempDir()
-	srv := startMedia(t, loopbackConfig(34960, 34969, ""), "VCLASS_LOG_DIR="+dir)
+	srv := startMedia(t, loopbackConfig(22960, 22969, ""), "VCLASS_LOG_DIR="+dir)
 	srv.get(t, "/healthz")
 	path := filepath.Join(dir, "vclass-media.log")
 	var started map[string]any

@@ -45,7 +45,7 @@ func (c *lossyConn) ReadFrom(b []byte) (int, net.Addr, error) {
 // Under 5 % loss on a subscriber's link, retransmissions from the SFU's
 // packet cache fill the gaps.
 func TestNackRecoversLoss(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(33000, 33099, ""))
+	srv := startMedia(t, loopbackConfig(21000, 21099, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	joinParticipant(t, ctx, srv.WS, "lossy", "publisher", true)

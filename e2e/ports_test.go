@@ -28,7 +28,7 @@ func (l *candidateLog) watch(p *participant) {
 		if json.Unmarshal(data, &n) != nil || n.Candidate == nil {
 			return
 		}
-		// "candidate:1 1 udp 2130706431 127.0.0.1 34000 typ host ..."
+		// "candidate:1 1 udp 2130706431 127.0.0.1 22000 typ host ..."
 		f := strings.Fields(n.Candidate.Candidate)
 		if len(f) >= 6 {
 			l.mu.Lock()
@@ -82,7 +82,7 @@ func httpPort(t *testing.T, srv *mediaServer) int {
 // With a small RtcMinPort..RtcMaxPort range, every candidate the server
 // sends and every socket it holds for media lies in the range.
 func TestMediaStaysInPortRange(t *testing.T) {
-	const lo, hi = 34000, 34004
+	const lo, hi = 22000, 22004
 	srv := startMedia(t, loopbackConfig(lo, hi, ""))
 	var cands candidateLog
 	exchange(t, srv, "ports", 3, &cands)
@@ -111,11 +111,11 @@ func TestMediaStaysInPortRange(t *testing.T) {
 
 // Single-port mode (UseWebRtcServer): three peers share one UDP port.
 func TestSinglePortServesThreePeers(t *testing.T) {
-	const port = 34100
+	const port = 22100
 	cfg := fmt.Sprintf(`{
   "MediasoupStartupSettings": {"UseWebRtcServer": true},
   "MediasoupSettings": {
-    "WorkerSettings": {"RtcMinPort": 34110, "RtcMaxPort": 34119},
+    "WorkerSettings": {"RtcMinPort": 22110, "RtcMaxPort": 22119},
     "RouterSettings": {"RtpCodecCapabilities": [
       {"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
       {"Kind": "video", "MimeType": "video/VP8", "ClockRate": 90000}]},
@@ -146,7 +146,7 @@ func TestSinglePortServesThreePeers(t *testing.T) {
 
 // AnnouncedIp replaces the bind address in the server's candidates.
 func TestAnnouncedIPInCandidates(t *testing.T) {
-	cfg := strings.Replace(loopbackConfig(34200, 34209, ""), `"AnnouncedIp": "127.0.0.1"`, `"AnnouncedIp": "127.0.0.77"`, 1)
+	cfg := strings.Replace(loopbackConfig(22200, 22209, ""), `"AnnouncedIp": "127.0.0.1"`, `"AnnouncedIp": "127.0.0.77"`, 1)
 	srv := startMedia(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

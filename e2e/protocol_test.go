@@ -109,7 +109,7 @@ func (r *rawConn) expectOK(text string) rawResponse {
 // Malformed, out-of-order and invalid requests get error replies with the
 // documented codes, and the connection keeps working.
 func TestProtocolErrors(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34400, 34409, ""))
+	srv := startMedia(t, loopbackConfig(22400, 22409, ""))
 	c := dialRaw(t, srv)
 	c.expectError(`{not json`, "badRequest")
 	c.expectError(`{"request": true, "method": "ping"}`, "badRequest") // no id
@@ -136,7 +136,7 @@ func TestProtocolErrors(t *testing.T) {
 
 // A message over the size limit closes the connection with 1009.
 func TestProtocolMessageTooBig(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34410, 34419, ""))
+	srv := startMedia(t, loopbackConfig(22410, 22419, ""))
 	c := dialRaw(t, srv)
 	big := `{"request": true, "id": 1, "method": "sendMessage", "data": {"text": "` + strings.Repeat("x", 300<<10) + `"}}`
 	_ = c.conn.WriteMessage(websocket.TextMessage, []byte(big))
@@ -152,7 +152,7 @@ func TestProtocolMessageTooBig(t *testing.T) {
 // AllowEmptyTickets false (as in the deployment's file): a join without a
 // ticket is refused with unauthorized, and counted.
 func TestJoinWithoutTicketRefused(t *testing.T) {
-	cfg := strings.Replace(loopbackConfig(34420, 34429, ""), `"AllowEmptyTickets": true`, `"AllowEmptyTickets": "false"`, 1)
+	cfg := strings.Replace(loopbackConfig(22420, 22429, ""), `"AllowEmptyTickets": true`, `"AllowEmptyTickets": "false"`, 1)
 	srv := startMedia(t, cfg)
 	c := dialRaw(t, srv)
 	c.expectError(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "a"}}`, "unauthorized")
@@ -166,7 +166,7 @@ func TestJoinWithoutTicketRefused(t *testing.T) {
 // change it has not noticed yet) resumes its peer on a new connection; the
 // old connection is closed.
 func TestResumeTakesOverALiveConnection(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34430, 34439, ""))
+	srv := startMedia(t, loopbackConfig(22430, 22439, ""))
 	old := dialRaw(t, srv)
 	var joined struct {
 		PeerID      string `json:"peerId"`
@@ -211,7 +211,7 @@ func TestResumeTakesOverALiveConnection(t *testing.T) {
 
 // A client flooding requests gets tooManyRequests, and its connection stays usable.
 func TestRequestFloodIsLimited(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34440, 34449, ""))
+	srv := startMedia(t, loopbackConfig(22440, 22449, ""))
 	c := dialRaw(t, srv)
 	limited := 0
 	for i := 1; i <= 300; i++ {
@@ -230,7 +230,7 @@ func TestRequestFloodIsLimited(t *testing.T) {
 // name and role it says; forged or expired tickets are refused.
 func TestJoinWithTickets(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
-	cfg := strings.Replace(loopbackConfig(34450, 34459, ""), `"AllowEmptyTickets": true`,
+	cfg := strings.Replace(loopbackConfig(22450, 22459, ""), `"AllowEmptyTickets": true`,
 		`"AllowEmptyTickets": false, "Secret": "`+secret+`"`, 1)
 	srv := startMedia(t, cfg)
 	mint := func(room string, role auth.Role, ttl time.Duration) string {
@@ -307,7 +307,7 @@ func TestJoinWithTickets(t *testing.T) {
 // the same user replaces the first, which is told why.
 func TestSameUserReplacesOldConnection(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
-	cfg := strings.Replace(loopbackConfig(34460, 34469, ""), `"AllowEmptyTickets": true`,
+	cfg := strings.Replace(loopbackConfig(22460, 22469, ""), `"AllowEmptyTickets": true`,
 		`"AllowEmptyTickets": false, "Secret": "`+secret+`"`, 1)
 	srv := startMedia(t, cfg)
 	ticket, err := auth.Mint(secret, auth.Claims{Room: "math", Role: auth.RoleNormal, Name: "Ann",

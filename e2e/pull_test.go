@@ -9,7 +9,7 @@ import (
 // Pull mode in Chromium: a page receives nothing until it pulls, then
 // exactly the peer it pulled.
 func TestBrowserPullMode(t *testing.T) {
-	srv := startMedia(t, strings.Replace(loopbackConfig(34570, 34579, ""), `"ServeMode": "Open"`, `"ServeMode": "Pull"`, 1))
+	srv := startMedia(t, strings.Replace(loopbackConfig(22570, 22579, ""), `"ServeMode": "Open"`, `"ServeMode": "Pull"`, 1))
 	ann := openPage(t, classURL(srv, "seminar", "ann", ""), "ann")
 	cid := openPage(t, classURL(srv, "seminar", "cid", ""), "cid")
 	bob := openPage(t, classURL(srv, "seminar", "bob", "&cam=0&mic=0"), "bob")

@@ -14,7 +14,7 @@ import (
 // resumes its peer, restarts ICE, and media keeps flowing both ways; the
 // other peer never sees it leave.
 func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34800, 34809, ""))
+	srv := startMedia(t, loopbackConfig(22800, 22809, ""))
 	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.URL, "http://"))
 	viaProxy := &mediaServer{URL: "http://" + proxy.Addr()}
 	a := openPage(t, classURL(viaProxy, "drop", "ann", ""), "ann")
@@ -63,7 +63,7 @@ func TestBrowserResumesAfterConnectionLoss(t *testing.T) {
 // with repeat before its next negotiation and closes what the server made
 // of the late request. Publishing that source again then works.
 func TestBrowserPublishWithItsAnswerLost(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(39500, 39509, ""))
+	srv := startMedia(t, loopbackConfig(27500, 27509, ""))
 	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.URL, "http://"))
 	viaProxy := &mediaServer{URL: "http://" + proxy.Addr()}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

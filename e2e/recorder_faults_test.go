@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,7 +20,7 @@ import (
 // over: the room is not live, or the media server is not there.
 func TestRecordingThatCannotJoinFails(t *testing.T) {
 	parallel(t)
-	media := startMedia(t, loopbackConfig(39100, 39109, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27100, 27109, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	cfg := strings.Replace(recorderConfig(oneClient(2, false)), `"JoinTimeout": 8000`, `"JoinTimeout": 2000`, 1)
 	rec := startRecorder(t, "", cfg, media)
 	job := rec.start(t, "user1", "user1", "nobody-here")
@@ -43,7 +42,7 @@ func TestRecordingThatCannotJoinFails(t *testing.T) {
 // cleanly: done, files finished.
 func TestRoomClosingStopsRecording(t *testing.T) {
 	parallel(t)
-	media := startMedia(t, loopbackConfig(39110, 39119, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_API_KEY=e2e-api-key-0123456789abcdef0123456789")
+	media := startMedia(t, loopbackConfig(27110, 27119, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_API_KEY=e2e-api-key-0123456789abcdef0123456789")
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	req, _ := http.NewRequest("POST", media.URL+"/api/v1/rooms", strings.NewReader(`{"id": "closing", "serveMode": "Pull"}`))
 	req.Header.Set("Authorization", "Bearer e2e-api-key-0123456789abcdef0123456789")
@@ -94,7 +93,7 @@ func checkFinished(t *testing.T, path string, min float64) {
 // are done, not interrupted, after a restart.
 func TestRecorderSIGTERMFinishesRecordings(t *testing.T) {
 	parallel(t)
-	media := startMedia(t, loopbackConfig(39120, 39129, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27120, 27129, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	dir := t.TempDir()
 	rec := startRecorder(t, dir, recorderConfig(oneClient(2, true)), media)
 	ctx := ctx30(t)
@@ -144,7 +143,7 @@ func TestRecordingOnAFullDisk(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "records"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	media := startMedia(t, loopbackConfig(39130, 39139, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27130, 27139, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	wrapper := []string{unshare, "-rm", "sh", "-c", `mount -t tmpfs -o size=160k none records && exec "$0" "$@"`}
 	rec := startRecorderIn(t, wrapper, dir, recorderConfig(oneClient(2, false)), media)
 	publishClip(t, ctx30(t), media.WS, "full", "Fay", ivf, ogg)
@@ -188,7 +187,7 @@ func TestRecorderCallbacksMetricsAndLogs(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
-	media := startMedia(t, loopbackConfig(39180, 39189, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27180, 27189, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	clients := `[{"Credentials": {"Username": "user1", "Password": "user1"}, "Host": "` + hook.URL + `", "Slots": 3,
 	  "FfmpegConfig": {"StartDelay": "1500", "Compose": false}}]`
 	rec := startRecorder(t, "", recorderConfig(clients), media)
@@ -271,13 +270,10 @@ func grepLines(text, prefix string) string {
 // the outage stays a gap in time.
 func TestRecordingSurvivesMediaServerRestart(t *testing.T) {
 	parallel(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := loopbackConfig(39190, 39199, "")
+	// Fixed, below Linux's ephemeral ports, so that no connection can
+	// take the port while the server is down.
+	const addr = "127.0.0.1:27750"
+	cfg := loopbackConfig(27190, 27199, "")
 	media := startMediaAt(t, addr, cfg, "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	ivf, ogg := syncClip(t, t.TempDir(), 30)
@@ -319,7 +315,7 @@ func TestRecordingSurvivesMediaServerRestart(t *testing.T) {
 // when the server answers, 1 when it does not.
 func TestHealthcheckFlags(t *testing.T) {
 	parallel(t)
-	media := startMedia(t, loopbackConfig(39200, 39209, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27200, 27209, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(1, false)), media)
 	mediaAddr := strings.TrimPrefix(media.URL, "http://")
 	check := func(cmd *exec.Cmd) int {

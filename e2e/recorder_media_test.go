@@ -100,7 +100,7 @@ func TestRecordingCodecs(t *testing.T) {
 			{"Kind": "audio", "MimeType": "audio/PCMA", "ClockRate": 8000, "Channels": 1},
 			{"Kind": "video", "MimeType": "video/H264", "ClockRate": 90000,
 			 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`,
-			"Hal.mkv", "h264,pcm_alaw", 39140,
+			"Hal.mkv", "h264,pcm_alaw", 27140,
 			func() (webrtc.RTPCodecCapability, client.SampleSource) {
 				src, err := client.H264File(h264, 30)
 				if err != nil {
@@ -119,7 +119,7 @@ func TestRecordingCodecs(t *testing.T) {
 		{"VP9+Opus", `[
 			{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
 			{"Kind": "video", "MimeType": "video/VP9", "ClockRate": 90000, "Parameters": {"profile-id": 0}}]`,
-			"Hal.webm", "opus,vp9", 39150,
+			"Hal.webm", "opus,vp9", 27150,
 			func() (webrtc.RTPCodecCapability, client.SampleSource) {
 				src, _, err := client.IVFFile(vp9)
 				if err != nil {
@@ -137,7 +137,7 @@ func TestRecordingCodecs(t *testing.T) {
 		{"AV1+Opus", `[
 			{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
 			{"Kind": "video", "MimeType": "video/AV1", "ClockRate": 90000}]`,
-			"Hal.webm", "av1,opus", 39210,
+			"Hal.webm", "av1,opus", 27210,
 			func() (webrtc.RTPCodecCapability, client.SampleSource) {
 				src, _, err := client.IVFFile(av1)
 				if err != nil {
@@ -194,7 +194,7 @@ func TestRecordingLateMutedAndRejoining(t *testing.T) {
 	parallel(t)
 	dir := t.TempDir()
 	ivf, ogg := syncClip(t, dir, 40)
-	media := startMedia(t, loopbackConfig(39160, 39179, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27160, 27179, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	ctx := ctx30(t)
 	first, _ := publishClip(t, ctx, media.WS, "gaps", "Ivy", ivf, ogg)
@@ -267,13 +267,13 @@ func TestRecordingBrowserCodecs(t *testing.T) {
 		want                      string // the codecs, sorted
 		lo                        int
 	}{
-		{"AV1", svcCodecs, "&codec=AV1", "Ann.webm", "av1,opus", 39220},
-		{"VP9SVC", svcCodecs, "&codec=VP9", "Ann.webm", "opus,vp9", 39240},
+		{"AV1", svcCodecs, "&codec=AV1", "Ann.webm", "av1,opus", 27220},
+		{"VP9SVC", svcCodecs, "&codec=VP9", "Ann.webm", "opus,vp9", 27240},
 		{"H264", `[
 			{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
 			{"Kind": "video", "MimeType": "video/H264", "ClockRate": 90000,
 			 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`,
-			"", "Ann.mkv", "h264,opus", 39230},
+			"", "Ann.mkv", "h264,opus", 27230},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			media := startMedia(t, loopbackConfig(tt.lo, tt.lo+9, tt.codecs), "VCLASS_AUTH_SECRET="+testSecret)

@@ -200,7 +200,7 @@ func TestRecordingKeepsAudioAndVideoInSync(t *testing.T) {
 	parallel(t)
 	dir := t.TempDir()
 	ivf, ogg := syncClip(t, dir, 40)
-	media := startMedia(t, loopbackConfig(39000, 39019, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27000, 27019, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, true)), media)
 	ctx := ctx30(t)
 	publishClip(t, ctx, media.WS, "sync", "Ann", ivf, ogg)
@@ -248,7 +248,7 @@ func TestRecordingKeepsAudioAndVideoInSync(t *testing.T) {
 // lists them.
 func TestRecordingThreeBrowsers(t *testing.T) {
 	parallel(t)
-	media := startMedia(t, loopbackConfig(39020, 39059, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27020, 27059, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	var pages []*page
 	for i := range 3 {
@@ -359,7 +359,7 @@ func TestRecorderKilledMidRecording(t *testing.T) {
 	parallel(t)
 	dir := t.TempDir()
 	ivf, ogg := syncClip(t, dir, 40)
-	media := startMedia(t, loopbackConfig(39060, 39079, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27060, 27079, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	recDir := t.TempDir()
 	rec := startRecorder(t, recDir, recorderConfig(oneClient(2, true)), media)
 	ctx := ctx30(t)
@@ -438,7 +438,7 @@ func (r *recorderServer) download(t testing.TB, user, pass, id, name, rng string
 // client sees only its own recordings; no file name leaves the folder.
 func TestRecorderSlotsAndAccess(t *testing.T) {
 	parallel(t)
-	media := startMedia(t, loopbackConfig(39080, 39099, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27080, 27099, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	clients := `[{"Credentials": {"Username": "user1", "Password": "user1"}, "Host": "http://127.0.0.1:9", "Slots": 2},
 	  {"Credentials": {"Username": "user2", "Password": "pw2"}, "Host": "https://portal2.local", "Slots": 1, "RecordingDir": "records2"}]`
 	rec := startRecorder(t, "", recorderConfig(clients), media)
@@ -552,7 +552,7 @@ func TestRecordingFilesGoByUser(t *testing.T) {
 	parallel(t)
 	dir := t.TempDir()
 	ivf, ogg := syncClip(t, dir, 30)
-	media := startMedia(t, loopbackConfig(39250, 39259, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27250, 27259, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	ctx := ctx30(t)
 	ann := func(user string) client.Options {

@@ -16,7 +16,7 @@ import (
 // code, and a refusal says nothing about rooms.
 func TestSecurityTable(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
-	cfg := strings.Replace(loopbackConfig(34540, 34549, ""), `"AllowEmptyTickets": true`,
+	cfg := strings.Replace(loopbackConfig(22540, 22549, ""), `"AllowEmptyTickets": true`,
 		`"AllowEmptyTickets": false, "Secret": "`+secret+`", "ApiKey": "`+apiKey+`"`, 1)
 	srv := startMedia(t, cfg)
 	if code, body := apiCall(t, srv, "POST", "/api/v1/rooms", apiKey, `{"id": "secret-room", "serveMode": "Invite"}`); code != 201 {

@@ -122,8 +122,8 @@ func TestGoSessionsFollowTheirRoomToALiveNode(t *testing.T) {
 	parallelIdle(t)
 	const secret = "0123456789abcdef0123456789abcdef"
 	r := redistest.Start(t)
-	a := startNode(t, "node-a", 39360, r.URL(), "VCLASS_AUTH_SECRET="+secret)
-	b := startNode(t, "node-b", 39370, r.URL(), "VCLASS_AUTH_SECRET="+secret)
+	a := startNode(t, "node-a", 27360, r.URL(), "VCLASS_AUTH_SECRET="+secret)
+	b := startNode(t, "node-b", 27370, r.URL(), "VCLASS_AUTH_SECRET="+secret)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	mint := func(expires time.Time) string {
@@ -177,7 +177,7 @@ func TestGoSessionsFollowTheirRoomToALiveNode(t *testing.T) {
 // again: the room never shows it twice, and media flows again. A kicked
 // session ends instead.
 func TestGoSessionReconnectsAfterConnectionLoss(t *testing.T) {
-	srv := startMedia(t, strings.Replace(loopbackConfig(39380, 39389, ""), `"AllowEmptyTickets": true`,
+	srv := startMedia(t, strings.Replace(loopbackConfig(27380, 27389, ""), `"AllowEmptyTickets": true`,
 		`"AllowEmptyTickets": true, "ApiKey": "`+apiKey+`"`, 1))
 	proxy := tcpproxy.Start(t, srv.URL[len("http://"):])
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -255,7 +255,7 @@ func TestGoSessionReconnectsAfterConnectionLoss(t *testing.T) {
 // says why), and publishes again once invited again.
 func TestGoSessionGoesOnWhenRepublishIsRefused(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
-	cfg := strings.Replace(loopbackConfig(39450, 39459, ""), `"ServeMode": "Open"`, `"ServeMode": "Invite"`, 1)
+	cfg := strings.Replace(loopbackConfig(27450, 27459, ""), `"ServeMode": "Open"`, `"ServeMode": "Invite"`, 1)
 	srv := startMedia(t, cfg, "VCLASS_AUTH_SECRET="+secret)
 	proxy := tcpproxy.Start(t, srv.URL[len("http://"):])
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -330,7 +330,7 @@ func TestGoSessionGoesOnWhenRepublishIsRefused(t *testing.T) {
 func TestGoSessionJoinWaitsForASettlingCluster(t *testing.T) {
 	parallelIdle(t)
 	r := redistest.Start(t)
-	n := startNode(t, "solo", 39460, r.URL())
+	n := startNode(t, "solo", 27460, r.URL())
 	opts, _ := redis.ParseURL(r.URL())
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()

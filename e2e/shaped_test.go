@@ -79,7 +79,7 @@ func camerasSent(p *page) map[string]float64 {
 // the teacher at 720p: the server sends each what its link carries.
 // Figures are read from getStats() over a 10 s window after 30 s.
 func TestWeakLinkGetsWhatItCarries(t *testing.T) {
-	c := newShapedClass(t, "shaped", "35140-35149", "400kbit")
+	c := newShapedClass(t, "shaped", "23140-23149", "400kbit")
 	time.Sleep(30 * time.Second) // the settling time the check is about: a duration, not an event
 	w0 := map[string]videoIn{c.teacherID: cameraOf(c.weak, c.teacherID), c.goodID: cameraOf(c.weak, c.goodID)}
 	g0 := cameraOf(c.good, c.teacherID)
@@ -130,7 +130,7 @@ func TestWeakLinkGetsWhatItCarries(t *testing.T) {
 // decodes once its keyframe is through the backlog) and is back at 720p
 // within 30 s of the recovery.
 func TestLinkChangesUnderWay(t *testing.T) {
-	c := newShapedClass(t, "changing", "35150-35159", "2mbit")
+	c := newShapedClass(t, "changing", "23150-23159", "2mbit")
 	teacher := func() videoIn { return cameraOf(c.weak, c.teacherID) }
 	// The top layer the teacher's Chromium makes: 720 lines, unless its CPU
 	// adaptation holds it lower for a while on a busy runner (seen in CI);
@@ -204,7 +204,7 @@ func TestLinkChangesUnderWay(t *testing.T) {
 // at least as many: frames before pictures. (Measured: the teacher at
 // 8.6-20 fps, the other student at 3.3-5.1 fps, its base layer.)
 func TestNarrowLinkDropsFramesBeforePictures(t *testing.T) {
-	c := newShapedClass(t, "narrow", "35210-35219", "300kbit")
+	c := newShapedClass(t, "narrow", "23210-23219", "300kbit")
 	time.Sleep(30 * time.Second) // the settling time the check is about: a duration, not an event
 	t0, g0 := cameraOf(c.weak, c.teacherID), cameraOf(c.weak, c.goodID)
 	const window = 10 * time.Second

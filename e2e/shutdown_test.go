@@ -10,7 +10,7 @@ import (
 
 // SIGTERM: peers are told why, and the process exits cleanly within 10 s.
 func TestSIGTERMTellsPeersAndExits(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34500, 34509, ""))
+	srv := startMedia(t, loopbackConfig(22500, 22509, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a := joinParticipant(t, ctx, srv.WS, "bye", "a", true)
@@ -54,7 +54,7 @@ func TestSIGTERMTellsPeersAndExits(t *testing.T) {
 
 // SIGTERM with browsers connected (ICE over UDP and TCP): exit within 10 s.
 func TestSIGTERMWithBrowsersExitsIn10s(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34520, 34529, ""))
+	srv := startMedia(t, loopbackConfig(22520, 22529, ""))
 	a := openPage(t, classURL(srv, "bye-b", "ann", ""), "ann")
 	b := openPage(t, classURL(srv, "bye-b", "bob", ""), "bob")
 	waitFor(t, 15*time.Second, "both joined", func() bool { return a.peerID() != "" && b.peerID() != "" })

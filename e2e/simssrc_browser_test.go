@@ -58,7 +58,7 @@ const mungeSIM = `(() => {
 // student decodes each as it asks for it, and the middle one for a view
 // of half the lines.
 func TestBrowserSimulcastBySSRC(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(35170, 35179, ""))
+	srv := startMedia(t, loopbackConfig(23170, 23179, ""))
 	teacher := openPage(t, srv.URL+"/?room=simssrc&name=Teacher&adaptive=0&simulcast=0", "teacher")
 	if err := teacher.eval(mungeSIM, nil); err != nil {
 		t.Fatal(err)

@@ -12,13 +12,13 @@ import (
 // student's gets the largest, and exactly the layer it asks for with
 // setPreferredLayers, decoding all along.
 func TestBrowserSimulcast(t *testing.T) {
-	testBrowserSimulcast(t, loopbackConfig(35130, 35139, ""), "video/VP8")
+	testBrowserSimulcast(t, loopbackConfig(23130, 23139, ""), "video/VP8")
 }
 
 // The same in H.264 (Chromium's OpenH264 encodes each layer; a switch
 // lands on the new layer's IDR).
 func TestBrowserSimulcastH264(t *testing.T) {
-	testBrowserSimulcast(t, loopbackConfig(35180, 35189, `[
+	testBrowserSimulcast(t, loopbackConfig(23180, 23189, `[
 		{"Kind": "audio", "MimeType": "audio/opus", "ClockRate": 48000, "Channels": 2},
 		{"Kind": "video", "MimeType": "video/H264", "ClockRate": 90000,
 		 "Parameters": {"packetization-mode": 1, "profile-level-id": "42e01f", "level-asymmetry-allowed": 1}}]`), "video/H264")

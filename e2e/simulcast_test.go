@@ -132,7 +132,7 @@ func (m *frameMeter) state() (lastFrame, packets, holes int) {
 // hears of each switch, and is moved down when the publisher stops sending
 // its layer; its sequence numbers run on without a gap throughout.
 func TestGoSimulcastLayers(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(35120, 35129, ""))
+	srv := startMedia(t, loopbackConfig(23120, 23129, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	pub, sub := teacherAndPupil(t, ctx, srv.WS, "simulcast")
@@ -247,7 +247,7 @@ func teacherAndPupil(t *testing.T, ctx context.Context, wsURL, room string) (pub
 // keyframes), the largest when it says nothing, and nothing while the
 // video is hidden; with no gap in the sequence numbers throughout.
 func TestGoAdaptiveStream(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(35170, 35179, ""))
+	srv := startMedia(t, loopbackConfig(23170, 23179, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	pub, sub := teacherAndPupil(t, ctx, srv.WS, "adaptive")
@@ -317,7 +317,7 @@ func TestGoAdaptiveStream(t *testing.T) {
 // say when the camera's file switched.
 func TestRecordingNotesLayerSwitches(t *testing.T) {
 	parallel(t)
-	media := startMedia(t, loopbackConfig(35160, 35169, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(23160, 23169, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, false)), media)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -64,7 +64,7 @@ func droppedOut(t *testing.T, srv *mediaServer) float64 {
 // A subscriber that stops reading (a frozen process on ICE-TCP, whose
 // buffers fill) loses its own packets and delays nobody else.
 func TestFrozenSubscriberDelaysNoOne(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(34980, 34989, ""))
+	srv := startMedia(t, loopbackConfig(22980, 22989, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	pub, err := client.Dial(ctx, client.Options{URL: srv.WS, DisplayName: "teacher", Sources: []string{"video:cam"}})

@@ -247,8 +247,8 @@ func TestSoakMediaJoinPublishLeave(t *testing.T) {
 	// heap profiles before and after showed nothing left over), and came
 	// back to it within seconds of a collection asked for through the
 	// profiles the server serves on VCLASS_DEBUG_ADDR.
-	const debugAddr = "127.0.0.1:39745"
-	srv := startMediaBinary(t, measuredMediaBinary, "127.0.0.1:0", loopbackConfig(39700, 39719, ""),
+	const debugAddr = "127.0.0.1:27745"
+	srv := startMediaBinary(t, measuredMediaBinary, "127.0.0.1:0", loopbackConfig(27700, 27719, ""),
 		"VCLASS_LIMIT_CONNECTIONS_PER_SECOND_PER_IP=0", "VCLASS_DEBUG_ADDR="+debugAddr)
 	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.URL, "http://")) // severSocket guests only
 	proxyWS := "ws://" + proxy.Addr() + "/ws"
@@ -343,7 +343,7 @@ func TestSoakRecorderStartStop(t *testing.T) {
 	parallel(t)
 	cycles := soakCount(20, 200)
 	warm := max(5, cycles/20) // each kind of recording at least once
-	media := startMedia(t, loopbackConfig(39720, 39739, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_LIMIT_CONNECTIONS_PER_SECOND_PER_IP=0")
+	media := startMedia(t, loopbackConfig(27720, 27739, ""), "VCLASS_AUTH_SECRET="+testSecret, "VCLASS_LIMIT_CONNECTIONS_PER_SECOND_PER_IP=0")
 	// user1 records plain files, user2 composes class.mp4 as well (ffmpeg).
 	clients := `[{"Credentials": {"Username": "user1", "Password": "user1"}, "Host": "http://127.0.0.1", "Slots": 1,
 	    "FfmpegConfig": {"StartDelay": "0", "Compose": false}},

@@ -32,7 +32,7 @@ const svcCodecs = `[
 // dir/vp9_l3t3_key.txt (and the AV1 test to av1_l3t3_key.txt), one packet
 // a line: the captures sfu's tests replay.
 func TestBrowserVP9SVC(t *testing.T) {
-	testBrowserSVC(t, browserContext(t), "VP9", 35150)
+	testBrowserSVC(t, browserContext(t), "VP9", 23150)
 }
 
 // The same in AV1, whose layers the dependency descriptor tells: this
@@ -48,7 +48,7 @@ func TestBrowserAV1SVC(t *testing.T) {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	testBrowserSVC(t, ctx, "AV1", 35160)
+	testBrowserSVC(t, ctx, "AV1", 23160)
 }
 
 func testBrowserSVC(t *testing.T, browserCtx context.Context, codec string, ports int) {
@@ -216,7 +216,7 @@ func captureSVC(t *testing.T, ws, mime, path string) {
 // camera goes out as one plain AV1 stream, which a student decodes whole
 // at 720 lines.
 func TestBrowserAV1WithoutDescriptor(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(35230, 35239, svcCodecs))
+	srv := startMedia(t, loopbackConfig(23230, 23239, svcCodecs))
 	teacher := openPage(t, srv.URL+"/?room=av1&name=Teacher&autojoin=1&adaptive=0&codec=AV1", "teacher")
 	teacherID := inRoom(t, teacher)
 	student := openPage(t, srv.URL+"/?room=av1&name=Student&autojoin=1&adaptive=0", "student")

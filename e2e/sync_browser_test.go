@@ -235,7 +235,7 @@ func TestRecordingInStepWithPlayout(t *testing.T) {
 	}
 	dir := t.TempDir()
 	y4m, wav := flashBeepDevices(t, dir, 10)
-	media := startMedia(t, loopbackConfig(39260, 39269, ""), "VCLASS_AUTH_SECRET="+testSecret)
+	media := startMedia(t, loopbackConfig(27260, 27269, ""), "VCLASS_AUTH_SECRET="+testSecret)
 	rec := startRecorder(t, "", recorderConfig(oneClient(2, true)), media)
 	ann := openPageIn(t, browserWithDevices(t, y4m, wav), media.URL+"/?room=insync&name=Ann&autojoin=1", "Ann")
 	annID := inRoom(t, ann)

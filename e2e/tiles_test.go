@@ -39,7 +39,7 @@ func TestThirtyTilesGetWhatTheyShow(t *testing.T) {
 	dir := t.TempDir()
 	clips := simulcastClips(t, dir)
 	// The server as deployed (not race-instrumented): this test measures what it sends.
-	srv := startMediaBinary(t, measuredMediaBinary, "127.0.0.1:0", loopbackConfig(35180, 35199, ""))
+	srv := startMediaBinary(t, measuredMediaBinary, "127.0.0.1:0", loopbackConfig(23180, 23199, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const cameras = 29
@@ -284,7 +284,7 @@ func metricValue(t *testing.T, metrics, name string) float64 {
 // its two larger layers; when the student enlarges the tile, the middle
 // layer starts again and the student gets it.
 func TestDynacastStopsUnwatchedLayers(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(35200, 35209, ""))
+	srv := startMedia(t, loopbackConfig(23200, 23209, ""))
 	teacher := openPage(t, classURL(srv, "dynacast", "Teacher", "&mic=0"), "teacher")
 	student := openPage(t, classURL(srv, "dynacast", "Student", "&cam=0&mic=0"), "student")
 	waitFor(t, 20*time.Second, "both in the class", func() bool { return teacher.peerID() != "" && student.peerID() != "" })
@@ -332,7 +332,7 @@ func TestDynacastStopsUnwatchedLayers(t *testing.T) {
 // tile is enlarged; the student decodes the teacher at 180 and then 360
 // lines all along.
 func TestDynacastStopsUnwatchedSpatialLayers(t *testing.T) {
-	srv := startMedia(t, loopbackConfig(35220, 35229, svcCodecs))
+	srv := startMedia(t, loopbackConfig(23220, 23229, svcCodecs))
 	teacher := openPage(t, srv.URL+"/?room=dynsvc&name=Teacher&autojoin=1&mic=0&codec=VP9", "teacher")
 	teacherID := inRoom(t, teacher)
 	mode := func() (string, float64) {

@@ -38,7 +38,7 @@ func TestWebhooks(t *testing.T) {
 		return strings.Replace(loopbackConfig(lo, lo+9, ""), `"MeetingServerSettings"`,
 			fmt.Sprintf(`"WebhookSettings": {"Url": %q, "Secret": %q}, "MeetingServerSettings"`, url, secret), 1)
 	}
-	srv := startMedia(t, withHooks(34520, receiver.URL))
+	srv := startMedia(t, withHooks(22520, receiver.URL))
 	c := dialRaw(t, srv)
 	c.expectOK(`{"request": true, "id": 1, "method": "join", "data": {"displayName": "Ann"}}`)
 	c.expectOK(`{"request": true, "id": 2, "method": "joinRoom", "data": {"roomId": "hooks"}}`)
@@ -65,7 +65,7 @@ func TestWebhooks(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	downURL := "http://" + ln.Addr().String() + "/hooks"
 	ln.Close()
-	down := startMedia(t, withHooks(34530, downURL))
+	down := startMedia(t, withHooks(22530, downURL))
 	start := time.Now()
 	for i := range 20 {
 		d := dialRaw(t, down)

@@ -20,7 +20,7 @@ import (
 
 // Tests of this package bind media ports in this range; an engine skips
 // the ports that are busy.
-const testMinPort, testMaxPort = 36000, 36999
+const testMinPort, testMaxPort = 28000, 28999
 
 // newTestEngine is a real engine on 127.0.0.1 with VP8 and Opus.
 func newTestEngine(t testing.TB) *sfu.Engine {

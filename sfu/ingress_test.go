@@ -28,7 +28,7 @@ import (
 func TestPublisherDirectPath(t *testing.T) {
 	for i, noBatching := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noBatching=%v", noBatching), func(t *testing.T) {
-			testPublisherPaths(t, uint16(35240+10*i), noBatching)
+			testPublisherPaths(t, uint16(29240+10*i), noBatching)
 		})
 	}
 }

@@ -138,7 +138,7 @@ func BenchmarkForwardLoopback(b *testing.B) {
 }
 
 func benchLoopback(b *testing.B, n int, noBatching bool) {
-	e := newLoopbackEngine(b, 35000, 35099, noBatching)
+	e := newLoopbackEngine(b, 29000, 29099, noBatching)
 	up := testUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 	var receiving []<-chan struct{}
 	for i := range n {

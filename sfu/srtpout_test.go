@@ -35,7 +35,7 @@ func feedUntilReceiving(r *upReader, up *UpTrack, receiving <-chan struct{}) uin
 func TestDirectPathDelivers(t *testing.T) {
 	for _, noBatching := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noBatching=%v", noBatching), func(t *testing.T) {
-			e := newLoopbackEngine(t, 35100, 35109, noBatching)
+			e := newLoopbackEngine(t, 29100, 29109, noBatching)
 			up := testUpTrack("up", e, vp8Codec, 1111, 0, func([]rtcp.Packet) error { return nil })
 			got := make(chan *rtp.Packet, 1000)
 			sub, receiving := connectSubscriberWith(t, e, up, "d", func(tr *webrtc.TrackRemote) {
@@ -103,7 +103,7 @@ func TestDirectPathDelivers(t *testing.T) {
 func TestDirectPathReadsRTCP(t *testing.T) {
 	for i, noBatching := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noBatching=%v", noBatching), func(t *testing.T) {
-			testReadsRTCP(t, uint16(35110+5*i), noBatching)
+			testReadsRTCP(t, uint16(29110+5*i), noBatching)
 		})
 	}
 }

@@ -66,7 +66,7 @@ type fuzzServer struct {
 func newFuzzServer(f *testing.F) *fuzzServer {
 	engine, err := sfu.NewEngine(sfu.EngineParams{
 		RTC: config.RTC{
-			MinPort: 37000, MaxPort: 37099,
+			MinPort: 29600, MaxPort: 29699,
 			Listen: []config.Listen{{IP: "127.0.0.1", AnnouncedIP: "127.0.0.1"}},
 		},
 		Codecs: []config.Codec{

@@ -33,8 +33,9 @@ func Start(t testing.TB) *Server {
 	return StartAt(t, port)
 }
 
-// StartAt is Start on a port the test chose (one of its own range, for a
-// test that kills and restarts servers on the same ports).
+// StartAt is Start on a port the test chose, for a test that restarts
+// the server: one of its own, below Linux's ephemeral ports (32768 on),
+// or a connection elsewhere on the machine may take it meanwhile.
 func StartAt(t testing.TB, port int) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
