@@ -61,8 +61,8 @@ type Params struct {
 	Rooms func() []string
 	// OnLost, when set, is told of a room live here whose claim another
 	// node holds: the room formed there while this node was cut off from
-	// Redis. Its peers here belong there (called on the heartbeat's
-	// goroutine).
+	// Redis. Its peers here belong there (called on a goroutine of its
+	// own; Close waits for it).
 	OnLost    func(room, owner string)
 	Heartbeat time.Duration // default 1 s; the keys live 3 heartbeats
 	Logger    *slog.Logger
@@ -95,6 +95,7 @@ type Node struct {
 	lastOK  time.Time // the last heartbeat that reached Redis
 	stop    chan struct{}
 	done    chan struct{}
+	lost    sync.WaitGroup // OnLost calls under way
 }
 
 // New connects to Redis (lazily: a Redis that is down at start is tried
@@ -133,6 +134,7 @@ func New(p Params) (*Node, error) {
 // expire (clients come back elsewhere).
 func (n *Node) Close() {
 	n.halt()
+	n.lost.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	n.rdb.ZRem(ctx, keyNodes, n.p.NodeID)
@@ -277,7 +279,11 @@ func (n *Node) claim(ctx context.Context, now time.Time) error {
 		}
 		n.log.Warn("a room live here runs on another node too: its peers here are sent there", "room", room, "owner", owner)
 		if n.p.OnLost != nil {
-			go n.p.OnLost(room, owner)
+			n.lost.Add(1)
+			go func() {
+				defer n.lost.Done()
+				n.p.OnLost(room, owner)
+			}()
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,19 +281,34 @@ func TestNodesAwayFromRedisSplitNoRoom(t *testing.T) {
 }
 
 // A node cut off from Redis while its room formed again on another node
-// is told so when it is back (OnLost), to send its peers there.
+// is told so when it is back (OnLost), to send its peers there. Close
+// waits for the calls under way.
 func TestLostRoomIsReported(t *testing.T) {
 	r := redistest.Start(t)
 	const beat = 200 * time.Millisecond
 	pa := tcpproxy.Start(t, fmt.Sprintf("127.0.0.1:%d", r.Port))
-	lost := make(chan [2]string, 10)
+	lost := make(chan [2]string, 1)
+	var running atomic.Int32
 	a, err := New(Params{RedisURL: "redis://" + pa.Addr() + "/0", NodeID: "a", PublicURL: "ws://a/ws", Heartbeat: beat,
-		Rooms:  func() []string { return []string{"x"} },
-		OnLost: func(room, owner string) { lost <- [2]string{room, owner} }})
+		Rooms: func() []string { return []string{"x"} },
+		OnLost: func(room, owner string) {
+			running.Add(1)
+			defer running.Add(-1)
+			select {
+			case lost <- [2]string{room, owner}:
+			default:
+			}
+			time.Sleep(3 * beat / 2) // slower than the heartbeat: one is always under way
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer func() {
+		a.Close()
+		if n := running.Load(); n != 0 {
+			t.Errorf("%d OnLost calls still running after Close", n)
+		}
+	}()
 	sb := &state{}
 	b := newNodeAt(t, r.URL(), "b", sb, beat)
 	defer b.Close()

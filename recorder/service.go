@@ -60,6 +60,10 @@ type Service struct {
 	// drainCtx ends when Shutdown begins: compositions stop then.
 	drainCtx context.Context
 	drained  context.CancelFunc
+
+	// bg counts the goroutines Shutdown waits for besides the jobs: the
+	// lease renewal and the callbacks of recordings found interrupted.
+	bg sync.WaitGroup
 }
 
 // slotLease is how long a recording's slot in Redis outlives the last
@@ -177,7 +181,11 @@ func New(p Params) (*Service, error) {
 		}
 	}
 	if s.slots != nil {
-		go s.renewSlots()
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.renewSlots()
+		}()
 	}
 	return s, nil
 }
@@ -258,7 +266,11 @@ func (s *Service) restore(dir string) error {
 			if rec.CallbackURL != "" {
 				cb := newCallbacks(rec.CallbackURL, j.log)
 				cb.post(j.snapshot())
-				go cb.close(callbackWait)
+				s.bg.Add(1)
+				go func() {
+					defer s.bg.Done()
+					cb.close(callbackWait)
+				}()
 			}
 		}
 		s.jobs[rec.ID] = j
@@ -558,6 +570,16 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	bg := make(chan struct{})
+	go func() {
+		s.bg.Wait()
+		close(bg)
+	}()
+	select {
+	case <-bg:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if s.slots != nil {
 		s.slots.Close()
