@@ -192,7 +192,6 @@ type pipelineRun struct {
 
 	seq     uint16
 	rtpTS   uint32
-	first   time.Time // the first packet's arrival, as pump keeps it
 	havePkt bool
 	lastOut uint16
 	outAny  bool
@@ -200,7 +199,6 @@ type pipelineRun struct {
 	frames  []keptFrame
 	placed  int // of track.queue, checked so far
 	lastAt  time.Duration
-	pending []timed
 }
 
 // keptFrame is a frame the assembler gave and a copy of its bytes then.
@@ -260,8 +258,9 @@ func (p *pipelineRun) packet(s *script) {
 }
 
 // pump is session.pump without its I/O (keyframe requests, files): the
-// packets taken go through the jitter buffer and the assembler and are
-// placed on the timeline; then the invariants are checked.
+// packets taken go through the jitter buffer and the assembler (the same
+// track.flow) and are placed on the timeline; then the invariants are
+// checked.
 func (p *pipelineRun) pump(ended bool) {
 	t, tr := p.t, p.track
 	tr.mu.Lock()
@@ -272,56 +271,39 @@ func (p *pipelineRun) pump(ended bool) {
 		tr.clock.report(sr)
 	}
 	p.srs = p.srs[:0]
-	for _, ip := range in {
-		if p.first.IsZero() {
-			p.first = ip.arrival
-		}
-		tr.jb.push(ip.pkt, ip.arrival)
-	}
 	due := p.now
 	if ended {
 		due = p.now.Add(time.Hour)
 	}
-	tr.out = tr.jb.pop(due, tr.out[:0])
+	tr.flow(in, due, p.start, func(o outPacket, f frame, ok bool) {
+		p.checkOrder(o)
+		if tr.video && o.lost {
+			p.wantKey = true
+		}
+		if ok {
+			p.checkFrame(o, f)
+		}
+		// The packet goes back to the pool next, its bytes spoilt as the
+		// next packet read into it would spoil them.
+		for i := range o.pkt.buf {
+			o.pkt.buf[i] = 0xa5
+		}
+	})
 	for seq, e := range tr.jb.slots {
 		if waited := due.Sub(e.arrival); waited >= tr.jb.latency {
 			t.Fatalf("packet %d still held after a pop, %v after it arrived", uint16(seq), waited)
 		}
 	}
-	for _, o := range tr.out {
-		p.checkOrder(o)
-		if tr.video && o.lost {
-			p.wantKey = true
-		}
-		f, ok, _ := tr.asm.add(o)
-		if ok {
-			p.checkFrame(o, f)
-		}
-		// The packet goes back to the pool, its bytes spoilt as the next
-		// packet read into it would spoil them.
-		for i := range o.pkt.buf {
-			o.pkt.buf[i] = 0xa5
-		}
-		o.pkt.release()
-		if ok {
-			tf := timed{frame: f, ext: tr.clock.extend(f.rtpTS), arrived: f.arrival.Sub(p.start)}
-			if tr.clock.anchored {
-				tr.place(tf)
-			} else {
-				p.pending = append(p.pending, tf)
-			}
-		}
-	}
-	if !tr.clock.anchored && len(p.pending) > 0 {
-		waited := p.now.Sub(p.first)
+	if !tr.clock.anchored && len(tr.pending) > 0 {
+		waited := p.now.Sub(tr.first)
 		if ended {
 			waited = srWait
 		}
-		if placed, _ := tr.clock.anchor(p.pending, waited, true); placed {
-			for _, f := range p.pending {
+		if placed, _ := tr.clock.anchor(tr.pending, waited, true); placed {
+			for _, f := range tr.pending {
 				tr.place(f)
 			}
-			p.pending = nil
+			tr.pending = nil
 		}
 	}
 	p.checkPlaced()

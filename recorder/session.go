@@ -389,36 +389,15 @@ func (s *session) pump(t *track, now time.Time, final bool) {
 	for _, sr := range srs {
 		t.clock.report(sr)
 	}
-	for _, p := range in {
-		if t.first.IsZero() {
-			t.first = p.arrival
-		}
-		t.lastArrival = p.arrival
-		t.jb.push(p.pkt, p.arrival)
-	}
 	s.stats.packets.Add(uint64(len(in)))
 	due := now
 	if ended {
 		due = now.Add(time.Hour) // give up on every hole
 	}
-	t.out = t.jb.pop(due, clear0(t.out))
-	for _, p := range t.out {
-		f, ok, wantKey := t.asm.add(p)
-		p.pkt.release() // the frame has what it needs of it
-		if wantKey && t.video && now.Sub(t.lastKeyReq) >= keyframeWait {
-			t.lastKeyReq = now
-			err := t.rt.RequestKeyframe()
-			s.log.Debug("keyframe requested", "peer", t.peerID, "source", t.source, "err", err)
-		}
-		if !ok {
-			continue
-		}
-		tf := timed{frame: f, ext: t.clock.extend(f.rtpTS), arrived: f.arrival.Sub(s.start)}
-		if t.clock.anchored {
-			t.place(tf)
-		} else {
-			t.pending = append(t.pending, tf)
-		}
+	if t.flow(in, due, s.start, nil) && t.video && now.Sub(t.lastKeyReq) >= keyframeWait {
+		t.lastKeyReq = now
+		err := t.rt.RequestKeyframe()
+		s.log.Debug("keyframe requested", "peer", t.peerID, "source", t.source, "err", err)
 	}
 	if lost := t.jb.lost - t.reportedLost; lost > 0 {
 		t.reportedLost = t.jb.lost
@@ -465,6 +444,41 @@ func (s *session) pump(t *track, now time.Time, final bool) {
 		}
 	}
 	t.over = ended
+}
+
+// flow takes in through the jitter buffer, pops what is due and hands it
+// to the assembler: each frame it completes goes on the timeline, or waits
+// in pending until the track's clock is anchored (start is the timeline's
+// zero). It reports whether the assembler asked for a keyframe. seen, when
+// set, is shown each packet popped and what the assembler made of it,
+// before the packet goes back to its pool.
+func (t *track) flow(in []inPacket, due, start time.Time, seen func(p outPacket, f frame, ok bool)) (wantKey bool) {
+	for _, p := range in {
+		if t.first.IsZero() {
+			t.first = p.arrival
+		}
+		t.lastArrival = p.arrival
+		t.jb.push(p.pkt, p.arrival)
+	}
+	t.out = t.jb.pop(due, clear0(t.out))
+	for _, p := range t.out {
+		f, ok, key := t.asm.add(p)
+		wantKey = wantKey || key
+		if seen != nil {
+			seen(p, f, ok)
+		}
+		p.pkt.release() // the frame has what it needs of it
+		if !ok {
+			continue
+		}
+		tf := timed{frame: f, ext: t.clock.extend(f.rtpTS), arrived: f.arrival.Sub(start)}
+		if t.clock.anchored {
+			t.place(tf)
+		} else {
+			t.pending = append(t.pending, tf)
+		}
+	}
+	return wantKey
 }
 
 // unwritten reports whether no frame of the peer's tracks is in a file yet.
