@@ -188,9 +188,12 @@ func TestLinkChangesUnderWay(t *testing.T) {
 	c.ns.shape(t, "2mbit")
 	raised := time.Now()
 	// Within 30 s: the estimate climbs on its own a few percent a second
-	// and probes find the rest, but a probe that congestion followed (the
-	// queue the narrow link left draining) backs probing off to 10 s. In
-	// clean runs it is back in 6-15 s; one CI run took longer than 15.
+	// and probes find the rest, 1.5 s apart while each finds more; the
+	// first comes up to 8 s after the return (probes on the narrow link
+	// found nothing), and congestion after one (a keyframe of the layer
+	// it let in) holds the next back 6 s. Measured on a quiet machine:
+	// back in 4.9-10.4 s in five runs (3.8-24 s in six before a probe
+	// that finds more started the spacing over).
 	waitFor(t, 30*time.Second, "the weak student back at the top layer (720p) within 30 s of the return to 2 Mbit/s", func() bool {
 		return atTop()
 	})

@@ -230,49 +230,8 @@ func (s *Subscriber) allocate(now time.Time) {
 		est = int(b.est.max) // a receiver that gives no feedback: nothing to go by
 	}
 	b.allocated = est
-	if bps, whole, done := b.est.TakeProbeResult(); done {
+	if bps, whole, done := b.afterProbes(now, est); done {
 		s.engine.log.Debug("probe result", "subscriber", s.id, "bps", bps, "whole", whole, "estimate", est)
-		switch {
-		case (bps >= b.probeTarget*95/100 || whole) && bps >= b.probeFrom*6/5,
-			whole && bps > b.probeFrom*21/20:
-			// The link carried all of it, above the estimate (or all that
-			// could be sent, short of the target: padding comes only
-			// between frames): probe again soon and further (it may have
-			// widened a lot), as long as nothing contradicts it. The
-			// backoff stays until what was found has held for probeTrust.
-			b.step = min(2*b.step, maxProbeStep)
-			b.probeRaised = now
-			b.nextProbe = now.Add(probeAgain)
-		case bps > b.probeFrom*21/20:
-			// A little more than the estimate: taken, but the link is about
-			// found; probing again as often would mostly cost padding.
-			b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
-			b.probeRaised = now
-			b.nextProbe = now.Add(b.backoff)
-		default:
-			b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
-			b.nextProbe = now.Add(b.backoff)
-		}
-	}
-	switch {
-	case b.probeRaised.IsZero():
-	case b.est.CongestedSince(b.probeRaised):
-		// What the probe found did not hold: probe less often, less far.
-		b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
-		b.nextProbe = now.Add(b.backoff)
-		b.probeRaised = time.Time{}
-	case now.Sub(b.probeRaised) >= probeTrust:
-		b.backoff = probeEvery // it held
-		b.probeRaised = time.Time{}
-	}
-	if b.trial > 0 && (est < b.trial*8/10 || !now.Before(b.trialEnd)) {
-		if est < b.trial*8/10 {
-			b.backoff = min(2*b.backoff, maxProbeBackoff)
-		} else {
-			b.backoff = probeEvery
-		}
-		b.nextProbe = now.Add(b.backoff)
-		b.trial = 0
 	}
 	overusing, loss, acked := b.est.Overusing(), b.est.Loss(), b.est.Acked()
 	mayPause := b.est.CongestedSince(now.Add(-congestionMemory))
@@ -328,6 +287,68 @@ func (s *Subscriber) allocate(now time.Time) {
 	if spent < wanted*0.95 && float64(est) < wanted*upgradeMargin*1.05 && !overusing && loss < 0.02 {
 		s.maybeProbe(now, est, wanted, spent, downs)
 	}
+}
+
+// afterProbes moves the next probe (its time, step and backoff) by what
+// the last probe found, if it just finished (done), and by whether what
+// a probe or a trial found has held since (est: the estimate allocated
+// now). b.mu is held.
+func (b *bandwidth) afterProbes(now time.Time, est int) (bps int, whole, done bool) {
+	bps, whole, done = b.est.TakeProbeResult()
+	if done {
+		switch {
+		case (bps >= b.probeTarget*95/100 || whole) && bps >= b.probeFrom*6/5,
+			whole && bps > b.probeFrom*21/20:
+			// The link carried all of it, above the estimate (or all that
+			// could be sent, short of the target: padding comes only
+			// between frames): probe again soon and further (it may have
+			// widened a lot), as long as nothing contradicts it. The
+			// backoff that probes finding nothing built up (on a narrower
+			// link) starts over: congestion soon after doubles it from
+			// probeEvery.
+			b.step = min(2*b.step, maxProbeStep)
+			b.backoff = probeEvery
+			b.probeRaised = now
+			b.nextProbe = now.Add(probeAgain)
+		case bps > b.probeFrom*21/20:
+			// A little more than the estimate: taken, but the link is about
+			// found; probing again as often would mostly cost padding.
+			b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
+			b.probeRaised = now
+			b.nextProbe = now.Add(b.backoff)
+		case whole:
+			// The link carried all that was sent, but that was no more
+			// than the estimate (padding waits for frames, and few came):
+			// it told nothing either way. Again after probeEvery, the
+			// backoff as it was (seen: the first probe after a narrow link
+			// widened again, with the queue it left still draining).
+			b.nextProbe = now.Add(probeEvery)
+		default:
+			b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
+			b.nextProbe = now.Add(b.backoff)
+		}
+	}
+	switch {
+	case b.probeRaised.IsZero():
+	case b.est.CongestedSince(b.probeRaised):
+		// What the probe found did not hold: probe less often, less far.
+		b.backoff, b.step = min(2*b.backoff, maxProbeBackoff), probeStep
+		b.nextProbe = now.Add(b.backoff)
+		b.probeRaised = time.Time{}
+	case now.Sub(b.probeRaised) >= probeTrust:
+		b.backoff = probeEvery // it held
+		b.probeRaised = time.Time{}
+	}
+	if b.trial > 0 && (est < b.trial*8/10 || !now.Before(b.trialEnd)) {
+		if est < b.trial*8/10 {
+			b.backoff = min(2*b.backoff, maxProbeBackoff)
+		} else {
+			b.backoff = probeEvery
+		}
+		b.nextProbe = now.Add(b.backoff)
+		b.trial = 0
+	}
+	return bps, whole, done
 }
 
 // temporalLog shows temporal layers as numbers in logs, formatted only
