@@ -34,6 +34,7 @@ const (
 	keySettling   = "vclass:settling" // while it exists, no room is placed (the owners are claiming theirs)
 	defaultBeat   = time.Second       // heartbeat; a node or room not renewed for 3 beats is gone
 	opTimeout     = 1500 * time.Millisecond
+	lostWait      = 5 * time.Second // what Close waits for OnLost calls
 )
 
 // ErrUnavailable is returned while Redis cannot be reached: new joins
@@ -62,7 +63,7 @@ type Params struct {
 	// OnLost, when set, is told of a room live here whose claim another
 	// node holds: the room formed there while this node was cut off from
 	// Redis. Its peers here belong there (called on a goroutine of its
-	// own; Close waits for it).
+	// own; Close waits up to 5 s for it).
 	OnLost    func(room, owner string)
 	Heartbeat time.Duration // default 1 s; the keys live 3 heartbeats
 	Logger    *slog.Logger
@@ -134,7 +135,16 @@ func New(p Params) (*Node, error) {
 // expire (clients come back elsewhere).
 func (n *Node) Close() {
 	n.halt()
-	n.lost.Wait()
+	lost := make(chan struct{})
+	go func() {
+		n.lost.Wait()
+		close(lost)
+	}()
+	select {
+	case <-lost:
+	case <-time.After(lostWait):
+		n.log.Warn("leaving the cluster with rooms still being moved")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	n.rdb.ZRem(ctx, keyNodes, n.p.NodeID)
