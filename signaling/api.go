@@ -134,7 +134,7 @@ func (a *api) createRoom(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !validRoomID(req.ID) {
-		apiError(w, http.StatusBadRequest, "badRequest", "id must be 1-128 characters of A-Z a-z 0-9 . _ -, not . or ..")
+		apiError(w, http.StatusBadRequest, "badRequest", "id must be "+roomIDRule)
 		return
 	}
 	rm, err := a.p.Rooms.CreateRoom(req.ID, req.Settings)
@@ -256,7 +256,7 @@ func (a *api) mintTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case !validRoomID(req.Room):
-		apiError(w, http.StatusBadRequest, "badRequest", "room must be 1-128 characters of A-Z a-z 0-9 . _ -, not . or ..")
+		apiError(w, http.StatusBadRequest, "badRequest", "room must be "+roomIDRule)
 		return
 	case req.Sub == "":
 		apiError(w, http.StatusBadRequest, "badRequest", "sub (the portal's user id) is required")

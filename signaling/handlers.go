@@ -46,6 +46,9 @@ var (
 	sourcePattern = regexp.MustCompile(`^(audio|video):[A-Za-z0-9_-]{1,32}$`)
 )
 
+// roomIDRule says what validRoomID takes, for the refusals.
+const roomIDRule = "1-128 characters of A-Z a-z 0-9 . _ -, not . or .."
+
 // validRoomID: 1-128 characters of A-Z a-z 0-9 . _ -, and not "." or
 // "..", which a URL path cannot name (/api/v1/rooms/.. is /api/v1/).
 func validRoomID(id string) bool {
@@ -166,7 +169,7 @@ func (s *session) joinRoom(data json.RawMessage) (any, error) {
 		return nil, errorf(codeAlreadyInRoom, "already in room %s", s.peer.Room().ID())
 	}
 	if !validRoomID(req.RoomID) {
-		return nil, errorf(codeBadRequest, "roomId must be 1-128 characters of A-Z a-z 0-9 . _ -, not . or ..")
+		return nil, errorf(codeBadRequest, "roomId must be "+roomIDRule)
 	}
 	if s.claims != nil {
 		if err := s.claims.ForRoom(req.RoomID); err != nil {
